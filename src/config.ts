@@ -1,0 +1,212 @@
+// Every setting, read once from the environment (and `.env`), validated, typed, passed in.
+// Nothing else reads process.env. A problem stops the start with one line per setting, never
+// printing a secret's value.
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parseEnv } from 'node:util';
+import { z } from 'zod';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z
+  .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off', ''])
+  .transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
+
+/** Dify input variable ← a field of the authenticated user. */
+const inputSourceSchema = z.enum(['userid', 'id', 'name', 'department', 'token']);
+
+const schema = z
+  .object({
+    PORT: int(0, 65535).default(8080),
+    HOST: z.string().min(1).default('0.0.0.0'),
+    WECOM_TOKEN: z
+      .string({ error: "required: the bot's callback Token from the WeCom admin console" })
+      .min(1, 'required'),
+    WECOM_ENCODING_AES_KEY: z
+      .string({ error: "required: the bot's EncodingAESKey from the WeCom admin console" })
+      .regex(/^[A-Za-z0-9]{43}$/, 'must be exactly 43 characters of A-Z, a-z and 0-9'),
+    WECOM_BOT_ID: z.string().min(1).optional(),
+    WELCOME_TEXT: z.string().default('你好，我是 AI 助手，有什么可以帮你？发送 /help 查看可用命令。'),
+    DIFY_API_URL: httpUrl.default('https://api.dify.ai/v1'),
+    DIFY_API_KEY: z.string({ error: "required: the Dify app's API key (app-…)" }).min(1, 'required'),
+    DIFY_APP_TYPE: z.enum(['chat', 'workflow']).default('chat'),
+    DIFY_TIMEOUT_SECONDS: int(5, 3600).default(60),
+    DIFY_INPUTS: z
+      .string()
+      .default('{}')
+      .transform((raw, ctx) => {
+        try {
+          return z.record(z.string(), inputSourceSchema).parse(JSON.parse(raw));
+        } catch {
+          ctx.addIssue({
+            code: 'custom',
+            message: `must be a JSON object of Dify input name to one of ${inputSourceSchema.options.join(', ')}`,
+          });
+          return z.NEVER;
+        }
+      }),
+    DIFY_BEARER: z.enum(['app_key', 'user_token']).default('app_key'),
+    REDIS_URL: z
+      .string()
+      .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+      .optional(),
+    REDIS_CLUSTER_NODES: z
+      .string()
+      .regex(/^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$/, 'must be host:port,host:port')
+      .optional(),
+    AUTH_MODE: z.enum(['none', 'allowlist', 'directory']).default('none'),
+    MYSQL_URL: z
+      .string()
+      .regex(/^mysql:\/\//, 'must be mysql://user:pass@host:3306/db')
+      .optional(),
+    AUTH_API_URL: httpUrl.optional(),
+    AUTH_API_TIMEOUT_MS: int(100, 60_000).default(5000),
+    AUTH_SECRET_KEY: z
+      .string()
+      .refine(
+        (v) => Buffer.from(v, 'base64').length === 32,
+        'must be 32 bytes in base64 (openssl rand -base64 32)',
+      )
+      .optional(),
+    AUTH_DENIED_TEXT: z.string().optional(),
+    STREAM_TTL_SECONDS: int(60, 7 * 24 * 3600).default(1800),
+    STREAM_WINDOW_SECONDS: int(5, 3600).default(360),
+    WINDOW_MARGIN_SECONDS: int(1, 600).default(30),
+    LEASE_SECONDS: int(2, 600).default(15),
+    DRAIN_SECONDS: int(0, 3600).default(25),
+    NODE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
+    INSPECTOR: bool.default(false),
+    INSPECTOR_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .superRefine((env, ctx) => {
+    const need = (name: string, why: string) => ctx.addIssue({ code: 'custom', path: [name], message: why });
+    if (env.AUTH_MODE !== 'none' && !env.MYSQL_URL)
+      need('MYSQL_URL', `required when AUTH_MODE=${env.AUTH_MODE}`);
+    if (env.AUTH_MODE === 'directory' && !env.AUTH_API_URL)
+      need('AUTH_API_URL', 'required when AUTH_MODE=directory');
+    if (env.DIFY_BEARER === 'user_token' && env.AUTH_MODE !== 'directory')
+      need('DIFY_BEARER', 'user_token needs AUTH_MODE=directory (the token comes from the token service)');
+    if (env.REDIS_URL && env.REDIS_CLUSTER_NODES)
+      need('REDIS_CLUSTER_NODES', 'set REDIS_URL or REDIS_CLUSTER_NODES, not both');
+    if (env.WINDOW_MARGIN_SECONDS >= env.STREAM_WINDOW_SECONDS)
+      need('WINDOW_MARGIN_SECONDS', 'must be less than STREAM_WINDOW_SECONDS');
+  });
+
+type Env = z.infer<typeof schema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  nodeId: string;
+  logLevel: Env['LOG_LEVEL'];
+  wecom: { token: string; encodingAESKey: string; botId?: string; welcomeText: string };
+  dify: {
+    apiUrl: string;
+    apiKey: string;
+    appType: Env['DIFY_APP_TYPE'];
+    timeoutMs: number;
+    inputs: Env['DIFY_INPUTS'];
+    bearer: Env['DIFY_BEARER'];
+  };
+  store: { redisUrl?: string; clusterNodes?: { host: string; port: number }[]; ttlSeconds: number };
+  auth: {
+    mode: Env['AUTH_MODE'];
+    mysqlUrl?: string;
+    apiUrl?: string;
+    apiTimeoutMs: number;
+    secretKey?: Buffer;
+    deniedText?: string;
+  };
+  stream: { windowMs: number; marginMs: number; leaseMs: number; drainMs: number };
+  inspector: { enabled: boolean; token?: string };
+}
+
+/** The names of the settings that hold secrets: never printed. */
+export const secretSettings = [
+  'WECOM_TOKEN',
+  'WECOM_ENCODING_AES_KEY',
+  'DIFY_API_KEY',
+  'AUTH_SECRET_KEY',
+  'INSPECTOR_TOKEN',
+];
+
+/** Every setting's name, for docs and deployment checks. */
+export const settingNames = Object.keys(schema.shape);
+
+export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
+
+export function parseConfig(env: Record<string, string | undefined>): ConfigResult {
+  // An empty value counts as unset, as in most twelve-factor tooling.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(cleaned);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? 'settings');
+      // zod messages never contain the input value; keep it that way for secrets.
+      return `${name}: ${issue.message}`;
+    });
+    return { ok: false, problems: [...new Set(problems)] };
+  }
+  const e = parsed.data;
+  return {
+    ok: true,
+    config: {
+      port: e.PORT,
+      host: e.HOST,
+      nodeId: e.NODE_ID,
+      logLevel: e.LOG_LEVEL,
+      wecom: {
+        token: e.WECOM_TOKEN,
+        encodingAESKey: e.WECOM_ENCODING_AES_KEY,
+        botId: e.WECOM_BOT_ID,
+        welcomeText: e.WELCOME_TEXT,
+      },
+      dify: {
+        apiUrl: e.DIFY_API_URL.replace(/\/+$/, ''),
+        apiKey: e.DIFY_API_KEY,
+        appType: e.DIFY_APP_TYPE,
+        timeoutMs: e.DIFY_TIMEOUT_SECONDS * 1000,
+        inputs: e.DIFY_INPUTS,
+        bearer: e.DIFY_BEARER,
+      },
+      store: {
+        redisUrl: e.REDIS_URL,
+        clusterNodes: e.REDIS_CLUSTER_NODES?.split(',').map((hp) => {
+          const [host, port] = hp.split(':');
+          return { host: host ?? '', port: Number(port) };
+        }),
+        ttlSeconds: e.STREAM_TTL_SECONDS,
+      },
+      auth: {
+        mode: e.AUTH_MODE,
+        mysqlUrl: e.MYSQL_URL,
+        apiUrl: e.AUTH_API_URL,
+        apiTimeoutMs: e.AUTH_API_TIMEOUT_MS,
+        secretKey: e.AUTH_SECRET_KEY ? Buffer.from(e.AUTH_SECRET_KEY, 'base64') : undefined,
+        deniedText: e.AUTH_DENIED_TEXT,
+      },
+      stream: {
+        windowMs: e.STREAM_WINDOW_SECONDS * 1000,
+        marginMs: e.WINDOW_MARGIN_SECONDS * 1000,
+        leaseMs: e.LEASE_SECONDS * 1000,
+        drainMs: e.DRAIN_SECONDS * 1000,
+      },
+      inspector: { enabled: e.INSPECTOR, token: e.INSPECTOR_TOKEN },
+    },
+  };
+}
+
+/** `.env` in the working directory, under the real environment (which wins). */
+export function readEnv(
+  processEnv: Record<string, string | undefined>,
+  dotenvPath = '.env',
+): Record<string, string | undefined> {
+  let fromFile: Record<string, string> = {};
+  try {
+    fromFile = parseEnv(readFileSync(dotenvPath, 'utf8')) as Record<string, string>;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  return { ...fromFile, ...processEnv };
+}

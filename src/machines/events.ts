@@ -1,0 +1,136 @@
+// The facts of a conversation stream: one schema per event type, parsed on every read.
+// An event of a type this version does not know is kept as `UnknownEvent`: it is shown by
+// replay and ignored by the fold, so a newer node's events never break an older node's polls.
+import { z } from 'zod';
+
+const at = z.number().int().nonnegative();
+
+/** The user info a granted authentication carries. Never a secret. */
+export const grantedUserSchema = z.looseObject({
+  /** The stable id Dify sees as `user`. */
+  id: z.string().min(1),
+  name: z.string().optional(),
+  department: z.string().optional(),
+});
+export type GrantedUser = z.infer<typeof grantedUserSchema>;
+
+export const eventSchemas = {
+  'stream.opened': z.looseObject({
+    type: z.literal('stream.opened'),
+    at,
+    streamId: z.string().min(1),
+    msgid: z.string().min(1),
+    bot: z.string(),
+    userid: z.string().min(1),
+    chatid: z.string().optional(),
+    chattype: z.enum(['single', 'group']),
+    query: z.string(),
+    responseUrl: z.string().optional(),
+    /** The node that accepted the message. */
+    node: z.string().optional(),
+  }),
+  'stream.queued': z.looseObject({
+    type: z.literal('stream.queued'),
+    at,
+    /** The stream of the same conversation this one waits for. */
+    behind: z.string(),
+  }),
+  'stream.dequeued': z.looseObject({ type: z.literal('stream.dequeued'), at }),
+  'auth.granted': z.looseObject({ type: z.literal('auth.granted'), at, user: grantedUserSchema }),
+  'auth.denied': z.looseObject({
+    type: z.literal('auth.denied'),
+    at,
+    reason: z.string(),
+    /** The user-facing text, decided by the owner from its settings, so every node renders the same. */
+    text: z.string().optional(),
+  }),
+  'dify.started': z.looseObject({
+    type: z.literal('dify.started'),
+    at,
+    conversationId: z.string().optional(),
+    messageId: z.string().optional(),
+    taskId: z.string().optional(),
+    workflowRunId: z.string().optional(),
+  }),
+  'answer.delta': z.looseObject({ type: z.literal('answer.delta'), at, text: z.string() }),
+  'answer.replaced': z.looseObject({ type: z.literal('answer.replaced'), at, text: z.string() }),
+  'answer.completed': z.looseObject({
+    type: z.literal('answer.completed'),
+    at,
+    usage: z.record(z.string(), z.unknown()).optional(),
+  }),
+  'answer.failed': z.looseObject({
+    type: z.literal('answer.failed'),
+    at,
+    code: z.string(),
+    message: z.string(),
+    /** The user-facing text when the owner chose one; otherwise render maps `code`. */
+    text: z.string().optional(),
+  }),
+  /** Another node claimed the stream after its owner's lease ran out, and answers again from the start. */
+  'stream.taken_over': z.looseObject({
+    type: z.literal('stream.taken_over'),
+    at,
+    node: z.string(),
+    attempt: z.number().int().positive(),
+    previousNode: z.string().optional(),
+  }),
+  /** The owner handed its lease back (graceful shutdown); the next poll takes it over at once. */
+  'stream.released': z.looseObject({ type: z.literal('stream.released'), at, node: z.string() }),
+  /** The WeCom bubble was closed before the answer ended (6-minute window); the rest goes by response_url. */
+  'bubble.closed': z.looseObject({
+    type: z.literal('bubble.closed'),
+    at,
+    reason: z.enum(['window', 'overflow']),
+    /** The content the bubble was finished with. */
+    text: z.string(),
+  }),
+  'delivery.sent': z.looseObject({ type: z.literal('delivery.sent'), at, bytes: z.number().int() }),
+  'delivery.failed': z.looseObject({ type: z.literal('delivery.failed'), at, message: z.string() }),
+} as const;
+
+export type EventType = keyof typeof eventSchemas;
+export const eventTypes = Object.keys(eventSchemas) as EventType[];
+
+export type StreamEvent = { [K in EventType]: z.infer<(typeof eventSchemas)[K]> }[EventType];
+export type EventOf<K extends EventType> = Extract<StreamEvent, { type: K }>;
+
+/** An event this version cannot read: a newer type, or a known type whose payload does not parse. */
+export interface UnknownEvent {
+  type: string;
+  at?: number;
+  unknown: true;
+  /** Why it could not be read. */
+  problem: string;
+  raw: unknown;
+}
+
+export type ReadEvent = StreamEvent | UnknownEvent;
+
+export const isKnown = (e: ReadEvent): e is StreamEvent => !('unknown' in e && e.unknown === true);
+
+/** Parse one stored event. Never throws: what cannot be read becomes an `UnknownEvent`. */
+export function parseEvent(raw: unknown): ReadEvent {
+  const type =
+    typeof raw === 'object' && raw !== null && typeof (raw as { type?: unknown }).type === 'string'
+      ? (raw as { type: string }).type
+      : '(none)';
+  const rawAt = typeof raw === 'object' && raw !== null ? (raw as { at?: unknown }).at : undefined;
+  const atValue = typeof rawAt === 'number' ? rawAt : undefined;
+  const schema = (eventSchemas as Record<string, z.ZodType<StreamEvent>>)[type];
+  if (!schema) return { type, at: atValue, unknown: true, problem: `unknown event type "${type}"`, raw };
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const problem = `invalid ${type}: ${issue ? `${issue.path.join('.') || '(root)'} ${issue.message}` : 'bad payload'}`;
+  return { type, at: atValue, unknown: true, problem, raw };
+}
+
+/** Parse a JSON string as stored in Redis. */
+export function parseEventJson(json: string): ReadEvent {
+  try {
+    return parseEvent(JSON.parse(json));
+  } catch {
+    return { type: '(unparseable)', unknown: true, problem: 'not JSON', raw: json };
+  }
+}

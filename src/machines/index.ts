@@ -1,0 +1,5 @@
+export * from './events.js';
+export * from './fold.js';
+export * from './render.js';
+export * from './streamMachine.js';
+export * from './texts.js';

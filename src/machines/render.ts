@@ -1,0 +1,99 @@
+// The WeCom `stream` reply body for a snapshot (reference/wecom-aibot.md §5.3): content is the whole
+// answer so far, never a delta, at most 20480 UTF-8 bytes, and `finish:true` only once settled.
+import { type StreamSnapshot, stateOf } from './fold.js';
+import { defaultTexts, failureText, type Texts } from './texts.js';
+
+/** WeCom's cap on `stream.content`, in UTF-8 bytes (§5.3). */
+export const MAX_CONTENT_BYTES = 20480;
+
+export interface StreamReply {
+  msgtype: 'stream';
+  stream: { id: string; finish: boolean; content: string };
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export const utf8Length = (text: string): number => encoder.encode(text).length;
+
+/** The longest prefix of `text` that fits `maxBytes` of UTF-8, cut on a character boundary. */
+export function cutUtf8(text: string, maxBytes: number): string {
+  if (text.length * 3 <= maxBytes) return text;
+  const bytes = encoder.encode(text);
+  if (bytes.length <= maxBytes) return text;
+  let end = Math.max(0, maxBytes);
+  // Back off continuation bytes (10xxxxxx) so no character is split.
+  while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end--;
+  return decoder.decode(bytes.subarray(0, end));
+}
+
+/**
+ * `text + suffix` within the cap; when it does not fit, the head of `text`, then `note`, then
+ * `suffix`, together within the cap.
+ */
+export function fitContent(
+  text: string,
+  note: string,
+  suffix = '',
+  maxBytes = MAX_CONTENT_BYTES,
+): { content: string; cut: boolean } {
+  if (utf8Length(text) + utf8Length(suffix) <= maxBytes) return { content: text + suffix, cut: false };
+  return {
+    content: cutUtf8(text, maxBytes - utf8Length(note) - utf8Length(suffix)) + note + suffix,
+    cut: true,
+  };
+}
+
+/** An unclosed `<think>` leaves WeCom's "thinking" animation running (§11): close it when finishing. */
+function closeThink(text: string): string {
+  const open = text.lastIndexOf('<think>');
+  return open >= 0 && text.indexOf('</think>', open) < 0 ? `${text}</think>` : text;
+}
+
+/** Whitespace-only content does not clear WeCom's spinner (§11), so a visible text stands in. */
+const visible = (text: string, fallback: string): string => (text.trim() === '' ? fallback : text);
+
+export function renderContent(
+  snapshot: StreamSnapshot,
+  texts: Texts = defaultTexts,
+): { finish: boolean; content: string } {
+  const ctx = snapshot.context;
+  if (ctx.bubble) return { finish: true, content: ctx.bubble.text };
+  switch (stateOf(snapshot)) {
+    case 'idle':
+      return { finish: true, content: texts.expired };
+    case 'authenticating':
+      return {
+        finish: false,
+        content: ctx.restarting && ctx.answer ? fit(ctx.answer, texts) : texts.authenticating,
+      };
+    case 'queued':
+      return { finish: false, content: texts.queued };
+    case 'thinking':
+      return { finish: false, content: ctx.answer ? fit(ctx.answer, texts) : texts.thinking };
+    case 'streaming':
+      return { finish: false, content: visible(fit(ctx.answer, texts), texts.thinking) };
+    case 'completed':
+      return { finish: true, content: visible(fit(closeThink(ctx.answer), texts), texts.emptyAnswer) };
+    case 'error': {
+      const reason = ctx.denied
+        ? (ctx.denied.text ?? texts.denied)
+        : (ctx.error?.text ?? failureText(ctx.error?.code ?? 'internal', texts));
+      if (!ctx.answer.trim() || ctx.denied) return { finish: true, content: reason };
+      // What was already shown stays; the reason follows it.
+      return {
+        finish: true,
+        content: fitContent(closeThink(ctx.answer), texts.truncated, `\n\n---\n${reason}`).content,
+      };
+    }
+  }
+}
+
+function fit(answer: string, texts: Texts): string {
+  return fitContent(answer, texts.truncated).content;
+}
+
+export function render(snapshot: StreamSnapshot, streamId: string, texts: Texts = defaultTexts): StreamReply {
+  const { finish, content } = renderContent(snapshot, texts);
+  return { msgtype: 'stream', stream: { id: streamId, finish, content } };
+}

@@ -1,0 +1,45 @@
+// What the user reads in the WeCom bubble. One table, so that every failure class has a clear,
+// friendly sentence and no user ever sees a stack trace or a bare code.
+export interface Texts {
+  thinking: string;
+  authenticating: string;
+  queued: string;
+  emptyAnswer: string;
+  truncated: string;
+  windowClosed: string;
+  expired: string;
+  failures: Record<string, string>;
+  failureDefault: string;
+  denied: string;
+}
+
+export const defaultTexts: Texts = {
+  thinking: '正在思考…',
+  authenticating: '正在确认你的身份…',
+  queued: '上一个问题还在回答中，这个问题排在它后面，请稍候…',
+  emptyAnswer: '（这次没有生成任何回答，请换个说法再试一次。）',
+  truncated: '\n\n…（回答太长，这里只显示了前面部分，完整内容稍后单独发送。）',
+  windowClosed: '\n\n…（回答仍在生成，完整内容稍后单独发送。）',
+  expired: '这条回答已经过期，请重新发送你的问题。',
+  failures: {
+    dify_unreachable: '抱歉，AI 服务暂时连接不上，请稍后再试。',
+    dify_timeout: '抱歉，AI 服务响应超时，请稍后再试。',
+    dify_rate_limited: '现在提问的人太多了，请稍等一会儿再试。',
+    dify_quota: '抱歉，AI 服务的额度已用完，请联系管理员。',
+    dify_misconfigured: '抱歉，AI 应用的配置有问题，请联系管理员。',
+    dify_interrupted: '抱歉，回答生成到一半中断了，请重新提问。',
+    dify_error: '抱歉，AI 服务出错了，请稍后再试。',
+    auth_unavailable: '暂时无法确认你的身份，请稍后再试。',
+    stopped: '已停止回答。',
+    takeover_exhausted: '抱歉，服务节点多次故障，这个回答没能完成，请重新提问。',
+    window_expired: '抱歉，这个回答没能在规定时间内完成，请重新提问。',
+    store_unavailable: '抱歉，服务暂时不可用，请稍后再试。',
+    internal: '抱歉，服务内部出错了，请稍后再试。',
+  },
+  failureDefault: '抱歉，出了点问题，请稍后再试。',
+  denied: '抱歉，你还没有使用这个助手的权限。如需开通，请联系管理员。',
+};
+
+export function failureText(code: string, texts: Texts = defaultTexts): string {
+  return texts.failures[code] ?? texts.failureDefault;
+}

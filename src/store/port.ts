@@ -1,0 +1,97 @@
+// The event store port: one interface, with a Redis adapter (single node and Cluster) and an
+// in-memory adapter behind it, and one contract suite run against each (test/store.contract.ts).
+import type { PersistedStream, ReadEvent, StreamEvent, StreamSnapshot } from '../machines/index.js';
+
+/** An event as read back, with its position. `seq` is 1-based: the stream's version after it. */
+export interface StoredEvent {
+  seq: number;
+  /** The adapter's id of the entry (the Redis Stream entry id, or `seq` as a string). */
+  id: string;
+  event: ReadEvent;
+}
+
+/** A stream rehydrated for a poll: the stored snapshot plus the events after it. */
+export interface LoadedStream {
+  snapshot: StreamSnapshot;
+  /** How many events the stream has. */
+  version: number;
+  /** How many events were folded on top of the stored snapshot to get here. */
+  tail: number;
+}
+
+export interface AppendOptions {
+  /** The stream's version the appender saw; 0 for a new stream. A mismatch appends nothing. */
+  expectedVersion: number;
+  /**
+   * The snapshot after these events, computed by the appender (the owner holds it anyway), written
+   * in the same atomic step. Without it the stored snapshot stays where it was and `load` folds the tail.
+   */
+  snapshot?: PersistedStream;
+}
+
+export interface Lease {
+  node: string;
+  /** Epoch ms after which the lease counts as run out. */
+  until: number;
+}
+
+export interface StreamSummary {
+  streamId: string;
+  userid: string;
+  state: string;
+  openedAt: number;
+  lastEventAt: number;
+  answerLength: number;
+  finished: boolean;
+  lease?: Lease;
+}
+
+export interface StreamStore {
+  /** Append atomically with optimistic concurrency; throws `StoreError` code `version_conflict`. */
+  append(streamId: string, events: StreamEvent[], options: AppendOptions): Promise<{ version: number }>;
+  /** Every event, for replay. Empty when the stream does not exist (or expired). */
+  read(streamId: string): Promise<StoredEvent[]>;
+  /** Snapshot + tail, never the whole history. `undefined` when the stream does not exist. */
+  load(streamId: string): Promise<LoadedStream | undefined>;
+  /** SET NX of a WeCom msgid: the first caller claims it; later callers get the first stream id. */
+  claimMessage(msgid: string, streamId: string): Promise<{ claimed: boolean; streamId: string }>;
+  getConversation(bot: string, scope: string): Promise<string | undefined>;
+  setConversation(bot: string, scope: string, conversationId: string): Promise<void>;
+  clearConversation(bot: string, scope: string): Promise<void>;
+  /** Take the lease when it is free, expired, or already ours. Returns whether we hold it now. */
+  acquireLease(streamId: string, node: string, ttlMs: number): Promise<boolean>;
+  /** Extend our lease; false when another node holds it now. */
+  renewLease(streamId: string, node: string, ttlMs: number): Promise<boolean>;
+  /** Drop our lease (no-op if another node holds it). */
+  releaseLease(streamId: string, node: string): Promise<void>;
+  getLease(streamId: string): Promise<Lease | undefined>;
+  /** Recent streams, newest first (by last event). */
+  listStreams(options?: { limit?: number; unfinishedOnly?: boolean }): Promise<StreamSummary[]>;
+  /** Round trip to the backend, for /readyz. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type StoreErrorCode = 'version_conflict' | 'unavailable' | 'corrupt';
+
+/** Every failure of a store is one of these; the HTTP edge maps `code` to an answer. */
+export class StoreError extends Error {
+  override readonly name = 'StoreError';
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export interface StoreOptions {
+  /** Key prefix, `wd:` by default; tests give each suite its own. */
+  prefix?: string;
+  /** TTL of every key of a stream, and of the dedup and index keys (STREAM_TTL_SECONDS). */
+  ttlSeconds: number;
+  /** Clock, for tests. */
+  now?: () => number;
+}
