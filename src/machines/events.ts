@@ -36,6 +36,13 @@ export const eventSchemas = {
     behind: z.string(),
   }),
   'stream.dequeued': z.looseObject({ type: z.literal('stream.dequeued'), at }),
+  /** A command (/new, /help, /stop) answered at once, without Dify. */
+  'command.handled': z.looseObject({
+    type: z.literal('command.handled'),
+    at,
+    command: z.string(),
+    text: z.string(),
+  }),
   'auth.granted': z.looseObject({ type: z.literal('auth.granted'), at, user: grantedUserSchema }),
   'auth.denied': z.looseObject({
     type: z.literal('auth.denied'),

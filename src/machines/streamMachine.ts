@@ -125,6 +125,10 @@ export const streamMachine = setup({
       };
     }),
     release: assign({ node: undefined }),
+    answerCommand: assign(({ event }) => {
+      assertEvent(event, 'command.handled');
+      return { answer: event.text };
+    }),
     closeBubble: assign(({ event }) => {
       assertEvent(event, 'bubble.closed');
       return {
@@ -156,6 +160,7 @@ export const streamMachine = setup({
       tags: ['running'],
       on: {
         'auth.granted': { target: 'thinking', actions: ['grant', 'touch'] },
+        'command.handled': { target: 'completed', actions: ['answerCommand', 'touch'] },
         'auth.denied': { target: 'error', actions: ['deny', 'touch'] },
         'answer.failed': { target: 'error', actions: ['fail', 'touch'] },
         'stream.taken_over': { actions: ['takeOver', 'touch'] },

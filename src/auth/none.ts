@@ -1,0 +1,10 @@
+// AUTH_MODE=none: everyone is let in, and Dify sees the WeCom userid as its user.
+import type { Authenticator, AuthOutcome, AuthRequest } from './types.js';
+
+export class NoneAuthenticator implements Authenticator {
+  async authenticate(req: AuthRequest): Promise<AuthOutcome> {
+    return { granted: true, user: { id: req.userid } };
+  }
+
+  async close(): Promise<void> {}
+}

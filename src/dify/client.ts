@@ -1,0 +1,375 @@
+// The Dify service API client: streaming chat and workflow runs as an async iterable of normalized
+// events, plus stop, feedback, upload and app info. undici underneath: one keep-alive Agent with
+// explicit connect, headers and idle timeouts. The algorithm is reference/dify-api.md §11.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, type Dispatcher, FormData, request } from 'undici';
+import { z } from 'zod';
+import { DifyError, fromHttpResponse, fromNetworkError } from './errors.js';
+import { AnswerFold, type DifyEvent } from './events.js';
+import { DifyFrameReader, FrameTooLargeError } from './sse.js';
+
+/** The pino methods the client uses; a pino logger fits. */
+export interface DifyLogger {
+  debug(obj: Record<string, unknown>, msg?: string): void;
+  info(obj: Record<string, unknown>, msg?: string): void;
+  warn(obj: Record<string, unknown>, msg?: string): void;
+}
+
+export type DifyAppType = 'chat' | 'workflow';
+
+export interface DifyRetryOptions {
+  /** Tries in all, the first included. Default 3. */
+  attempts?: number;
+  /** The first backoff; it doubles each try, with jitter. Default 500. */
+  baseMs?: number;
+  /** The longest backoff, also the cap on a 429's Retry-After. Default 5000. */
+  maxMs?: number;
+}
+
+export interface DifyClientOptions {
+  /** The service API base, `…/v1`. */
+  apiUrl: string;
+  apiKey: string;
+  /** `chat` covers chat, agent-chat, chatflow and New Agent (POST /chat-messages); `workflow` is /workflows/run. */
+  appType: DifyAppType;
+  /** The idle timeout: no byte (pings count) for this long ends a stream; also the headers timeout. */
+  timeoutMs: number;
+  /** Default min(10 s, timeoutMs). */
+  connectTimeoutMs?: number;
+  retry?: DifyRetryOptions;
+  /** The workflow input that receives the user's message. Default `query`. */
+  queryVariable?: string;
+  /** On abort after the run started, also POST its stop (§11.6), so it does not run on unseen. Default true. */
+  stopOnAbort?: boolean;
+  logger?: DifyLogger;
+}
+
+/** §2.1 InputFileObject. */
+export type DifyFile = { type: 'image' | 'document' | 'audio' | 'video' | 'custom' } & (
+  | { transfer_method: 'remote_url'; url: string }
+  | { transfer_method: 'local_file'; upload_file_id: string }
+);
+
+export interface DifyStreamRequest {
+  query: string;
+  /** Our end-user id; scopes conversations (§1, §6). */
+  user: string;
+  /** A conversation id stored from an earlier turn; chat apps only. */
+  conversationId?: string;
+  inputs?: Record<string, string>;
+  /** Overrides the app key: the user-token mode. */
+  bearer?: string;
+  signal?: AbortSignal;
+  files?: DifyFile[];
+}
+
+export interface DifyCallOptions {
+  bearer?: string;
+  signal?: AbortSignal;
+}
+
+const appInfoSchema = z.looseObject({
+  name: z.string(),
+  description: z.string().nullish(),
+  tags: z.array(z.string()).nullish(),
+  mode: z.string().nullish(),
+  author_name: z.string().nullish(),
+});
+export type DifyAppInfo = z.infer<typeof appInfoSchema>;
+
+const uploadedFileSchema = z.looseObject({
+  id: z.string(),
+  name: z.string(),
+  size: z.number(),
+  extension: z.string().nullish(),
+  mime_type: z.string().nullish(),
+});
+export type DifyUploadedFile = z.infer<typeof uploadedFileSchema>;
+
+/** How much of an error body is read: enough for any JSON envelope or an HTML page's title. */
+const ERROR_BODY_BYTES = 64 * 1024;
+
+const noopLogger: DifyLogger = { debug() {}, info() {}, warn() {} };
+
+export class DifyClient {
+  readonly #apiUrl: string;
+  readonly #apiKey: string;
+  readonly #appType: DifyAppType;
+  readonly #queryVariable: string;
+  readonly #stopOnAbort: boolean;
+  readonly #retry: Required<DifyRetryOptions>;
+  readonly #agent: Agent;
+  readonly #log: DifyLogger;
+
+  constructor(opts: DifyClientOptions) {
+    this.#apiUrl = opts.apiUrl.replace(/\/+$/, '');
+    this.#apiKey = opts.apiKey;
+    this.#appType = opts.appType;
+    this.#queryVariable = opts.queryVariable ?? 'query';
+    this.#stopOnAbort = opts.stopOnAbort ?? true;
+    this.#retry = { attempts: 3, baseMs: 500, maxMs: 5000, ...opts.retry };
+    this.#log = opts.logger ?? noopLogger;
+    // bodyTimeout is undici's idle timer: re-armed by every chunk of bytes, so `event: ping`
+    // frames (which no SSE parser dispatches) keep a silent run alive (§7, §8.2).
+    this.#agent = new Agent({
+      connect: { timeout: opts.connectTimeoutMs ?? Math.min(10_000, opts.timeoutMs) },
+      headersTimeout: opts.timeoutMs,
+      bodyTimeout: opts.timeoutMs,
+      keepAliveTimeout: 4_000,
+      keepAliveMaxTimeout: 60_000,
+    });
+  }
+
+  /**
+   * One turn, streamed. Yields `conversation_reset` (if the stored conversation was gone), then
+   * `started`, `delta`/`replace`…, and `end`; throws a `DifyError` for every failure. A request is
+   * retried only before its stream began and only for retryable errors; once a 200 stream started
+   * it is never sent again (§8.12).
+   */
+  async *stream(req: DifyStreamRequest): AsyncGenerator<DifyEvent, void, undefined> {
+    const { signal } = req;
+    let conversationId = this.#appType === 'chat' ? req.conversationId?.trim() || undefined : undefined;
+    let res: Dispatcher.ResponseData;
+    for (;;) {
+      try {
+        res = await this.#openStream(req, conversationId);
+        break;
+      } catch (err) {
+        // §6: a stored id Dify does not know (deleted, another user's, from the WebApp). Drop it and
+        // send the turn once more as a new conversation; the caller learns its context was lost.
+        if (err instanceof DifyError && err.code === 'not_found' && conversationId !== undefined) {
+          this.#log.info({ conversationId, user: req.user }, 'dify: stored conversation not found, starting a new one');
+          const stale = conversationId;
+          conversationId = undefined;
+          yield { type: 'conversation_reset', staleConversationId: stale };
+          continue;
+        }
+        throw err;
+      }
+    }
+    yield* this.#consume(res, req);
+  }
+
+  /** POST the task's stop (§2.2). Dify answers success even for unknown tasks (§8.13); the stream's end confirms. */
+  async stop(taskId: string, user: string, opts: DifyCallOptions & { appType?: DifyAppType } = {}): Promise<void> {
+    const appType = opts.appType ?? this.#appType;
+    const id = encodeURIComponent(taskId);
+    const path = appType === 'workflow' ? `/workflows/tasks/${id}/stop` : `/chat-messages/${id}/stop`;
+    await this.#callJson('POST', path, { user }, opts);
+  }
+
+  /** Rate an answer; `null` revokes an earlier rating (§2.2). */
+  async feedback(
+    messageId: string,
+    rating: 'like' | 'dislike' | null,
+    user: string,
+    content?: string,
+    opts: DifyCallOptions = {},
+  ): Promise<void> {
+    const body: Record<string, unknown> = { rating, user };
+    if (content !== undefined) body.content = content;
+    await this.#callJson('POST', `/messages/${encodeURIComponent(messageId)}/feedbacks`, body, opts);
+  }
+
+  /** GET /info: the app's name and mode. Cheap; good for readiness and diagnostics. */
+  async info(opts: DifyCallOptions = {}): Promise<DifyAppInfo> {
+    const json = await this.#callJson('GET', '/info', undefined, opts);
+    const parsed = appInfoSchema.safeParse(json);
+    if (!parsed.success)
+      throw new DifyError({ code: 'http_error', status: 200, message: 'Dify /info answered an unexpected body' });
+    return parsed.data;
+  }
+
+  /** Upload a file for a later `files: [{transfer_method: 'local_file', upload_file_id}]` (§2.2). */
+  async upload(
+    file: { data: Uint8Array | Blob; filename: string; contentType: string },
+    user: string,
+    opts: DifyCallOptions = {},
+  ): Promise<DifyUploadedFile> {
+    const json = await this.#withRetry(opts.signal, async () => {
+      const form = new FormData();
+      const blob = file.data instanceof Blob ? file.data : new Blob([file.data], { type: file.contentType });
+      form.append('file', blob, file.filename);
+      form.append('user', user);
+      const res = await this.#send('POST', '/files/upload', form, 'application/json', opts);
+      return this.#readJson(res);
+    });
+    const parsed = uploadedFileSchema.safeParse(json);
+    if (!parsed.success)
+      throw new DifyError({ code: 'http_error', status: 201, message: 'Dify /files/upload answered an unexpected body' });
+    return parsed.data;
+  }
+
+  /** Close the connection pool; in-flight requests finish first. */
+  async close(): Promise<void> {
+    await this.#agent.close();
+  }
+
+  #runBody(req: DifyStreamRequest, conversationId: string | undefined): Record<string, unknown> {
+    const body: Record<string, unknown> =
+      this.#appType === 'workflow'
+        ? // A workflow has no query field: the message goes into its inputs (§2.2).
+          { inputs: { ...req.inputs, [this.#queryVariable]: req.query }, response_mode: 'streaming', user: req.user }
+        : {
+            inputs: req.inputs ?? {},
+            query: req.query,
+            response_mode: 'streaming',
+            user: req.user,
+            auto_generate_name: true,
+          };
+    if (conversationId !== undefined) body.conversation_id = conversationId;
+    if (req.files?.length) body.files = req.files;
+    return body;
+  }
+
+  async #openStream(req: DifyStreamRequest, conversationId: string | undefined): Promise<Dispatcher.ResponseData> {
+    const path = this.#appType === 'workflow' ? '/workflows/run' : '/chat-messages';
+    const body = JSON.stringify(this.#runBody(req, conversationId));
+    return this.#withRetry(req.signal, async () => {
+      const res = await this.#send('POST', path, body, 'text/event-stream', req, 'application/json');
+      const type = res.headers['content-type'];
+      const contentType = Array.isArray(type) ? type.join(',') : (type ?? '');
+      if (res.statusCode === 200 && contentType.includes('text/event-stream')) return res;
+      throw await this.#errorOf(res);
+    });
+  }
+
+  async *#consume(res: Dispatcher.ResponseData, req: DifyStreamRequest): AsyncGenerator<DifyEvent, void, undefined> {
+    const fold = new AnswerFold();
+    const reader = new DifyFrameReader();
+    const body = res.body;
+    try {
+      // destroyOnReturn off: after a terminal event the rest is drained, so the socket can be reused.
+      for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+        for (const frame of reader.push(chunk)) {
+          for (const event of fold.apply(frame)) yield event;
+          if (fold.done) return;
+        }
+      }
+      for (const frame of reader.end()) {
+        for (const event of fold.apply(frame)) yield event;
+        if (fold.done) return;
+      }
+      for (const event of fold.eof()) yield event;
+    } catch (err) {
+      const error =
+        err instanceof FrameTooLargeError
+          ? new DifyError({ code: 'frame_too_large', phase: 'stream', message: err.message, partial: fold.text, ids: { ...fold.ids } })
+          : fromNetworkError(err, {
+              phase: 'stream',
+              aborted: req.signal?.aborted ?? false,
+              partial: fold.text,
+              ids: { ...fold.ids },
+            });
+      this.#log.warn({ code: error.code, kind: error.kind, ...fold.ids, err: error.message }, 'dify: stream failed');
+      const taskId = fold.ids.taskId;
+      if (error.code === 'aborted' && this.#stopOnAbort && taskId !== undefined) {
+        // Aborting the socket alone may leave the run going and holding its slot (§11.6).
+        this.stop(taskId, req.user, { bearer: req.bearer }).catch((stopErr: unknown) => {
+          this.#log.warn({ taskId, err: String(stopErr) }, 'dify: stop after abort failed');
+        });
+      }
+      throw error;
+    } finally {
+      if (fold.done && !body.destroyed) body.dump().catch(() => {});
+      else body.destroy();
+    }
+  }
+
+  async #callJson(
+    method: 'GET' | 'POST',
+    path: string,
+    json: Record<string, unknown> | undefined,
+    opts: DifyCallOptions,
+  ): Promise<unknown> {
+    const body = json === undefined ? undefined : JSON.stringify(json);
+    return this.#withRetry(opts.signal, async () => {
+      const res = await this.#send(method, path, body, 'application/json', opts, body ? 'application/json' : undefined);
+      return this.#readJson(res);
+    });
+  }
+
+  async #readJson(res: Dispatcher.ResponseData): Promise<unknown> {
+    if (res.statusCode < 200 || res.statusCode >= 300) throw await this.#errorOf(res);
+    const text = await res.body.text();
+    if (text === '') return {}; // 204 and friends
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw fromHttpResponse(res.statusCode, text);
+    }
+  }
+
+  async #send(
+    method: 'GET' | 'POST',
+    path: string,
+    body: string | FormData | undefined,
+    accept: string,
+    opts: DifyCallOptions,
+    contentType?: string,
+  ): Promise<Dispatcher.ResponseData> {
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${opts.bearer ?? this.#apiKey}`,
+      accept,
+    };
+    if (contentType) headers['content-type'] = contentType;
+    return request(`${this.#apiUrl}${path}`, {
+      method,
+      headers,
+      body,
+      signal: opts.signal,
+      dispatcher: this.#agent,
+    });
+  }
+
+  /** Read a non-success answer (bounded: it may be a large HTML page) into a typed error (§11.2). */
+  async #errorOf(res: Dispatcher.ResponseData): Promise<DifyError> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        chunks.push(chunk);
+        size += chunk.length;
+        if (size >= ERROR_BODY_BYTES) break;
+      }
+    } catch {
+      // A body cut short still leaves the status to go on.
+    } finally {
+      if (!res.body.destroyed) res.body.destroy();
+    }
+    const text = Buffer.concat(chunks).subarray(0, ERROR_BODY_BYTES).toString('utf8');
+    return fromHttpResponse(res.statusCode, text, retryAfterMs(res.headers['retry-after']));
+  }
+
+  /** Run `attempt` and try again on retryable errors with exponential backoff and jitter (§8.12). */
+  async #withRetry<T>(signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
+    const { attempts, baseMs, maxMs } = this.#retry;
+    for (let n = 1; ; n++) {
+      let error: DifyError;
+      try {
+        if (signal?.aborted) throw signal.reason;
+        return await attempt();
+      } catch (err) {
+        error = fromNetworkError(err, { phase: 'request', aborted: signal?.aborted ?? false });
+      }
+      if (!error.retryable || n >= attempts) throw error;
+      const backoff = Math.min(maxMs, baseMs * 2 ** (n - 1));
+      const wait = Math.min(maxMs, error.retryAfterMs ?? Math.round(backoff / 2 + (Math.random() * backoff) / 2));
+      this.#log.warn({ code: error.code, status: error.status, attempt: n, waitMs: wait }, 'dify: retrying');
+      try {
+        await sleep(wait, undefined, { signal });
+      } catch (err) {
+        throw fromNetworkError(err, { phase: 'request', aborted: true });
+      }
+    }
+  }
+}
+
+function retryAfterMs(header: string | string[] | undefined): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}

@@ -1,0 +1,160 @@
+// The answer as the client reports it: a small normalized event union, and the pure fold that turns
+// Dify's many frame kinds (chat, agent-chat, New Agent, chatflow, workflow) into it.
+// Protocol notes: reference/dify-api.md §3 (how a stream ends), §4 (events), §8.6–8.9, §11.4–11.5.
+import { DifyError, type DifyIds, fromErrorFrame } from './errors.js';
+import type { DifyFrame } from './sse.js';
+
+export type DifyEvent =
+  /** The stored conversation id was unknown to Dify (404): the turn was sent again without it (§6). */
+  | { type: 'conversation_reset'; staleConversationId: string }
+  /** Once, as soon as a frame carried ids. */
+  | ({ type: 'started' } & DifyIds)
+  /** Text to append. Never empty. */
+  | { type: 'delta'; text: string }
+  /** The whole answer so far is replaced by `text`. */
+  | { type: 'replace'; text: string }
+  /** Terminal. `text` is the final answer; `status` is Dify's run status when it gave one. */
+  | { type: 'end'; text: string; status?: string; usage?: Record<string, unknown> };
+
+/** Output names tried, in order, when a workflow streamed no text and only its outputs hold the answer. */
+const OUTPUT_KEYS = ['answer', 'text', 'result', 'output'];
+
+function outputText(outputs: Record<string, unknown> | undefined): string | undefined {
+  if (!outputs) return undefined;
+  for (const key of OUTPUT_KEYS) {
+    const v = outputs[key];
+    if (typeof v === 'string' && v !== '') return v;
+  }
+  const strings = Object.values(outputs).filter((v): v is string => typeof v === 'string' && v !== '');
+  return strings.length === 1 ? strings[0] : undefined;
+}
+
+/**
+ * Folds frames into events. `apply` returns the events a frame produces and throws a `DifyError`
+ * for a terminal failure; `done` turns true at the terminal event.
+ *
+ * New Agent (§4, §8.7) streams `agent_message` deltas and then one closing `message` that repeats
+ * the whole answer. Chat and chatflow never send `agent_message`, and agent-chat never sends
+ * `message`, so the rule is: a `message` after any `agent_message` is a replacement, not a delta.
+ * This needs no knowledge of the app's mode and does not double the text when Dify resends the
+ * answer, whether or not it equals what was streamed.
+ */
+export class AnswerFold {
+  text = '';
+  readonly ids: DifyIds = {};
+  done = false;
+  #started = false;
+  #sawWorkflow = false;
+  #sawAgentMessage = false;
+  #messageEnd: { usage?: Record<string, unknown> } | undefined;
+
+  apply(frame: DifyFrame): DifyEvent[] {
+    const out: DifyEvent[] = [];
+    this.#mergeIds(frame.ids);
+    if (!this.#started && Object.keys(this.ids).length > 0) {
+      this.#started = true;
+      out.push({ type: 'started', ...this.ids });
+    }
+    switch (frame.event) {
+      case 'agent_message':
+        this.#sawAgentMessage = true;
+        this.#append(frame.answer, out);
+        break;
+      case 'message':
+        if (this.#sawAgentMessage) {
+          if (frame.answer !== '') this.#replace(frame.answer, out);
+        } else this.#append(frame.answer, out);
+        break;
+      case 'text_chunk':
+        this.#append(frame.text, out);
+        break;
+      case 'message_replace':
+        this.#replace(frame.answer, out);
+        break;
+      case 'text_replace':
+        this.#replace(frame.text, out);
+        break;
+      case 'workflow_started':
+        this.#sawWorkflow = true;
+        break;
+      case 'message_end':
+        this.#messageEnd = { usage: frame.usage };
+        // Chatflow sends message_end and then workflow_finished: keep reading (§3).
+        if (!this.#sawWorkflow) this.#end(out, undefined, frame.usage);
+        break;
+      case 'workflow_finished': {
+        if (frame.status === 'failed')
+          throw new DifyError({
+            code: 'workflow_failed',
+            phase: 'stream',
+            message: frame.error || 'the Dify workflow failed',
+            partial: this.text,
+            ids: { ...this.ids },
+          });
+        // A workflow whose End node is not streamed has its answer only in the outputs.
+        const fromOutputs = this.text === '' ? outputText(frame.outputs) : undefined;
+        if (fromOutputs !== undefined) this.#replace(fromOutputs, out);
+        this.#end(out, frame.status, this.#messageEnd?.usage ?? frame.usage);
+        break;
+      }
+      case 'workflow_paused':
+        // Human input (§4): this stream is over; the run waits to be resumed elsewhere.
+        this.#end(out, 'paused', this.#messageEnd?.usage);
+        break;
+      case 'error':
+        throw fromErrorFrame(frame, this.text, { ...this.ids });
+      case 'other':
+        break;
+    }
+    return out;
+  }
+
+  /**
+   * The body ended. Before a terminal event that is an incomplete stream (§8.11). A chatflow that
+   * sent message_end but lost workflow_finished has a complete, stored answer, so that one ends.
+   */
+  eof(): DifyEvent[] {
+    if (this.done) return [];
+    if (this.#messageEnd) {
+      const out: DifyEvent[] = [];
+      this.#end(out, undefined, this.#messageEnd.usage);
+      return out;
+    }
+    throw new DifyError({
+      code: 'incomplete',
+      phase: 'stream',
+      message: 'the Dify stream ended before its terminal event',
+      partial: this.text,
+      ids: { ...this.ids },
+    });
+  }
+
+  #mergeIds(ids: DifyIds): void {
+    // The first value wins: ids are constant through a stream (§4).
+    if (ids.conversationId && !this.ids.conversationId) this.ids.conversationId = ids.conversationId;
+    if (ids.messageId && !this.ids.messageId) this.ids.messageId = ids.messageId;
+    if (ids.taskId && !this.ids.taskId) this.ids.taskId = ids.taskId;
+    if (ids.workflowRunId && !this.ids.workflowRunId) this.ids.workflowRunId = ids.workflowRunId;
+  }
+
+  #append(text: string, out: DifyEvent[]): void {
+    // Empty deltas are normal (§8.9) and carry nothing.
+    if (text === '') return;
+    this.text += text;
+    out.push({ type: 'delta', text });
+  }
+
+  #replace(text: string, out: DifyEvent[]): void {
+    if (text === this.text) return;
+    this.text = text;
+    out.push({ type: 'replace', text });
+  }
+
+  #end(out: DifyEvent[], status: string | undefined, usage: Record<string, unknown> | undefined): void {
+    this.done = true;
+    const end: DifyEvent = { type: 'end', text: this.text };
+    if (status !== undefined) end.status = status;
+    if (usage !== undefined) end.usage = usage;
+    out.push(end);
+  }
+}

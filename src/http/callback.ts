@@ -1,0 +1,124 @@
+// The WeCom callback route: verify, decrypt, parse, dispatch, and reply with the encrypted envelope
+// (reference/wecom-aibot.md §3–§5). One log line per callback: msgid, msgtype, userid, outcome, ms.
+import type { Context } from 'koa';
+import type { Config } from '../config.js';
+import type { Metrics } from '../metrics.js';
+import type { Runner } from '../runner/runner.js';
+import { parseMessage, type WecomCrypto, type WecomMessage } from '../wecom/index.js';
+import { emptyReply, textReply } from '../wecom/reply.js';
+import { HttpError } from './errors.js';
+import { readBody, type State } from './middleware.js';
+
+export interface CallbackDeps {
+  crypto: WecomCrypto;
+  runner: Runner;
+  config: Pick<Config, 'wecom'>;
+  metrics: Metrics;
+  /** True while the node drains: new messages are refused so WeCom retries them elsewhere. */
+  isDraining: () => boolean;
+  bodyLimit?: number;
+}
+
+type Query = Record<string, string | undefined>;
+
+function query(ctx: Context): Query {
+  const q: Query = {};
+  for (const [k, v] of Object.entries(ctx.query)) q[k] = Array.isArray(v) ? v[0] : v;
+  return q;
+}
+
+/** GET: URL verification. Answer the bare echostr plaintext, within WeCom's 1 s (§3). */
+export function verifyUrl(deps: CallbackDeps) {
+  return async (ctx: Context) => {
+    const plain = deps.crypto.verifyUrl(query(ctx));
+    (ctx.state as State).log.info({ outcome: 'verified' }, 'callback URL verified');
+    ctx.type = 'text/plain';
+    ctx.body = plain;
+  };
+}
+
+/** POST: a message, an event or a refresh poll. */
+export function receive(deps: CallbackDeps) {
+  const limit = deps.bodyLimit ?? 1 << 20;
+  return async (ctx: Context) => {
+    const started = performance.now();
+    const log = (ctx.state as State).log;
+    const q = query(ctx);
+    let message: WecomMessage | undefined;
+    let outcome = 'error';
+    try {
+      if (!q.nonce || !q.timestamp || !(q.msg_signature ?? q.msgsignature ?? q.signature))
+        throw new HttpError('missing_params', 'msg_signature, timestamp and nonce are required');
+      const raw = await readBody(ctx, limit);
+      let body: unknown;
+      try {
+        body = JSON.parse(raw.toString('utf8'));
+      } catch {
+        throw new HttpError('bad_body', 'the body is not JSON');
+      }
+      const plaintext = deps.crypto.decryptCallback(q, body);
+      message = parseMessage(plaintext);
+      const botId = deps.config.wecom.botId;
+      if (botId && message.aibotid !== botId)
+        throw new HttpError('wrong_bot', `aibotid ${message.aibotid} is not the configured bot`);
+      const { reply, result } = await dispatch(deps, message);
+      outcome = result;
+      const envelope = deps.crypto.encryptReply(JSON.stringify(reply), q.nonce, q.timestamp);
+      // The official demo and plugin answer the encrypted JSON as text/plain (§5.1).
+      ctx.type = 'text/plain';
+      ctx.body = JSON.stringify(envelope);
+    } catch (error) {
+      outcome = `refused:${(error as { code?: string }).code ?? 'internal'}`;
+      throw error;
+    } finally {
+      const msgtype = message?.msgtype ?? 'unparsed';
+      deps.metrics.callbacks.inc({ msgtype: knownType(msgtype), outcome: outcome.split(':')[0] ?? outcome });
+      log.info(
+        {
+          msgid: message?.msgid,
+          msgtype,
+          userid: message?.from?.userid,
+          chattype: message?.chattype,
+          outcome,
+          durationMs: Math.round((performance.now() - started) * 100) / 100,
+        },
+        'callback',
+      );
+    }
+  };
+}
+
+const metricTypes = new Set(['text', 'image', 'mixed', 'voice', 'file', 'stream', 'event', 'unparsed']);
+const knownType = (t: string) => (metricTypes.has(t) ? t : 'other');
+
+async function dispatch(deps: CallbackDeps, m: WecomMessage): Promise<{ reply: unknown; result: string }> {
+  switch (m.kind) {
+    case 'stream':
+      return { reply: await deps.runner.poll(m.stream.id), result: 'polled' };
+    case 'text':
+    case 'voice':
+    case 'mixed':
+    case 'image':
+    case 'file': {
+      if (deps.isDraining()) throw new HttpError('draining', 'draining: refusing a new message');
+      const accepted = await deps.runner.accept({
+        msgid: m.msgid,
+        bot: m.aibotid,
+        userid: m.from.userid,
+        chatid: m.chatid,
+        chattype: m.chattype,
+        query: m.query,
+        responseUrl: m.response_url,
+      });
+      return { reply: accepted.reply, result: accepted.duplicate ? 'duplicate' : 'accepted' };
+    }
+    case 'enter_chat':
+      return { reply: textReply(deps.config.wecom.welcomeText), result: 'welcomed' };
+    case 'feedback_event':
+    case 'template_card_event':
+      return { reply: emptyReply(), result: 'event' };
+    default:
+      // Kept and logged by the caller's line; answered harmlessly so WeCom does not retry.
+      return { reply: emptyReply(), result: 'ignored' };
+  }
+}

@@ -1,0 +1,51 @@
+// The one table that turns an error's code into an HTTP answer. WeCom retries a callback that gets
+// no 2xx, so a hostile or broken request gets a 4xx (retrying cannot help), while a passing outage
+// of our own (the store) gets a 503 so that WeCom tries again later and nothing accepted is lost.
+export interface HttpAnswer {
+  status: number;
+  /** A short, safe body: never a stack trace, never a secret. */
+  body: string;
+  level: 'warn' | 'error' | 'info';
+}
+
+const table: Record<string, HttpAnswer> = {
+  missing_params: { status: 400, body: 'missing query parameters', level: 'warn' },
+  bad_signature: { status: 401, body: 'bad signature', level: 'warn' },
+  bad_base64: { status: 400, body: 'bad ciphertext', level: 'warn' },
+  bad_length: { status: 400, body: 'bad ciphertext', level: 'warn' },
+  bad_padding: { status: 400, body: 'bad ciphertext', level: 'warn' },
+  bad_receiveid: { status: 400, body: 'bad ciphertext', level: 'warn' },
+  bad_key: { status: 500, body: 'server misconfigured', level: 'error' },
+  bad_body: { status: 400, body: 'bad body', level: 'warn' },
+  bad_json: { status: 400, body: 'bad JSON', level: 'warn' },
+  bad_message: { status: 400, body: 'bad message', level: 'warn' },
+  wrong_bot: { status: 403, body: 'wrong bot', level: 'warn' },
+  body_too_large: { status: 413, body: 'body too large', level: 'warn' },
+  unsupported_media_type: { status: 415, body: 'unsupported media type', level: 'warn' },
+  unavailable: { status: 503, body: 'temporarily unavailable, retry later', level: 'error' },
+  version_conflict: { status: 503, body: 'temporarily unavailable, retry later', level: 'error' },
+  draining: { status: 503, body: 'node is shutting down, retry later', level: 'info' },
+  unauthorized: { status: 401, body: 'unauthorized', level: 'warn' },
+  not_found: { status: 404, body: 'not found', level: 'info' },
+};
+
+const internal: HttpAnswer = { status: 500, body: 'internal error', level: 'error' };
+
+/** An error the edge knows how to answer, raised by the HTTP layer itself. */
+export class HttpError extends Error {
+  override readonly name = 'HttpError';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function answerFor(error: unknown): HttpAnswer & { code: string } {
+  const code =
+    typeof error === 'object' && error !== null && typeof (error as { code?: unknown }).code === 'string'
+      ? (error as { code: string }).code
+      : 'internal';
+  return { code, ...(table[code] ?? internal) };
+}

@@ -1,0 +1,100 @@
+// Prometheus metrics (prom-client), one registry per service instance so that several instances
+// can live in one test process. Labels stay low-cardinality: never a user id or a stream id.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface Metrics {
+  registry: Registry;
+  callbacks: Counter<'msgtype' | 'outcome'>;
+  pollDuration: Histogram;
+  streamsOpened: Counter;
+  streamsFinished: Counter<'state'>;
+  firstToken: Histogram;
+  completion: Histogram;
+  difyErrors: Counter<'code'>;
+  dedupHits: Counter;
+  takeovers: Counter;
+  deliveries: Counter<'outcome'>;
+  tokenService: Counter<'outcome'>;
+  storeErrors: Counter<'op'>;
+  inflight: Gauge;
+  draining: Gauge;
+}
+
+const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+const answerBuckets = [0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300, 600];
+
+export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (options.defaults ?? true) collectDefaultMetrics({ register: registry, prefix: 'wecom_dify_' });
+  const registers = [registry];
+  return {
+    registry,
+    callbacks: new Counter({
+      name: 'wecom_dify_callbacks_total',
+      help: 'WeCom callbacks by message type and outcome',
+      labelNames: ['msgtype', 'outcome'],
+      registers,
+    }),
+    pollDuration: new Histogram({
+      name: 'wecom_dify_poll_duration_seconds',
+      help: 'Time to answer a stream refresh poll',
+      buckets: latencyBuckets,
+      registers,
+    }),
+    streamsOpened: new Counter({ name: 'wecom_dify_streams_opened_total', help: 'Streams opened', registers }),
+    streamsFinished: new Counter({
+      name: 'wecom_dify_streams_finished_total',
+      help: 'Streams finished, by final state',
+      labelNames: ['state'],
+      registers,
+    }),
+    firstToken: new Histogram({
+      name: 'wecom_dify_first_token_seconds',
+      help: 'From the user message to the first answer text stored',
+      buckets: answerBuckets,
+      registers,
+    }),
+    completion: new Histogram({
+      name: 'wecom_dify_completion_seconds',
+      help: 'From the user message to the answer settled',
+      buckets: answerBuckets,
+      registers,
+    }),
+    difyErrors: new Counter({
+      name: 'wecom_dify_dify_errors_total',
+      help: 'Dify failures by code',
+      labelNames: ['code'],
+      registers,
+    }),
+    dedupHits: new Counter({
+      name: 'wecom_dify_dedup_hits_total',
+      help: 'Retried WeCom callbacks answered from an existing stream',
+      registers,
+    }),
+    takeovers: new Counter({
+      name: 'wecom_dify_takeovers_total',
+      help: 'Streams taken over after their owner stopped renewing its lease',
+      registers,
+    }),
+    deliveries: new Counter({
+      name: 'wecom_dify_deliveries_total',
+      help: 'Answers delivered through response_url, by outcome',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    tokenService: new Counter({
+      name: 'wecom_dify_token_service_requests_total',
+      help: 'Requests to the token service, by outcome',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    storeErrors: new Counter({
+      name: 'wecom_dify_store_errors_total',
+      help: 'Event store failures by operation',
+      labelNames: ['op'],
+      registers,
+    }),
+    inflight: new Gauge({ name: 'wecom_dify_inflight_answers', help: 'Answers this node is running', registers }),
+    draining: new Gauge({ name: 'wecom_dify_draining', help: '1 while this node drains for shutdown', registers }),
+  };
+}

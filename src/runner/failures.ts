@@ -1,0 +1,33 @@
+// Maps a failure while answering to the code recorded in `answer.failed` (and from there, through
+// machines/texts.ts, to the sentence the user reads).
+import type { StoreError } from '../store/port.js';
+
+const difyKinds: Record<string, string> = {
+  unreachable: 'dify_unreachable',
+  timeout: 'dify_timeout',
+  rate_limited: 'dify_rate_limited',
+  quota: 'dify_quota',
+  misconfigured: 'dify_misconfigured',
+  interrupted: 'dify_interrupted',
+  aborted: 'stopped',
+};
+
+export interface Failure {
+  code: string;
+  message: string;
+}
+
+export function failureOf(error: unknown): Failure {
+  const e = error as { name?: string; kind?: string; code?: string; message?: string };
+  const message = String(e?.message ?? error).slice(0, 500);
+  if (e?.name === 'DifyError') return { code: difyKinds[e.kind ?? ''] ?? 'dify_error', message };
+  if (e?.name === 'AuthError') return { code: 'auth_unavailable', message };
+  if (e?.name === 'StoreError') return { code: 'store_unavailable', message: (error as StoreError).message };
+  return { code: 'internal', message };
+}
+
+/** The low-cardinality label for metrics. */
+export function difyErrorCode(error: unknown): string | undefined {
+  const e = error as { name?: string; code?: string };
+  return e?.name === 'DifyError' ? String(e.code ?? 'unknown') : undefined;
+}

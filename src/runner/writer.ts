@@ -1,0 +1,151 @@
+// The owner's side of one stream's event log: it folds every event into the snapshot it holds, writes
+// events and snapshot in one atomic append, and coalesces answer deltas (at most every ~150 ms or
+// ~1 KB) so a long answer is tens of events, not thousands. Appends are serialized; while the store is
+// unreachable the events wait in memory (bounded) and are written, in order, when it is back.
+import {
+  fold,
+  isFinished,
+  persist,
+  type StreamEvent,
+  type StreamSnapshot,
+} from '../machines/index.js';
+import type { StreamStore } from '../store/port.js';
+import { StoreError } from '../store/port.js';
+
+export interface WriterOptions {
+  flushMs?: number;
+  flushBytes?: number;
+  /** How much unwritten text may wait in memory during a store outage before the answer is cut. */
+  maxPendingBytes?: number;
+  /** Retry delays while the store is unreachable (ms); the last one repeats. */
+  retryDelays?: number[];
+  /** How long to keep retrying before giving up (ms). */
+  retryForMs?: number;
+  now?: () => number;
+  onStoreError?: (error: unknown) => void;
+}
+
+export class StreamWriter {
+  private pendingText = '';
+  private pendingSince = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private chain: Promise<void> = Promise.resolve();
+  private queue: StreamEvent[] = [];
+  private failed: unknown;
+  /** The snapshot of what the store holds. */
+  private stored: StreamSnapshot;
+  private readonly flushMs: number;
+  private readonly flushBytes: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly store: StreamStore,
+    readonly streamId: string,
+    /** The snapshot including every event handed to this writer, written or not. */
+    public snapshot: StreamSnapshot,
+    /** The version of the stream in the store, as far as this writer knows. */
+    public version: number,
+    private readonly options: WriterOptions = {},
+  ) {
+    this.flushMs = options.flushMs ?? 150;
+    this.flushBytes = options.flushBytes ?? 1024;
+    this.now = options.now ?? Date.now;
+    this.stored = snapshot;
+  }
+
+  get finished(): boolean {
+    return isFinished(this.snapshot);
+  }
+
+  /** Buffer answer text; it becomes one `answer.delta` event when the buffer is old or big enough. */
+  delta(text: string): void {
+    if (!text) return;
+    if (!this.pendingText) this.pendingSince = this.now();
+    this.pendingText += text;
+    if (Buffer.byteLength(this.pendingText) >= this.flushBytes) this.flushText();
+    else this.timer ??= setTimeout(() => this.flushText(), this.flushMs);
+  }
+
+  /** Record events now, after any buffered text. Resolves when they are written. */
+  emit(...events: StreamEvent[]): Promise<void> {
+    this.flushText();
+    this.enqueue(events);
+    return this.chain;
+  }
+
+  /** Write whatever is buffered. */
+  flush(): Promise<void> {
+    this.flushText();
+    return this.chain;
+  }
+
+  /** The time the oldest unwritten text arrived, for latency metrics. */
+  get oldestPendingAt(): number {
+    return this.pendingText ? this.pendingSince : 0;
+  }
+
+  private flushText(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.pendingText) return;
+    const text = this.pendingText;
+    this.pendingText = '';
+    this.enqueue([{ type: 'answer.delta', at: this.now(), text }]);
+  }
+
+  private enqueue(events: StreamEvent[]): void {
+    this.snapshot = fold(events, this.snapshot);
+    this.queue.push(...events);
+    // One link per enqueue: a link writes whatever is queued when it runs, so when the promise of an
+    // emit settles, its events were written by that link or an earlier one (or the writer failed).
+    this.chain = this.chain.catch(() => undefined).then(() => this.writeQueued());
+  }
+
+  private async writeQueued(): Promise<void> {
+    if (this.failed) throw this.failed;
+    if (this.queue.length === 0) return;
+    const events = this.queue;
+    this.queue = [];
+    // The stored snapshot is the fold of exactly what is written, so that snapshot + tail stays true.
+    const target = fold(events, this.stored);
+    const delays = this.options.retryDelays ?? [100, 250, 500, 1000, 2000];
+    const deadline = this.now() + (this.options.retryForMs ?? 60_000);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const { version } = await this.store.append(this.streamId, events, {
+          expectedVersion: this.version,
+          snapshot: persist(target),
+        });
+        this.version = version;
+        this.stored = target;
+        return;
+      } catch (error) {
+        this.options.onStoreError?.(error);
+        const transient = error instanceof StoreError && error.code === 'unavailable';
+        const tooMuch = textBytes(events) + textBytes(this.queue) > (this.options.maxPendingBytes ?? 4 << 20);
+        if (!transient || tooMuch || this.now() > deadline) {
+          this.failed = error;
+          throw error;
+        }
+        await new Promise((resolve) => setTimeout(resolve, delays[Math.min(attempt, delays.length - 1)]));
+      }
+    }
+  }
+
+  /** Stop the timer; buffered text is dropped unless flushed first. */
+  dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Whether the writer gave up (the store stayed unreachable too long); its error. */
+  get failure(): unknown {
+    return this.failed;
+  }
+}
+
+function textBytes(events: StreamEvent[]): number {
+  let bytes = 0;
+  for (const event of events) if (event.type === 'answer.delta') bytes += Buffer.byteLength(event.text);
+  return bytes;
+}

@@ -1,0 +1,125 @@
+// The composition root: builds the store, the authenticator, the Dify client, the runner and the
+// HTTP app from the settings, starts listening, and drains on shutdown.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Cluster, Redis } from 'ioredis';
+import type { Authenticator } from './auth/types.js';
+import { createAuthenticator } from './auth/factory.js';
+import type { Config } from './config.js';
+import { DifyClient } from './dify/index.js';
+import { createHttpApp, type ReadinessCheck } from './http/app.js';
+import type { Logger } from './log.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import type { AnswerSource } from './runner/ports.js';
+import { Runner } from './runner/runner.js';
+import type { WriterOptions } from './runner/writer.js';
+import { connectRedis, createMemoryStore, createRedisStore } from './store/index.js';
+import type { StreamStore } from './store/port.js';
+import { WecomCrypto } from './wecom/index.js';
+
+export interface ServiceOptions {
+  config: Config;
+  logger: Logger;
+  /** Overrides, for tests and the demo. */
+  store?: StreamStore;
+  answers?: AnswerSource;
+  auth?: Authenticator;
+  keyPrefix?: string;
+  writer?: WriterOptions;
+  metrics?: Metrics;
+}
+
+export interface RunningService {
+  url: string;
+  port: number;
+  runner: Runner;
+  store: StreamStore;
+  metrics: Metrics;
+  server: Server;
+  isDraining(): boolean;
+  /** Graceful: refuse new messages, let answers finish up to the drain deadline, hand the rest over. */
+  shutdown(): Promise<void>;
+}
+
+export async function startService(options: ServiceOptions): Promise<RunningService> {
+  const { config, logger } = options;
+  const metrics = options.metrics ?? createMetrics();
+  let redis: Redis | Cluster | undefined;
+  let store = options.store;
+  if (!store) {
+    if (config.store.redisUrl || config.store.clusterNodes) {
+      redis = connectRedis({ url: config.store.redisUrl, clusterNodes: config.store.clusterNodes });
+      store = createRedisStore(redis, { ttlSeconds: config.store.ttlSeconds, prefix: options.keyPrefix });
+    } else {
+      logger.warn(
+        'REDIS_URL is not set: streams live in this process only. Run ONE node like this; set REDIS_URL for more.',
+      );
+      store = createMemoryStore({ ttlSeconds: config.store.ttlSeconds, prefix: options.keyPrefix });
+    }
+  }
+  const auth = options.auth ?? (await createAuthenticator(config.auth, { redis, logger }));
+  const answers: AnswerSource & { close?: () => Promise<void> } =
+    options.answers ??
+    new DifyClient({
+      apiUrl: config.dify.apiUrl,
+      apiKey: config.dify.apiKey,
+      appType: config.dify.appType,
+      timeoutMs: config.dify.timeoutMs,
+      logger,
+    });
+  const runner = new Runner({ store, answers, auth, config, logger, metrics, writer: options.writer });
+  let draining = false;
+  const readiness: ReadinessCheck[] = [{ name: 'store', check: () => store.ping() }];
+  if (auth.ping) readiness.push({ name: 'directory', check: () => auth.ping!() });
+  const crypto = new WecomCrypto({ token: config.wecom.token, encodingAESKey: config.wecom.encodingAESKey });
+  const app = createHttpApp({
+    crypto,
+    runner,
+    config,
+    metrics,
+    logger,
+    readiness,
+    isDraining: () => draining,
+  });
+  const server = app.listen({ port: config.port, host: config.host });
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  // WeCom's callbacks are short; keep-alive from a load balancer should outlive its own idle timeout.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 30_000;
+  const { port } = server.address() as AddressInfo;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  logger.info({ port, host: config.host, node: config.nodeId, store: redis ? 'redis' : 'memory' }, 'listening');
+
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = () => {
+    shuttingDown ??= (async () => {
+      draining = true;
+      metrics.draining.set(1);
+      logger.info({ inflight: runner.inflight, deadlineMs: config.stream.drainMs }, 'draining');
+      const result = await runner.drain(config.stream.drainMs);
+      logger.info(result, 'drained');
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), 1000).unref();
+      });
+      await Promise.allSettled([answers.close?.(), auth.close(), store.close()]);
+      logger.info('stopped');
+    })();
+    return shuttingDown;
+  };
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    port,
+    runner,
+    store,
+    metrics,
+    server,
+    isDraining: () => draining,
+    shutdown,
+  };
+}

@@ -1,0 +1,36 @@
+// The Redis key names of the store (DESIGN.md "Redis keys"). Every key of one stream carries the hash
+// tag `{streamId}`, so a Lua script touching them runs on one Redis Cluster slot; the message, the
+// conversation and the index keys live in other slots and are only ever touched one at a time.
+
+export const defaultPrefix = 'wd:';
+
+export interface StreamKeys {
+  /** Redis Stream of the events, one entry per event (`t` = type, `e` = JSON). */
+  events: string;
+  /** Hash: `v` version; `s` snapshot JSON, `sv` its version, `sid` the last entry folded into it. */
+  snap: string;
+  /** String: JSON `{node, until}`, with its own PX TTL. */
+  lease: string;
+}
+
+/**
+ * The keys of one stream. A brace in the id would move the hash tag and split the stream over slots
+ * (a CROSSSLOT error on a cluster), so such an id is refused here: it is a programming error.
+ */
+export function streamKeys(prefix: string, streamId: string): StreamKeys {
+  if (streamId.length === 0 || /[{}]/.test(streamId)) {
+    throw new RangeError(`stream id must be non-empty and free of braces: ${JSON.stringify(streamId)}`);
+  }
+  const base = `${prefix}stream:{${streamId}}`;
+  return { events: `${base}:events`, snap: `${base}:snap`, lease: `${base}:lease` };
+}
+
+/** The dedup key of a WeCom msgid (retried callbacks carry the same msgid). */
+export const messageKey = (prefix: string, msgid: string): string => `${prefix}msg:${msgid}`;
+
+/** The Dify conversation id of a user (single chat) or of a user in a group chat. */
+export const conversationKey = (prefix: string, bot: string, scope: string): string =>
+  `${prefix}conv:${bot}:${scope}`;
+
+/** ZSET of recent stream ids scored by the store's clock at their last append, for the inspector. */
+export const indexKey = (prefix: string): string => `${prefix}index:streams`;

@@ -1,0 +1,218 @@
+// The in-memory event store: the embedded single-node mode and the reference the contract suite holds
+// the Redis adapter to. Same semantics as Redis, down to storing events as JSON text (so a round trip
+// through it is the round trip through Redis) and TTLs, which are emulated with the injectable clock.
+import { fold, type PersistedStream, parseEventJson, restore, type StreamEvent } from '../machines/index.js';
+import {
+  type AppendOptions,
+  type Lease,
+  type LoadedStream,
+  StoreError,
+  type StoreOptions,
+  type StoredEvent,
+  type StreamStore,
+  type StreamSummary,
+} from './port.js';
+import { summarize } from './summary.js';
+
+export interface MemoryStoreOptions extends StoreOptions {
+  /** TTL of the Dify conversation ids; 30 days by default. */
+  conversationTtlSeconds?: number;
+}
+
+interface MemoryStream {
+  /** Event JSON texts, in order; the version is their count. */
+  events: string[];
+  /** The stored snapshot's JSON and the version it was taken at. */
+  snapshot?: { json: string; version: number };
+  expiresAt: number;
+  /** The store's clock at the last append, then a counter for appends in the same ms: the index order. */
+  touchedAt: number;
+  touchedSeq: number;
+}
+
+interface Expiring<T> {
+  value: T;
+  expiresAt: number;
+}
+
+const defaultConversationTtlSeconds = 30 * 24 * 3600;
+
+export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
+  const now = options.now ?? Date.now;
+  const ttlMs = options.ttlSeconds * 1000;
+  const conversationTtlMs = (options.conversationTtlSeconds ?? defaultConversationTtlSeconds) * 1000;
+  const streams = new Map<string, MemoryStream>();
+  const messages = new Map<string, Expiring<string>>();
+  const conversations = new Map<string, Expiring<string>>();
+  const leases = new Map<string, Lease>();
+  let closed = false;
+  let appends = 0;
+  let sweptAt = now();
+
+  /** Drop what has expired now and then, so a long-running embedded node does not keep every stream. */
+  function sweep(at: number): void {
+    if (at - sweptAt < 60_000) return;
+    sweptAt = at;
+    for (const map of [streams, messages, conversations] as Map<string, { expiresAt: number }>[]) {
+      for (const [key, entry] of map) if (entry.expiresAt <= at) map.delete(key);
+    }
+    for (const [key, lease] of leases) if (lease.until <= at) leases.delete(key);
+  }
+
+  const open = (): void => {
+    if (closed) throw new StoreError('unavailable', 'the in-memory store is closed');
+  };
+
+  /** The live value of a key, dropping it when its TTL has run out (what Redis does lazily too). */
+  function live<T extends { expiresAt: number }>(map: Map<string, T>, key: string): T | undefined {
+    const entry = map.get(key);
+    if (entry && entry.expiresAt <= now()) {
+      map.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+
+  function liveLease(streamId: string): Lease | undefined {
+    const lease = leases.get(streamId);
+    if (lease && lease.until <= now()) {
+      leases.delete(streamId);
+      return undefined;
+    }
+    return lease;
+  }
+
+  function loadStream(stream: MemoryStream): LoadedStream {
+    const from = stream.snapshot;
+    const tailJson = stream.events.slice(from?.version ?? 0);
+    const base = from ? restoreJson(from.json) : undefined;
+    const snapshot = fold(tailJson.map(parseEventJson), base);
+    return { snapshot, version: stream.events.length, tail: tailJson.length };
+  }
+
+  return {
+    async append(streamId: string, events: StreamEvent[], appendOptions: AppendOptions) {
+      open();
+      const stream = live(streams, streamId);
+      const actual = stream?.events.length ?? 0;
+      if (actual !== appendOptions.expectedVersion) {
+        throw new StoreError(
+          'version_conflict',
+          `stream ${streamId} is at version ${actual}, not ${appendOptions.expectedVersion}`,
+          { streamId, expected: appendOptions.expectedVersion, actual },
+        );
+      }
+      if (events.length === 0) return { version: actual };
+      const at = now();
+      sweep(at);
+      const target: MemoryStream = stream ?? { events: [], expiresAt: 0, touchedAt: 0, touchedSeq: 0 };
+      for (const event of events) target.events.push(JSON.stringify(event));
+      if (appendOptions.snapshot) {
+        target.snapshot = { json: JSON.stringify(appendOptions.snapshot), version: target.events.length };
+      }
+      target.expiresAt = at + ttlMs;
+      target.touchedAt = at;
+      target.touchedSeq = ++appends;
+      streams.set(streamId, target);
+      return { version: target.events.length };
+    },
+
+    async read(streamId: string): Promise<StoredEvent[]> {
+      open();
+      const stream = live(streams, streamId);
+      if (!stream) return [];
+      return stream.events.map((json, i) => ({ seq: i + 1, id: String(i + 1), event: parseEventJson(json) }));
+    },
+
+    async load(streamId: string) {
+      open();
+      const stream = live(streams, streamId);
+      return stream ? loadStream(stream) : undefined;
+    },
+
+    async claimMessage(msgid: string, streamId: string) {
+      open();
+      const existing = live(messages, msgid);
+      if (existing) return { claimed: false, streamId: existing.value };
+      messages.set(msgid, { value: streamId, expiresAt: now() + ttlMs });
+      return { claimed: true, streamId };
+    },
+
+    async getConversation(bot: string, scope: string) {
+      open();
+      return live(conversations, `${bot}:${scope}`)?.value;
+    },
+
+    async setConversation(bot: string, scope: string, conversationId: string) {
+      open();
+      conversations.set(`${bot}:${scope}`, { value: conversationId, expiresAt: now() + conversationTtlMs });
+    },
+
+    async clearConversation(bot: string, scope: string) {
+      open();
+      conversations.delete(`${bot}:${scope}`);
+    },
+
+    async acquireLease(streamId: string, node: string, leaseMs: number) {
+      open();
+      const held = liveLease(streamId);
+      if (held && held.node !== node) return false;
+      leases.set(streamId, { node, until: now() + leaseMs });
+      return true;
+    },
+
+    async renewLease(streamId: string, node: string, leaseMs: number) {
+      open();
+      const held = liveLease(streamId);
+      if (!held || held.node !== node) return false;
+      leases.set(streamId, { node, until: now() + leaseMs });
+      return true;
+    },
+
+    async releaseLease(streamId: string, node: string) {
+      open();
+      if (liveLease(streamId)?.node === node) leases.delete(streamId);
+    },
+
+    async getLease(streamId: string) {
+      open();
+      const lease = liveLease(streamId);
+      return lease ? { ...lease } : undefined;
+    },
+
+    async listStreams(listOptions: { limit?: number; unfinishedOnly?: boolean } = {}) {
+      open();
+      const limit = listOptions.limit ?? 50;
+      const recent: [string, MemoryStream][] = [];
+      for (const id of [...streams.keys()]) {
+        const stream = live(streams, id);
+        if (stream) recent.push([id, stream]);
+      }
+      recent.sort((a, b) => b[1].touchedAt - a[1].touchedAt || b[1].touchedSeq - a[1].touchedSeq);
+      const summaries: StreamSummary[] = [];
+      for (const [id, stream] of recent) {
+        if (summaries.length >= limit) break;
+        const summary = summarize(id, loadStream(stream).snapshot, liveLease(id));
+        if (listOptions.unfinishedOnly && summary.finished) continue;
+        summaries.push(summary);
+      }
+      return summaries;
+    },
+
+    async ping() {
+      open();
+    },
+
+    async close() {
+      closed = true;
+    },
+  };
+}
+
+function restoreJson(json: string) {
+  try {
+    return restore(JSON.parse(json) as PersistedStream);
+  } catch (cause) {
+    throw new StoreError('corrupt', 'a stored snapshot cannot be restored', {}, { cause });
+  }
+}

@@ -1,0 +1,463 @@
+// The Redis event store, for a single Redis and for Redis Cluster (DESIGN.md "Redis keys"). Writes
+// and reads of one stream are Lua scripts over keys sharing the `{streamId}` hash tag, so each is atomic
+// and one round trip on either topology. Needs Redis ≥ 6.2 (exclusive XRANGE starts).
+import { Cluster, Redis } from 'ioredis';
+import {
+  fold,
+  type PersistedStream,
+  parseEventJson,
+  restore,
+  type StreamEvent,
+  type StreamSnapshot,
+} from '../machines/index.js';
+import { conversationKey, defaultPrefix, indexKey, messageKey, streamKeys } from './keys.js';
+import {
+  type AppendOptions,
+  type Lease,
+  type LoadedStream,
+  StoreError,
+  type StoreOptions,
+  type StoredEvent,
+  type StreamStore,
+  type StreamSummary,
+} from './port.js';
+import { summarize } from './summary.js';
+
+export type RedisClient = Redis | Cluster;
+
+export interface RedisStoreOptions extends StoreOptions {
+  /** TTL of the Dify conversation ids; 30 days by default. */
+  conversationTtlSeconds?: number;
+  /**
+   * Told when the index of recent streams could not be updated after a durable append. The append is
+   * not failed for it (a retry would only meet a version conflict); the stream is just missing from
+   * the inspector's list until its next append.
+   */
+  onIndexError?: (error: StoreError) => void;
+}
+
+const defaultConversationTtlSeconds = 30 * 24 * 3600;
+
+/**
+ * KEYS: events, snap. ARGV: expectedVersion, ttlSeconds, n, snapshot JSON ('' = none), then n pairs
+ * (type, event JSON). The version lives in the snap hash so the check and the XADDs are one step.
+ * Returns {1, version} or, on a conflict, {0, actual} having written nothing.
+ */
+const appendLua = `
+local v = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
+if v ~= tonumber(ARGV[1]) then return {0, v} end
+local n = tonumber(ARGV[3])
+if n == 0 then return {1, v} end
+local id
+for i = 0, n - 1 do
+  id = redis.call('XADD', KEYS[1], '*', 't', ARGV[5 + 2 * i], 'e', ARGV[6 + 2 * i])
+end
+v = v + n
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[2], 'v', v, 's', ARGV[4], 'sv', v, 'sid', id)
+else
+  redis.call('HSET', KEYS[2], 'v', v)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return {1, v}
+`;
+
+/**
+ * KEYS: snap, events, lease. ARGV: '1' to return the lease too. One round trip: the snapshot fields,
+ * then only the entries after the snapshot's entry (exclusive range), never the whole history.
+ * Returns nil for a missing stream, else {v, s, sv, entries, lease}.
+ */
+const loadLua = `
+local h = redis.call('HMGET', KEYS[1], 'v', 's', 'sv', 'sid')
+if not h[1] then return false end
+local from = '-'
+if h[4] then from = '(' .. h[4] end
+local entries = redis.call('XRANGE', KEYS[2], from, '+')
+local lease = false
+if ARGV[1] == '1' then lease = redis.call('GET', KEYS[3]) end
+return {h[1], h[2], h[3], entries, lease}
+`;
+
+/**
+ * Whether the current lease (KEYS[1]) is held by another node: present, parseable, not ours, and not
+ * past its deadline on the caller's clock. The key's own PX TTL normally removes it at that deadline;
+ * the deadline check keeps the memory and Redis adapters alike when clocks are injected.
+ */
+const leaseHeldByOther = `
+local function heldByOther(node, now)
+  local cur = redis.call('GET', KEYS[1])
+  if not cur then return false, false end
+  local ok, lease = pcall(cjson.decode, cur)
+  if not ok or type(lease) ~= 'table' then return false, false end
+  local live = tonumber(lease['until'] or 0) > now
+  return live and lease['node'] ~= node, live and lease['node'] == node
+end
+`;
+
+/** KEYS: lease. ARGV: node, ttlMs, now, value JSON. Take when free, expired or ours. */
+const acquireLua = `${leaseHeldByOther}
+local other = heldByOther(ARGV[1], tonumber(ARGV[3]))
+if other then return 0 end
+redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[2])
+return 1
+`;
+
+/** KEYS: lease. ARGV: node, ttlMs, now, value JSON. Extend only a live lease of ours. */
+const renewLua = `${leaseHeldByOther}
+local _, mine = heldByOther(ARGV[1], tonumber(ARGV[3]))
+if not mine then return 0 end
+redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[2])
+return 1
+`;
+
+/** KEYS: lease. ARGV: node. Compare-and-delete: never drop another node's lease. */
+const releaseLua = `
+local cur = redis.call('GET', KEYS[1])
+if not cur then return 0 end
+local ok, lease = pcall(cjson.decode, cur)
+if ok and type(lease) == 'table' and lease['node'] == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+`;
+
+type Arg = string | number;
+
+/** The commands `defineCommand` adds; ioredis types them only at runtime. */
+interface ScriptCommands {
+  wdStoreAppend(events: string, snap: string, ...args: Arg[]): Promise<[number, number]>;
+  wdStoreLoad(snap: string, events: string, lease: string, withLease: Arg): Promise<LoadReply | null>;
+  wdStoreAcquire(lease: string, ...args: Arg[]): Promise<number>;
+  wdStoreRenew(lease: string, ...args: Arg[]): Promise<number>;
+  wdStoreRelease(lease: string, node: string): Promise<number>;
+}
+
+type Entry = [id: string, fields: string[]];
+type LoadReply = [
+  version: string,
+  snapshot: string | null,
+  snapshotVersion: string | null,
+  entries: Entry[],
+  lease: string | null,
+];
+
+export function createRedisStore(redis: RedisClient, options: RedisStoreOptions): StreamStore {
+  const prefix = options.prefix ?? defaultPrefix;
+  const now = options.now ?? Date.now;
+  const ttl = options.ttlSeconds;
+  const conversationTtl = options.conversationTtlSeconds ?? defaultConversationTtlSeconds;
+  const index = indexKey(prefix);
+
+  redis.defineCommand('wdStoreAppend', { numberOfKeys: 2, lua: appendLua });
+  redis.defineCommand('wdStoreLoad', { numberOfKeys: 3, lua: loadLua });
+  redis.defineCommand('wdStoreAcquire', { numberOfKeys: 1, lua: acquireLua });
+  redis.defineCommand('wdStoreRenew', { numberOfKeys: 1, lua: renewLua });
+  redis.defineCommand('wdStoreRelease', { numberOfKeys: 1, lua: releaseLua });
+  const scripts = redis as unknown as ScriptCommands;
+
+  /** Runs one backend operation; every failure that is not already ours becomes `unavailable`. */
+  async function guard<T>(op: string, details: Record<string, unknown>, run: () => Promise<T>): Promise<T> {
+    try {
+      await firstConnection(redis);
+      return await run();
+    } catch (error) {
+      if (error instanceof StoreError) throw error;
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new StoreError('unavailable', `redis ${op} failed: ${reason}`, { op, ...details }, { cause: error });
+    }
+  }
+
+  async function loadRaw(streamId: string, withLease: boolean): Promise<LoadReply | null> {
+    const keys = streamKeys(prefix, streamId);
+    return scripts.wdStoreLoad(keys.snap, keys.events, keys.lease, withLease ? '1' : '0');
+  }
+
+  function rehydrate(streamId: string, reply: LoadReply): LoadedStream {
+    const [versionText, snapshotJson, snapshotVersionText, entries] = reply;
+    const version = Number(versionText);
+    const base = snapshotJson ? restoreJson(streamId, snapshotJson) : undefined;
+    const expected = version - (snapshotJson ? Number(snapshotVersionText) : 0);
+    if (entries.length !== expected) {
+      throw new StoreError(
+        'corrupt',
+        `stream ${streamId} has ${entries.length} events after its snapshot, expected ${expected}`,
+        { streamId, version, tail: entries.length },
+      );
+    }
+    const snapshot = fold(
+      entries.map(([, fields]) => parseEventJson(fieldOf(fields, 'e'))),
+      base,
+    );
+    return { snapshot, version, tail: entries.length };
+  }
+
+  async function touchIndex(streamId: string): Promise<void> {
+    const at = now();
+    try {
+      await redis
+        .pipeline()
+        .zadd(index, at, streamId)
+        .zremrangebyscore(index, '-inf', at - ttl * 1000)
+        .expire(index, ttl)
+        .exec()
+        .then(failedPipeline);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      options.onIndexError?.(
+        new StoreError('unavailable', `redis index update failed: ${reason}`, { streamId }, { cause: error }),
+      );
+    }
+  }
+
+  return {
+    async append(streamId: string, events: StreamEvent[], appendOptions: AppendOptions) {
+      const { expectedVersion, snapshot } = appendOptions;
+      const keys = streamKeys(prefix, streamId);
+      const args: Arg[] = [expectedVersion, ttl, events.length, snapshot ? JSON.stringify(snapshot) : ''];
+      for (const event of events) args.push(event.type, JSON.stringify(event));
+      const [ok, version] = await guard('append', { streamId }, () =>
+        scripts.wdStoreAppend(keys.events, keys.snap, ...args),
+      );
+      if (ok !== 1) {
+        throw new StoreError(
+          'version_conflict',
+          `stream ${streamId} is at version ${version}, not ${expectedVersion}`,
+          { streamId, expected: expectedVersion, actual: version },
+        );
+      }
+      if (events.length > 0) await touchIndex(streamId);
+      return { version };
+    },
+
+    async read(streamId: string): Promise<StoredEvent[]> {
+      const keys = streamKeys(prefix, streamId);
+      const entries = await guard('read', { streamId }, () => redis.xrange(keys.events, '-', '+'));
+      return entries.map(([id, fields], i) => ({
+        seq: i + 1,
+        id,
+        event: parseEventJson(fieldOf(fields, 'e')),
+      }));
+    },
+
+    async load(streamId: string) {
+      const reply = await guard('load', { streamId }, () => loadRaw(streamId, false));
+      return reply ? rehydrate(streamId, reply) : undefined;
+    },
+
+    async claimMessage(msgid: string, streamId: string) {
+      const key = messageKey(prefix, msgid);
+      return guard('claimMessage', { msgid }, async () => {
+        // Twice at most: the first claim's key may expire between our SET and our GET.
+        for (let attempt = 0; attempt < 2; attempt++) {
+          if ((await redis.set(key, streamId, 'EX', ttl, 'NX')) === 'OK') return { claimed: true, streamId };
+          const existing = await redis.get(key);
+          if (existing !== null) return { claimed: false, streamId: existing };
+        }
+        throw new StoreError('unavailable', `message ${msgid} could not be claimed`, { msgid });
+      });
+    },
+
+    async getConversation(bot: string, scope: string) {
+      const value = await guard('getConversation', { bot, scope }, () =>
+        redis.get(conversationKey(prefix, bot, scope)),
+      );
+      return value ?? undefined;
+    },
+
+    async setConversation(bot: string, scope: string, conversationId: string) {
+      await guard('setConversation', { bot, scope }, () =>
+        redis.set(conversationKey(prefix, bot, scope), conversationId, 'EX', conversationTtl),
+      );
+    },
+
+    async clearConversation(bot: string, scope: string) {
+      await guard('clearConversation', { bot, scope }, () => redis.del(conversationKey(prefix, bot, scope)));
+    },
+
+    async acquireLease(streamId: string, node: string, ttlMs: number) {
+      const at = now();
+      const value = JSON.stringify({ node, until: at + ttlMs } satisfies Lease);
+      const key = streamKeys(prefix, streamId).lease;
+      const won = await guard('acquireLease', { streamId, node }, () =>
+        scripts.wdStoreAcquire(key, node, Math.max(1, Math.ceil(ttlMs)), at, value),
+      );
+      return won === 1;
+    },
+
+    async renewLease(streamId: string, node: string, ttlMs: number) {
+      const at = now();
+      const value = JSON.stringify({ node, until: at + ttlMs } satisfies Lease);
+      const key = streamKeys(prefix, streamId).lease;
+      const renewed = await guard('renewLease', { streamId, node }, () =>
+        scripts.wdStoreRenew(key, node, Math.max(1, Math.ceil(ttlMs)), at, value),
+      );
+      return renewed === 1;
+    },
+
+    async releaseLease(streamId: string, node: string) {
+      const key = streamKeys(prefix, streamId).lease;
+      await guard('releaseLease', { streamId, node }, () => scripts.wdStoreRelease(key, node));
+    },
+
+    async getLease(streamId: string) {
+      const key = streamKeys(prefix, streamId).lease;
+      const value = await guard('getLease', { streamId }, () => redis.get(key));
+      return liveLease(value, now());
+    },
+
+    async listStreams(listOptions: { limit?: number; unfinishedOnly?: boolean } = {}) {
+      const limit = listOptions.limit ?? 50;
+      const page = Math.max(limit, 20);
+      const summaries: StreamSummary[] = [];
+      const gone: string[] = [];
+      await guard('listStreams', {}, async () => {
+        const minScore = now() - ttl * 1000;
+        for (let offset = 0; summaries.length < limit; offset += page) {
+          const ids = await redis.zrevrangebyscore(index, '+inf', minScore, 'LIMIT', offset, page);
+          // Each stream is its own slot on a cluster: one script per stream, sent together.
+          const replies = await Promise.all(ids.map((id) => loadRaw(id, true)));
+          ids.forEach((id, i) => {
+            const reply = replies[i];
+            if (!reply) return void gone.push(id);
+            if (summaries.length >= limit) return;
+            const summary = summarize(id, rehydrate(id, reply).snapshot, liveLease(reply[4], now()));
+            if (!listOptions.unfinishedOnly || !summary.finished) summaries.push(summary);
+          });
+          if (ids.length < page) break;
+        }
+        // Streams that expired before the index noticed: forget them, so later listings skip no work.
+        if (gone.length > 0) await redis.zrem(index, ...gone);
+      });
+      return summaries;
+    },
+
+    async ping() {
+      await guard('ping', {}, () => redis.ping());
+    },
+
+    async close() {
+      if (redis.status === 'end') return;
+      if (redis.status !== 'ready') {
+        redis.disconnect();
+        return;
+      }
+      try {
+        await redis.quit();
+      } catch {
+        // Quitting a connection that is going away anyway: make sure it is gone, and say nothing.
+        redis.disconnect();
+      }
+    },
+  };
+}
+
+function fieldOf(fields: string[], name: string): string {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1] ?? '';
+  return '';
+}
+
+function restoreJson(streamId: string, json: string): StreamSnapshot {
+  try {
+    return restore(JSON.parse(json) as PersistedStream);
+  } catch (cause) {
+    throw new StoreError('corrupt', `the snapshot of stream ${streamId} cannot be restored`, { streamId }, { cause });
+  }
+}
+
+function liveLease(value: string | null, at: number): Lease | undefined {
+  if (value === null) return undefined;
+  try {
+    const lease = JSON.parse(value) as Partial<Lease>;
+    if (typeof lease.node !== 'string' || typeof lease.until !== 'number' || lease.until <= at) return undefined;
+    return { node: lease.node, until: lease.until };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A pipeline resolves even when its commands fail; surface the first failure. */
+function failedPipeline(results: [Error | null, unknown][] | null): void {
+  const failure = results?.find(([error]) => error !== null)?.[0];
+  if (failure) throw failure;
+}
+
+/**
+ * Waits for the very first connection, bounded by the client's own connect timeout: commands are not
+ * queued while disconnected (see `connectRedis`), so without this a command sent right after the
+ * client was created would fail before it ever had a chance to connect. Once the client has been
+ * up, an outage is not waited out here: commands fail at once and the store reports `unavailable`.
+ */
+async function firstConnection(redis: RedisClient): Promise<void> {
+  if (redis.status === 'wait') {
+    await redis.connect().catch(() => undefined);
+    return;
+  }
+  if (redis.status !== 'connecting' && redis.status !== 'connect') return;
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      for (const event of ['ready', 'error', 'close', 'end']) redis.off(event, done);
+      resolve();
+    };
+    const timer = setTimeout(done, connectTimeoutOf(redis));
+    for (const event of ['ready', 'error', 'close', 'end']) redis.once(event, done);
+  });
+}
+
+function connectTimeoutOf(redis: RedisClient): number {
+  const options = redis instanceof Cluster ? redis.options.redisOptions : redis.options;
+  return (options?.connectTimeout ?? 10_000) + 500;
+}
+
+export interface ConnectRedisOptions {
+  /** `redis://…` of a single Redis. */
+  url?: string;
+  /** Seed nodes of a Redis Cluster; wins over `url`. */
+  clusterNodes?: { host: string; port: number }[];
+  connectTimeoutMs?: number;
+  /** Upper bound of one command, including a Redis that accepts the connection but hangs. */
+  commandTimeoutMs?: number;
+  /** Connection errors; the client reconnects by itself, and every failed command surfaces as a StoreError. */
+  onError?: (error: Error) => void;
+}
+
+/**
+ * A client for the store. The choice, for an outage:
+ * - `enableOfflineQueue: false`: a command sent while Redis is down fails at once ("Stream isn't
+ *   writeable…") instead of waiting in a queue. A poll then answers quickly, and an append the caller
+ *   already gave up on cannot run later, behind its back, when Redis returns. The store waits only
+ *   for the very first connection (see `firstConnection`).
+ * - `maxRetriesPerRequest: 1` and `commandTimeout`: a command caught by a dropped or hung connection
+ *   fails within about a second or two rather than hanging.
+ * - the default `retryStrategy` (capped at 2 s): the client keeps reconnecting on its own, so the
+ *   store is usable again as soon as Redis is back, with no restart.
+ */
+export function connectRedis(options: ConnectRedisOptions): RedisClient {
+  const connectTimeout = options.connectTimeoutMs ?? 2_000;
+  const commandTimeout = options.commandTimeoutMs ?? 2_000;
+  const retryStrategy = (times: number): number => Math.min(times * 100, 2_000);
+  const onError = options.onError ?? (() => undefined);
+  let client: RedisClient;
+  if (options.clusterNodes && options.clusterNodes.length > 0) {
+    client = new Cluster(options.clusterNodes, {
+      enableOfflineQueue: false,
+      clusterRetryStrategy: retryStrategy,
+      slotsRefreshTimeout: connectTimeout,
+      redisOptions: { connectTimeout, commandTimeout, maxRetriesPerRequest: 1 },
+    });
+  } else if (options.url) {
+    client = new Redis(options.url, {
+      connectTimeout,
+      commandTimeout,
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      retryStrategy,
+    });
+  } else {
+    throw new StoreError('unavailable', 'connectRedis needs a url or cluster nodes');
+  }
+  client.on('error', onError);
+  return client;
+}

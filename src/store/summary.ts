@@ -1,0 +1,19 @@
+// A stream's one-line summary for the inspector and `wecom-dify streams`, shared by every adapter so
+// that they list streams the same way.
+import { isFinished, type StreamSnapshot, stateOf } from '../machines/index.js';
+import type { Lease, StreamSummary } from './port.js';
+
+export function summarize(streamId: string, snapshot: StreamSnapshot, lease: Lease | undefined): StreamSummary {
+  const { context } = snapshot;
+  const summary: StreamSummary = {
+    streamId,
+    userid: context.userid,
+    state: stateOf(snapshot),
+    openedAt: context.openedAt,
+    lastEventAt: context.lastEventAt,
+    answerLength: context.answer.length,
+    finished: isFinished(snapshot),
+  };
+  if (lease) summary.lease = lease;
+  return summary;
+}

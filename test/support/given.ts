@@ -1,0 +1,135 @@
+// Given/when/then for the stream machine, Emmett style: `given(history).when(event)` folds both and
+// returns the result, with a few chainable `then…` checks that read like the protocol.
+import { expect } from 'vitest';
+import type { EventOf, GrantedUser, ReadEvent, StreamEvent } from '../../src/machines/events.js';
+import { parseEvent } from '../../src/machines/events.js';
+import { fold, persist, type StreamSnapshot, stateOf } from '../../src/machines/fold.js';
+import type { StreamContext, StreamStateValue } from '../../src/machines/streamMachine.js';
+
+/** The time every builder stamps unless `at(…)` says otherwise. */
+export const T0 = 1_700_000_000_000;
+
+/** The same event at another time: `at(T0 + 5, delta('a'))`. */
+export const at = <E extends StreamEvent>(when: number, event: E): E => ({ ...event, at: when });
+
+export const opened = (fields: Partial<EventOf<'stream.opened'>> = {}): EventOf<'stream.opened'> => ({
+  type: 'stream.opened',
+  at: T0,
+  streamId: 'stream-1',
+  msgid: 'msg-1',
+  bot: 'bot-1',
+  userid: 'zhangsan',
+  chattype: 'single',
+  query: '你好',
+  ...fields,
+});
+export const granted = (user: GrantedUser = { id: 'zhangsan' }): EventOf<'auth.granted'> => ({
+  type: 'auth.granted',
+  at: T0,
+  user,
+});
+export const denied = (reason = 'not_in_directory', text?: string): EventOf<'auth.denied'> => ({
+  type: 'auth.denied',
+  at: T0,
+  reason,
+  ...(text === undefined ? {} : { text }),
+});
+export const queued = (behind = 'stream-0'): EventOf<'stream.queued'> => ({
+  type: 'stream.queued',
+  at: T0,
+  behind,
+});
+export const dequeued = (): EventOf<'stream.dequeued'> => ({ type: 'stream.dequeued', at: T0 });
+export const difyStarted = (
+  ids: Omit<EventOf<'dify.started'>, 'type' | 'at'> = { conversationId: 'conv-1', messageId: 'm-1', taskId: 't-1' },
+): EventOf<'dify.started'> => ({ type: 'dify.started', at: T0, ...ids });
+export const delta = (text: string): EventOf<'answer.delta'> => ({ type: 'answer.delta', at: T0, text });
+export const replaced = (text: string): EventOf<'answer.replaced'> => ({
+  type: 'answer.replaced',
+  at: T0,
+  text,
+});
+export const completed = (usage?: Record<string, unknown>): EventOf<'answer.completed'> => ({
+  type: 'answer.completed',
+  at: T0,
+  ...(usage === undefined ? {} : { usage }),
+});
+export const failed = (code = 'dify_error', message = 'upstream 500', text?: string): EventOf<'answer.failed'> => ({
+  type: 'answer.failed',
+  at: T0,
+  code,
+  message,
+  ...(text === undefined ? {} : { text }),
+});
+export const takenOver = (node = 'node-b', attempt = 1): EventOf<'stream.taken_over'> => ({
+  type: 'stream.taken_over',
+  at: T0,
+  node,
+  attempt,
+  previousNode: 'node-a',
+});
+export const released = (node = 'node-a'): EventOf<'stream.released'> => ({
+  type: 'stream.released',
+  at: T0,
+  node,
+});
+export const bubbleClosed = (
+  reason: 'window' | 'overflow' = 'window',
+  text = '…（回答仍在生成，完整内容稍后单独发送。）',
+): EventOf<'bubble.closed'> => ({ type: 'bubble.closed', at: T0, reason, text });
+export const deliverySent = (bytes = 42): EventOf<'delivery.sent'> => ({ type: 'delivery.sent', at: T0, bytes });
+export const deliveryFailed = (message = 'response_url expired'): EventOf<'delivery.failed'> => ({
+  type: 'delivery.failed',
+  at: T0,
+  message,
+});
+/** An event as read from the store: what a newer version wrote reads as an `UnknownEvent`. */
+export const stored = (raw: unknown): ReadEvent => parseEvent(raw);
+
+export interface Then {
+  /** The snapshot before the `when` events. */
+  readonly before: StreamSnapshot;
+  /** The snapshot after them. */
+  readonly snapshot: StreamSnapshot;
+  readonly state: StreamStateValue;
+  readonly context: StreamContext;
+  thenState(state: StreamStateValue): Then;
+  thenAnswer(answer: string): Then;
+  thenContext(expected: Partial<StreamContext>): Then;
+  /** The `when` events changed neither the state nor the context. */
+  thenNothingChanged(): Then;
+}
+
+function then(before: StreamSnapshot, snapshot: StreamSnapshot): Then {
+  const result: Then = {
+    before,
+    snapshot,
+    state: stateOf(snapshot),
+    context: snapshot.context,
+    thenState(state) {
+      expect(stateOf(snapshot)).toBe(state);
+      return result;
+    },
+    thenAnswer(answer) {
+      expect(snapshot.context.answer).toBe(answer);
+      return result;
+    },
+    thenContext(expected) {
+      expect(snapshot.context).toMatchObject(expected);
+      return result;
+    },
+    thenNothingChanged() {
+      expect(persist(snapshot)).toEqual(persist(before));
+      return result;
+    },
+  };
+  return result;
+}
+
+export function given(history: readonly ReadEvent[]) {
+  const before = fold(history);
+  return {
+    snapshot: before,
+    when: (...events: ReadEvent[]): Then => then(before, fold(events, before)),
+  };
+}
