@@ -188,7 +188,7 @@ export class DifyClient {
   ): Promise<DifyUploadedFile> {
     const json = await this.#withRetry(opts.signal, async () => {
       const form = new FormData();
-      const blob = file.data instanceof Blob ? file.data : new Blob([file.data], { type: file.contentType });
+      const blob = file.data instanceof Blob ? file.data : new Blob([new Uint8Array(file.data)], { type: file.contentType });
       form.append('file', blob, file.filename);
       form.append('user', user);
       const res = await this.#send('POST', '/files/upload', form, 'application/json', opts);

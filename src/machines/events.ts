@@ -124,10 +124,17 @@ export function parseEvent(raw: unknown): ReadEvent {
       : '(none)';
   const rawAt = typeof raw === 'object' && raw !== null ? (raw as { at?: unknown }).at : undefined;
   const atValue = typeof rawAt === 'number' ? rawAt : undefined;
-  const schema = (eventSchemas as Record<string, z.ZodType<StreamEvent>>)[type];
+  // Own properties only: a stored type such as "constructor" must not find Object's prototype.
+  const schema = Object.hasOwn(eventSchemas, type)
+    ? (eventSchemas as Record<string, z.ZodType<StreamEvent>>)[type]
+    : undefined;
   if (!schema) return { type, at: atValue, unknown: true, problem: `unknown event type "${type}"`, raw };
   const parsed = schema.safeParse(raw);
-  if (parsed.success) return parsed.data;
+  if (parsed.success) {
+    // `unknown` marks what could not be read; a newer version's extra field of that name must not.
+    if ('unknown' in parsed.data) delete (parsed.data as { unknown?: unknown }).unknown;
+    return parsed.data;
+  }
   const issue = parsed.error.issues[0];
   const problem = `invalid ${type}: ${issue ? `${issue.path.join('.') || '(root)'} ${issue.message}` : 'bad payload'}`;
   return { type, at: atValue, unknown: true, problem, raw };
@@ -135,9 +142,11 @@ export function parseEvent(raw: unknown): ReadEvent {
 
 /** Parse a JSON string as stored in Redis. */
 export function parseEventJson(json: string): ReadEvent {
+  let raw: unknown;
   try {
-    return parseEvent(JSON.parse(json));
+    raw = JSON.parse(json);
   } catch {
     return { type: '(unparseable)', unknown: true, problem: 'not JSON', raw: json };
   }
+  return parseEvent(raw);
 }

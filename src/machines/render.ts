@@ -74,19 +74,27 @@ export function renderContent(
     case 'streaming':
       return { finish: false, content: visible(fit(ctx.answer, texts), texts.thinking) };
     case 'completed':
-      return { finish: true, content: visible(fit(closeThink(ctx.answer), texts), texts.emptyAnswer) };
+      return { finish: true, content: visible(fitFinished(ctx.answer, texts.truncated), texts.emptyAnswer) };
     case 'error': {
       const reason = ctx.denied
         ? (ctx.denied.text ?? texts.denied)
         : (ctx.error?.text ?? failureText(ctx.error?.code ?? 'internal', texts));
       if (!ctx.answer.trim() || ctx.denied) return { finish: true, content: reason };
       // What was already shown stays; the reason follows it.
-      return {
-        finish: true,
-        content: fitContent(closeThink(ctx.answer), texts.truncated, `\n\n---\n${reason}`).content,
-      };
+      return { finish: true, content: fitFinished(ctx.answer, texts.truncated, `\n\n---\n${reason}`) };
     }
   }
+}
+
+const THINK_END = '</think>';
+
+/** A finished answer within the cap, with any open `<think>` closed after the cut, not before it. */
+function fitFinished(answer: string, note: string, suffix = ''): string {
+  const closed = closeThink(answer);
+  if (utf8Length(closed) + utf8Length(suffix) <= MAX_CONTENT_BYTES) return closed + suffix;
+  const reserve = closed === answer ? 0 : utf8Length(THINK_END);
+  const room = MAX_CONTENT_BYTES - reserve - utf8Length(note) - utf8Length(suffix);
+  return closeThink(cutUtf8(answer, room)) + note + suffix;
 }
 
 function fit(answer: string, texts: Texts): string {

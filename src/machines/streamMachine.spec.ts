@@ -2,12 +2,13 @@ import { describe, expect, it } from 'vitest';
 import {
   at,
   bubbleClosed,
+  commandHandled,
   completed,
-  dequeued,
   deliveryFailed,
   deliverySent,
   delta,
   denied,
+  dequeued,
   difyStarted,
   failed,
   given,
@@ -30,6 +31,7 @@ const sample: { [K in EventType]: StreamEvent & { type: K } } = {
   'stream.opened': at(LATER, opened({ streamId: 'stream-2', msgid: 'msg-2' })),
   'stream.queued': at(LATER, queued()),
   'stream.dequeued': at(LATER, dequeued()),
+  'command.handled': at(LATER, commandHandled()),
   'auth.granted': at(LATER, granted({ id: 'lisi' })),
   'auth.denied': at(LATER, denied()),
   'dify.started': at(LATER, difyStarted()),
@@ -61,16 +63,19 @@ const transitions: Record<StreamStateValue, Partial<Record<EventType, Outcome>>>
   idle: { 'stream.opened': 'authenticating' },
   authenticating: {
     'auth.granted': 'thinking',
+    'command.handled': 'completed',
     'auth.denied': 'error',
     'answer.failed': 'error',
     'stream.taken_over': 'authenticating',
     'stream.released': 'authenticating',
+    'bubble.closed': 'authenticating',
   },
   queued: {
     'stream.dequeued': 'thinking',
     'answer.failed': 'error',
     'stream.taken_over': 'queued',
     'stream.released': 'queued',
+    'bubble.closed': 'queued',
   },
   thinking: {
     'stream.queued': 'queued',
@@ -123,10 +128,7 @@ describe('the stream machine', () => {
         } else {
           const how = outcome === state ? `is recorded and stays in ${state}` : `moves to ${outcome}`;
           it(`in ${state}, ${type} ${how}`, () => {
-            given(histories[state])
-              .when(sample[type])
-              .thenState(outcome)
-              .thenContext({ lastEventAt: LATER });
+            given(histories[state]).when(sample[type]).thenState(outcome).thenContext({ lastEventAt: LATER });
           });
         }
       }
@@ -143,7 +145,9 @@ describe('the stream machine', () => {
 
     it('stream.opened records who asked what, and starts authenticating', () => {
       const then = given([])
-        .when(opened({ chatid: 'chat-1', chattype: 'group', responseUrl: 'https://example/r', node: 'node-a' }))
+        .when(
+          opened({ chatid: 'chat-1', chattype: 'group', responseUrl: 'https://example/r', node: 'node-a' }),
+        )
         .thenState('authenticating')
         .thenContext({
           streamId: 'stream-1',
@@ -165,7 +169,9 @@ describe('the stream machine', () => {
     });
 
     it('a second stream.opened does not reopen a stream', () => {
-      given([opened()]).when(opened({ streamId: 'other', query: 'again' })).thenNothingChanged();
+      given([opened()])
+        .when(opened({ streamId: 'other', query: 'again' }))
+        .thenNothingChanged();
     });
   });
 
@@ -193,8 +199,25 @@ describe('the stream machine', () => {
         .thenContext({ error: { code: 'auth_unavailable', message: 'directory down' } });
     });
 
+    it('command.handled answers at once, without Dify, and completes', () => {
+      const then = given([opened({ query: '/help' })])
+        .when(commandHandled('/help', '可用命令：/new /help /stop'))
+        .thenState('completed')
+        .thenAnswer('可用命令：/new /help /stop');
+      expect(isFinished(then.snapshot)).toBe(true);
+      expect(then.context.user).toBeUndefined();
+    });
+
+    it('command.handled once the user is granted changes nothing', () => {
+      given([opened(), granted()]).when(commandHandled()).thenState('thinking').thenNothingChanged();
+    });
+
     it('an answer.delta while authenticating changes nothing', () => {
-      given([opened()]).when(delta('too early')).thenState('authenticating').thenAnswer('').thenNothingChanged();
+      given([opened()])
+        .when(delta('too early'))
+        .thenState('authenticating')
+        .thenAnswer('')
+        .thenNothingChanged();
     });
   });
 
@@ -217,7 +240,9 @@ describe('the stream machine', () => {
     });
 
     it('a queued stream can fail', () => {
-      given([opened(), granted(), queued()]).when(failed('window_expired', 'waited too long')).thenState('error');
+      given([opened(), granted(), queued()])
+        .when(failed('window_expired', 'waited too long'))
+        .thenState('error');
     });
   });
 
@@ -255,11 +280,16 @@ describe('the stream machine', () => {
     });
 
     it('deltas after answer.replaced append to the replacement', () => {
-      given([opened(), granted(), delta('draft')]).when(replaced('final'), delta('!')).thenAnswer('final!');
+      given([opened(), granted(), delta('draft')])
+        .when(replaced('final'), delta('!'))
+        .thenAnswer('final!');
     });
 
     it('answer.replaced before any delta starts streaming with it', () => {
-      given([opened(), granted()]).when(replaced('whole answer')).thenState('streaming').thenAnswer('whole answer');
+      given([opened(), granted()])
+        .when(replaced('whole answer'))
+        .thenState('streaming')
+        .thenAnswer('whole answer');
     });
 
     it('answer.completed keeps the answer and records the usage', () => {
@@ -299,10 +329,14 @@ describe('the stream machine', () => {
       dequeued(),
       difyStarted({ conversationId: 'c-late' }),
       opened({ streamId: 'stream-9' }),
+      commandHandled(),
     ];
 
     it('a delta after completion changes nothing', () => {
-      given([opened(), granted(), delta('done'), completed()]).when(delta(' more')).thenAnswer('done').thenNothingChanged();
+      given([opened(), granted(), delta('done'), completed()])
+        .when(delta(' more'))
+        .thenAnswer('done')
+        .thenNothingChanged();
     });
 
     it('no answer, auth, queue or takeover event changes a completed stream', () => {
@@ -320,7 +354,10 @@ describe('the stream machine', () => {
     });
 
     it('no later event changes a denied stream but its delivery', () => {
-      given([opened(), denied()]).when(...late).thenState('error').thenNothingChanged();
+      given([opened(), denied()])
+        .when(...late)
+        .thenState('error')
+        .thenNothingChanged();
     });
 
     it('delivery.sent is recorded after completion', () => {
@@ -346,7 +383,9 @@ describe('the stream machine', () => {
     });
 
     it('a delivery before the answer is settled changes nothing', () => {
-      given([opened(), granted(), delta('he')]).when(deliverySent()).thenNothingChanged();
+      given([opened(), granted(), delta('he')])
+        .when(deliverySent())
+        .thenNothingChanged();
     });
   });
 
@@ -404,7 +443,10 @@ describe('the stream machine', () => {
     });
 
     it('a takeover while authenticating stays authenticating', () => {
-      given([opened()]).when(takenOver('node-b', 1)).thenState('authenticating').thenContext({ node: 'node-b' });
+      given([opened()])
+        .when(takenOver('node-b', 1))
+        .thenState('authenticating')
+        .thenContext({ node: 'node-b' });
     });
 
     it('a takeover while queued stays queued', () => {
@@ -483,7 +525,9 @@ describe('the stream machine', () => {
 
     it('an unknown event in the middle of a stream does not break the fold', () => {
       const history = [opened(), granted(), delta('he')];
-      given(history).when(stored({ type: 'future.event', at: T0 + 5 })).thenNothingChanged();
+      given(history)
+        .when(stored({ type: 'future.event', at: T0 + 5 }))
+        .thenNothingChanged();
       expect(persist(fold([...history, stored({ type: 'future.event', at: T0 + 5 }), delta('llo')]))).toEqual(
         persist(fold([...history, delta('llo')])),
       );
@@ -500,7 +544,11 @@ describe('the stream machine', () => {
       const event = stored({ type: 'answer.delta', at: T0 + 5 });
       expect(isKnown(event)).toBe(false);
       expect(event).toMatchObject({ type: 'answer.delta', unknown: true });
-      given([opened(), granted(), delta('he')]).when(event).thenState('streaming').thenAnswer('he').thenNothingChanged();
+      given([opened(), granted(), delta('he')])
+        .when(event)
+        .thenState('streaming')
+        .thenAnswer('he')
+        .thenNothingChanged();
     });
 
     it('a stored line that is not JSON does not break the fold', () => {

@@ -161,6 +161,7 @@ export const streamMachine = setup({
       on: {
         'auth.granted': { target: 'thinking', actions: ['grant', 'touch'] },
         'command.handled': { target: 'completed', actions: ['answerCommand', 'touch'] },
+        'bubble.closed': { actions: ['closeBubble', 'touch'] },
         'auth.denied': { target: 'error', actions: ['deny', 'touch'] },
         'answer.failed': { target: 'error', actions: ['fail', 'touch'] },
         'stream.taken_over': { actions: ['takeOver', 'touch'] },
@@ -171,6 +172,7 @@ export const streamMachine = setup({
       tags: ['running'],
       on: {
         'stream.dequeued': { target: 'thinking', actions: ['dequeue', 'touch'] },
+        'bubble.closed': { actions: ['closeBubble', 'touch'] },
         'answer.failed': { target: 'error', actions: ['fail', 'touch'] },
         'stream.taken_over': { actions: ['takeOver', 'touch'] },
         'stream.released': { actions: ['release', 'touch'] },

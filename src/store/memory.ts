@@ -6,9 +6,9 @@ import {
   type AppendOptions,
   type Lease,
   type LoadedStream,
+  type StoredEvent,
   StoreError,
   type StoreOptions,
-  type StoredEvent,
   type StreamStore,
   type StreamSummary,
 } from './port.js';

@@ -10,14 +10,14 @@ import {
   type StreamEvent,
   type StreamSnapshot,
 } from '../machines/index.js';
-import { conversationKey, defaultPrefix, indexKey, messageKey, streamKeys } from './keys.js';
+import { conversationKey, defaultPrefix, indexKey, messageKey, type StreamKeys, streamKeys } from './keys.js';
 import {
   type AppendOptions,
   type Lease,
   type LoadedStream,
+  type StoredEvent,
   StoreError,
   type StoreOptions,
-  type StoredEvent,
   type StreamStore,
   type StreamSummary,
 } from './port.js';
@@ -165,12 +165,16 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
     } catch (error) {
       if (error instanceof StoreError) throw error;
       const reason = error instanceof Error ? error.message : String(error);
-      throw new StoreError('unavailable', `redis ${op} failed: ${reason}`, { op, ...details }, { cause: error });
+      throw new StoreError(
+        'unavailable',
+        `redis ${op} failed: ${reason}`,
+        { op, ...details },
+        { cause: error },
+      );
     }
   }
 
-  async function loadRaw(streamId: string, withLease: boolean): Promise<LoadReply | null> {
-    const keys = streamKeys(prefix, streamId);
+  function loadRaw(keys: StreamKeys, withLease: boolean): Promise<LoadReply | null> {
     return scripts.wdStoreLoad(keys.snap, keys.events, keys.lease, withLease ? '1' : '0');
   }
 
@@ -191,6 +195,16 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
       base,
     );
     return { snapshot, version, tail: entries.length };
+  }
+
+  /** A stream that cannot be rebuilt is left out of a listing rather than failing all of it. */
+  function summarizeReply(streamId: string, reply: LoadReply): StreamSummary | undefined {
+    try {
+      return summarize(streamId, rehydrate(streamId, reply).snapshot, liveLease(reply[4], now()));
+    } catch (error) {
+      if (error instanceof StoreError && error.code === 'corrupt') return undefined;
+      throw error;
+    }
   }
 
   async function touchIndex(streamId: string): Promise<void> {
@@ -242,7 +256,8 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
     },
 
     async load(streamId: string) {
-      const reply = await guard('load', { streamId }, () => loadRaw(streamId, false));
+      const keys = streamKeys(prefix, streamId);
+      const reply = await guard('load', { streamId }, () => loadRaw(keys, false));
       return reply ? rehydrate(streamId, reply) : undefined;
     },
 
@@ -317,14 +332,17 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
         for (let offset = 0; summaries.length < limit; offset += page) {
           const ids = await redis.zrevrangebyscore(index, '+inf', minScore, 'LIMIT', offset, page);
           // Each stream is its own slot on a cluster: one script per stream, sent together.
-          const replies = await Promise.all(ids.map((id) => loadRaw(id, true)));
-          ids.forEach((id, i) => {
+          const replies = await Promise.all(ids.map((id) => loadRaw(streamKeys(prefix, id), true)));
+          for (const [i, id] of ids.entries()) {
             const reply = replies[i];
-            if (!reply) return void gone.push(id);
-            if (summaries.length >= limit) return;
-            const summary = summarize(id, rehydrate(id, reply).snapshot, liveLease(reply[4], now()));
-            if (!listOptions.unfinishedOnly || !summary.finished) summaries.push(summary);
-          });
+            if (!reply) {
+              gone.push(id);
+              continue;
+            }
+            if (summaries.length >= limit) continue;
+            const summary = summarizeReply(id, reply);
+            if (summary && (!listOptions.unfinishedOnly || !summary.finished)) summaries.push(summary);
+          }
           if (ids.length < page) break;
         }
         // Streams that expired before the index noticed: forget them, so later listings skip no work.
@@ -362,7 +380,12 @@ function restoreJson(streamId: string, json: string): StreamSnapshot {
   try {
     return restore(JSON.parse(json) as PersistedStream);
   } catch (cause) {
-    throw new StoreError('corrupt', `the snapshot of stream ${streamId} cannot be restored`, { streamId }, { cause });
+    throw new StoreError(
+      'corrupt',
+      `the snapshot of stream ${streamId} cannot be restored`,
+      { streamId },
+      { cause },
+    );
   }
 }
 
@@ -370,7 +393,8 @@ function liveLease(value: string | null, at: number): Lease | undefined {
   if (value === null) return undefined;
   try {
     const lease = JSON.parse(value) as Partial<Lease>;
-    if (typeof lease.node !== 'string' || typeof lease.until !== 'number' || lease.until <= at) return undefined;
+    if (typeof lease.node !== 'string' || typeof lease.until !== 'number' || lease.until <= at)
+      return undefined;
     return { node: lease.node, until: lease.until };
   } catch {
     return undefined;

@@ -3,7 +3,11 @@
 import { isFinished, type StreamSnapshot, stateOf } from '../machines/index.js';
 import type { Lease, StreamSummary } from './port.js';
 
-export function summarize(streamId: string, snapshot: StreamSnapshot, lease: Lease | undefined): StreamSummary {
+export function summarize(
+  streamId: string,
+  snapshot: StreamSnapshot,
+  lease: Lease | undefined,
+): StreamSummary {
   const { context } = snapshot;
   const summary: StreamSummary = {
     streamId,

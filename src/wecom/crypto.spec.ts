@@ -38,12 +38,17 @@ const TOKEN = 'QDG6eK';
 const KEY = 'jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C';
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
-const randomKey = (): string =>
-  Array.from(randomBytes(43), (b) => ALNUM[b % ALNUM.length]).join('');
+const randomKey = (): string => Array.from(randomBytes(43), (b) => ALNUM[b % ALNUM.length]).join('');
 
 /** Random text mixing ASCII, CJK, emoji (surrogate pairs), combining marks and control characters. */
 function randomText(maxChars: number): string {
-  const pools = ['abcXYZ019 {}":,\\/', '你好世界企业微信机器人', '😀🎉👍🏽🚀', 'e\u0301\u00e9', '\n\t\u0000\u001f'];
+  const pools = [
+    'abcXYZ019 {}":,\\/',
+    '你好世界企业微信机器人',
+    '😀🎉👍🏽🚀',
+    'e\u0301\u00e9',
+    '\n\t\u0000\u001f',
+  ];
   const n = Math.floor(Math.random() * (maxChars + 1));
   let out = '';
   for (let i = 0; i < n; i++) {
@@ -62,7 +67,11 @@ function rawEncrypt(encodingAESKey: string, plain: Buffer): string {
 }
 
 /** Asserts a typed failure, and that neither the message nor the details leak a secret. */
-function expectWecomError(fn: () => unknown, code: WecomErrorCode, secrets: string[] = [TOKEN, KEY]): WecomError {
+function expectWecomError(
+  fn: () => unknown,
+  code: WecomErrorCode,
+  secrets: string[] = [TOKEN, KEY],
+): WecomError {
   let caught: unknown;
   try {
     fn();
@@ -99,16 +108,29 @@ describe.skipIf(!haveVectors)(
         });
 
         it('checks a configured receiveid strictly', () => {
-          const strict = new WecomCrypto({ token: v.token, encodingAESKey: v.encodingAESKey, receiveId: v.receiveid });
+          const strict = new WecomCrypto({
+            token: v.token,
+            encodingAESKey: v.encodingAESKey,
+            receiveId: v.receiveid,
+          });
           expect(strict.decrypt(v.encrypt).message).toBe(v.plaintext);
-          const other = new WecomCrypto({ token: v.token, encodingAESKey: v.encodingAESKey, receiveId: 'wwOTHER' });
+          const other = new WecomCrypto({
+            token: v.token,
+            encodingAESKey: v.encodingAESKey,
+            receiveId: 'wwOTHER',
+          });
           expectWecomError(() => other.decrypt(v.encrypt), 'bad_receiveid', [v.token, v.encodingAESKey]);
         });
 
         if (v.name.includes('verify-url')) {
           it('passes URL verification, returning the bare echostr plaintext', () => {
             const crypto = new WecomCrypto({ token: v.token, encodingAESKey: v.encodingAESKey });
-            const query = { msg_signature: v.msg_signature, timestamp: v.timestamp, nonce: v.nonce, echostr: v.encrypt };
+            const query = {
+              msg_signature: v.msg_signature,
+              timestamp: v.timestamp,
+              nonce: v.nonce,
+              echostr: v.encrypt,
+            };
             expect(crypto.verifyUrl(query)).toBe(v.plaintext);
           });
         } else {
@@ -179,9 +201,9 @@ describe('interoperability with the official @wecom/crypto', () => {
     expect(crypto.decryptCallback(signedQuery(TOKEN, encrypt), { encrypt })).toBe(json);
     // A raw JSON body (string or Buffer) is accepted too.
     expect(crypto.decryptCallback(signedQuery(TOKEN, encrypt), JSON.stringify({ encrypt }))).toBe(json);
-    expect(crypto.decryptCallback(signedQuery(TOKEN, encrypt), Buffer.from(JSON.stringify({ encrypt })))).toBe(
-      json,
-    );
+    expect(
+      crypto.decryptCallback(signedQuery(TOKEN, encrypt), Buffer.from(JSON.stringify({ encrypt }))),
+    ).toBe(json);
   });
 
   it('passes a URL verification the official library made, under each signature name', () => {
@@ -192,12 +214,17 @@ describe('interoperability with the official @wecom/crypto', () => {
     expect(crypto.verifyUrl({ msgsignature: msg_signature, timestamp, nonce, echostr })).toBe(
       '1616140317555161061',
     );
-    expect(crypto.verifyUrl({ signature: msg_signature, timestamp, nonce, echostr })).toBe('1616140317555161061');
+    expect(crypto.verifyUrl({ signature: msg_signature, timestamp, nonce, echostr })).toBe(
+      '1616140317555161061',
+    );
   });
 
   it('builds a reply envelope the official library verifies and decrypts (§5.1)', () => {
     const crypto = new WecomCrypto({ token: TOKEN, encodingAESKey: KEY });
-    const plain = JSON.stringify({ msgtype: 'stream', stream: { id: 's1', finish: false, content: '思考中…' } });
+    const plain = JSON.stringify({
+      msgtype: 'stream',
+      stream: { id: 's1', finish: false, content: '思考中…' },
+    });
     const reply = crypto.encryptReply(plain, 'the-nonce', '1700000000');
     expect(reply.timestamp).toBe(1700000000);
     expect(reply.nonce).toBe('the-nonce');
@@ -219,21 +246,32 @@ describe('interoperability with the official @wecom/crypto', () => {
 
   it('decrypts with a configured receiveid and encrypts with it', () => {
     const crypto = new WecomCrypto({ token: TOKEN, encodingAESKey: KEY, receiveId: 'ww1436e0e65a779aee' });
-    expect(official.decrypt(KEY, crypto.encrypt('hi'))).toMatchObject({ message: 'hi', id: 'ww1436e0e65a779aee' });
+    expect(official.decrypt(KEY, crypto.encrypt('hi'))).toMatchObject({
+      message: 'hi',
+      id: 'ww1436e0e65a779aee',
+    });
     expect(crypto.decrypt(official.encrypt(KEY, 'hi', 'ww1436e0e65a779aee')).message).toBe('hi');
     expectWecomError(() => crypto.decrypt(official.encrypt(KEY, 'hi', '')), 'bad_receiveid');
   });
 
   it('ignores the trailing receiveid when none is configured (AI bots, §2.2)', () => {
     const crypto = new WecomCrypto({ token: TOKEN, encodingAESKey: KEY });
-    expect(crypto.decrypt(official.encrypt(KEY, 'hi', 'some-corp'))).toEqual({ message: 'hi', receiveId: 'some-corp' });
+    expect(crypto.decrypt(official.encrypt(KEY, 'hi', 'some-corp'))).toEqual({
+      message: 'hi',
+      receiveId: 'some-corp',
+    });
   });
 });
 
 describe('the signature (§2.3)', () => {
   it('is the SHA-1 of the sorted values, as the official library computes it', () => {
     for (let i = 0; i < 50; i++) {
-      const args = [randomText(10), String(1_700_000_000 + i), randomText(8), randomBytes(40).toString('base64')] as const;
+      const args = [
+        randomText(10),
+        String(1_700_000_000 + i),
+        randomText(8),
+        randomBytes(40).toString('base64'),
+      ] as const;
       expect(signature(...args)).toBe(official.getSignature(...args));
     }
   });
@@ -262,7 +300,10 @@ describe('broken callbacks are typed errors, never crashes', () => {
 
   it('rejects a bad signature before decrypting anything', () => {
     const encrypt = official.encrypt(KEY, '{}', '');
-    const query = { ...signedQuery(TOKEN, encrypt), msg_signature: signature('other-token', '1700000000', 'n0nce', encrypt) };
+    const query = {
+      ...signedQuery(TOKEN, encrypt),
+      msg_signature: signature('other-token', '1700000000', 'n0nce', encrypt),
+    };
     expectWecomError(() => crypto.decryptCallback(query, { encrypt }), 'bad_signature');
     // Tampered ciphertext under the original signature is a signature failure, not a padding one.
     const tampered = Buffer.from(encrypt, 'base64');
@@ -284,11 +325,18 @@ describe('broken callbacks are typed errors, never crashes', () => {
     });
     const encrypt = official.encrypt(KEY, '{}', '');
     const { msg_signature, timestamp } = signedQuery(TOKEN, encrypt);
-    const error = expectWecomError(() => crypto.decryptCallback({ msg_signature, timestamp }, { encrypt }), 'missing_params');
+    const error = expectWecomError(
+      () => crypto.decryptCallback({ msg_signature, timestamp }, { encrypt }),
+      'missing_params',
+    );
     expect(error.message).toContain('nonce');
     // A repeated parameter is not a single value.
     expectWecomError(
-      () => crypto.decryptCallback({ msg_signature: [msg_signature, msg_signature], timestamp, nonce: 'n0nce' }, { encrypt }),
+      () =>
+        crypto.decryptCallback(
+          { msg_signature: [msg_signature, msg_signature], timestamp, nonce: 'n0nce' },
+          { encrypt },
+        ),
       'missing_params',
     );
   });
@@ -329,7 +377,12 @@ describe('broken callbacks are typed errors, never crashes', () => {
   });
 
   it('rejects a declared length beyond the data, and data shorter than its header', () => {
-    const tooLong = Buffer.concat([randomBytes(16), Buffer.from([0, 0, 3, 232]), Buffer.from('{}'), Buffer.alloc(10, 10)]);
+    const tooLong = Buffer.concat([
+      randomBytes(16),
+      Buffer.from([0, 0, 3, 232]),
+      Buffer.from('{}'),
+      Buffer.alloc(10, 10),
+    ]);
     expectWecomError(() => crypto.decrypt(rawEncrypt(KEY, tooLong)), 'bad_length');
     const huge = Buffer.concat([randomBytes(16), Buffer.from([255, 255, 255, 255]), Buffer.alloc(12, 12)]);
     expectWecomError(() => crypto.decrypt(rawEncrypt(KEY, huge)), 'bad_length');
@@ -359,7 +412,10 @@ describe('broken callbacks are typed errors, never crashes', () => {
   it('rejects an EncodingAESKey that is not 43 base64 characters of 32 bytes, without echoing it', () => {
     const bads = ['short', `${KEY}A`, `${KEY.slice(0, 42)}!`, `${KEY.slice(0, 42)}=`, ''];
     for (const encodingAESKey of bads) {
-      expectWecomError(() => new WecomCrypto({ token: TOKEN, encodingAESKey }), 'bad_key', [TOKEN, ...bads.filter(Boolean)]);
+      expectWecomError(() => new WecomCrypto({ token: TOKEN, encodingAESKey }), 'bad_key', [
+        TOKEN,
+        ...bads.filter(Boolean),
+      ]);
     }
     expect(decodeAESKey(KEY)).toHaveLength(32);
   });

@@ -54,11 +54,9 @@ export interface Decrypted {
 
 /** AESKey = Base64Decode(EncodingAESKey + "="), exactly 32 bytes (§2.1). */
 export function decodeAESKey(encodingAESKey: string): Buffer {
-  const key =
-    encodingAESKey.length === 43 && BASE64.test(`${encodingAESKey}=`)
-      ? Buffer.from(`${encodingAESKey}=`, 'base64')
-      : undefined;
-  if (!key || key.length !== 32) {
+  const padded = `${encodingAESKey}=`;
+  const key = encodingAESKey.length === 43 && BASE64.test(padded) ? Buffer.from(padded, 'base64') : undefined;
+  if (key?.length !== 32) {
     // Only the length is reported: the key itself is a secret.
     throw new WecomError('bad_key', 'EncodingAESKey must be 43 base64 characters decoding to 32 bytes', {
       length: encodingAESKey.length,
@@ -203,7 +201,9 @@ export class WecomCrypto {
     }
     const plain = unpad(this.#decipher(ciphertext));
     if (plain.length < HEADER_BYTES) {
-      throw new WecomError('bad_length', 'decrypted data is shorter than its header', { length: plain.length });
+      throw new WecomError('bad_length', 'decrypted data is shorter than its header', {
+        length: plain.length,
+      });
     }
     const declared = plain.readUInt32BE(RANDOM_BYTES);
     if (declared > plain.length - HEADER_BYTES) {

@@ -208,7 +208,10 @@ describe('malformed plaintext', () => {
     expectBadMessage({ ...single, msgtype: 'mixed', mixed: {} }, 'mixed.msg_item');
     expectBadMessage({ ...single, msgtype: 'stream', stream: {} }, 'stream.id');
     expectBadMessage({ ...single, msgtype: 'event' }, 'event');
-    expectBadMessage({ ...single, msgtype: 'event', event: { eventtype: 'feedback_event' } }, 'event.feedback_event');
+    expectBadMessage(
+      { ...single, msgtype: 'event', event: { eventtype: 'feedback_event' } },
+      'event.feedback_event',
+    );
   });
 });
 

@@ -25,7 +25,12 @@ export type EmptyReplyBody = Record<string, never>;
 
 export type ReplyBody = StreamReplyBody | TextReplyBody | EmptyReplyBody;
 
-export function streamReply(id: string, content: string, finish: boolean, feedbackId?: string): StreamReplyBody {
+export function streamReply(
+  id: string,
+  content: string,
+  finish: boolean,
+  feedbackId?: string,
+): StreamReplyBody {
   return {
     msgtype: 'stream',
     stream: { id, finish, content, ...(feedbackId ? { feedback: { id: feedbackId } } : {}) },

@@ -23,6 +23,15 @@ export const opened = (fields: Partial<EventOf<'stream.opened'>> = {}): EventOf<
   query: '你好',
   ...fields,
 });
+export const commandHandled = (
+  command = '/help',
+  text = '可用命令：/new /help /stop',
+): EventOf<'command.handled'> => ({
+  type: 'command.handled',
+  at: T0,
+  command,
+  text,
+});
 export const granted = (user: GrantedUser = { id: 'zhangsan' }): EventOf<'auth.granted'> => ({
   type: 'auth.granted',
   at: T0,
@@ -41,7 +50,11 @@ export const queued = (behind = 'stream-0'): EventOf<'stream.queued'> => ({
 });
 export const dequeued = (): EventOf<'stream.dequeued'> => ({ type: 'stream.dequeued', at: T0 });
 export const difyStarted = (
-  ids: Omit<EventOf<'dify.started'>, 'type' | 'at'> = { conversationId: 'conv-1', messageId: 'm-1', taskId: 't-1' },
+  ids: Omit<EventOf<'dify.started'>, 'type' | 'at'> = {
+    conversationId: 'conv-1',
+    messageId: 'm-1',
+    taskId: 't-1',
+  },
 ): EventOf<'dify.started'> => ({ type: 'dify.started', at: T0, ...ids });
 export const delta = (text: string): EventOf<'answer.delta'> => ({ type: 'answer.delta', at: T0, text });
 export const replaced = (text: string): EventOf<'answer.replaced'> => ({
@@ -54,7 +67,11 @@ export const completed = (usage?: Record<string, unknown>): EventOf<'answer.comp
   at: T0,
   ...(usage === undefined ? {} : { usage }),
 });
-export const failed = (code = 'dify_error', message = 'upstream 500', text?: string): EventOf<'answer.failed'> => ({
+export const failed = (
+  code = 'dify_error',
+  message = 'upstream 500',
+  text?: string,
+): EventOf<'answer.failed'> => ({
   type: 'answer.failed',
   at: T0,
   code,
@@ -77,7 +94,11 @@ export const bubbleClosed = (
   reason: 'window' | 'overflow' = 'window',
   text = '…（回答仍在生成，完整内容稍后单独发送。）',
 ): EventOf<'bubble.closed'> => ({ type: 'bubble.closed', at: T0, reason, text });
-export const deliverySent = (bytes = 42): EventOf<'delivery.sent'> => ({ type: 'delivery.sent', at: T0, bytes });
+export const deliverySent = (bytes = 42): EventOf<'delivery.sent'> => ({
+  type: 'delivery.sent',
+  at: T0,
+  bytes,
+});
 export const deliveryFailed = (message = 'response_url expired'): EventOf<'delivery.failed'> => ({
   type: 'delivery.failed',
   at: T0,
@@ -85,6 +106,9 @@ export const deliveryFailed = (message = 'response_url expired'): EventOf<'deliv
 });
 /** An event as read from the store: what a newer version wrote reads as an `UnknownEvent`. */
 export const stored = (raw: unknown): ReadEvent => parseEvent(raw);
+
+/** Some of an object's fields, nested objects included, for `toMatchObject`. */
+export type Some<T> = { [K in keyof T]?: NonNullable<T[K]> extends object ? Some<NonNullable<T[K]>> : T[K] };
 
 export interface Then {
   /** The snapshot before the `when` events. */
@@ -95,7 +119,7 @@ export interface Then {
   readonly context: StreamContext;
   thenState(state: StreamStateValue): Then;
   thenAnswer(answer: string): Then;
-  thenContext(expected: Partial<StreamContext>): Then;
+  thenContext(expected: Some<StreamContext>): Then;
   /** The `when` events changed neither the state nor the context. */
   thenNothingChanged(): Then;
 }

@@ -46,7 +46,18 @@ export async function freePort(offsets: number[] = []): Promise<number> {
 
 /** Starts `redis-server` in the foreground and resolves once it answers PING. */
 export async function spawnRedis(port: number, dir: string, extra: string[] = []): Promise<ChildProcess> {
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'];
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+  ];
   const child = spawn('redis-server', [...args, '--daemonize', 'no', ...extra], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });

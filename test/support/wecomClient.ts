@@ -41,8 +41,12 @@ export interface ReplyEnvelope {
 
 export interface SendResult {
   status: number;
-  /** The decrypted reply; absent when the body was empty or not an envelope (e.g. `success`). */
-  reply?: ReplyJson;
+  /**
+   * The decrypted reply (shaped like `ReplyJson`); absent when the body was empty or not an envelope
+   * (e.g. `success`). Left untyped on purpose: tests assert on whatever shape the server sent.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: a test oracle's view of arbitrary server output
+  reply?: any;
   envelope?: ReplyEnvelope;
   raw: string;
   headers: Headers;
@@ -67,15 +71,18 @@ export interface TextOptions extends SenderOptions {
   responseUrl?: string;
 }
 
+/** A reply known to be a stream reply. */
+export type StreamReplyJson = ReplyJson & { msgtype: 'stream'; stream: NonNullable<ReplyJson['stream']> };
+
 export interface PollUntilFinishedOptions extends SenderOptions {
   intervalMs?: number;
   timeoutMs?: number;
-  onReply?: (reply: ReplyJson, poll: number) => void;
+  onReply?: (reply: StreamReplyJson, poll: number) => void;
 }
 
 export interface PollOutcome {
   /** The `finish:true` reply. */
-  reply: ReplyJson;
+  reply: StreamReplyJson;
   /** The content of every stream reply, in order, one per poll (the final one included). */
   contents: string[];
   polls: number;
@@ -140,7 +147,11 @@ export class WecomClient {
   async send(plaintext: Record<string, unknown>): Promise<SendResult> {
     const encryptValue = this.encrypt(JSON.stringify(plaintext));
     const query = this.sign(encryptValue);
-    const { status, body: raw, headers } = await this.postRaw(query, JSON.stringify({ encrypt: encryptValue }), {
+    const {
+      status,
+      body: raw,
+      headers,
+    } = await this.postRaw(query, JSON.stringify({ encrypt: encryptValue }), {
       'content-type': 'application/json',
     });
     const result: SendResult = { status, raw, headers, sent: plaintext };
@@ -184,17 +195,27 @@ export class WecomClient {
 
   /** A stream refresh poll (§6): no response_url. */
   poll(streamId: string, options: SenderOptions = {}): Promise<SendResult> {
-    return this.send({ ...this.#common(randomMsgid(), options), msgtype: 'stream', stream: { id: streamId } });
+    return this.send({
+      ...this.#common(randomMsgid(), options),
+      msgtype: 'stream',
+      stream: { id: streamId },
+    });
   }
 
   /** An event (§6): `{event: {eventtype, [eventtype]: payload}}`, with create_time. */
-  event(eventtype: string, payload: Record<string, unknown> = {}, options: SenderOptions = {}): Promise<SendResult> {
+  event(
+    eventtype: string,
+    payload: Record<string, unknown> = {},
+    options: SenderOptions = {},
+  ): Promise<SendResult> {
     return this.send({
       ...this.#common(randomMsgid(), options),
       create_time: nowSeconds(),
       // template_card_event is the only event that carries a response_url (§8).
       ...(eventtype === 'template_card_event'
-        ? { response_url: `https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code=${randomBytes(12).toString('hex')}` }
+        ? {
+            response_url: `https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code=${randomBytes(12).toString('hex')}`,
+          }
         : {}),
       msgtype: 'event',
       event: { eventtype, [eventtype]: payload },
@@ -207,15 +228,20 @@ export class WecomClient {
     const deadline = Date.now() + timeoutMs;
     const contents: string[] = [];
     for (let polls = 1; ; polls++) {
-      const { status, reply, raw } = await this.poll(streamId, sender);
+      const { status, reply: json, raw } = await this.poll(streamId, sender);
+      const reply = json as ReplyJson | undefined;
       const stream = reply?.stream;
       if (status !== 200 || reply?.msgtype !== 'stream' || !stream) {
-        throw new Error(`poll ${polls} of ${streamId}: status ${status}, not a stream reply: ${raw.slice(0, 200)}`);
+        throw new Error(
+          `poll ${polls} of ${streamId}: status ${status}, not a stream reply: ${raw.slice(0, 200)}`,
+        );
       }
-      if (stream.id !== streamId) throw new Error(`poll ${polls}: reply is for stream ${stream.id}, not ${streamId}`);
+      if (stream.id !== streamId)
+        throw new Error(`poll ${polls}: reply is for stream ${stream.id}, not ${streamId}`);
+      const streamReply = { ...reply, msgtype: 'stream', stream } satisfies StreamReplyJson;
       contents.push(stream.content);
-      onReply?.(reply, polls);
-      if (stream.finish) return { reply, contents, polls };
+      onReply?.(streamReply, polls);
+      if (stream.finish) return { reply: streamReply, contents, polls };
       if (Date.now() + intervalMs > deadline) {
         throw new Error(
           `stream ${streamId} not finished after ${polls} polls in ${timeoutMs} ms; last content: ${stream.content.slice(0, 200)}`,
@@ -226,7 +252,11 @@ export class WecomClient {
   }
 
   /** A POST with whatever query and body, for hostile tests. */
-  postRaw(query: Query | string, body: string | Buffer, headers: Record<string, string> = {}): Promise<RawResult> {
+  postRaw(
+    query: Query | string,
+    body: string | Buffer,
+    headers: Record<string, string> = {},
+  ): Promise<RawResult> {
     return this.#request('POST', query, body, headers);
   }
 
@@ -252,7 +282,8 @@ export class WecomClient {
     headers: Record<string, string>,
   ): Promise<RawResult> {
     // URLSearchParams percent-encodes base64's + / =, as WeCom does (§3).
-    const search = typeof query === 'string' ? query.replace(/^\?/, '') : new URLSearchParams(query).toString();
+    const search =
+      typeof query === 'string' ? query.replace(/^\?/, '') : new URLSearchParams(query).toString();
     const url = `${this.baseUrl}${this.path}${search ? `?${search}` : ''}`;
     const response = await fetch(url, {
       method,

@@ -1,0 +1,216 @@
+// `wecom-dify migrate` and `wecom-dify users …`: the directory's admin commands. They return an
+// exit code (0 done, 1 failed, 2 usage) and write lines through `out`; a secret is never written.
+import { parseArgs } from 'node:util';
+import { Cluster, Redis } from 'ioredis';
+import type { Config } from '../config.js';
+import { type DirectoryUser, openDirectory } from './directory.js';
+import { SecretBoxError } from './secretBox.js';
+import { TokenCache } from './tokenCache.js';
+import { AuthError } from './types.js';
+
+export type AdminConfig = Pick<Config, 'auth'> & Partial<Pick<Config, 'store'>>;
+
+export interface AdminDeps {
+  /** The token cache's Redis, to forget a disabled user's token; made from config.store when absent. */
+  redis?: Redis | Cluster;
+  keyPrefix?: string;
+  /** Where `--secret -` reads the secret from (default: standard input). */
+  readSecret?: () => Promise<string>;
+}
+
+export const usersUsage = [
+  'usage: wecom-dify users add <userid> --account <code> [--name <name>] [--department <dept>] [--secret <s> | --secret -] [--disabled]',
+  '       wecom-dify users list [--json]',
+  '       wecom-dify users disable <userid>',
+  '       wecom-dify users enable <userid>',
+  '  --secret - reads the secret from standard input (keeps it out of shell history).',
+];
+
+function directoryFor(config: AdminConfig, out: (line: string) => void) {
+  if (!config.auth.mysqlUrl) {
+    out('MYSQL_URL: required for the directory (mysql://user:pass@host:3306/db)');
+    return undefined;
+  }
+  return openDirectory({
+    mysqlUrl: config.auth.mysqlUrl,
+    ...(config.auth.secretKey ? { secretKey: config.auth.secretKey } : {}),
+    queryTimeoutMs: 30_000,
+  });
+}
+
+/** `wecom-dify migrate`: bring the directory's schema up to date. */
+export async function runMigrate(
+  config: AdminConfig,
+  out: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
+): Promise<number> {
+  const directory = directoryFor(config, out);
+  if (!directory) return 2;
+  try {
+    const { applied } = await directory.migrate();
+    out(applied.length === 0 ? 'directory is up to date' : `applied: ${applied.join(', ')}`);
+    return 0;
+  } catch (error) {
+    out(`migration failed: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  } finally {
+    await directory.close();
+  }
+}
+
+/** `wecom-dify users add|list|disable|enable`. `args` are the words after `users`. */
+export async function runUsers(
+  args: string[],
+  config: AdminConfig,
+  out: (line: string) => void,
+  deps: AdminDeps = {},
+): Promise<number> {
+  const [command, ...rest] = args;
+  let parsed: ReturnType<typeof parseUsersArgs>;
+  try {
+    parsed = parseUsersArgs(rest);
+  } catch (error) {
+    out(error instanceof Error ? error.message : String(error));
+    usersUsage.forEach(out);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const userid = positionals[0];
+  const needsUserid = command === 'add' || command === 'disable' || command === 'enable';
+  if (
+    !command ||
+    !['add', 'list', 'disable', 'enable'].includes(command) ||
+    (needsUserid && (!userid || positionals.length !== 1)) ||
+    (command === 'list' && positionals.length > 0) ||
+    (command === 'add' && !values.account)
+  ) {
+    usersUsage.forEach(out);
+    return 2;
+  }
+  if (userid !== undefined && (userid.length > 64 || userid.trim() === '')) {
+    out('userid must be 1 to 64 characters');
+    return 2;
+  }
+
+  const directory = directoryFor(config, out);
+  if (!directory) return 2;
+  try {
+    await directory.migrate();
+    switch (command) {
+      case 'add': {
+        if (!userid || !values.account) return 2;
+        let secret = values.secret;
+        if (secret === '-') secret = (await (deps.readSecret ?? readStdin)()).replace(/\r?\n$/, '');
+        await directory.addUser({
+          userid,
+          account: values.account,
+          ...(values.name !== undefined ? { name: values.name } : {}),
+          ...(values.department !== undefined ? { department: values.department } : {}),
+          ...(values.disabled ? { enabled: false } : {}),
+          ...(secret !== undefined ? { secret } : {}),
+        });
+        out(`saved ${userid} (account ${values.account}${secret !== undefined ? ', secret sealed' : ''})`);
+        return 0;
+      }
+      case 'list': {
+        const users = await directory.listUsers();
+        if (values.json) out(JSON.stringify(users.map(toJson), null, 2));
+        else formatTable(users).forEach(out);
+        return 0;
+      }
+      default: {
+        if (!userid) return 2;
+        const enabled = command === 'enable';
+        if (!(await directory.setEnabled(userid, enabled))) {
+          out(`no such user: ${userid}`);
+          return 1;
+        }
+        out(`${enabled ? 'enabled' : 'disabled'} ${userid}`);
+        if (!enabled) await forgetToken(userid, config, out, deps);
+        return 0;
+      }
+    }
+  } catch (error) {
+    if (error instanceof AuthError || error instanceof SecretBoxError) {
+      out(error.message);
+      return 1;
+    }
+    throw error;
+  } finally {
+    await directory.close();
+  }
+}
+
+function parseUsersArgs(args: string[]) {
+  return parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      account: { type: 'string' },
+      name: { type: 'string' },
+      department: { type: 'string' },
+      secret: { type: 'string' },
+      disabled: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+  });
+}
+
+const toJson = (u: DirectoryUser) => ({
+  userid: u.userid,
+  account: u.account,
+  name: u.name ?? null,
+  department: u.department ?? null,
+  enabled: u.enabled,
+  hasSecret: u.hasSecret,
+  createdAt: u.createdAt.toISOString(),
+  updatedAt: u.updatedAt.toISOString(),
+});
+
+function formatTable(users: DirectoryUser[]): string[] {
+  const header = ['USERID', 'ACCOUNT', 'NAME', 'DEPARTMENT', 'ENABLED', 'SECRET', 'UPDATED'];
+  const rows = users.map((u) => [
+    u.userid,
+    u.account,
+    u.name ?? '',
+    u.department ?? '',
+    u.enabled ? 'yes' : 'no',
+    u.hasSecret ? 'yes' : 'no',
+    u.updatedAt.toISOString(),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line), `${users.length} user${users.length === 1 ? '' : 's'}`];
+}
+
+/** A disabled user's cached token would keep working until it expires: forget it now, if we can. */
+async function forgetToken(userid: string, config: AdminConfig, out: (line: string) => void, deps: AdminDeps) {
+  let redis = deps.redis;
+  let own: Redis | Cluster | undefined;
+  if (!redis) {
+    const opts = { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000 };
+    if (config.store?.redisUrl) own = new Redis(config.store.redisUrl, opts);
+    else if (config.store?.clusterNodes?.length)
+      own = new Cluster(config.store.clusterNodes, { lazyConnect: true, redisOptions: opts });
+    redis = own;
+  }
+  if (!redis) return;
+  try {
+    const cache = new TokenCache(redis, { keyPrefix: deps.keyPrefix ?? '' });
+    if (await cache.revoke(userid)) out(`forgot the cached token of ${userid}`);
+  } catch (error) {
+    out(`could not forget the cached token (it expires by itself): ${error instanceof Error ? error.message : String(error)}`);
+  } finally {
+    if (own) own.disconnect();
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,1033 @@
+// The deployment files, checked offline: every YAML document parses, the Kubernetes objects have
+// the shape and the wiring the service needs (ports, probes, drain deadline, settings), the compose
+// file and nginx agree with each other, the Dockerfile runs node as a non-root PID 1, and the alert
+// rules only name metrics that deploy/METRICS.md promises.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { z } from 'zod';
+import { parseConfig, secretSettings, settingNames } from '../src/config.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const read = (path: string) => readFileSync(join(root, path), 'utf8');
+const k8sDir = 'deploy/kubernetes';
+const k8sFiles = readdirSync(join(root, k8sDir))
+  .filter((f) => /\.ya?ml$/.test(f))
+  .sort()
+  .map((f) => `${k8sDir}/${f}`);
+
+interface Parsed {
+  file: string;
+  docs: unknown[];
+  problems: string[];
+}
+
+/** Every document of a YAML file, with its errors and warnings as readable lines. */
+function parseYaml(file: string): Parsed {
+  // merge: compose files use `<<: *anchor` (YAML 1.1 merge keys), which compose supports.
+  const documents = parseAllDocuments(read(file), { merge: true });
+  const list = Array.isArray(documents) ? documents : [];
+  const problems = list.flatMap((d) => [...d.errors, ...d.warnings].map((e) => `${file}: ${e.message}`));
+  const docs = list.map((d) => d.toJS() as unknown).filter((d) => d !== null && d !== undefined);
+  return { file, docs, problems };
+}
+
+/** Parse with a schema, failing the test with every issue and its path. */
+function shape<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${what}.${i.path.join('.')}: ${i.message}`);
+    throw new Error(`${what} does not match the schema:\n${lines.join('\n')}`);
+  }
+  return result.data;
+}
+
+// ---- Kubernetes schemas, for the fields this service uses ----
+// Strict where a misspelt key would silently drop a setting (a `readinesProbe` is no probe at all).
+
+const labels = z.record(z.string(), z.string());
+const metadata = z.looseObject({ name: z.string().min(1), labels: labels.optional() });
+const intOrString = z.union([z.number().int(), z.string().min(1)]);
+const quantity = z.union([z.string().regex(/^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/), z.number()]);
+
+const probe = z.strictObject({
+  httpGet: z
+    .strictObject({
+      path: z.string().startsWith('/'),
+      port: intOrString,
+      host: z.string().optional(),
+      scheme: z.enum(['HTTP', 'HTTPS']).optional(),
+      httpHeaders: z.array(z.strictObject({ name: z.string(), value: z.string() })).optional(),
+    })
+    .optional(),
+  exec: z.strictObject({ command: z.array(z.string()) }).optional(),
+  tcpSocket: z.strictObject({ port: intOrString, host: z.string().optional() }).optional(),
+  grpc: z.strictObject({ port: z.number().int(), service: z.string().optional() }).optional(),
+  initialDelaySeconds: z.number().int().min(0).optional(),
+  periodSeconds: z.number().int().min(1).optional(),
+  timeoutSeconds: z.number().int().min(1).optional(),
+  failureThreshold: z.number().int().min(1).optional(),
+  successThreshold: z.number().int().min(1).optional(),
+  terminationGracePeriodSeconds: z.number().int().optional(),
+});
+
+const lifecycleHandler = z.strictObject({
+  exec: z.strictObject({ command: z.array(z.string()).min(1) }).optional(),
+  httpGet: z.looseObject({ path: z.string(), port: intOrString }).optional(),
+  sleep: z.strictObject({ seconds: z.number().int().min(1) }).optional(),
+  tcpSocket: z.looseObject({ port: intOrString }).optional(),
+});
+
+const envVar = z.strictObject({
+  name: z.string().min(1),
+  // Kubernetes rejects a number here: `value: 25` must be `value: "25"`.
+  value: z.string().optional(),
+  valueFrom: z
+    .strictObject({
+      fieldRef: z.looseObject({ fieldPath: z.string() }).optional(),
+      resourceFieldRef: z.looseObject({ resource: z.string() }).optional(),
+      secretKeyRef: z.looseObject({ name: z.string(), key: z.string() }).optional(),
+      configMapKeyRef: z.looseObject({ name: z.string(), key: z.string() }).optional(),
+    })
+    .optional(),
+});
+
+const envFromSource = z.strictObject({
+  prefix: z.string().optional(),
+  configMapRef: z.looseObject({ name: z.string() }).optional(),
+  secretRef: z.looseObject({ name: z.string() }).optional(),
+});
+
+const resources = z.strictObject({
+  requests: z.strictObject({ cpu: quantity, memory: quantity }).partial().optional(),
+  limits: z.strictObject({ cpu: quantity, memory: quantity }).partial().optional(),
+  claims: z.array(z.unknown()).optional(),
+});
+
+// Every field of a v1 Container.
+const container = z.strictObject({
+  name: z.string().min(1),
+  image: z.string().min(1),
+  imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional(),
+  command: z.array(z.string()).optional(),
+  args: z.array(z.string()).optional(),
+  workingDir: z.string().optional(),
+  ports: z
+    .array(
+      z.strictObject({
+        name: z
+          .string()
+          .regex(/^[a-z0-9-]{1,15}$/)
+          .optional(),
+        containerPort: z.number().int().min(1).max(65535),
+        protocol: z.enum(['TCP', 'UDP', 'SCTP']).optional(),
+        hostPort: z.number().int().optional(),
+        hostIP: z.string().optional(),
+      }),
+    )
+    .optional(),
+  env: z.array(envVar).optional(),
+  envFrom: z.array(envFromSource).optional(),
+  resources: resources.optional(),
+  resizePolicy: z.array(z.unknown()).optional(),
+  restartPolicy: z.string().optional(),
+  livenessProbe: probe.optional(),
+  readinessProbe: probe.optional(),
+  startupProbe: probe.optional(),
+  lifecycle: z
+    .strictObject({ preStop: lifecycleHandler.optional(), postStart: lifecycleHandler.optional() })
+    .optional(),
+  securityContext: z
+    .strictObject({
+      allowPrivilegeEscalation: z.boolean().optional(),
+      readOnlyRootFilesystem: z.boolean().optional(),
+      runAsNonRoot: z.boolean().optional(),
+      runAsUser: z.number().int().optional(),
+      runAsGroup: z.number().int().optional(),
+      privileged: z.boolean().optional(),
+      capabilities: z
+        .strictObject({ add: z.array(z.string()).optional(), drop: z.array(z.string()).optional() })
+        .optional(),
+      seccompProfile: z.looseObject({ type: z.string() }).optional(),
+      appArmorProfile: z.looseObject({ type: z.string() }).optional(),
+      seLinuxOptions: z.looseObject({}).optional(),
+      procMount: z.string().optional(),
+      windowsOptions: z.looseObject({}).optional(),
+    })
+    .optional(),
+  volumeMounts: z.array(z.looseObject({ name: z.string(), mountPath: z.string() })).optional(),
+  volumeDevices: z.array(z.unknown()).optional(),
+  terminationMessagePath: z.string().optional(),
+  terminationMessagePolicy: z.string().optional(),
+  stdin: z.boolean().optional(),
+  stdinOnce: z.boolean().optional(),
+  tty: z.boolean().optional(),
+});
+
+// Every field of a v1 PodSpec.
+const podSpecKeys = z.enum([
+  'activeDeadlineSeconds',
+  'affinity',
+  'automountServiceAccountToken',
+  'containers',
+  'dnsConfig',
+  'dnsPolicy',
+  'enableServiceLinks',
+  'ephemeralContainers',
+  'hostAliases',
+  'hostIPC',
+  'hostNetwork',
+  'hostPID',
+  'hostUsers',
+  'hostname',
+  'imagePullSecrets',
+  'initContainers',
+  'nodeName',
+  'nodeSelector',
+  'os',
+  'overhead',
+  'preemptionPolicy',
+  'priority',
+  'priorityClassName',
+  'readinessGates',
+  'resourceClaims',
+  'resources',
+  'restartPolicy',
+  'runtimeClassName',
+  'schedulerName',
+  'schedulingGates',
+  'securityContext',
+  'serviceAccount',
+  'serviceAccountName',
+  'setHostnameAsFQDN',
+  'shareProcessNamespace',
+  'subdomain',
+  'terminationGracePeriodSeconds',
+  'tolerations',
+  'topologySpreadConstraints',
+  'volumes',
+]);
+const podSpec = z
+  .looseObject({
+    containers: z.array(container).min(1),
+    initContainers: z.array(container).optional(),
+    terminationGracePeriodSeconds: z.number().int().min(0).optional(),
+    securityContext: z
+      .looseObject({
+        runAsNonRoot: z.boolean().optional(),
+        runAsUser: z.number().int().optional(),
+      })
+      .optional(),
+  })
+  .superRefine((spec, ctx) => {
+    for (const key of Object.keys(spec)) {
+      if (!podSpecKeys.safeParse(key).success)
+        ctx.addIssue({ code: 'custom', path: [key], message: 'not a PodSpec field' });
+    }
+  });
+
+const selector = z.looseObject({ matchLabels: labels });
+
+const deploymentSchema = z.looseObject({
+  apiVersion: z.literal('apps/v1'),
+  kind: z.literal('Deployment'),
+  metadata,
+  spec: z.strictObject({
+    replicas: z.number().int().min(0).optional(),
+    selector,
+    strategy: z
+      .strictObject({
+        type: z.enum(['RollingUpdate', 'Recreate']),
+        rollingUpdate: z
+          .strictObject({ maxUnavailable: intOrString, maxSurge: intOrString })
+          .partial()
+          .optional(),
+      })
+      .optional(),
+    minReadySeconds: z.number().int().optional(),
+    revisionHistoryLimit: z.number().int().optional(),
+    progressDeadlineSeconds: z.number().int().optional(),
+    paused: z.boolean().optional(),
+    template: z.strictObject({
+      metadata: z.looseObject({ labels, annotations: labels.optional() }),
+      spec: podSpec,
+    }),
+  }),
+});
+
+const serviceSchema = z.looseObject({
+  apiVersion: z.literal('v1'),
+  kind: z.literal('Service'),
+  metadata,
+  spec: z.looseObject({
+    type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer']).optional(),
+    selector: labels,
+    ports: z
+      .array(
+        z.strictObject({
+          name: z.string().optional(),
+          port: z.number().int().min(1).max(65535),
+          targetPort: intOrString.optional(),
+          protocol: z.enum(['TCP', 'UDP', 'SCTP']).optional(),
+          nodePort: z.number().int().optional(),
+          appProtocol: z.string().optional(),
+        }),
+      )
+      .min(1),
+  }),
+});
+
+const pdbSchema = z.looseObject({
+  apiVersion: z.literal('policy/v1'),
+  kind: z.literal('PodDisruptionBudget'),
+  metadata,
+  spec: z
+    .strictObject({
+      minAvailable: intOrString.optional(),
+      maxUnavailable: intOrString.optional(),
+      selector,
+      unhealthyPodEvictionPolicy: z.string().optional(),
+    })
+    .refine((s) => (s.minAvailable === undefined) !== (s.maxUnavailable === undefined), {
+      message: 'set exactly one of minAvailable and maxUnavailable',
+    }),
+});
+
+const hpaSchema = z.looseObject({
+  apiVersion: z.literal('autoscaling/v2'),
+  kind: z.literal('HorizontalPodAutoscaler'),
+  metadata,
+  spec: z.strictObject({
+    scaleTargetRef: z.strictObject({ apiVersion: z.string(), kind: z.string(), name: z.string() }),
+    minReplicas: z.number().int().min(1),
+    maxReplicas: z.number().int().min(1),
+    metrics: z.array(
+      z.looseObject({
+        type: z.string(),
+        resource: z
+          .strictObject({
+            name: z.string(),
+            target: z.looseObject({ type: z.string(), averageUtilization: z.number().optional() }),
+          })
+          .optional(),
+      }),
+    ),
+    behavior: z.looseObject({}).optional(),
+  }),
+});
+
+// ConfigMap and Secret values must be strings: `25` unquoted is rejected by the API server.
+const configMapSchema = z.looseObject({
+  apiVersion: z.literal('v1'),
+  kind: z.literal('ConfigMap'),
+  metadata,
+  data: z.record(z.string(), z.string()),
+});
+
+const secretSchema = z.looseObject({
+  apiVersion: z.literal('v1'),
+  kind: z.literal('Secret'),
+  metadata,
+  type: z.string().optional(),
+  stringData: z.record(z.string(), z.string()).optional(),
+  data: z.record(z.string(), z.string()).optional(),
+});
+
+const kustomizationSchema = z.looseObject({
+  apiVersion: z.literal('kustomize.config.k8s.io/v1beta1'),
+  kind: z.literal('Kustomization'),
+  resources: z.array(z.string()),
+});
+
+const expectedApiVersion: Record<string, string> = {
+  Deployment: 'apps/v1',
+  Service: 'v1',
+  PodDisruptionBudget: 'policy/v1',
+  HorizontalPodAutoscaler: 'autoscaling/v2',
+  Secret: 'v1',
+  ConfigMap: 'v1',
+  Kustomization: 'kustomize.config.k8s.io/v1beta1',
+};
+
+const header = z.looseObject({ apiVersion: z.string(), kind: z.string() });
+const k8sParsed = k8sFiles.map(parseYaml);
+const k8sDocs = k8sParsed.flatMap((p) =>
+  p.docs.map((doc, i) => ({ file: p.file, doc, ...shape(header, doc, `${p.file}#${i}`) })),
+);
+
+function only<T>(kind: string, schema: z.ZodType<T>): T {
+  const found = k8sDocs.filter((d) => d.kind === kind);
+  if (found.length !== 1) throw new Error(`expected exactly one ${kind} in ${k8sDir}, found ${found.length}`);
+  const [first] = found;
+  return shape(schema, first?.doc, `${first?.file} ${kind}`);
+}
+
+// Built lazily so that one broken manifest fails the tests that need it, with its own message.
+const deployment = () => only('Deployment', deploymentSchema);
+const service = () => only('Service', serviceSchema);
+const pdb = () => only('PodDisruptionBudget', pdbSchema);
+const hpa = () => only('HorizontalPodAutoscaler', hpaSchema);
+const configMap = () => only('ConfigMap', configMapSchema);
+const secret = () => only('Secret', secretSchema);
+const appContainer = () => {
+  const [first] = deployment().spec.template.spec.containers;
+  if (!first) throw new Error('the Deployment has no container');
+  return first;
+};
+const appPort = () => {
+  const port = appContainer().ports?.find((p) => p.containerPort === 8080);
+  if (!port) throw new Error('the container declares no port 8080 (PORT defaults to 8080)');
+  return port;
+};
+/** Does a Service targetPort or probe port (name or number) mean the app's container port? */
+const isAppPort = (port: string | number | undefined) =>
+  port === appPort().containerPort || (appPort().name !== undefined && port === appPort().name);
+
+// ---- settings: what src/config.ts requires, and its defaults ----
+
+const problemsWithNothingSet = (() => {
+  const result = parseConfig({});
+  return result.ok ? [] : result.problems;
+})();
+/** The settings without which the app will not start, as the config itself says. */
+const requiredSettings = [...new Set(problemsWithNothingSet.map((p) => p.split(':')[0] ?? ''))];
+const defaultDrainSeconds = (() => {
+  const result = parseConfig({
+    WECOM_TOKEN: 'token',
+    WECOM_ENCODING_AES_KEY: 'a'.repeat(43),
+    DIFY_API_KEY: 'app-key',
+  });
+  if (!result.ok) throw new Error(result.problems.join('\n'));
+  return result.config.stream.drainMs / 1000;
+})();
+
+const isSetting = (name: string) => settingNames.includes(name);
+
+// ---- Kubernetes ----
+
+describe('Kubernetes manifests (deploy/kubernetes)', () => {
+  it('every file parses as YAML with no errors or warnings', () => {
+    expect(k8sFiles.length).toBeGreaterThan(0);
+    expect(k8sParsed.flatMap((p) => p.problems)).toEqual([]);
+    for (const p of k8sParsed) expect(p.docs.length, `${p.file} has no document`).toBeGreaterThan(0);
+  });
+
+  it('every document is a known kind with the expected apiVersion', () => {
+    for (const d of k8sDocs) {
+      expect(Object.keys(expectedApiVersion), `${d.file}: unexpected kind`).toContain(d.kind);
+      expect(d.apiVersion, `${d.file}: ${d.kind}`).toBe(expectedApiVersion[d.kind]);
+    }
+  });
+
+  it('has exactly one Deployment, Service, PodDisruptionBudget, HorizontalPodAutoscaler, Secret and ConfigMap', () => {
+    for (const kind of [
+      'Deployment',
+      'Service',
+      'PodDisruptionBudget',
+      'HorizontalPodAutoscaler',
+      'Secret',
+      'ConfigMap',
+    ])
+      expect(k8sDocs.filter((d) => d.kind === kind).length, kind).toBe(1);
+  });
+
+  it('each object matches the Kubernetes schema for the fields it uses (no misspelt keys)', () => {
+    expect(() => deployment()).not.toThrow();
+    expect(() => service()).not.toThrow();
+    expect(() => pdb()).not.toThrow();
+    expect(() => hpa()).not.toThrow();
+    expect(() => configMap()).not.toThrow();
+    expect(() => secret()).not.toThrow();
+    const kustomization = k8sDocs.find((d) => d.kind === 'Kustomization');
+    if (kustomization)
+      expect(() => shape(kustomizationSchema, kustomization.doc, 'kustomization')).not.toThrow();
+  });
+
+  it('the Deployment runs three replicas and its rolling update never goes below them', () => {
+    const spec = deployment().spec;
+    expect(spec.replicas).toBe(3);
+    expect(spec.strategy?.type).toBe('RollingUpdate');
+    expect(spec.strategy?.rollingUpdate?.maxUnavailable).toBe(0);
+    expect(spec.strategy?.rollingUpdate?.maxSurge).toBe(1);
+  });
+
+  it("the Deployment's selector matches its pod template labels", () => {
+    const spec = deployment().spec;
+    expect(spec.template.metadata.labels).toMatchObject(spec.selector.matchLabels);
+  });
+
+  it('the container listens on 8080, named http', () => {
+    expect(appPort().name).toBe('http');
+    expect(appPort().protocol ?? 'TCP').toBe('TCP');
+  });
+
+  it('the Service targets the container port (by name or number) and selects the pods', () => {
+    const spec = service().spec;
+    expect(spec.type ?? 'ClusterIP').toBe('ClusterIP');
+    expect(spec.ports[0]?.port).toBe(80);
+    for (const port of spec.ports)
+      expect(isAppPort(port.targetPort), `targetPort ${port.targetPort}`).toBe(true);
+    expect(deployment().spec.template.metadata.labels).toMatchObject(spec.selector);
+  });
+
+  it('the readiness probe is GET /readyz on the container port', () => {
+    const probe = appContainer().readinessProbe;
+    expect(probe?.httpGet?.path).toBe('/readyz');
+    expect(isAppPort(probe?.httpGet?.port), `readiness port ${probe?.httpGet?.port}`).toBe(true);
+  });
+
+  it('the liveness probe (and the startup probe, if any) is GET /healthz on the container port', () => {
+    const { livenessProbe, startupProbe } = appContainer();
+    expect(livenessProbe?.httpGet?.path).toBe('/healthz');
+    expect(isAppPort(livenessProbe?.httpGet?.port), `liveness port ${livenessProbe?.httpGet?.port}`).toBe(
+      true,
+    );
+    if (startupProbe) {
+      expect(startupProbe.httpGet?.path).toBe('/healthz');
+      expect(isAppPort(startupProbe.httpGet?.port), `startup port ${startupProbe.httpGet?.port}`).toBe(true);
+    }
+  });
+
+  it('preStop delay + DRAIN_SECONDS is less than terminationGracePeriodSeconds', () => {
+    const preStop = appContainer().lifecycle?.preStop;
+    const sleepArg = preStop?.exec?.command.find((_part, i, all) => i > 0 && /sleep$/.test(all[i - 1] ?? ''));
+    const preStopSeconds = preStop?.sleep?.seconds ?? Number(sleepArg);
+    expect(
+      preStopSeconds,
+      'preStop must sleep a few seconds (exec sleep N, or sleep.seconds)',
+    ).toBeGreaterThan(0);
+    expect(preStopSeconds).toBeLessThanOrEqual(15);
+
+    const fromEnv = appContainer().env?.find((e) => e.name === 'DRAIN_SECONDS')?.value;
+    const drain = Number(fromEnv ?? configMap().data.DRAIN_SECONDS ?? defaultDrainSeconds);
+    expect(Number.isFinite(drain)).toBe(true);
+    const grace = deployment().spec.template.spec.terminationGracePeriodSeconds ?? 30;
+    expect(
+      preStopSeconds + drain,
+      `preStop ${preStopSeconds} s + drain ${drain} s vs grace ${grace} s`,
+    ).toBeLessThan(grace);
+  });
+
+  it('the pod runs as non-root with a read-only root filesystem and no capabilities', () => {
+    const pod = deployment().spec.template.spec;
+    const sc = appContainer().securityContext;
+    expect(sc?.runAsNonRoot ?? pod.securityContext?.runAsNonRoot).toBe(true);
+    // runAsNonRoot cannot verify a named user (the image's `USER node`): a numeric uid is needed.
+    expect(sc?.runAsUser ?? pod.securityContext?.runAsUser).toBeGreaterThan(0);
+    expect(sc?.readOnlyRootFilesystem).toBe(true);
+    expect(sc?.allowPrivilegeEscalation).toBe(false);
+    expect(sc?.capabilities?.drop).toContain('ALL');
+  });
+
+  it('the container sets CPU and memory requests and limits', () => {
+    const r = appContainer().resources;
+    expect(r?.requests?.cpu).toBeDefined();
+    expect(r?.requests?.memory).toBeDefined();
+    expect(r?.limits?.cpu).toBeDefined();
+    expect(r?.limits?.memory).toBeDefined();
+  });
+
+  it('the pods carry Prometheus scrape annotations for /metrics on the container port', () => {
+    const annotations = deployment().spec.template.metadata.annotations ?? {};
+    expect(annotations['prometheus.io/scrape']).toBe('true');
+    expect(annotations['prometheus.io/port']).toBe(String(appPort().containerPort));
+    expect(annotations['prometheus.io/path'] ?? '/metrics').toBe('/metrics');
+  });
+
+  it('the PodDisruptionBudget selects the pods and keeps at least two of three running', () => {
+    const spec = pdb().spec;
+    expect(deployment().spec.template.metadata.labels).toMatchObject(spec.selector.matchLabels);
+    if (spec.maxUnavailable !== undefined) expect(spec.maxUnavailable).toBe(1);
+    else expect(spec.minAvailable).toBe(2);
+  });
+
+  it('the HorizontalPodAutoscaler scales the Deployment on CPU between 3 and 10 replicas', () => {
+    const spec = hpa().spec;
+    expect(spec.scaleTargetRef).toEqual({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      name: deployment().metadata.name,
+    });
+    expect(spec.minReplicas).toBe(3);
+    expect(spec.maxReplicas).toBe(10);
+    const cpu = spec.metrics.find((m) => m.type === 'Resource' && m.resource?.name === 'cpu');
+    expect(cpu?.resource?.target.type).toBe('Utilization');
+    expect(cpu?.resource?.target.averageUtilization).toBe(70);
+  });
+
+  it('envFrom refers to the ConfigMap and the Secret defined here', () => {
+    const envFrom = appContainer().envFrom ?? [];
+    expect(envFrom.map((e) => e.configMapRef?.name).filter(Boolean)).toEqual([configMap().metadata.name]);
+    expect(envFrom.map((e) => e.secretRef?.name).filter(Boolean)).toEqual([secret().metadata.name]);
+    expect(
+      envFrom.every((e) => e.prefix === undefined),
+      'a prefix would rename every setting',
+    ).toBe(true);
+  });
+
+  it('every env name (container env, Secret keys, ConfigMap keys) is a setting of src/config.ts', () => {
+    const names = [
+      ...(appContainer().env ?? []).map((e) => e.name),
+      ...Object.keys(secret().stringData ?? {}),
+      ...Object.keys(secret().data ?? {}),
+      ...Object.keys(configMap().data),
+    ];
+    expect(names.length).toBeGreaterThan(0);
+    expect(names.filter((n) => !isSetting(n))).toEqual([]);
+  });
+
+  it('every setting the config requires (WECOM_TOKEN, WECOM_ENCODING_AES_KEY, DIFY_API_KEY) is provided', () => {
+    expect(requiredSettings).toEqual(
+      expect.arrayContaining(['WECOM_TOKEN', 'WECOM_ENCODING_AES_KEY', 'DIFY_API_KEY']),
+    );
+    const provided = new Set([
+      ...(appContainer().env ?? []).map((e) => e.name),
+      ...Object.keys(secret().stringData ?? {}),
+      ...Object.keys(secret().data ?? {}),
+      ...Object.keys(configMap().data),
+    ]);
+    expect(requiredSettings.filter((n) => !provided.has(n))).toEqual([]);
+  });
+
+  it('secret settings come from the Secret, never from the ConfigMap or a literal env value', () => {
+    const inSecret = new Set([
+      ...Object.keys(secret().stringData ?? {}),
+      ...Object.keys(secret().data ?? {}),
+    ]);
+    const inConfigMap = Object.keys(configMap().data).filter((n) => secretSettings.includes(n));
+    const literal = (appContainer().env ?? [])
+      .filter((e) => secretSettings.includes(e.name) && e.valueFrom?.secretKeyRef === undefined)
+      .map((e) => e.name);
+    expect(inConfigMap).toEqual([]);
+    expect(literal).toEqual([]);
+    for (const name of requiredSettings.filter((n) => secretSettings.includes(n)))
+      expect(inSecret.has(name), `${name} in the Secret`).toBe(true);
+  });
+
+  it('the kustomization lists every manifest except the Secret template', () => {
+    const doc = k8sDocs.find((d) => d.kind === 'Kustomization');
+    if (!doc) return;
+    const listed = shape(kustomizationSchema, doc.doc, 'kustomization').resources;
+    const manifests = k8sDocs
+      .filter((d) => d.kind !== 'Kustomization' && d.kind !== 'Secret')
+      .map((d) => d.file.slice(k8sDir.length + 1));
+    expect([...listed].sort()).toEqual([...new Set(manifests)].sort());
+  });
+});
+
+// ---- docker-compose.yml ----
+
+const composeService = z.looseObject({
+  image: z.string().optional(),
+  build: z.union([z.string(), z.looseObject({})]).optional(),
+  environment: z
+    .union([
+      z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])),
+      z.array(z.string()),
+    ])
+    .optional(),
+  env_file: z
+    .union([z.string(), z.array(z.union([z.string(), z.looseObject({ path: z.string() })]))])
+    .optional(),
+  depends_on: z
+    .union([z.array(z.string()), z.record(z.string(), z.looseObject({ condition: z.string() }))])
+    .optional(),
+  healthcheck: z.looseObject({ test: z.union([z.string(), z.array(z.string())]) }).optional(),
+  ports: z.array(z.union([z.string(), z.number(), z.looseObject({})])).optional(),
+  volumes: z.array(z.union([z.string(), z.looseObject({})])).optional(),
+  stop_grace_period: z.string().optional(),
+});
+const composeSchema = z.looseObject({ services: z.record(z.string(), composeService) });
+
+const composeParsed = parseYaml('docker-compose.yml');
+const compose = () => shape(composeSchema, composeParsed.docs[0], 'docker-compose.yml');
+const composeNodes = ['node1', 'node2'];
+const composeEnv = (name: string): Record<string, string> => {
+  const env = compose().services[name]?.environment ?? {};
+  if (Array.isArray(env))
+    return Object.fromEntries(env.map((kv) => [kv.split('=')[0] ?? '', kv.split('=').slice(1).join('=')]));
+  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v === null ? '' : String(v)]));
+};
+const seconds = (duration: string) => {
+  const m = /^(?:(\d+)m)?(?:(\d+)s)?$/.exec(duration);
+  return m ? Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0) : Number.NaN;
+};
+
+describe('docker-compose.yml', () => {
+  it('parses as one YAML document with no errors or warnings', () => {
+    expect(composeParsed.problems).toEqual([]);
+    expect(composeParsed.docs).toHaveLength(1);
+    expect(() => compose()).not.toThrow();
+  });
+
+  it('has redis, mariadb, node1, node2 and lb', () => {
+    expect(Object.keys(compose().services)).toEqual(
+      expect.arrayContaining(['redis', 'mariadb', ...composeNodes, 'lb']),
+    );
+    expect(compose().services.redis?.image).toMatch(/^redis:7/);
+    expect(compose().services.mariadb?.image).toMatch(/^mariadb:10\.11/);
+    expect(compose().services.lb?.image).toMatch(/^nginx:/);
+  });
+
+  it('MariaDB creates the wecom_dify database and has a healthcheck', () => {
+    const mariadb = compose().services.mariadb;
+    expect(composeEnv('mariadb').MARIADB_DATABASE ?? composeEnv('mariadb').MYSQL_DATABASE).toBe('wecom_dify');
+    expect(mariadb?.healthcheck).toBeDefined();
+  });
+
+  it('the nodes are built from this Dockerfile and have healthchecks', () => {
+    for (const node of composeNodes) {
+      expect(compose().services[node]?.build, node).toBeDefined();
+      expect(compose().services[node]?.healthcheck, node).toBeDefined();
+    }
+  });
+
+  it('every environment key of the nodes is a setting of src/config.ts', () => {
+    for (const node of composeNodes) {
+      const names = Object.keys(composeEnv(node));
+      expect(names.length, node).toBeGreaterThan(0);
+      expect(
+        names.filter((n) => !isSetting(n)),
+        node,
+      ).toEqual([]);
+    }
+  });
+
+  it('the nodes read their settings from .env and reach Redis and MariaDB by service name', () => {
+    for (const node of composeNodes) {
+      const envFile = compose().services[node]?.env_file;
+      const files = (Array.isArray(envFile) ? envFile : [envFile]).map((f) =>
+        typeof f === 'string' ? f : f?.path,
+      );
+      expect(files, node).toContain('.env');
+      expect(composeEnv(node).REDIS_URL, node).toBe('redis://redis:6379');
+      expect(composeEnv(node).MYSQL_URL, node).toMatch(/^mysql:\/\/[^@]+@mariadb:3306\/wecom_dify$/);
+    }
+  });
+
+  it('secret settings are not written into the compose file', () => {
+    for (const node of composeNodes)
+      expect(
+        Object.keys(composeEnv(node)).filter((n) => secretSettings.includes(n)),
+        node,
+      ).toEqual([]);
+  });
+
+  it('each node has its own NODE_ID', () => {
+    const ids = composeNodes.map((node) => composeEnv(node).NODE_ID);
+    expect(ids.every(Boolean)).toBe(true);
+    expect(new Set(ids).size).toBe(composeNodes.length);
+  });
+
+  it('the nodes wait for redis and mariadb to be healthy', () => {
+    for (const node of composeNodes) {
+      const deps = compose().services[node]?.depends_on;
+      expect(deps && !Array.isArray(deps), `${node} depends_on needs conditions`).toBe(true);
+      if (!deps || Array.isArray(deps)) continue;
+      expect(deps.redis?.condition, node).toBe('service_healthy');
+      expect(deps.mariadb?.condition, node).toBe('service_healthy');
+    }
+  });
+
+  it('the nodes get longer than DRAIN_SECONDS to stop', () => {
+    for (const node of composeNodes) {
+      const grace = seconds(compose().services[node]?.stop_grace_period ?? '10s');
+      expect(grace, node).toBeGreaterThan(Number(composeEnv(node).DRAIN_SECONDS ?? defaultDrainSeconds));
+    }
+  });
+
+  it('the lb publishes a port, mounts deploy/nginx.conf and depends on both nodes', () => {
+    const lb = compose().services.lb;
+    expect(lb?.ports?.length).toBeGreaterThan(0);
+    expect(lb?.volumes?.some((v) => typeof v === 'string' && v.startsWith('./deploy/nginx.conf:'))).toBe(
+      true,
+    );
+    const deps = lb?.depends_on;
+    const depNames = Array.isArray(deps) ? deps : Object.keys(deps ?? {});
+    expect(depNames).toEqual(expect.arrayContaining(composeNodes));
+  });
+});
+
+// ---- deploy/nginx.conf ----
+
+const nginx = read('deploy/nginx.conf')
+  .split('\n')
+  .map((line) => line.replace(/#.*$/, ''))
+  .join('\n');
+const directive = (name: string) =>
+  [...nginx.matchAll(new RegExp(`(?:^|[;{}\\s])${name}\\s+([^;]+);`, 'g'))].map((m) => (m[1] ?? '').trim());
+
+describe('deploy/nginx.conf', () => {
+  it('the upstream servers are the compose node services on the app port', () => {
+    const upstream = /upstream\s+\w+\s*\{([^}]*)\}/.exec(nginx)?.[1] ?? '';
+    const servers = [...upstream.matchAll(/^\s*server\s+([^\s;]+)/gm)].map((m) => m[1]);
+    expect(servers.sort()).toEqual(composeNodes.map((n) => `${n}:8080`).sort());
+    for (const server of servers) expect(Object.keys(compose().services)).toContain(server?.split(':')[0]);
+  });
+
+  it('balances without sticky sessions (any node answers)', () => {
+    expect(nginx).not.toMatch(/\b(ip_hash|sticky|hash\s+\$)/);
+  });
+
+  it('turns proxy buffering off both ways', () => {
+    expect(directive('proxy_buffering')).toEqual(['off']);
+    expect(directive('proxy_request_buffering')).toEqual(['off']);
+  });
+
+  it("limits bodies to 1m, the app's body limit", () => {
+    expect(directive('client_max_body_size')).toEqual(['1m']);
+  });
+
+  it('sets connect, send and read timeouts', () => {
+    for (const name of ['proxy_connect_timeout', 'proxy_send_timeout', 'proxy_read_timeout'])
+      expect(directive(name).length, name).toBeGreaterThan(0);
+  });
+
+  it('forwards X-Forwarded-For and X-Request-Id and keeps connections to the nodes alive', () => {
+    const headers = directive('proxy_set_header').map((h) => h.split(/\s+/)[0]?.toLowerCase());
+    expect(headers).toEqual(expect.arrayContaining(['x-forwarded-for', 'x-request-id', 'connection']));
+    expect(directive('proxy_http_version')).toContain('1.1');
+    expect(directive('keepalive').length).toBeGreaterThan(0);
+  });
+
+  it('proxies the routes the service has', () => {
+    const locations = [...nginx.matchAll(/location\s+(?:=\s*)?(\S+)\s*\{/g)].map((m) => m[1]);
+    expect(locations).toEqual(expect.arrayContaining(['/wecom/', '/healthz', '/readyz']));
+  });
+});
+
+// ---- Dockerfile ----
+
+interface Instruction {
+  keyword: string;
+  args: string;
+}
+/** Dockerfile instructions with comments dropped and continuation lines joined. */
+function dockerInstructions(text: string): Instruction[] {
+  const logical: string[] = [];
+  let current = '';
+  for (const raw of text.split('\n')) {
+    if (/^\s*#/.test(raw)) continue;
+    if (raw.trimEnd().endsWith('\\')) {
+      current += `${raw.trimEnd().slice(0, -1)} `;
+      continue;
+    }
+    current += raw;
+    if (current.trim()) logical.push(current.trim());
+    current = '';
+  }
+  return logical.map((line) => {
+    const [, keyword = '', args = ''] = /^(\S+)\s*(.*)$/.exec(line) ?? [];
+    return { keyword: keyword.toUpperCase(), args };
+  });
+}
+const dockerfile = dockerInstructions(read('Dockerfile'));
+/** The instructions of each stage, from its FROM. */
+const stages = dockerfile.reduce<Instruction[][]>((all, ins) => {
+  if (ins.keyword === 'FROM') all.push([ins]);
+  else all.at(-1)?.push(ins);
+  return all;
+}, []);
+const runtimeStage = stages.at(-1) ?? [];
+const argDefaults = Object.fromEntries(
+  dockerfile
+    .filter((i) => i.keyword === 'ARG' && i.args.includes('='))
+    .map((i) => [i.args.split('=')[0] ?? '', i.args.split('=').slice(1).join('=')]),
+);
+const baseImage = (from: Instruction) =>
+  (from.args.split(/\s+/)[0] ?? '').replace(
+    /^\$\{?(\w+)\}?$/,
+    (_, name: string) => argDefaults[name] ?? name,
+  );
+
+describe('Dockerfile', () => {
+  it('is multi-stage: a build stage compiles with npm ci + npm run build, production deps come from npm ci --omit=dev', () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    const runs = (stage: Instruction[]) => stage.filter((i) => i.keyword === 'RUN').map((i) => i.args);
+    const build = stages.find((s) => runs(s).some((r) => r.includes('npm run build')));
+    expect(build, 'a stage runs npm run build').toBeDefined();
+    expect(runs(build ?? []).some((r) => /npm ci(?!.*--omit=dev)/.test(r))).toBe(true);
+    expect(stages.some((s) => runs(s).some((r) => /npm ci\b.*--omit=dev/.test(r)))).toBe(true);
+    expect(
+      runs(runtimeStage).some((r) => r.includes('npm run build')),
+      'no compiler in the runtime stage',
+    ).toBe(false);
+  });
+
+  it('runs on a Node 20 slim or alpine image', () => {
+    const from = runtimeStage[0];
+    expect(from && baseImage(from)).toMatch(/^node:20[.\d]*-(slim|alpine)/);
+  });
+
+  it('runs as a non-root user', () => {
+    const user = runtimeStage.filter((i) => i.keyword === 'USER').at(-1)?.args;
+    expect(user, 'USER in the runtime stage').toBeDefined();
+    expect(user?.split(':')[0]).not.toMatch(/^(root|0)$/);
+  });
+
+  it('sets NODE_ENV=production and exposes 8080', () => {
+    const env = runtimeStage.filter((i) => i.keyword === 'ENV').map((i) => i.args);
+    expect(env.some((e) => /\bNODE_ENV[= ]production\b/.test(e))).toBe(true);
+    expect(runtimeStage.filter((i) => i.keyword === 'EXPOSE').map((i) => i.args)).toContain('8080');
+  });
+
+  it('has a HEALTHCHECK that asks /healthz with node itself (no curl in slim images)', () => {
+    const check = runtimeStage.find((i) => i.keyword === 'HEALTHCHECK')?.args ?? '';
+    expect(check).toMatch(/\bCMD\b/);
+    expect(check).toContain('/healthz');
+    expect(check).toMatch(/\bnode\b/);
+    expect(check).not.toMatch(/\b(curl|wget)\b/);
+  });
+
+  it('starts node dist/cli/main.js serve in exec form, so SIGTERM reaches node', () => {
+    const cmd = runtimeStage.filter((i) => i.keyword === 'CMD').at(-1)?.args ?? '';
+    expect(JSON.parse(cmd)).toEqual(['node', 'dist/cli/main.js', 'serve']);
+    const entrypoint = runtimeStage.find((i) => i.keyword === 'ENTRYPOINT');
+    if (entrypoint) expect(entrypoint.args.startsWith('['), 'ENTRYPOINT in exec form').toBe(true);
+    const stop = runtimeStage.find((i) => i.keyword === 'STOPSIGNAL')?.args;
+    expect(stop ?? 'SIGTERM').toBe('SIGTERM');
+  });
+
+  it('.dockerignore keeps .env, node_modules and dist out of the build context', () => {
+    expect(existsSync(join(root, '.dockerignore'))).toBe(true);
+    const ignored = read('.dockerignore')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
+    expect(ignored).toEqual(expect.arrayContaining(['.env', 'node_modules', 'dist']));
+  });
+});
+
+// ---- Prometheus alert rules and deploy/METRICS.md ----
+
+/** `name → labels` from the table in deploy/METRICS.md. */
+const documentedMetrics = new Map(
+  [...read('deploy/METRICS.md').matchAll(/^\|\s*`(wecom_dify_[a-z_]+)`\s*\|\s*(\w+)\s*\|([^|]*)\|/gm)].map(
+    (m) => [
+      m[1] ?? '',
+      { type: m[2] ?? '', labels: [...(m[3] ?? '').matchAll(/`(\w+)`/g)].map((l) => l[1] ?? '') },
+    ],
+  ),
+);
+/** The metric an alert names, with a histogram's series suffix taken off. */
+const baseMetric = (name: string) => name.replace(/_(bucket|sum|count)$/, '');
+
+const alertRule = z.strictObject({
+  alert: z.string().regex(/^[A-Za-z][A-Za-z0-9]*$/),
+  expr: z.string().min(1),
+  for: z
+    .string()
+    .regex(/^\d+[smhd]$/)
+    .optional(),
+  keep_firing_for: z.string().optional(),
+  labels: z.looseObject({ severity: z.enum(['critical', 'warning', 'info']) }),
+  annotations: z.looseObject({ summary: z.string().min(1), description: z.string().optional() }),
+});
+const rulesSchema = z.strictObject({
+  groups: z
+    .array(
+      z.looseObject({
+        name: z.string().min(1),
+        rules: z.array(alertRule).min(1),
+      }),
+    )
+    .min(1),
+});
+const alertsParsed = parseYaml('deploy/prometheus-alerts.yml');
+const alertRules = () =>
+  shape(rulesSchema, alertsParsed.docs[0], 'deploy/prometheus-alerts.yml').groups.flatMap((g) => g.rules);
+
+describe('deploy/METRICS.md', () => {
+  it('lists every metric the service promises, with its type', () => {
+    const promised = {
+      wecom_dify_callbacks_total: 'counter',
+      wecom_dify_poll_duration_seconds: 'histogram',
+      wecom_dify_streams_opened_total: 'counter',
+      wecom_dify_streams_finished_total: 'counter',
+      wecom_dify_first_token_seconds: 'histogram',
+      wecom_dify_completion_seconds: 'histogram',
+      wecom_dify_dify_errors_total: 'counter',
+      wecom_dify_dedup_hits_total: 'counter',
+      wecom_dify_takeovers_total: 'counter',
+      wecom_dify_deliveries_total: 'counter',
+      wecom_dify_token_service_requests_total: 'counter',
+      wecom_dify_store_errors_total: 'counter',
+      wecom_dify_inflight_answers: 'gauge',
+      wecom_dify_draining: 'gauge',
+    };
+    expect(Object.fromEntries([...documentedMetrics].map(([name, m]) => [name, m.type]))).toEqual(promised);
+  });
+});
+
+describe('deploy/prometheus-alerts.yml', () => {
+  it('parses as YAML with no errors or warnings', () => {
+    expect(alertsParsed.problems).toEqual([]);
+    expect(alertsParsed.docs).toHaveLength(1);
+  });
+
+  it('is a rule file: groups of alerts, each with expr, severity and summary', () => {
+    expect(() => alertRules()).not.toThrow();
+  });
+
+  it('alert names are unique', () => {
+    const names = alertRules().map((r) => r.alert);
+    expect(names.filter((n, i) => names.indexOf(n) !== i)).toEqual([]);
+  });
+
+  it('every expr names only metrics listed in deploy/METRICS.md', () => {
+    const unknown = alertRules().flatMap((r) =>
+      [...r.expr.matchAll(/wecom_dify_[a-z_]+/g)]
+        .map((m) => baseMetric(m[0]))
+        .filter((name) => !documentedMetrics.has(name))
+        .map((name) => `${r.alert}: ${name}`),
+    );
+    expect(unknown).toEqual([]);
+  });
+
+  it('every label matcher on a wecom_dify metric is a label METRICS.md lists for it', () => {
+    const wrong = alertRules().flatMap((r) =>
+      [...r.expr.matchAll(/(wecom_dify_[a-z_]+)\{([^}]*)\}/g)].flatMap((m) => {
+        const metric = documentedMetrics.get(baseMetric(m[1] ?? ''));
+        const allowed = [...(metric?.labels ?? []), ...(m[1]?.endsWith('_bucket') ? ['le'] : [])];
+        return [...(m[2] ?? '').matchAll(/(\w+)\s*(?:=~|!~|!=|=)/g)]
+          .map((l) => l[1] ?? '')
+          .filter((label) => !allowed.includes(label))
+          .map((label) => `${r.alert}: ${m[1]}{${label}}`);
+      }),
+    );
+    expect(wrong).toEqual([]);
+  });
+
+  it('brackets balance in every expr', () => {
+    for (const r of alertRules()) {
+      for (const [open, close] of [
+        ['(', ')'],
+        ['{', '}'],
+        ['[', ']'],
+      ] as const)
+        expect(r.expr.split(open).length, `${r.alert} ${open}${close}`).toBe(r.expr.split(close).length);
+    }
+  });
+
+  it('alerts on what matters: readiness, callbacks, polls, failed streams, first token, Dify, Redis, token service, stuck streams, deliveries', () => {
+    const exprs = alertRules()
+      .map((r) => r.expr)
+      .join('\n');
+    for (const needed of [
+      'kube_pod_status_ready',
+      'wecom_dify_callbacks_total',
+      'wecom_dify_poll_duration_seconds_bucket',
+      'wecom_dify_streams_finished_total{state="error"}',
+      'wecom_dify_first_token_seconds_bucket',
+      'wecom_dify_dify_errors_total',
+      'wecom_dify_store_errors_total',
+      'wecom_dify_token_service_requests_total',
+      'wecom_dify_inflight_answers',
+      'wecom_dify_takeovers_total',
+      'wecom_dify_deliveries_total',
+    ])
+      expect(exprs, needed).toContain(needed);
+  });
+});

@@ -1,0 +1,544 @@
+// The one specification of an event store (src/store/port.ts), run against every adapter: in-memory,
+// a single Redis and a Redis Cluster. An adapter that passes it can stand in for any other.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  fold,
+  type PersistedStream,
+  parseEvent,
+  persist,
+  type ReadEvent,
+  type StreamEvent,
+} from '../src/machines/index.js';
+import {
+  conversationKey,
+  indexKey,
+  messageKey,
+  StoreError,
+  type StreamStore,
+  streamKeys,
+} from '../src/store/index.js';
+
+export interface StoreHarness {
+  store: StreamStore;
+  /** The TTL the store was made with. */
+  ttlSeconds: number;
+  /** A second client on the same backend; absent = the same store serves both sides. */
+  another?: () => Promise<StreamStore>;
+  /** Direct access to the backend's keys, for TTL checks. */
+  raw?: { prefix: string; ttl(key: string): Promise<number> };
+  /** Moves the store's clock on (memory) instead of waiting in real time. */
+  advance?: (ms: number) => void;
+  /** A store whose backend cannot be reached. */
+  unreachable?: () => Promise<StreamStore>;
+  /** Removes what the test wrote and closes any extra clients. */
+  cleanup?: () => Promise<void>;
+}
+
+// ---- events, as the runner writes them --------------------------------------------------------
+
+let clock = Date.now();
+const at = (): number => ++clock;
+
+const opened = (streamId: string, userid = 'zhangsan'): StreamEvent => ({
+  type: 'stream.opened',
+  at: at(),
+  streamId,
+  msgid: `msg-${streamId}`,
+  bot: 'bot-1',
+  userid,
+  chattype: 'single',
+  query: '你好',
+});
+const granted = (id = 'zhangsan'): StreamEvent => ({
+  type: 'auth.granted',
+  at: at(),
+  user: { id, name: '张三' },
+});
+const denied = (): StreamEvent => ({ type: 'auth.denied', at: at(), reason: 'not_in_directory' });
+const started = (): StreamEvent => ({
+  type: 'dify.started',
+  at: at(),
+  conversationId: 'conv-1',
+  messageId: 'm-1',
+  taskId: 't-1',
+});
+const delta = (text: string): StreamEvent => ({ type: 'answer.delta', at: at(), text });
+const replaced = (text: string): StreamEvent => ({ type: 'answer.replaced', at: at(), text });
+const completed = (): StreamEvent => ({ type: 'answer.completed', at: at(), usage: { total_tokens: 42 } });
+const failed = (): StreamEvent => ({ type: 'answer.failed', at: at(), code: 'dify_error', message: 'boom' });
+/** A fact a newer version might write: stores keep it, the fold ignores it. */
+const future = (): StreamEvent =>
+  ({ type: 'future.thing', at: at(), payload: { x: 1 } }) as unknown as StreamEvent;
+
+/** What a reader should get back for an appended event: its JSON round trip, parsed. */
+const asRead = (event: StreamEvent): ReadEvent => parseEvent(JSON.parse(JSON.stringify(event)));
+
+const snapshotOf = (events: StreamEvent[]): PersistedStream => persist(fold(events));
+
+let idCounter = 0;
+const newId = (label: string): string =>
+  `${label}-${Date.now().toString(36)}-${(++idCounter).toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+// ---- random, valid event sequences ------------------------------------------------------------
+
+/** mulberry32: a small seeded PRNG, so a failing case can be replayed from its seed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const alphabets: [number, number][] = [
+  [0x20, 0x7e], // ASCII, quotes and backslashes included
+  [0x4e00, 0x9fff], // CJK
+  [0x1f300, 0x1f6ff], // emoji, outside the BMP
+  [0x0300, 0x036f], // combining marks
+  [0x05d0, 0x05ea], // Hebrew, right to left
+];
+const oddities = ['\n', '\r\n', '\t', '\u0000', '\u2028', '\u200b', '\ufeff', '\ud800', '"', '\\', '{}'];
+
+function randomText(random: () => number): string {
+  const length = Math.floor(random() * 12);
+  let text = '';
+  for (let i = 0; i < length; i++) {
+    if (random() < 0.08) {
+      text += oddities[Math.floor(random() * oddities.length)];
+      continue;
+    }
+    const [lo, hi] = alphabets[Math.floor(random() * alphabets.length)] ?? [0x61, 0x7a];
+    text += String.fromCodePoint(lo + Math.floor(random() * (hi - lo + 1)));
+  }
+  return text;
+}
+
+function randomSequence(random: () => number, streamId: string): StreamEvent[] {
+  const events: StreamEvent[] = [opened(streamId, `u${Math.floor(random() * 5)}`)];
+  const maybeFuture = (): void => {
+    if (random() < 0.1) events.push(future());
+  };
+  if (random() < 0.1) {
+    events.push(denied());
+    maybeFuture();
+    return events;
+  }
+  if (random() < 0.9) events.push(granted());
+  if (random() < 0.7) events.push(started());
+  const deltas = Math.floor(random() * 30);
+  for (let i = 0; i < deltas; i++) {
+    const roll = random();
+    if (roll < 0.06) events.push(replaced(randomText(random)));
+    else if (roll < 0.08) events.push(started());
+    else events.push(delta(randomText(random)));
+    maybeFuture();
+  }
+  const end = random();
+  if (end < 0.45) events.push(completed());
+  else if (end < 0.65) events.push(failed());
+  maybeFuture();
+  return events;
+}
+
+// ---- the contract ----------------------------------------------------------------------------
+
+export function storeContract(name: string, makeStore: () => Promise<StoreHarness>): void {
+  describe(`${name}: the event store contract`, () => {
+    let harness: StoreHarness;
+    let store: StreamStore;
+    let others: StreamStore[];
+
+    beforeEach(async () => {
+      harness = await makeStore();
+      store = harness.store;
+      others = [];
+    });
+
+    afterEach(async () => {
+      await harness.cleanup?.();
+      await Promise.all([store, ...others].map((s) => s.close()));
+    });
+
+    const second = async (): Promise<StreamStore> => {
+      if (!harness.another) return store;
+      const other = await harness.another();
+      others.push(other);
+      return other;
+    };
+
+    /** Lets the store's clock move, so that "newer" is unambiguous. */
+    const tick = async (ms = 5): Promise<void> => {
+      if (harness.advance) harness.advance(ms);
+      else await sleep(ms);
+    };
+
+    describe('appending and reading', () => {
+      it('reads back what was appended, in order, numbered from 1', async () => {
+        const id = newId('read');
+        const events = [opened(id), granted(), started(), delta('你好'), delta('，世界 👋')];
+        expect(await store.append(id, events.slice(0, 2), { expectedVersion: 0 })).toEqual({ version: 2 });
+        expect(await store.append(id, events.slice(2), { expectedVersion: 2 })).toEqual({ version: 5 });
+
+        const read = await store.read(id);
+        expect(read.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+        expect(read.map((e) => e.event)).toEqual(events.map(asRead));
+        expect(new Set(read.map((e) => e.id)).size).toBe(5);
+      });
+
+      it('has nothing for a stream that was never written', async () => {
+        expect(await store.read(newId('none'))).toEqual([]);
+        expect(await store.load(newId('none'))).toBeUndefined();
+      });
+
+      it('loads what the full fold of the events gives, without a snapshot', async () => {
+        const id = newId('fold');
+        const events = [opened(id), granted(), started(), delta('一'), delta('二'), completed()];
+        await store.append(id, events, { expectedVersion: 0 });
+
+        const loaded = await store.load(id);
+        expect(loaded?.version).toBe(6);
+        expect(loaded?.tail).toBe(6);
+        expect(persist(loaded!.snapshot)).toEqual(persist(fold(events)));
+        expect(loaded!.snapshot.context.answer).toBe('一二');
+        expect(loaded!.snapshot.value).toBe('completed');
+      });
+
+      it('folds only the events after the stored snapshot', async () => {
+        const id = newId('snap');
+        const first = [opened(id), granted(), started(), delta('a'), delta('b')];
+        await store.append(id, first, { expectedVersion: 0, snapshot: snapshotOf(first) });
+        const tail = [delta('c'), delta('d')];
+        await store.append(id, tail, { expectedVersion: 5 });
+
+        const loaded = await store.load(id);
+        expect(loaded).toMatchObject({ version: 7, tail: 2 });
+        expect(persist(loaded!.snapshot)).toEqual(snapshotOf([...first, ...tail]));
+
+        const last = [completed()];
+        await store.append(id, last, {
+          expectedVersion: 7,
+          snapshot: snapshotOf([...first, ...tail, ...last]),
+        });
+        const settled = await store.load(id);
+        expect(settled).toMatchObject({ version: 8, tail: 0 });
+        expect(settled!.snapshot.value).toBe('completed');
+        expect(settled!.snapshot.context.answer).toBe('abcd');
+      });
+
+      it('keeps an unknown event type: read shows it, the fold ignores it', async () => {
+        const id = newId('unknown');
+        const events = [opened(id), future(), granted()];
+        await store.append(id, events, { expectedVersion: 0 });
+
+        const read = await store.read(id);
+        expect(read).toHaveLength(3);
+        expect(read[1]?.event).toMatchObject({ type: 'future.thing', unknown: true });
+        const loaded = await store.load(id);
+        expect(loaded?.version).toBe(3);
+        expect(loaded!.snapshot.value).toBe('thinking');
+      });
+
+      it('appending no events changes nothing', async () => {
+        const id = newId('empty');
+        expect(await store.append(id, [], { expectedVersion: 0 })).toEqual({ version: 0 });
+        expect(await store.load(id)).toBeUndefined();
+      });
+    });
+
+    describe('optimistic concurrency', () => {
+      it('refuses an append at a stale version and appends nothing', async () => {
+        const id = newId('conflict');
+        await store.append(id, [opened(id), granted()], { expectedVersion: 0 });
+
+        const attempt = store.append(id, [delta('lost')], { expectedVersion: 1, snapshot: snapshotOf([]) });
+        await expect(attempt).rejects.toBeInstanceOf(StoreError);
+        await expect(attempt).rejects.toMatchObject({
+          code: 'version_conflict',
+          details: { streamId: id, expected: 1, actual: 2 },
+        });
+        await expect(store.append(id, [delta('lost')], { expectedVersion: 0 })).rejects.toMatchObject({
+          code: 'version_conflict',
+        });
+
+        expect(await store.read(id)).toHaveLength(2);
+        const loaded = await store.load(id);
+        expect(loaded).toMatchObject({ version: 2, tail: 2 });
+        expect(loaded!.snapshot.value).toBe('thinking');
+      });
+
+      it('of two clients appending at the same version, exactly one wins', async () => {
+        const other = await second();
+        for (let round = 0; round < 20; round++) {
+          const id = newId('race');
+          // Both try to open the stream, then both try to add the next event.
+          const opens = await Promise.allSettled([
+            store.append(id, [opened(id, 'a')], { expectedVersion: 0 }),
+            other.append(id, [opened(id, 'b')], { expectedVersion: 0 }),
+          ]);
+          expect(opens.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+          const next = await Promise.allSettled([
+            store.append(id, [granted('a'), delta('from a')], { expectedVersion: 1 }),
+            other.append(id, [granted('b'), delta('from b')], { expectedVersion: 1 }),
+          ]);
+          const won = next.findIndex((r) => r.status === 'fulfilled');
+          expect(next.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+          const lost = next[1 - won];
+          expect(lost?.status === 'rejected' && lost.reason).toMatchObject({ code: 'version_conflict' });
+
+          const read = await store.read(id);
+          expect(read).toHaveLength(3);
+          expect((await other.load(id))?.snapshot.context.answer).toBe(won === 0 ? 'from a' : 'from b');
+        }
+      });
+    });
+
+    describe('snapshot + tail equals the full fold, for any history', () => {
+      it('holds over hundreds of random streams appended in random batches', async () => {
+        const seed = Number(process.env.STORE_SEED ?? Math.floor(Math.random() * 2 ** 31));
+        // Eight streams at a time, each from its own seeded generator, so a case replays alone.
+        const cases = Array.from({ length: 200 }, (_, n) => n);
+        for (let from = 0; from < cases.length; from += 8) {
+          await Promise.all(cases.slice(from, from + 8).map((n) => oneCase(seed, n)));
+        }
+      });
+
+      async function oneCase(seed: number, n: number): Promise<void> {
+        const random = prng(seed * 1000 + n);
+        const id = newId(`prop${n}`);
+        const events = randomSequence(random, id);
+        const why = `STORE_SEED=${seed}, case ${n}`;
+        let version = 0;
+        let snapshotVersion = 0;
+        while (version < events.length) {
+          const size = 1 + Math.floor(random() * 6);
+          const batch = events.slice(version, version + size);
+          const withSnapshot = random() < 0.3;
+          const upTo = version + batch.length;
+          const result = await store.append(id, batch, {
+            expectedVersion: version,
+            snapshot: withSnapshot ? snapshotOf(events.slice(0, upTo)) : undefined,
+          });
+          expect(result.version, why).toBe(upTo);
+          version = upTo;
+          if (withSnapshot) snapshotVersion = upTo;
+        }
+
+        const loaded = await store.load(id);
+        expect(loaded?.version, why).toBe(events.length);
+        expect(loaded?.tail, why).toBe(events.length - snapshotVersion);
+        expect(persist(loaded!.snapshot), why).toEqual(persist(fold(events)));
+        const read = await store.read(id);
+        expect(
+          read.map((e) => e.event),
+          why,
+        ).toEqual(events.map(asRead));
+      }
+    });
+
+    describe('message dedup', () => {
+      it('a retried callback gets the stream id of the first', async () => {
+        const msgid = newId('msg');
+        expect(await store.claimMessage(msgid, 'stream-1')).toEqual({ claimed: true, streamId: 'stream-1' });
+        expect(await store.claimMessage(msgid, 'stream-2')).toEqual({ claimed: false, streamId: 'stream-1' });
+      });
+
+      it('of concurrent claims, exactly one claims and all agree on its stream', async () => {
+        const other = await second();
+        const msgid = newId('msg');
+        const claims = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => (i % 2 ? other : store).claimMessage(msgid, `stream-${i}`)),
+        );
+        const winners = claims.filter((c) => c.claimed);
+        expect(winners).toHaveLength(1);
+        expect(new Set(claims.map((c) => c.streamId))).toEqual(new Set([winners[0]?.streamId]));
+      });
+    });
+
+    describe('conversations', () => {
+      it('remembers, replaces and forgets the Dify conversation of a scope', async () => {
+        const scope = newId('user');
+        expect(await store.getConversation('bot-1', scope)).toBeUndefined();
+        await store.setConversation('bot-1', scope, 'conv-a');
+        expect(await store.getConversation('bot-1', scope)).toBe('conv-a');
+        await store.setConversation('bot-1', scope, 'conv-b');
+        expect(await store.getConversation('bot-1', scope)).toBe('conv-b');
+        expect(await store.getConversation('bot-2', scope)).toBeUndefined();
+        expect(await store.getConversation('bot-1', `chat-x:${scope}`)).toBeUndefined();
+        await store.clearConversation('bot-1', scope);
+        expect(await store.getConversation('bot-1', scope)).toBeUndefined();
+      });
+    });
+
+    describe('leases', () => {
+      it('one node holds a stream; another is refused until it is released', async () => {
+        const other = await second();
+        const id = newId('lease');
+        const before = Date.now();
+        expect(await store.acquireLease(id, 'node-a', 10_000)).toBe(true);
+        const lease = await other.getLease(id);
+        expect(lease?.node).toBe('node-a');
+        expect(lease?.until).toBeGreaterThanOrEqual(before + 10_000 - 5_000);
+
+        expect(await other.acquireLease(id, 'node-b', 10_000)).toBe(false);
+        expect(await store.acquireLease(id, 'node-a', 10_000)).toBe(true);
+        expect(await other.renewLease(id, 'node-b', 10_000)).toBe(false);
+
+        await tick(5);
+        expect(await store.renewLease(id, 'node-a', 20_000)).toBe(true);
+        expect((await store.getLease(id))?.until).toBeGreaterThan(lease!.until);
+
+        await other.releaseLease(id, 'node-b');
+        expect((await store.getLease(id))?.node).toBe('node-a');
+        await store.releaseLease(id, 'node-a');
+        expect(await store.getLease(id)).toBeUndefined();
+        expect(await other.acquireLease(id, 'node-b', 10_000)).toBe(true);
+        expect((await store.getLease(id))?.node).toBe('node-b');
+      });
+
+      it('a lease that ran out lets another node take the stream', async () => {
+        const other = await second();
+        const id = newId('expiry');
+        expect(await store.acquireLease(id, 'node-a', 100)).toBe(true);
+        expect(await other.acquireLease(id, 'node-b', 100)).toBe(false);
+        await tick(250);
+        expect(await store.getLease(id)).toBeUndefined();
+        expect(await store.renewLease(id, 'node-a', 100)).toBe(false);
+        expect(await other.acquireLease(id, 'node-b', 10_000)).toBe(true);
+        expect(await store.acquireLease(id, 'node-a', 10_000)).toBe(false);
+      });
+
+      it('releasing a lease nobody holds is harmless', async () => {
+        await store.releaseLease(newId('free'), 'node-a');
+      });
+    });
+
+    describe('listing streams', () => {
+      it('lists recent streams newest first, with their state, and can skip finished ones', async () => {
+        const [a, b, c] = [newId('list-a'), newId('list-b'), newId('list-c')];
+        await store.append(a, [opened(a, 'ua'), granted('ua')], { expectedVersion: 0 });
+        await tick();
+        await store.append(b, [opened(b, 'ub')], { expectedVersion: 0 });
+        await tick();
+        const cEvents = [opened(c, 'uc'), granted('uc'), delta('done!'), completed()];
+        await store.append(c, cEvents, { expectedVersion: 0, snapshot: snapshotOf(cEvents) });
+        await tick();
+        await store.append(a, [delta('你好')], { expectedVersion: 2 });
+        await store.acquireLease(a, 'node-a', 10_000);
+
+        const all = await store.listStreams();
+        expect(all.map((s) => s.streamId)).toEqual([a, c, b]);
+        expect(all[0]).toMatchObject({
+          streamId: a,
+          userid: 'ua',
+          state: 'streaming',
+          answerLength: 2,
+          finished: false,
+          lease: { node: 'node-a' },
+        });
+        expect(all[0]!.lastEventAt).toBeGreaterThanOrEqual(all[0]!.openedAt);
+        expect(all[1]).toMatchObject({ streamId: c, state: 'completed', answerLength: 5, finished: true });
+        expect(all[1]!.lease).toBeUndefined();
+        expect(all[2]).toMatchObject({ streamId: b, state: 'authenticating', finished: false });
+
+        expect((await store.listStreams({ unfinishedOnly: true })).map((s) => s.streamId)).toEqual([a, b]);
+        expect((await store.listStreams({ limit: 2 })).map((s) => s.streamId)).toEqual([a, c]);
+        expect((await store.listStreams({ limit: 1, unfinishedOnly: true })).map((s) => s.streamId)).toEqual([
+          a,
+        ]);
+      });
+    });
+
+    describe('expiry', () => {
+      it('puts a TTL of at most STREAM_TTL_SECONDS on every key it writes', async (context) => {
+        const raw = harness.raw;
+        if (!raw) return context.skip();
+        const id = newId('ttl');
+        const events = [opened(id), granted()];
+        await store.append(id, events, { expectedVersion: 0, snapshot: snapshotOf(events) });
+        await store.acquireLease(id, 'node-a', 10_000);
+        const msgid = newId('ttl-msg');
+        await store.claimMessage(msgid, id);
+        await store.setConversation('bot-1', id, 'conv-1');
+
+        const keys = streamKeys(raw.prefix, id);
+        for (const key of [
+          keys.events,
+          keys.snap,
+          keys.lease,
+          messageKey(raw.prefix, msgid),
+          indexKey(raw.prefix),
+        ]) {
+          const ttl = await raw.ttl(key);
+          expect(ttl, key).toBeGreaterThan(0);
+          expect(ttl, key).toBeLessThanOrEqual(harness.ttlSeconds);
+        }
+        expect(await raw.ttl(keys.lease)).toBeLessThanOrEqual(10);
+        expect(await raw.ttl(conversationKey(raw.prefix, 'bot-1', id))).toBeGreaterThan(0);
+      });
+
+      it('forgets a stream, its dedup and its lease once the TTL has run out, counted from the last append', async (context) => {
+        const advance = harness.advance;
+        if (!advance) return context.skip();
+        const ttlMs = harness.ttlSeconds * 1000;
+        const id = newId('expire');
+        await store.append(id, [opened(id)], { expectedVersion: 0 });
+        await store.claimMessage(`msg-${id}`, id);
+        advance(ttlMs - 1_000);
+        await store.append(id, [granted()], { expectedVersion: 1 });
+        advance(2_000);
+        expect((await store.load(id))?.version).toBe(2);
+        expect(await store.claimMessage(`msg-${id}`, 'other')).toEqual({ claimed: true, streamId: 'other' });
+
+        advance(ttlMs);
+        expect(await store.load(id)).toBeUndefined();
+        expect(await store.read(id)).toEqual([]);
+        expect(await store.listStreams()).toEqual([]);
+        expect(await store.append(id, [opened(id)], { expectedVersion: 0 })).toEqual({ version: 1 });
+      });
+    });
+
+    describe('failures', () => {
+      it('reports an unreachable backend as StoreError "unavailable", quickly', async (context) => {
+        if (!harness.unreachable) return context.skip();
+        const down = await harness.unreachable();
+        others.push(down);
+        const id = newId('down');
+        const started = Date.now();
+        for (const call of [
+          () => down.ping(),
+          () => down.load(id),
+          () => down.read(id),
+          () => down.append(id, [opened(id)], { expectedVersion: 0 }),
+          () => down.claimMessage(id, id),
+          () => down.acquireLease(id, 'node-a', 1_000),
+          () => down.listStreams(),
+        ]) {
+          const error = await call().then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(error).toBeInstanceOf(StoreError);
+          expect(error).toMatchObject({ code: 'unavailable' });
+          expect((error as StoreError).cause).toBeDefined();
+        }
+        expect(Date.now() - started).toBeLessThan(10_000);
+      });
+
+      it('reports use after close as StoreError "unavailable"', async () => {
+        const id = newId('closed');
+        await store.append(id, [opened(id)], { expectedVersion: 0 });
+        await store.close();
+        await expect(store.load(id)).rejects.toMatchObject({ name: 'StoreError', code: 'unavailable' });
+        await expect(store.append(id, [granted()], { expectedVersion: 1 })).rejects.toMatchObject({
+          code: 'unavailable',
+        });
+        await expect(store.ping()).rejects.toBeInstanceOf(StoreError);
+      });
+    });
+  });
+}

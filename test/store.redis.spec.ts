@@ -1,0 +1,159 @@
+// The Redis store on a single Redis (127.0.0.1:6379) against the store contract, then what only Redis
+// can show: one round trip per poll, corrupt data, and an outage the client recovers from by itself.
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fold, persist, type StreamEvent } from '../src/machines/index.js';
+import { connectRedis, createRedisStore, StoreError, streamKeys } from '../src/store/index.js';
+import { storeContract } from './store.contract.js';
+import { deleteKeys, randomPrefix } from './support/redisKeys.js';
+import { freePort, type RedisServer, startRedisServer } from './support/redisServer.js';
+
+const url = 'redis://127.0.0.1:6379';
+const ttlSeconds = 600;
+let admin: Redis;
+
+beforeAll(() => {
+  admin = new Redis(url);
+});
+afterAll(async () => {
+  await admin.quit();
+});
+
+storeContract('redis', async () => {
+  const prefix = randomPrefix('store');
+  const make = () => createRedisStore(connectRedis({ url }), { prefix, ttlSeconds });
+  return {
+    store: make(),
+    ttlSeconds,
+    another: async () => make(),
+    raw: { prefix, ttl: (key: string) => admin.ttl(key) },
+    unreachable: async () =>
+      createRedisStore(connectRedis({ url: `redis://127.0.0.1:${await freePort()}` }), {
+        prefix,
+        ttlSeconds,
+      }),
+    cleanup: async () => {
+      await deleteKeys(admin, prefix);
+    },
+  };
+});
+
+const opened = (streamId: string): StreamEvent => ({
+  type: 'stream.opened',
+  at: Date.now(),
+  streamId,
+  msgid: `msg-${streamId}`,
+  bot: 'bot-1',
+  userid: 'lisi',
+  chattype: 'single',
+  query: 'hi',
+});
+const granted = (): StreamEvent => ({ type: 'auth.granted', at: Date.now(), user: { id: 'lisi' } });
+const delta = (text: string): StreamEvent => ({ type: 'answer.delta', at: Date.now(), text });
+
+describe('redis store: what only Redis shows', () => {
+  const prefix = randomPrefix('redis-only');
+  afterAll(async () => {
+    await deleteKeys(admin, prefix);
+  });
+
+  it('answers a poll in one round trip, however long the stream', async () => {
+    const client = connectRedis({ url }) as Redis;
+    const store = createRedisStore(client, { prefix, ttlSeconds });
+    const id = `one-trip-${Date.now()}`;
+    const events = [opened(id), granted(), ...Array.from({ length: 499 }, (_, i) => delta(`${i} `))];
+    await store.append(id, events, { expectedVersion: 0, snapshot: persist(fold(events)) });
+    await store.append(id, [delta('tail')], { expectedVersion: 501 });
+    await store.load(id); // loads the script into Redis' cache (EVALSHA may first meet NOSCRIPT)
+
+    const sent: string[] = [];
+    const original = client.sendCommand.bind(client);
+    client.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], ...rest: unknown[]) => {
+      sent.push(command.name);
+      return (original as (...args: unknown[]) => unknown)(command, ...rest);
+    }) as Redis['sendCommand'];
+    const loaded = await store.load(id);
+    expect(sent).toEqual(['evalsha']);
+    expect(loaded).toMatchObject({ version: 502, tail: 1 });
+    expect(loaded!.snapshot.context.answer.endsWith('498 tail')).toBe(true);
+    await store.close();
+  });
+
+  it('reports a snapshot it cannot restore as StoreError "corrupt"', async () => {
+    const store = createRedisStore(connectRedis({ url }), { prefix, ttlSeconds });
+    const id = `corrupt-${Date.now()}`;
+    const events = [opened(id)];
+    await store.append(id, events, { expectedVersion: 0, snapshot: persist(fold(events)) });
+    await admin.hset(streamKeys(prefix, id).snap, 's', '{not json');
+    await expect(store.load(id)).rejects.toMatchObject({ name: 'StoreError', code: 'corrupt' });
+    await store.close();
+  });
+
+  it('refuses a stream id that would break the hash tag', async () => {
+    const store = createRedisStore(connectRedis({ url }), { prefix, ttlSeconds });
+    await expect(store.load('a}b')).rejects.toBeInstanceOf(RangeError);
+    await store.close();
+  });
+});
+
+describe('redis store: through an outage', () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await startRedisServer();
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  it('fails fast while Redis is down and recovers by itself when it is back', async () => {
+    const store = createRedisStore(connectRedis({ url: `redis://127.0.0.1:${server.port}` }), {
+      prefix: 'wdtest:outage:',
+      ttlSeconds,
+    });
+    const id = 'outage-1';
+    await store.append(id, [opened(id)], { expectedVersion: 0 });
+
+    await server.stop();
+    const started = Date.now();
+    const error = await store.load(id).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({ code: 'unavailable' });
+    expect(Date.now() - started).toBeLessThan(2_500);
+
+    await server.start();
+    const deadline = Date.now() + 10_000;
+    let back = false;
+    while (!back && Date.now() < deadline) {
+      back = await store.ping().then(
+        () => true,
+        () => false,
+      );
+      if (!back) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(back).toBe(true);
+    // The restarted Redis kept nothing (no persistence): the stream is gone, the store works.
+    expect(await store.load(id)).toBeUndefined();
+    expect(await store.append(id, [opened(id)], { expectedVersion: 0 })).toEqual({ version: 1 });
+    await store.close();
+  });
+
+  it('gives up on a hung Redis after the command timeout', async () => {
+    const store = createRedisStore(
+      connectRedis({ url: `redis://127.0.0.1:${server.port}`, commandTimeoutMs: 300 }),
+      {
+        prefix: 'wdtest:hung:',
+        ttlSeconds,
+      },
+    );
+    await store.ping();
+    server.pause();
+    try {
+      const started = Date.now();
+      await expect(store.load('hung-1')).rejects.toMatchObject({ code: 'unavailable' });
+      expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      server.resume();
+    }
+    await store.close();
+  });
+});

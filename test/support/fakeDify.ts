@@ -1,0 +1,714 @@
+// A local stand-in for the Dify service API that speaks its real SSE protocol: it replays the captured
+// streams in ../shared/fixtures/dify byte for byte, or generates chat, agent, New Agent, chatflow and
+// workflow streams with the exact frame shapes of reference/dify-api.md §3–§4, and misbehaves on
+// request (re-chunking inside UTF-8 characters, pings, pauses, error frames, EOF, resets, HTTP and
+// HTML errors, hangs). It keeps Dify's conversation rules (§6) and records every request.
+import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { setImmediate as tick, setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+export const fixturesDir = new URL('../../../shared/fixtures/dify/', import.meta.url);
+/** False when the shared fixtures folder is absent: tests that replay fixtures skip with a message. */
+export const fixturesAvailable = existsSync(fileURLToPath(fixturesDir));
+/** The `.sse` captures, by file name. */
+export const fixtureFiles: string[] = fixturesAvailable
+  ? readdirSync(fileURLToPath(fixturesDir))
+      .filter((f) => f.endsWith('.sse'))
+      .sort()
+  : [];
+
+export function readFixture(name: string): Buffer {
+  return readFileSync(fileURLToPath(new URL(name, fixturesDir)));
+}
+
+export interface RecordedRequest {
+  method: string;
+  /** The path without the query string, `/v1/…`. */
+  path: string;
+  query: Record<string, string>;
+  headers: IncomingHttpHeaders;
+  /** The parsed JSON body, or undefined when there was none or it was not JSON. */
+  body: unknown;
+  rawBody: string;
+  at: number;
+}
+
+/** Which request a scripted scenario answers. `run` = POST /chat-messages, /workflows/run, /completion-messages. */
+export type Target = 'run' | 'stop' | 'feedback' | 'info' | 'upload' | 'any';
+
+export type Flavour = 'chat' | 'agent' | 'new-agent' | 'chatflow' | 'workflow';
+
+/** How a stream goes over the wire. Frame counts include every frame of the source, pings too. */
+export interface StreamShape {
+  /** `frame`: each frame (or `framesPerChunk` frames) its own write; `random`: random byte slices; `whole`: one write. */
+  chunking?: 'frame' | 'random' | 'whole';
+  framesPerChunk?: number;
+  /** For `random`: the PRNG seed and the largest slice. */
+  seed?: number;
+  maxChunkBytes?: number;
+  /** For `random` (default true): force slices to end inside multi-byte UTF-8 characters. */
+  splitUtf8?: boolean;
+  /** Send `event: ping\n\n` on a timer, always between frames, never inside one. */
+  pingEveryMs?: number;
+  pingBetweenFrames?: boolean;
+  /** Start with `event: ping` like newer workflow/chatflow streams. Default: true for those flavours. */
+  leadingPing?: boolean;
+  /** Wait after each write. */
+  frameDelayMs?: number;
+  /** A long silence after the given number of frames (pings continue if `pingEveryMs`). */
+  pause?: { afterFrames: number; ms: number };
+  /** After this many frames, send an `error` frame (§5.2) and close. */
+  failAfter?: number;
+  failWith?: { code?: string; status?: number; message?: string };
+  /** After this many frames, end the body without a terminal event. */
+  eofAfter?: number;
+  /** After this many frames, destroy the socket. */
+  destroyAfter?: number;
+}
+
+export interface AnswerOptions {
+  /** The answer; split into small deltas unless `pieces` gives them. */
+  text?: string;
+  pieces?: string[];
+  /** Default: chat on /chat-messages, workflow on /workflows/run. */
+  flavour?: Flavour;
+  /** Send `message_replace` (`text_replace` for workflow) with this text before the end (§8.8). */
+  replaceWith?: string;
+  /** Chatflow/workflow run status; `failed` ends with workflow_finished(failed) (+ error for chatflow). */
+  workflowStatus?: 'succeeded' | 'failed' | 'partial-succeeded';
+  workflowError?: string;
+  /** Workflow only: leave out text_chunk frames, so the answer is only in the outputs. */
+  outputsOnly?: boolean;
+}
+
+export type Scenario =
+  | ({ kind: 'answer' } & AnswerOptions & StreamShape)
+  | ({ kind: 'fixture'; file: string } & StreamShape)
+  /** Frames as given: an object is sent as `data: <JSON>\n\n`, a string as is. */
+  | ({ kind: 'frames'; frames: Array<string | Record<string, unknown>> } & StreamShape)
+  /** An HTTP error with Dify's JSON envelope (§1, §5.3). */
+  | { kind: 'error'; status: number; code: string; message?: string; headers?: Record<string, string> }
+  /** A non-JSON error page (§8.15); default: nginx's 502. */
+  | { kind: 'html'; status: number; html?: string }
+  | { kind: 'json'; status?: number; body: unknown }
+  /** Never answer, or send 200 event-stream headers and then nothing. */
+  | { kind: 'hang'; headers?: boolean }
+  /** Destroy the socket without any answer. */
+  | { kind: 'reset' };
+
+export interface FakeDifyOptions {
+  /** When set, other bearers get 401 unauthorized. */
+  apiKey?: string;
+  /** GET /info `mode`. */
+  mode?: string;
+  /** Answer 404 for conversation ids this fake did not issue (§6). Default true. */
+  checkConversations?: boolean;
+}
+
+export interface FakeDify {
+  /** The base URL, ending in /v1. */
+  url: string;
+  requests: RecordedRequest[];
+  /** The recorded run requests only (chat-messages, workflows/run, completion-messages). */
+  runs(): RecordedRequest[];
+  /** Queue scenarios for the next requests of `on` (default `run`), in order. */
+  script(next: Scenario | Scenario[], on?: Target): void;
+  /** What a run request gets when nothing is scripted. */
+  setDefault(scenario: Scenario): void;
+  /** Conversation ids issued so far (and those seen in replayed fixtures). */
+  conversations: Set<string>;
+  forgetConversations(): void;
+  /** Task ids of generated streams that are still being written. */
+  activeTasks(): string[];
+  stop(): Promise<void>;
+}
+
+const NGINX_502 =
+  '<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n';
+
+const defaultMessages: Record<string, string> = {
+  not_found: 'Conversation Not Exists.',
+  too_many_requests:
+    'Too many requests. Please try again later. The current maximum concurrent requests allowed for fake-app is 1.',
+  unauthorized: 'Access token is invalid',
+  internal_server_error: 'Internal Server Error, please contact support.',
+  invalid_param: 'Invalid parameter.',
+  rate_limit_error: 'Rate limit exceeded.',
+};
+
+const PING = 'event: ping\n\n';
+const data = (obj: Record<string, unknown>): string => `data: ${JSON.stringify(obj)}\n\n`;
+
+/** A small seeded PRNG (mulberry32), so a failing re-chunking can be replayed from its seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Cut bytes at random places, 1..maxBytes long; with `splitUtf8`, also inside a few multi-byte
+ * characters (after a lead byte), which is what breaks clients that decode chunk by chunk (§8.4).
+ */
+export function rechunk(bytes: Buffer, rand: () => number, maxBytes = 64, splitUtf8 = true): Buffer[] {
+  const cuts = new Set<number>();
+  for (let at = 0; at < bytes.length; ) {
+    at += 1 + Math.floor(rand() * maxBytes);
+    if (at < bytes.length) cuts.add(at);
+  }
+  if (splitUtf8) {
+    let forced = 0;
+    for (let i = 0; i < bytes.length && forced < 8; i++) {
+      const b = bytes[i] ?? 0;
+      if (b >= 0xc0 && rand() < 0.3) {
+        cuts.add(i + 1);
+        forced++;
+      }
+    }
+  }
+  const sorted = [...cuts].sort((x, y) => x - y);
+  const out: Buffer[] = [];
+  let prev = 0;
+  for (const cut of sorted) {
+    out.push(bytes.subarray(prev, cut));
+    prev = cut;
+  }
+  out.push(bytes.subarray(prev));
+  return out.filter((b) => b.length > 0);
+}
+
+/** Split a fixture into its frames, each keeping its `\n\n`; joined they are the file again. */
+export function splitFrames(text: string): string[] {
+  const frames: string[] = [];
+  let start = 0;
+  for (let end = text.indexOf('\n\n'); end !== -1; end = text.indexOf('\n\n', start)) {
+    frames.push(text.slice(start, end + 2));
+    start = end + 2;
+  }
+  if (start < text.length) frames.push(text.slice(start));
+  return frames;
+}
+
+/** Small deltas of 1–3 characters (code points, so emoji stay whole), like a real LLM stream. */
+export function piecesOf(text: string): string[] {
+  const chars = Array.from(text);
+  const out: string[] = [];
+  for (let i = 0, n = 1; i < chars.length; i += n, n = (n % 3) + 1) out.push(chars.slice(i, i + n).join(''));
+  return out;
+}
+
+interface Ids {
+  conversationId: string;
+  messageId: string;
+  taskId: string;
+  workflowRunId: string;
+  createdAt: number;
+}
+
+/** A generated stream: its frames, and how it ends when stopped (§8.13: a normal end, status stopped). */
+interface Plan {
+  frames: string[];
+  stopped?: () => string[];
+  taskId?: string;
+  errorIds: Record<string, unknown>;
+}
+
+const usage = {
+  prompt_tokens: 16,
+  prompt_unit_price: '0',
+  prompt_price_unit: '0.001',
+  prompt_price: '0',
+  completion_tokens: 25,
+  completion_unit_price: '0',
+  completion_price_unit: '0.001',
+  completion_price: '0',
+  total_tokens: 41,
+  total_price: '0',
+  currency: 'USD',
+  latency: 0.5,
+  time_to_first_token: null,
+  time_to_generate: null,
+};
+
+function answerPlan(o: AnswerOptions, flavour: Flavour, ids: Ids, query: string): Plan {
+  const text = o.text ?? (o.pieces ? o.pieces.join('') : 'Hello from the fake Dify.');
+  const pieces = o.pieces ?? piecesOf(text);
+  const finalText = o.replaceWith ?? text;
+  const status = o.workflowStatus ?? 'succeeded';
+  // chat-family field order: event, conversation_id, message_id, created_at, then the event's own (§3).
+  const chat = (event: string, rest: Record<string, unknown>) =>
+    data({
+      event,
+      conversation_id: ids.conversationId,
+      message_id: ids.messageId,
+      created_at: ids.createdAt,
+      task_id: ids.taskId,
+      ...rest,
+    });
+  const messageEnd = () =>
+    chat('message_end', {
+      id: ids.messageId,
+      metadata: { annotation_reply: null, retriever_resources: [], usage },
+      files: null,
+    });
+  const errorIds = { conversation_id: ids.conversationId, message_id: ids.messageId, created_at: ids.createdAt };
+  const runData = (s: string, outputs: Record<string, unknown>) => ({
+    id: ids.workflowRunId,
+    workflow_id: 'fake-workflow',
+    status: s,
+    outputs,
+    error: s === 'failed' ? (o.workflowError ?? 'Node LLM run failed: fake failure') : null,
+    elapsed_time: 0.5,
+    total_tokens: 41,
+    total_steps: 3,
+    created_by: { id: 'fake-end-user', user: 'fake' },
+    created_at: ids.createdAt,
+    finished_at: ids.createdAt + 1,
+    exceptions_count: 0,
+    files: [],
+  });
+
+  switch (flavour) {
+    case 'chat': {
+      const frames = pieces.map((answer) => chat('message', { id: ids.messageId, answer }));
+      if (o.replaceWith !== undefined)
+        frames.push(chat('message_replace', { answer: o.replaceWith, reason: 'output_moderation' }));
+      return { frames: [...frames, messageEnd()], stopped: () => [messageEnd()], taskId: ids.taskId, errorIds };
+    }
+    case 'agent':
+    case 'new-agent': {
+      const thoughtId = randomUUID();
+      const thought = (t: string) =>
+        chat('agent_thought', {
+          id: thoughtId,
+          position: 1,
+          thought: t,
+          observation: '',
+          tool: '',
+          tool_labels: {},
+          tool_input: '',
+          message_files: [],
+        });
+      const frames = pieces.map((answer) => chat('agent_message', { id: ids.messageId, answer }));
+      if (flavour === 'agent') {
+        frames.unshift(thought(''));
+        frames.push(chat('agent_message', { id: ids.messageId, answer: '' }), thought(finalText));
+      } else {
+        // New Agent repeats the full answer in one closing `message` (§4).
+        frames.push(chat('message', { id: ids.messageId, answer: text }));
+      }
+      if (o.replaceWith !== undefined)
+        frames.push(chat('message_replace', { answer: o.replaceWith, reason: 'output_moderation' }));
+      return { frames: [...frames, messageEnd()], stopped: () => [messageEnd()], taskId: ids.taskId, errorIds };
+    }
+    case 'chatflow': {
+      const flow = (event: string, d: Record<string, unknown>) =>
+        chat(event, { workflow_run_id: ids.workflowRunId, data: d });
+      const node = { id: randomUUID(), node_id: 'llm', node_type: 'llm', title: 'LLM', index: 1 };
+      const frames = [
+        flow('workflow_started', {
+          id: ids.workflowRunId,
+          workflow_id: 'fake-workflow',
+          inputs: { 'sys.query': query },
+          created_at: ids.createdAt,
+        }),
+        flow('node_started', { ...node, predecessor_node_id: null, inputs: null, created_at: ids.createdAt }),
+        ...pieces.map((answer) =>
+          chat('message', { id: ids.messageId, answer, from_variable_selector: ['llm', 'text'] }),
+        ),
+      ];
+      if (status === 'failed') {
+        const error = o.workflowError ?? 'Node LLM run failed: fake failure';
+        frames.push(
+          flow('workflow_finished', runData('failed', {})),
+          data({ event: 'error', ...errorIds, code: 'internal_server_error', status: 500, message: error }),
+        );
+        return { frames, taskId: ids.taskId, errorIds };
+      }
+      frames.push(flow('node_finished', { ...node, status: 'succeeded', outputs: { text } }));
+      if (o.replaceWith !== undefined)
+        frames.push(chat('message_replace', { answer: o.replaceWith, reason: 'output_moderation' }));
+      const finished = (s: string) => flow('workflow_finished', runData(s, { answer: finalText }));
+      return {
+        frames: [...frames, messageEnd(), finished(status)],
+        stopped: () => [messageEnd(), finished('stopped')],
+        taskId: ids.taskId,
+        errorIds,
+      };
+    }
+    case 'workflow': {
+      // workflow field order: event, workflow_run_id, task_id, data (§3).
+      const wf = (event: string, d: Record<string, unknown>) =>
+        data({ event, workflow_run_id: ids.workflowRunId, task_id: ids.taskId, data: d });
+      const frames = [
+        wf('workflow_started', {
+          id: ids.workflowRunId,
+          workflow_id: 'fake-workflow',
+          inputs: { query },
+          created_at: ids.createdAt,
+        }),
+      ];
+      if (!o.outputsOnly)
+        for (const t of pieces) frames.push(wf('text_chunk', { text: t, from_variable_selector: ['llm', 'text'] }));
+      if (o.replaceWith !== undefined) frames.push(wf('text_replace', { text: o.replaceWith }));
+      const finished = (s: string) => wf('workflow_finished', runData(s, s === 'failed' ? {} : { answer: finalText }));
+      return {
+        frames: [...frames, finished(status)],
+        stopped: () => [finished('stopped')],
+        taskId: ids.taskId,
+        errorIds: { workflow_run_id: ids.workflowRunId },
+      };
+    }
+  }
+}
+
+/** The ids an error frame should carry, and the conversation ids a replayed stream uses. */
+function idsInFrames(frames: string[]): { errorIds: Record<string, unknown>; conversations: string[] } {
+  const conversations = new Set<string>();
+  let errorIds: Record<string, unknown> | undefined;
+  for (const f of frames) {
+    const line = f.split('\n').find((l) => l.startsWith('data:'));
+    if (!line) continue;
+    try {
+      const j = JSON.parse(line.slice(5)) as Record<string, unknown>;
+      if (typeof j.conversation_id === 'string') conversations.add(j.conversation_id);
+      errorIds ??=
+        typeof j.conversation_id === 'string'
+          ? { conversation_id: j.conversation_id, message_id: j.message_id, created_at: j.created_at }
+          : { workflow_run_id: j.workflow_run_id };
+    } catch {
+      // not JSON: nothing to learn
+    }
+  }
+  return { errorIds: errorIds ?? {}, conversations: [...conversations] };
+}
+
+type Op = { t: 'write'; bytes: Buffer; boundary: boolean } | { t: 'pause'; ms: number };
+
+/** Turn frames into writes and pauses as the shape says. */
+function opsOf(frames: string[], shape: StreamShape): Op[] {
+  const ops: Op[] = [];
+  const pauseAt = shape.pause?.afterFrames;
+  const segments: string[][] = [];
+  if (pauseAt !== undefined && pauseAt < frames.length) {
+    segments.push(frames.slice(0, pauseAt), frames.slice(pauseAt));
+  } else segments.push(frames);
+  segments.forEach((segment, index) => {
+    if (index > 0 && shape.pause) ops.push({ t: 'pause', ms: shape.pause.ms });
+    const mode = shape.chunking ?? 'frame';
+    if (mode === 'random') {
+      const rand = prng(shape.seed ?? 1);
+      const bytes = Buffer.from(segment.join(''));
+      const ends = new Set<number>();
+      let offset = 0;
+      for (const f of segment) {
+        offset += Buffer.byteLength(f);
+        ends.add(offset);
+      }
+      let at = 0;
+      for (const piece of rechunk(bytes, rand, shape.maxChunkBytes ?? 64, shape.splitUtf8 ?? true)) {
+        at += piece.length;
+        ops.push({ t: 'write', bytes: piece, boundary: ends.has(at) });
+      }
+    } else if (mode === 'whole') {
+      if (segment.length) ops.push({ t: 'write', bytes: Buffer.from(segment.join('')), boundary: true });
+    } else {
+      const n = Math.max(1, shape.framesPerChunk ?? 1);
+      for (let i = 0; i < segment.length; i += n)
+        ops.push({ t: 'write', bytes: Buffer.from(segment.slice(i, i + n).join('')), boundary: true });
+    }
+  });
+  return ops;
+}
+
+export async function startFakeDify(options: FakeDifyOptions = {}): Promise<FakeDify> {
+  const requests: RecordedRequest[] = [];
+  const queue: Array<{ scenario: Scenario; on: Target }> = [];
+  let defaultScenario: Scenario = { kind: 'answer' };
+  const conversations = new Set<string>();
+  const sockets = new Set<Socket>();
+  const active = new Map<string, { stop(): void }>();
+  const closing = new AbortController();
+  const checkConversations = options.checkConversations ?? true;
+
+  const take = (target: Exclude<Target, 'any'>): Scenario | undefined => {
+    const i = queue.findIndex((q) => q.on === target || q.on === 'any');
+    if (i === -1) return undefined;
+    return queue.splice(i, 1)[0]?.scenario;
+  };
+
+  const sendJson = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+    res.end(text);
+  };
+  const sendError = (res: ServerResponse, status: number, code: string, message?: string, headers = {}) => {
+    const extra: Record<string, string> =
+      status === 401 ? { 'www-authenticate': 'Bearer realm="api"', ...headers } : headers;
+    sendJson(res, status, { code, message: message ?? defaultMessages[code] ?? code, status }, extra);
+  };
+
+  /** Answer with a non-stream scenario; returns false for stream scenarios. */
+  const answerPlain = (req: IncomingMessage, res: ServerResponse, s: Scenario): boolean => {
+    switch (s.kind) {
+      case 'error':
+        sendError(res, s.status, s.code, s.message, s.headers);
+        return true;
+      case 'html': {
+        const html = s.html ?? NGINX_502;
+        res.writeHead(s.status, { 'content-type': 'text/html', 'content-length': Buffer.byteLength(html) });
+        res.end(html);
+        return true;
+      }
+      case 'json':
+        sendJson(res, s.status ?? 200, s.body);
+        return true;
+      case 'hang':
+        if (s.headers) {
+          res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
+          res.flushHeaders();
+        }
+        return true;
+      case 'reset':
+        req.socket.destroy();
+        return true;
+      default:
+        return false;
+    }
+  };
+
+  const writeStream = async (res: ServerResponse, plan: Plan, shape: StreamShape) => {
+    let frames = plan.frames;
+    if (shape.leadingPing) frames = [PING, ...frames];
+    let ending: 'end' | 'destroy' = 'end';
+    if (shape.failAfter !== undefined) {
+      const f = shape.failWith ?? {};
+      frames = [
+        ...frames.slice(0, shape.failAfter),
+        data({
+          event: 'error',
+          ...plan.errorIds,
+          code: f.code ?? 'invalid_param',
+          status: f.status ?? 400,
+          message: f.message ?? 'Extra data: line 1 column 208 (char 207)',
+        }),
+      ];
+    } else if (shape.eofAfter !== undefined) frames = frames.slice(0, shape.eofAfter);
+    else if (shape.destroyAfter !== undefined) {
+      frames = frames.slice(0, shape.destroyAfter);
+      ending = 'destroy';
+    }
+    if (shape.pingBetweenFrames) frames = frames.flatMap((f, i) => (i === 0 ? [f] : [PING, f]));
+
+    const done = new AbortController();
+    const stopWaiting = () => done.abort();
+    res.on('close', stopWaiting);
+    closing.signal.addEventListener('abort', stopWaiting, { once: true });
+    let stopRequested = false;
+    if (plan.taskId) active.set(plan.taskId, { stop: () => (stopRequested = true) });
+
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
+    res.flushHeaders();
+    res.socket?.setNoDelay(true);
+    let atBoundary = true;
+    const pinger =
+      shape.pingEveryMs !== undefined
+        ? setInterval(() => {
+            if (atBoundary && !done.signal.aborted) res.write(PING);
+          }, shape.pingEveryMs)
+        : undefined;
+    try {
+      let ops = opsOf(frames, shape);
+      let stopApplied = false;
+      for (let i = 0; i < ops.length; i++) {
+        if (done.signal.aborted) return;
+        if (stopRequested && !stopApplied && atBoundary && plan.stopped) {
+          // Dify ends a stopped run normally (§3, §8.13).
+          stopApplied = true;
+          ops = [...ops.slice(0, i), ...opsOf(plan.stopped(), { chunking: 'frame' })];
+        }
+        const op = ops[i];
+        if (!op) break;
+        if (op.t === 'pause') {
+          await sleep(op.ms, undefined, { signal: done.signal }).catch(() => undefined);
+          continue;
+        }
+        res.write(op.bytes);
+        atBoundary = op.boundary;
+        if (shape.frameDelayMs) await sleep(shape.frameDelayMs, undefined, { signal: done.signal }).catch(() => {});
+        else await tick();
+      }
+      if (done.signal.aborted) return;
+      if (ending === 'destroy') res.destroy();
+      else res.end();
+    } finally {
+      if (pinger) clearInterval(pinger);
+      if (plan.taskId) active.delete(plan.taskId);
+      res.off('close', stopWaiting);
+      closing.signal.removeEventListener('abort', stopWaiting);
+    }
+  };
+
+  const handleRun = async (req: IncomingMessage, res: ServerResponse, rec: RecordedRequest, workflow: boolean) => {
+    const body = (typeof rec.body === 'object' && rec.body !== null ? rec.body : {}) as Record<string, unknown>;
+    if (typeof body.user !== 'string' || body.user === '')
+      return sendError(res, 400, 'invalid_param', 'Arg user must be provided.');
+    const chat = rec.path === '/v1/chat-messages';
+    if (chat && (typeof body.query !== 'string' || body.query.trim() === ''))
+      return sendError(res, 400, 'invalid_param', 'query is required');
+    const given = typeof body.conversation_id === 'string' ? body.conversation_id.trim() : '';
+    if (chat && given !== '' && checkConversations && !conversations.has(given))
+      return sendError(res, 404, 'not_found', 'Conversation Not Exists.');
+
+    const scenario = take('run') ?? defaultScenario;
+    if (answerPlain(req, res, scenario)) return;
+    let plan: Plan;
+    let shape: StreamShape = scenario as StreamShape;
+    if (scenario.kind === 'answer') {
+      const conversationId = given || randomUUID();
+      const flavour = scenario.flavour ?? (workflow ? 'workflow' : 'chat');
+      if (flavour !== 'workflow') conversations.add(conversationId);
+      const ids: Ids = {
+        conversationId,
+        messageId: randomUUID(),
+        taskId: randomUUID(),
+        workflowRunId: randomUUID(),
+        createdAt: Math.floor(Date.now() / 1000),
+      };
+      const inputs = (body.inputs ?? {}) as Record<string, unknown>;
+      const query = typeof body.query === 'string' ? body.query : String(inputs.query ?? '');
+      plan = answerPlan(scenario, flavour, ids, query);
+      const workflowish = flavour === 'workflow' || flavour === 'chatflow';
+      shape = { ...scenario, leadingPing: scenario.leadingPing ?? workflowish };
+    } else if (scenario.kind === 'fixture') {
+      const frames = splitFrames(readFixture(scenario.file).toString('utf8'));
+      const found = idsInFrames(frames);
+      for (const c of found.conversations) conversations.add(c);
+      plan = { frames, errorIds: found.errorIds };
+    } else if (scenario.kind === 'frames') {
+      const frames = scenario.frames.map((f) => (typeof f === 'string' ? f : data(f)));
+      const found = idsInFrames(frames);
+      for (const c of found.conversations) conversations.add(c);
+      plan = { frames, errorIds: found.errorIds };
+    } else return;
+    await writeStream(res, plan, shape);
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://fake');
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const rawBody = Buffer.concat(chunks).toString('utf8');
+    let body: unknown;
+    if (rawBody && (req.headers['content-type'] ?? '').includes('json')) {
+      try {
+        body = JSON.parse(rawBody);
+      } catch {
+        body = undefined;
+      }
+    }
+    const rec: RecordedRequest = {
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      headers: req.headers,
+      body,
+      rawBody,
+      at: Date.now(),
+    };
+    requests.push(rec);
+
+    if (options.apiKey !== undefined && req.headers.authorization !== `Bearer ${options.apiKey}`)
+      return sendError(res, 401, 'unauthorized', 'Access token is invalid');
+
+    const p = url.pathname;
+    const post = req.method === 'POST';
+    const plain = (target: Exclude<Target, 'any' | 'run'>, fallback: () => void) => {
+      const s = take(target);
+      if (s && answerPlain(req, res, s)) return;
+      fallback();
+    };
+    if (post && (p === '/v1/chat-messages' || p === '/v1/completion-messages'))
+      return handleRun(req, res, rec, false);
+    if (post && p === '/v1/workflows/run') return handleRun(req, res, rec, true);
+    const stop = /^\/v1\/(?:chat-messages|completion-messages|workflows\/tasks)\/([^/]+)\/stop$/.exec(p);
+    if (post && stop)
+      return plain('stop', () => {
+        const user = (body as { user?: unknown } | undefined)?.user;
+        if (typeof user !== 'string' || user === '')
+          return sendError(res, 400, 'invalid_param', 'Arg user must be provided.');
+        active.get(decodeURIComponent(stop[1] ?? ''))?.stop();
+        sendJson(res, 200, { result: 'success' });
+      });
+    if (post && /^\/v1\/messages\/[^/]+\/feedbacks$/.test(p))
+      return plain('feedback', () => sendJson(res, 200, { result: 'success' }));
+    if (req.method === 'GET' && p === '/v1/info')
+      return plain('info', () =>
+        sendJson(res, 200, {
+          name: 'Fake Dify app',
+          description: 'a local stand-in',
+          tags: [],
+          mode: options.mode ?? 'advanced-chat',
+          author_name: 'fake',
+        }),
+      );
+    if (req.method === 'GET' && p === '/v1/parameters')
+      return sendJson(res, 200, { opening_statement: '', user_input_form: [], file_upload: {} });
+    if (post && p === '/v1/files/upload')
+      return plain('upload', () => {
+        const name = /filename="([^"]*)"/.exec(rawBody)?.[1] ?? 'file';
+        sendJson(res, 201, {
+          id: randomUUID(),
+          name,
+          size: chunks.reduce((n, c) => n + c.length, 0),
+          extension: name.includes('.') ? name.split('.').pop() : null,
+          mime_type: 'application/octet-stream',
+          created_by: 'fake',
+          created_at: Math.floor(Date.now() / 1000),
+        });
+      });
+    sendError(res, 404, 'not_found', 'The requested URL was not found on the server.');
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) sendError(res, 500, 'internal_server_error', String(err));
+      else res.destroy();
+    });
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    requests,
+    runs: () => requests.filter((r) => /\/(chat-messages|completion-messages|workflows\/run)$/.test(r.path)),
+    script(next, on = 'run') {
+      for (const scenario of Array.isArray(next) ? next : [next]) queue.push({ scenario, on });
+    },
+    setDefault(scenario) {
+      defaultScenario = scenario;
+    },
+    conversations,
+    forgetConversations: () => conversations.clear(),
+    activeTasks: () => [...active.keys()],
+    async stop() {
+      closing.abort();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
+  };
+}
