@@ -37,20 +37,30 @@ export async function benchAuth(): Promise<string> {
       const req = { userid: 'bench-user', bot: 'bench' };
       for (let i = 0; i < 100; i++) await auth.authenticate(req); // warm: token issued, connections open, JIT
       const samples: number[] = [];
+      // The floor under it: a warm auth is two dependent Redis GETs. Timing the same two GETs
+      // interleaved with the auth calls tells our overhead from a busy machine's scheduling noise.
+      const floor: number[] = [];
+      const pointerKey = `${prefix}authorization:wechatid:bench-user`;
       for (let i = 0; i < CALLS; i++) {
         const t0 = performance.now();
         const outcome = await auth.authenticate(req);
         samples.push(performance.now() - t0);
         if (!outcome.granted) throw new Error('bench user was denied');
+        const t1 = performance.now();
+        const token = await redis.get(pointerKey);
+        await redis.get(`${prefix}authorization:token:${token}`);
+        floor.push(performance.now() - t1);
       }
       samples.sort((a, b) => a - b);
+      floor.sort((a, b) => a - b);
       const p50 = quantile(samples, 0.5);
       const p99 = quantile(samples, 0.99);
       const requests = fake.requests.length;
       return (
         `auth (directory, warm token cache): p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms, ` +
         `max ${(samples.at(-1) ?? 0).toFixed(3)} ms over ${CALLS} calls; ${requests} token request(s); ` +
-        `target p99 < ${TARGET_P99_MS} ms: ${p99 < TARGET_P99_MS ? 'met' : 'MISSED'}`
+        `target p99 < ${TARGET_P99_MS} ms: ${p99 < TARGET_P99_MS ? 'met' : 'MISSED'} ` +
+        `(two bare Redis GETs, interleaved: p50 ${quantile(floor, 0.5).toFixed(3)} ms, p99 ${quantile(floor, 0.99).toFixed(3)} ms)`
       );
     } finally {
       await auth.close();

@@ -86,6 +86,8 @@ describe('redis store: what only Redis shows', () => {
     await store.append(id, events, { expectedVersion: 0, snapshot: persist(fold(events)) });
     await admin.hset(streamKeys(prefix, id).snap, 's', '{not json');
     await expect(store.load(id)).rejects.toMatchObject({ name: 'StoreError', code: 'corrupt' });
+    // The inspector's list leaves it out rather than failing.
+    expect((await store.listStreams()).map((s) => s.streamId)).not.toContain(id);
     await store.close();
   });
 

@@ -2,7 +2,13 @@
 // captured streams replayed and re-chunked, liveness, every failure class, retries, stop and abort.
 import { createServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type FakeDify, fixturesAvailable, readFixture, type Scenario, startFakeDify } from '../../test/support/fakeDify.js';
+import {
+  type FakeDify,
+  fixturesAvailable,
+  readFixture,
+  type Scenario,
+  startFakeDify,
+} from '../../test/support/fakeDify.js';
 import { DifyClient, type DifyClientOptions, type DifyStreamRequest } from './client.js';
 import { DifyError } from './errors.js';
 import type { DifyEvent } from './events.js';
@@ -78,7 +84,12 @@ function deltasIn(file: string, event: string): string {
 describe.skipIf(!fixturesAvailable)('replaying the captured streams (§9)', () => {
   const cases: Array<{ file: string; appType: 'chat' | 'workflow'; event: string; status?: string }> = [
     { file: 'real_chatflow_2026-04_orjson.sse', appType: 'chat', event: 'message', status: 'succeeded' },
-    { file: 'real_workflow_run_2026-04_orjson.sse', appType: 'workflow', event: 'text_chunk', status: 'succeeded' },
+    {
+      file: 'real_workflow_run_2026-04_orjson.sse',
+      appType: 'workflow',
+      event: 'text_chunk',
+      status: 'succeeded',
+    },
     { file: 'real_agent_chat_2026-04_orjson.sse', appType: 'chat', event: 'agent_message' },
   ];
 
@@ -91,7 +102,13 @@ describe.skipIf(!fixturesAvailable)('replaying the captured streams (§9)', () =
         const shape: Scenario =
           seed === 0
             ? { kind: 'fixture', file: c.file }
-            : { kind: 'fixture', file: c.file, chunking: 'random', seed, maxChunkBytes: 1 + (seed % 7) * 40 };
+            : {
+                kind: 'fixture',
+                file: c.file,
+                chunking: 'random',
+                seed,
+                maxChunkBytes: 16 + (seed % 5) * 100,
+              };
         fake.script(shape);
         const events = await collect(dify.stream(turn));
         expect(answerOf(events)).toBe(expected);
@@ -125,10 +142,20 @@ describe.skipIf(!fixturesAvailable)('replaying the captured streams (§9)', () =
 
   it('legacy json.dumps frames (\\uXXXX escapes) decode, and their EOF without message_end is incomplete', async () => {
     for (let seed = 0; seed <= 50; seed++) {
-      fake.script({ kind: 'fixture', file: 'legacy_jsondumps_agent_frames.sse', chunking: seed ? 'random' : 'frame', seed });
+      fake.script({
+        kind: 'fixture',
+        file: 'legacy_jsondumps_agent_frames.sse',
+        chunking: seed ? 'random' : 'frame',
+        seed,
+      });
       const { error, events } = await failure(client().stream(turn));
       expect(answerOf(events)).toBe('来我将这\n');
-      expect(error).toMatchObject({ code: 'incomplete', kind: 'interrupted', partial: '来我将这\n', retryable: false });
+      expect(error).toMatchObject({
+        code: 'incomplete',
+        kind: 'interrupted',
+        partial: '来我将这\n',
+        retryable: false,
+      });
     }
   });
 });
@@ -172,15 +199,31 @@ describe('generated streams of every app flavour', () => {
   });
 
   it('a failed chatflow run is a typed failure (§8.6)', async () => {
-    fake.script({ kind: 'answer', flavour: 'chatflow', text: 'partial', workflowStatus: 'failed', workflowError: 'LLM boom' });
+    fake.script({
+      kind: 'answer',
+      flavour: 'chatflow',
+      text: 'partial',
+      workflowStatus: 'failed',
+      workflowError: 'LLM boom',
+    });
     const { error } = await failure(client().stream(turn));
-    expect(error).toMatchObject({ code: 'workflow_failed', kind: 'failed', message: 'LLM boom', phase: 'stream' });
+    expect(error).toMatchObject({
+      code: 'workflow_failed',
+      kind: 'failed',
+      message: 'LLM boom',
+      phase: 'stream',
+    });
   });
 });
 
 describe('liveness and timeouts (§7, §8.2)', () => {
   it('a silence longer than the idle timeout survives when pings keep flowing', async () => {
-    fake.script({ kind: 'answer', text: 'slow but alive', pause: { afterFrames: 2, ms: 900 }, pingEveryMs: 80 });
+    fake.script({
+      kind: 'answer',
+      text: 'slow but alive',
+      pause: { afterFrames: 2, ms: 900 },
+      pingEveryMs: 80,
+    });
     const events = await collect(client({ timeoutMs: 300 }).stream(turn));
     expect(answerOf(events)).toBe('slow but alive');
   });
@@ -194,7 +237,13 @@ describe('liveness and timeouts (§7, §8.2)', () => {
     fake.script({ kind: 'answer', pieces: ['first ', 'second'], pause: { afterFrames: 1, ms: 1500 } });
     const { error, events } = await failure(client({ timeoutMs: 300 }).stream(turn));
     expect(answerOf(events)).toBe('first ');
-    expect(error).toMatchObject({ code: 'timeout', kind: 'timeout', phase: 'stream', partial: 'first ', retryable: false });
+    expect(error).toMatchObject({
+      code: 'timeout',
+      kind: 'timeout',
+      phase: 'stream',
+      partial: 'first ',
+      retryable: false,
+    });
     expect(fake.runs()).toHaveLength(1);
   });
 
@@ -217,7 +266,13 @@ describe('failures inside a started stream are never re-sent', () => {
     fake.script({ kind: 'answer', pieces: ['a', 'b', 'c', 'd'], failAfter: 2 });
     const { error, events } = await failure(client().stream(turn));
     expect(answerOf(events)).toBe('ab');
-    expect(error).toMatchObject({ code: 'invalid_param', status: 400, kind: 'failed', phase: 'stream', partial: 'ab' });
+    expect(error).toMatchObject({
+      code: 'invalid_param',
+      status: 400,
+      kind: 'failed',
+      phase: 'stream',
+      partial: 'ab',
+    });
     expect(error.message).toBe('Extra data: line 1 column 208 (char 207)');
     expect(fake.runs()).toHaveLength(1);
   });
@@ -263,9 +318,16 @@ describe('errors before the stream (§5.3, §8.12)', () => {
   });
 
   it('429 too_many_requests past the attempts is rate_limited', async () => {
-    fake.script(Array.from({ length: 3 }, (): Scenario => ({ kind: 'error', status: 429, code: 'too_many_requests' })));
+    fake.script(
+      Array.from({ length: 3 }, (): Scenario => ({ kind: 'error', status: 429, code: 'too_many_requests' })),
+    );
     const { error } = await failure(client().stream(turn));
-    expect(error).toMatchObject({ code: 'too_many_requests', status: 429, kind: 'rate_limited', retryable: true });
+    expect(error).toMatchObject({
+      code: 'too_many_requests',
+      status: 429,
+      kind: 'rate_limited',
+      retryable: true,
+    });
     expect(fake.runs()).toHaveLength(3);
   });
 
@@ -277,15 +339,28 @@ describe('errors before the stream (§5.3, §8.12)', () => {
   });
 
   it('5xx is retried', async () => {
-    fake.script([{ kind: 'error', status: 500, code: 'internal_server_error' }, { kind: 'answer', text: 'ok' }]);
+    fake.script([
+      { kind: 'error', status: 500, code: 'internal_server_error' },
+      { kind: 'answer', text: 'ok' },
+    ]);
     expect(answerOf(await collect(client().stream(turn)))).toBe('ok');
     expect(fake.runs()).toHaveLength(2);
   });
 
   it('400 is not retried', async () => {
-    fake.script({ kind: 'error', status: 400, code: 'invalid_param', message: 'name is required in input form' });
+    fake.script({
+      kind: 'error',
+      status: 400,
+      code: 'invalid_param',
+      message: 'name is required in input form',
+    });
     const { error } = await failure(client().stream(turn));
-    expect(error).toMatchObject({ code: 'invalid_param', status: 400, kind: 'misconfigured', retryable: false });
+    expect(error).toMatchObject({
+      code: 'invalid_param',
+      status: 400,
+      kind: 'misconfigured',
+      retryable: false,
+    });
     expect(error.message).toBe('name is required in input form');
     expect(fake.runs()).toHaveLength(1);
   });
@@ -300,7 +375,12 @@ describe('errors before the stream (§5.3, §8.12)', () => {
     try {
       const dify = client({ apiUrl: guarded.url, apiKey: 'app-wrong' });
       const { error } = await failure(dify.stream(turn));
-      expect(error).toMatchObject({ code: 'unauthorized', status: 401, kind: 'misconfigured', retryable: false });
+      expect(error).toMatchObject({
+        code: 'unauthorized',
+        status: 401,
+        kind: 'misconfigured',
+        retryable: false,
+      });
       expect(guarded.runs()).toHaveLength(1);
       // The user-token mode: the request's bearer replaces the app key.
       const events = await collect(dify.stream({ ...turn, bearer: 'app-right' }));
@@ -319,8 +399,16 @@ describe('errors before the stream (§5.3, §8.12)', () => {
   });
 
   it('an HTML 504 is a timeout', async () => {
-    fake.script(Array.from({ length: 3 }, (): Scenario => ({ kind: 'html', status: 504, html: '<h1>Gateway Timeout</h1>' })));
-    expect((await failure(client().stream(turn))).error).toMatchObject({ code: 'http_error', kind: 'timeout' });
+    fake.script(
+      Array.from(
+        { length: 3 },
+        (): Scenario => ({ kind: 'html', status: 504, html: '<h1>Gateway Timeout</h1>' }),
+      ),
+    );
+    expect((await failure(client().stream(turn))).error).toMatchObject({
+      code: 'http_error',
+      kind: 'timeout',
+    });
   });
 
   it('connection refused is unreachable and retried', async () => {
@@ -329,7 +417,12 @@ describe('errors before the stream (§5.3, §8.12)', () => {
     const logger = { debug() {}, info() {}, warn: (o: Record<string, unknown>) => warnings.push(o) };
     const dify = client({ apiUrl: `http://127.0.0.1:${port}/v1`, logger });
     const { error } = await failure(dify.stream(turn));
-    expect(error).toMatchObject({ code: 'unreachable', kind: 'unreachable', retryable: true, phase: 'request' });
+    expect(error).toMatchObject({
+      code: 'unreachable',
+      kind: 'unreachable',
+      retryable: true,
+      phase: 'request',
+    });
     expect(warnings.filter((w) => w.attempt !== undefined)).toHaveLength(2);
   });
 
@@ -400,14 +493,22 @@ describe('request bodies (§2)', () => {
   });
 
   it('a workflow run puts the query into inputs under the configured variable', async () => {
-    await collect(client({ appType: 'workflow', queryVariable: 'text' }).stream({ query: 'q', user: 'bob', inputs: { a: '1' } }));
+    await collect(
+      client({ appType: 'workflow', queryVariable: 'text' }).stream({
+        query: 'q',
+        user: 'bob',
+        inputs: { a: '1' },
+      }),
+    );
     const [req] = fake.runs();
     expect(req?.path).toBe('/v1/workflows/run');
     expect(req?.body).toEqual({ inputs: { a: '1', text: 'q' }, response_mode: 'streaming', user: 'bob' });
   });
 
   it('files are passed through', async () => {
-    const files = [{ type: 'image' as const, transfer_method: 'remote_url' as const, url: 'https://x/y.png' }];
+    const files = [
+      { type: 'image' as const, transfer_method: 'remote_url' as const, url: 'https://x/y.png' },
+    ];
     await collect(client().stream({ ...turn, files }));
     expect(fake.runs()[0]?.body).toMatchObject({ files });
   });
@@ -425,13 +526,22 @@ describe('stop, abort, feedback, info', () => {
     const started = events[0];
     const taskId = started?.type === 'started' ? started.taskId : undefined;
     const stop = fake.requests.find((r) => r.path.endsWith('/stop'));
-    expect(stop).toMatchObject({ method: 'POST', path: `/v1/chat-messages/${taskId}/stop`, body: { user: 'u1' } });
+    expect(stop).toMatchObject({
+      method: 'POST',
+      path: `/v1/chat-messages/${taskId}/stop`,
+      body: { user: 'u1' },
+    });
     expect(events.at(-1)?.type).toBe('end');
     expect(answerOf(events).length).toBeLessThan('a long answer that will be cut short by stop'.length);
   });
 
   it('a workflow stop goes to /workflows/tasks/:id/stop and ends with status stopped', async () => {
-    fake.script({ kind: 'answer', flavour: 'workflow', text: 'a long workflow answer to stop', frameDelayMs: 30 });
+    fake.script({
+      kind: 'answer',
+      flavour: 'workflow',
+      text: 'a long workflow answer to stop',
+      frameDelayMs: 30,
+    });
     const dify = client({ appType: 'workflow' });
     const events: DifyEvent[] = [];
     for await (const e of dify.stream(turn)) {
@@ -445,8 +555,14 @@ describe('stop, abort, feedback, info', () => {
   });
 
   it('a stop that Dify rejects is a typed error', async () => {
-    fake.script({ kind: 'error', status: 400, code: 'not_chat_app', message: 'Please check if your app mode matches' }, 'stop');
-    await expect(client().stop('t1', 'u1')).rejects.toMatchObject({ code: 'not_chat_app', kind: 'misconfigured' });
+    fake.script(
+      { kind: 'error', status: 400, code: 'not_chat_app', message: 'Please check if your app mode matches' },
+      'stop',
+    );
+    await expect(client().stop('t1', 'u1')).rejects.toMatchObject({
+      code: 'not_chat_app',
+      kind: 'misconfigured',
+    });
   });
 
   it('abort mid-stream ends with an aborted error and stops the run server-side (§11.6)', async () => {
@@ -467,7 +583,9 @@ describe('stop, abort, feedback, info', () => {
     expect(error).toMatchObject({ code: 'aborted', kind: 'aborted', partial: answerOf(events) });
     const started = events[0];
     const taskId = started?.type === 'started' ? started.taskId : '';
-    await expect.poll(() => fake.requests.some((r) => r.path === `/v1/chat-messages/${taskId}/stop`)).toBe(true);
+    await expect
+      .poll(() => fake.requests.some((r) => r.path === `/v1/chat-messages/${taskId}/stop`))
+      .toBe(true);
   });
 
   it('abort while waiting for headers is aborted', async () => {

@@ -138,7 +138,10 @@ export class DifyClient {
         // §6: a stored id Dify does not know (deleted, another user's, from the WebApp). Drop it and
         // send the turn once more as a new conversation; the caller learns its context was lost.
         if (err instanceof DifyError && err.code === 'not_found' && conversationId !== undefined) {
-          this.#log.info({ conversationId, user: req.user }, 'dify: stored conversation not found, starting a new one');
+          this.#log.info(
+            { conversationId, user: req.user },
+            'dify: stored conversation not found, starting a new one',
+          );
           const stale = conversationId;
           conversationId = undefined;
           yield { type: 'conversation_reset', staleConversationId: stale };
@@ -151,7 +154,11 @@ export class DifyClient {
   }
 
   /** POST the task's stop (§2.2). Dify answers success even for unknown tasks (§8.13); the stream's end confirms. */
-  async stop(taskId: string, user: string, opts: DifyCallOptions & { appType?: DifyAppType } = {}): Promise<void> {
+  async stop(
+    taskId: string,
+    user: string,
+    opts: DifyCallOptions & { appType?: DifyAppType } = {},
+  ): Promise<void> {
     const appType = opts.appType ?? this.#appType;
     const id = encodeURIComponent(taskId);
     const path = appType === 'workflow' ? `/workflows/tasks/${id}/stop` : `/chat-messages/${id}/stop`;
@@ -176,7 +183,11 @@ export class DifyClient {
     const json = await this.#callJson('GET', '/info', undefined, opts);
     const parsed = appInfoSchema.safeParse(json);
     if (!parsed.success)
-      throw new DifyError({ code: 'http_error', status: 200, message: 'Dify /info answered an unexpected body' });
+      throw new DifyError({
+        code: 'http_error',
+        status: 200,
+        message: 'Dify /info answered an unexpected body',
+      });
     return parsed.data;
   }
 
@@ -188,7 +199,10 @@ export class DifyClient {
   ): Promise<DifyUploadedFile> {
     const json = await this.#withRetry(opts.signal, async () => {
       const form = new FormData();
-      const blob = file.data instanceof Blob ? file.data : new Blob([new Uint8Array(file.data)], { type: file.contentType });
+      const blob =
+        file.data instanceof Blob
+          ? file.data
+          : new Blob([new Uint8Array(file.data)], { type: file.contentType });
       form.append('file', blob, file.filename);
       form.append('user', user);
       const res = await this.#send('POST', '/files/upload', form, 'application/json', opts);
@@ -196,7 +210,11 @@ export class DifyClient {
     });
     const parsed = uploadedFileSchema.safeParse(json);
     if (!parsed.success)
-      throw new DifyError({ code: 'http_error', status: 201, message: 'Dify /files/upload answered an unexpected body' });
+      throw new DifyError({
+        code: 'http_error',
+        status: 201,
+        message: 'Dify /files/upload answered an unexpected body',
+      });
     return parsed.data;
   }
 
@@ -209,7 +227,11 @@ export class DifyClient {
     const body: Record<string, unknown> =
       this.#appType === 'workflow'
         ? // A workflow has no query field: the message goes into its inputs (§2.2).
-          { inputs: { ...req.inputs, [this.#queryVariable]: req.query }, response_mode: 'streaming', user: req.user }
+          {
+            inputs: { ...req.inputs, [this.#queryVariable]: req.query },
+            response_mode: 'streaming',
+            user: req.user,
+          }
         : {
             inputs: req.inputs ?? {},
             query: req.query,
@@ -222,7 +244,10 @@ export class DifyClient {
     return body;
   }
 
-  async #openStream(req: DifyStreamRequest, conversationId: string | undefined): Promise<Dispatcher.ResponseData> {
+  async #openStream(
+    req: DifyStreamRequest,
+    conversationId: string | undefined,
+  ): Promise<Dispatcher.ResponseData> {
     const path = this.#appType === 'workflow' ? '/workflows/run' : '/chat-messages';
     const body = JSON.stringify(this.#runBody(req, conversationId));
     return this.#withRetry(req.signal, async () => {
@@ -234,7 +259,10 @@ export class DifyClient {
     });
   }
 
-  async *#consume(res: Dispatcher.ResponseData, req: DifyStreamRequest): AsyncGenerator<DifyEvent, void, undefined> {
+  async *#consume(
+    res: Dispatcher.ResponseData,
+    req: DifyStreamRequest,
+  ): AsyncGenerator<DifyEvent, void, undefined> {
     const fold = new AnswerFold();
     const reader = new DifyFrameReader();
     const body = res.body;
@@ -254,14 +282,23 @@ export class DifyClient {
     } catch (err) {
       const error =
         err instanceof FrameTooLargeError
-          ? new DifyError({ code: 'frame_too_large', phase: 'stream', message: err.message, partial: fold.text, ids: { ...fold.ids } })
+          ? new DifyError({
+              code: 'frame_too_large',
+              phase: 'stream',
+              message: err.message,
+              partial: fold.text,
+              ids: { ...fold.ids },
+            })
           : fromNetworkError(err, {
               phase: 'stream',
               aborted: req.signal?.aborted ?? false,
               partial: fold.text,
               ids: { ...fold.ids },
             });
-      this.#log.warn({ code: error.code, kind: error.kind, ...fold.ids, err: error.message }, 'dify: stream failed');
+      this.#log.warn(
+        { code: error.code, kind: error.kind, ...fold.ids, err: error.message },
+        'dify: stream failed',
+      );
       const taskId = fold.ids.taskId;
       if (error.code === 'aborted' && this.#stopOnAbort && taskId !== undefined) {
         // Aborting the socket alone may leave the run going and holding its slot (§11.6).
@@ -284,7 +321,14 @@ export class DifyClient {
   ): Promise<unknown> {
     const body = json === undefined ? undefined : JSON.stringify(json);
     return this.#withRetry(opts.signal, async () => {
-      const res = await this.#send(method, path, body, 'application/json', opts, body ? 'application/json' : undefined);
+      const res = await this.#send(
+        method,
+        path,
+        body,
+        'application/json',
+        opts,
+        body ? 'application/json' : undefined,
+      );
       return this.#readJson(res);
     });
   }
@@ -354,7 +398,10 @@ export class DifyClient {
       }
       if (!error.retryable || n >= attempts) throw error;
       const backoff = Math.min(maxMs, baseMs * 2 ** (n - 1));
-      const wait = Math.min(maxMs, error.retryAfterMs ?? Math.round(backoff / 2 + (Math.random() * backoff) / 2));
+      const wait = Math.min(
+        maxMs,
+        error.retryAfterMs ?? Math.round(backoff / 2 + (Math.random() * backoff) / 2),
+      );
       this.#log.warn({ code: error.code, status: error.status, attempt: n, waitMs: wait }, 'dify: retrying');
       try {
         await sleep(wait, undefined, { signal });

@@ -131,7 +131,11 @@ function kindForStatus(status: number | undefined): DifyErrorKind {
 }
 
 /** The one mapping from (status, code, phase) to the failure class. */
-export function classify(status: number | undefined, code: string, phase: DifyErrorPhase = 'request'): DifyErrorKind {
+export function classify(
+  status: number | undefined,
+  code: string,
+  phase: DifyErrorPhase = 'request',
+): DifyErrorKind {
   const rule = kindByCode[code];
   if (rule === undefined) return kindForStatus(status);
   return typeof rule === 'string' ? rule : rule[phase];
@@ -245,14 +249,31 @@ export function fromNetworkError(
   const { phase, partial, ids } = opts;
   const codes = errorCodes(err);
   const base = { phase, partial, ids, cause: err };
-  if (opts.aborted || codes.includes('UND_ERR_ABORTED') || (err instanceof Error && err.name === 'AbortError'))
-    return new DifyError({ ...base, code: 'aborted', message: 'the Dify request was aborted', retryable: false });
+  if (
+    opts.aborted ||
+    codes.includes('UND_ERR_ABORTED') ||
+    (err instanceof Error && err.name === 'AbortError')
+  )
+    return new DifyError({
+      ...base,
+      code: 'aborted',
+      message: 'the Dify request was aborted',
+      retryable: false,
+    });
   if (err instanceof undiciErrors.ConnectTimeoutError || codes.includes('UND_ERR_CONNECT_TIMEOUT'))
-    return new DifyError({ ...base, code: 'timeout', message: `connecting to Dify timed out: ${describe(err)}` });
+    return new DifyError({
+      ...base,
+      code: 'timeout',
+      message: `connecting to Dify timed out: ${describe(err)}`,
+    });
   if (err instanceof undiciErrors.HeadersTimeoutError || codes.includes('UND_ERR_HEADERS_TIMEOUT'))
     return new DifyError({ ...base, code: 'timeout', message: 'Dify sent no response headers in time' });
   if (err instanceof undiciErrors.BodyTimeoutError || codes.includes('UND_ERR_BODY_TIMEOUT'))
-    return new DifyError({ ...base, code: 'timeout', message: 'the Dify stream went silent (no bytes, not even a ping)' });
+    return new DifyError({
+      ...base,
+      code: 'timeout',
+      message: 'the Dify stream went silent (no bytes, not even a ping)',
+    });
   if (phase === 'stream')
     return new DifyError({
       ...base,

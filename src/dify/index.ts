@@ -1,9 +1,9 @@
 // The Dify client: streaming runs, typed errors, SSE frames. Re-exports only.
 export {
-  DifyClient,
   type DifyAppInfo,
   type DifyAppType,
   type DifyCallOptions,
+  DifyClient,
   type DifyClientOptions,
   type DifyFile,
   type DifyLogger,
@@ -25,4 +25,11 @@ export {
   snippetOf,
 } from './errors.js';
 export { AnswerFold, type DifyEvent } from './events.js';
-export { type DifyFrame, type DifyFrameBody, DifyFrameReader, FrameTooLargeError, MAX_FRAME_CHARS, parseFrame } from './sse.js';
+export {
+  type DifyFrame,
+  type DifyFrameBody,
+  DifyFrameReader,
+  FrameTooLargeError,
+  MAX_FRAME_CHARS,
+  parseFrame,
+} from './sse.js';

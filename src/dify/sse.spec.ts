@@ -30,25 +30,35 @@ describe('SSE frames', () => {
 
   it('non-JSON data, JSON that is not an object, and objects without event are skipped (§11.3)', () => {
     const reader = new DifyFrameReader();
-    const frames = reader.push(enc.encode('data: [DONE]\n\ndata: 42\n\ndata: {"answer":"x"}\n\n: comment\n\n'));
+    const frames = reader.push(
+      enc.encode('data: [DONE]\n\ndata: 42\n\ndata: {"answer":"x"}\n\n: comment\n\n'),
+    );
     expect(frames).toEqual([]);
     expect(reader.skipped).toBe(3);
   });
 
   it('accepts CRLF line endings and records the id: cursor of newer servers (§3)', () => {
-    const frames = readAll([enc.encode('id: 1712345678901-0\r\ndata: {"event":"workflow_paused","task_id":"t"}\r\n\r\n')]);
+    const frames = readAll([
+      enc.encode('id: 1712345678901-0\r\ndata: {"event":"workflow_paused","task_id":"t"}\r\n\r\n'),
+    ]);
     expect(frames).toEqual([{ event: 'workflow_paused', ids: { taskId: 't' }, cursor: '1712345678901-0' }]);
   });
 
   it('a character split across chunks survives (§8.4)', () => {
     const bytes = enc.encode(chatFrame('message', { id: 'm1', answer: '你好👋' }));
     const emoji = bytes.indexOf(0xf0);
-    const frames = readAll([bytes.subarray(0, emoji + 1), bytes.subarray(emoji + 1, emoji + 3), bytes.subarray(emoji + 3)]);
+    const frames = readAll([
+      bytes.subarray(0, emoji + 1),
+      bytes.subarray(emoji + 1, emoji + 3),
+      bytes.subarray(emoji + 3),
+    ]);
     expect(frames).toMatchObject([{ event: 'message', answer: '你好👋' }]);
   });
 
   it('an unterminated last frame is dropped at EOF, never guessed at (§8.5)', () => {
-    const frames = readAll([enc.encode(`${chatFrame('message', { answer: 'a' })}data: {"event":"message","answer":"b"}`)]);
+    const frames = readAll([
+      enc.encode(`${chatFrame('message', { answer: 'a' })}data: {"event":"message","answer":"b"}`),
+    ]);
     expect(frames).toHaveLength(1);
   });
 
@@ -64,7 +74,9 @@ describe('SSE frames', () => {
   });
 
   it('workflow_started gives the run id from data.id when the top level lacks it', () => {
-    expect(parseFrame('{"event":"workflow_started","data":{"id":"run-1"}}')?.ids).toEqual({ workflowRunId: 'run-1' });
+    expect(parseFrame('{"event":"workflow_started","data":{"id":"run-1"}}')?.ids).toEqual({
+      workflowRunId: 'run-1',
+    });
   });
 });
 
@@ -117,7 +129,9 @@ describe('the answer fold (§4)', () => {
   it('a closing message equal to the streamed text changes nothing', () => {
     const frames = readAll([
       enc.encode(
-        chatFrame('agent_message', { answer: 'Hi' }) + chatFrame('message', { answer: 'Hi' }) + chatFrame('message_end', {}),
+        chatFrame('agent_message', { answer: 'Hi' }) +
+          chatFrame('message', { answer: 'Hi' }) +
+          chatFrame('message_end', {}),
       ),
     ]);
     expect(fold(frames).events.map((e) => e.type)).toEqual(['started', 'delta', 'end']);
@@ -151,6 +165,11 @@ describe('the answer fold (§4)', () => {
       }
     })();
     expect(err).toBeInstanceOf(DifyError);
-    expect(err).toMatchObject({ code: 'completion_request_error', kind: 'server', retryable: false, partial: 'par' });
+    expect(err).toMatchObject({
+      code: 'completion_request_error',
+      kind: 'server',
+      retryable: false,
+      partial: 'par',
+    });
   });
 });

@@ -157,10 +157,19 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
   redis.defineCommand('wdStoreRelease', { numberOfKeys: 1, lua: releaseLua });
   const scripts = redis as unknown as ScriptCommands;
 
+  // Waiting for a connection is for start-up only: once the client has been up, a reconnect in
+  // progress means Redis is down, and commands must fail at once.
+  let connected = redis.status === 'ready';
+  if (!connected) {
+    redis.once('ready', () => {
+      connected = true;
+    });
+  }
+
   /** Runs one backend operation; every failure that is not already ours becomes `unavailable`. */
   async function guard<T>(op: string, details: Record<string, unknown>, run: () => Promise<T>): Promise<T> {
     try {
-      await firstConnection(redis);
+      if (!connected) await firstConnection(redis);
       return await run();
     } catch (error) {
       if (error instanceof StoreError) throw error;

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { setImmediate as tick, setTimeout as sleep } from 'node:timers/promises';
+import { setTimeout as sleep, setImmediate as tick } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 export const fixturesDir = new URL('../../../shared/fixtures/dify/', import.meta.url);
@@ -259,7 +259,11 @@ function answerPlan(o: AnswerOptions, flavour: Flavour, ids: Ids, query: string)
       metadata: { annotation_reply: null, retriever_resources: [], usage },
       files: null,
     });
-  const errorIds = { conversation_id: ids.conversationId, message_id: ids.messageId, created_at: ids.createdAt };
+  const errorIds = {
+    conversation_id: ids.conversationId,
+    message_id: ids.messageId,
+    created_at: ids.createdAt,
+  };
   const runData = (s: string, outputs: Record<string, unknown>) => ({
     id: ids.workflowRunId,
     workflow_id: 'fake-workflow',
@@ -281,7 +285,12 @@ function answerPlan(o: AnswerOptions, flavour: Flavour, ids: Ids, query: string)
       const frames = pieces.map((answer) => chat('message', { id: ids.messageId, answer }));
       if (o.replaceWith !== undefined)
         frames.push(chat('message_replace', { answer: o.replaceWith, reason: 'output_moderation' }));
-      return { frames: [...frames, messageEnd()], stopped: () => [messageEnd()], taskId: ids.taskId, errorIds };
+      return {
+        frames: [...frames, messageEnd()],
+        stopped: () => [messageEnd()],
+        taskId: ids.taskId,
+        errorIds,
+      };
     }
     case 'agent':
     case 'new-agent': {
@@ -307,7 +316,12 @@ function answerPlan(o: AnswerOptions, flavour: Flavour, ids: Ids, query: string)
       }
       if (o.replaceWith !== undefined)
         frames.push(chat('message_replace', { answer: o.replaceWith, reason: 'output_moderation' }));
-      return { frames: [...frames, messageEnd()], stopped: () => [messageEnd()], taskId: ids.taskId, errorIds };
+      return {
+        frames: [...frames, messageEnd()],
+        stopped: () => [messageEnd()],
+        taskId: ids.taskId,
+        errorIds,
+      };
     }
     case 'chatflow': {
       const flow = (event: string, d: Record<string, unknown>) =>
@@ -357,9 +371,11 @@ function answerPlan(o: AnswerOptions, flavour: Flavour, ids: Ids, query: string)
         }),
       ];
       if (!o.outputsOnly)
-        for (const t of pieces) frames.push(wf('text_chunk', { text: t, from_variable_selector: ['llm', 'text'] }));
+        for (const t of pieces)
+          frames.push(wf('text_chunk', { text: t, from_variable_selector: ['llm', 'text'] }));
       if (o.replaceWith !== undefined) frames.push(wf('text_replace', { text: o.replaceWith }));
-      const finished = (s: string) => wf('workflow_finished', runData(s, s === 'failed' ? {} : { answer: finalText }));
+      const finished = (s: string) =>
+        wf('workflow_finished', runData(s, s === 'failed' ? {} : { answer: finalText }));
       return {
         frames: [...frames, finished(status)],
         stopped: () => [finished('stopped')],
@@ -445,9 +461,18 @@ export async function startFakeDify(options: FakeDifyOptions = {}): Promise<Fake
     return queue.splice(i, 1)[0]?.scenario;
   };
 
-  const sendJson = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  const sendJson = (
+    res: ServerResponse,
+    status: number,
+    body: unknown,
+    headers: Record<string, string> = {},
+  ) => {
     const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(text),
+      ...headers,
+    });
     res.end(text);
   };
   const sendError = (res: ServerResponse, status: number, code: string, message?: string, headers = {}) => {
@@ -543,7 +568,8 @@ export async function startFakeDify(options: FakeDifyOptions = {}): Promise<Fake
         }
         res.write(op.bytes);
         atBoundary = op.boundary;
-        if (shape.frameDelayMs) await sleep(shape.frameDelayMs, undefined, { signal: done.signal }).catch(() => {});
+        if (shape.frameDelayMs)
+          await sleep(shape.frameDelayMs, undefined, { signal: done.signal }).catch(() => {});
         else await tick();
       }
       if (done.signal.aborted) return;
@@ -557,8 +583,16 @@ export async function startFakeDify(options: FakeDifyOptions = {}): Promise<Fake
     }
   };
 
-  const handleRun = async (req: IncomingMessage, res: ServerResponse, rec: RecordedRequest, workflow: boolean) => {
-    const body = (typeof rec.body === 'object' && rec.body !== null ? rec.body : {}) as Record<string, unknown>;
+  const handleRun = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    rec: RecordedRequest,
+    workflow: boolean,
+  ) => {
+    const body = (typeof rec.body === 'object' && rec.body !== null ? rec.body : {}) as Record<
+      string,
+      unknown
+    >;
     if (typeof body.user !== 'string' || body.user === '')
       return sendError(res, 400, 'invalid_param', 'Arg user must be provided.');
     const chat = rec.path === '/v1/chat-messages';
