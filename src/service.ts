@@ -10,12 +10,12 @@ import { DifyClient } from './dify/index.js';
 import { createHttpApp, type ReadinessCheck } from './http/app.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import type { AnswerSource } from './runner/ports.js';
+import type { AnswerSource, Delivery } from './runner/ports.js';
 import { Runner } from './runner/runner.js';
 import type { WriterOptions } from './runner/writer.js';
 import { connectRedis, createMemoryStore, createRedisStore } from './store/index.js';
 import type { StreamStore } from './store/port.js';
-import { WecomCrypto } from './wecom/index.js';
+import { ResponseUrlClient, WecomCrypto } from './wecom/index.js';
 
 export interface ServiceOptions {
   config: Config;
@@ -24,6 +24,7 @@ export interface ServiceOptions {
   store?: StreamStore;
   answers?: AnswerSource;
   auth?: Authenticator;
+  delivery?: Delivery;
   keyPrefix?: string;
   writer?: WriterOptions;
   metrics?: Metrics;
@@ -67,7 +68,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       timeoutMs: config.dify.timeoutMs,
       logger,
     });
-  const runner = new Runner({ store, answers, auth, config, logger, metrics, writer: options.writer });
+  const delivery: Delivery & { close?: () => Promise<void> } = options.delivery ?? new ResponseUrlClient();
+  const runner = new Runner({ store, answers, auth, delivery, config, logger, metrics, writer: options.writer });
+  runner.startSweeping();
   let draining = false;
   const readiness: ReadinessCheck[] = [{ name: 'store', check: () => store.ping() }];
   if (auth.ping) readiness.push({ name: 'directory', check: () => auth.ping!() });
@@ -107,7 +110,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         server.closeIdleConnections();
         setTimeout(() => server.closeAllConnections(), 1000).unref();
       });
-      await Promise.allSettled([answers.close?.(), auth.close(), store.close()]);
+      await Promise.allSettled([answers.close?.(), delivery.close?.(), auth.close(), store.close()]);
       logger.info('stopped');
     })();
     return shuttingDown;

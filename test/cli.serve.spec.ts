@@ -1,24 +1,18 @@
 // The service's start: refused with exit code 2 and one line per problem when settings are missing or
 // malformed (never printing a secret), serving when they are right.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { spawnCli } from './support/cli.js';
 import { testBot } from './support/service.js';
 
-const root = resolve(import.meta.dirname, '..');
-const main = join(root, 'src/cli/main.ts');
 // A working directory without a .env, so only the given environment counts.
 const cwd = mkdtempSync(join(tmpdir(), 'wd-serve-'));
 afterAll(() => rmSync(cwd, { recursive: true, force: true }));
 
 function run(env: Record<string, string>, untilOutput?: RegExp) {
-  const child = spawn(process.execPath, ['--import', 'tsx', main, 'serve'], {
-    cwd,
-    env: { PATH: process.env.PATH ?? '', NODE_PATH: join(root, 'node_modules'), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnCli(['serve'], { cwd, env });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => {

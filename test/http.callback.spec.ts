@@ -26,7 +26,7 @@ describe('the WeCom callback over HTTP', () => {
       nonce,
     }).toString();
 
-  const post = (query: string, body: string | Buffer, headers: Record<string, string> = {}) =>
+  const post = (query: string, body: string, headers: Record<string, string> = {}) =>
     fetch(`${service.url}/wecom/callback?${query}`, {
       method: 'POST',
       body,

@@ -13,6 +13,8 @@ import {
   conversationKey,
   indexKey,
   messageKey,
+  queueKey,
+  runningKey,
   StoreError,
   type StreamStore,
   streamKeys,
@@ -417,6 +419,50 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       });
     });
 
+    describe('what a poll reads', () => {
+      it('loads the lease with the stream when asked, in the same read', async () => {
+        const other = await second();
+        const id = newId('poll-lease');
+        await store.append(id, [opened(id)], { expectedVersion: 0 });
+        expect((await other.load(id, { withLease: true }))?.lease).toBeUndefined();
+        await store.acquireLease(id, 'node-a', 10_000);
+        const loaded = await other.load(id, { withLease: true });
+        expect(loaded?.lease?.node).toBe('node-a');
+        expect(loaded?.snapshot.value).toBe('authenticating');
+        expect((await other.load(id))?.lease).toBeUndefined();
+      });
+    });
+
+    describe('stop requests', () => {
+      it('a stop asked for on one client is seen by another', async () => {
+        const other = await second();
+        const id = newId('stop');
+        expect(await other.isStopRequested(id)).toBe(false);
+        await store.requestStop(id);
+        expect(await other.isStopRequested(id)).toBe(true);
+        expect(await other.isStopRequested(newId('stop-other'))).toBe(false);
+      });
+    });
+
+    describe('the line of a conversation', () => {
+      it('keeps arrival order, removes from anywhere, and is separate per bot and scope', async () => {
+        const other = await second();
+        const scope = newId('scope');
+        await store.joinQueue('bot-1', scope, 's1');
+        await other.joinQueue('bot-1', scope, 's2');
+        await store.joinQueue('bot-1', scope, 's3');
+        await store.joinQueue('bot-2', scope, 'x1');
+        expect(await other.queue('bot-1', scope)).toEqual(['s1', 's2', 's3']);
+        await other.leaveQueue('bot-1', scope, 's2');
+        expect(await store.queue('bot-1', scope)).toEqual(['s1', 's3']);
+        await store.leaveQueue('bot-1', scope, 's1');
+        await store.leaveQueue('bot-1', scope, 's1');
+        expect(await other.queue('bot-1', scope)).toEqual(['s3']);
+        expect(await other.queue('bot-2', scope)).toEqual(['x1']);
+        expect(await other.queue('bot-1', newId('empty'))).toEqual([]);
+      });
+    });
+
     describe('listing streams', () => {
       it('lists recent streams newest first, with their state, and can skip finished ones', async () => {
         const [a, b, c] = [newId('list-a'), newId('list-b'), newId('list-c')];
@@ -464,14 +510,19 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
         const msgid = newId('ttl-msg');
         await store.claimMessage(msgid, id);
         await store.setConversation('bot-1', id, 'conv-1');
+        await store.requestStop(id);
+        await store.joinQueue('bot-1', id, id);
 
         const keys = streamKeys(raw.prefix, id);
         for (const key of [
           keys.events,
           keys.snap,
           keys.lease,
+          keys.stop,
           messageKey(raw.prefix, msgid),
+          queueKey(raw.prefix, 'bot-1', id),
           indexKey(raw.prefix),
+          runningKey(raw.prefix),
         ]) {
           const ttl = await raw.ttl(key);
           expect(ttl, key).toBeGreaterThan(0);

@@ -94,6 +94,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       status = res.statusCode;
       const declared = Number(res.headers['content-length'] ?? 0);
       if (declared > MAX_BODY_BYTES) {
+        res.body.on('error', () => {});
         res.body.destroy();
         throw new AuthError('token_service_bad_response', `token service ${where} answered ${declared} bytes`, {
           status,

@@ -309,7 +309,12 @@ export class DifyClient {
       throw error;
     } finally {
       if (fold.done && !body.destroyed) body.dump().catch(() => {});
-      else body.destroy();
+      else {
+        // Destroying an unfinished body makes undici emit an AbortError on it: expected here, and
+        // without a listener it would be an uncaught exception that takes the process down.
+        body.on('error', () => {});
+        body.destroy();
+      }
     }
   }
 
@@ -379,7 +384,10 @@ export class DifyClient {
     } catch {
       // A body cut short still leaves the status to go on.
     } finally {
-      if (!res.body.destroyed) res.body.destroy();
+      if (!res.body.destroyed) {
+        res.body.on('error', () => {});
+        res.body.destroy();
+      }
     }
     const text = Buffer.concat(chunks).subarray(0, ERROR_BODY_BYTES).toString('utf8');
     return fromHttpResponse(res.statusCode, text, retryAfterMs(res.headers['retry-after']));

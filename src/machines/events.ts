@@ -28,6 +28,8 @@ export const eventSchemas = {
     responseUrl: z.string().optional(),
     /** The node that accepted the message. */
     node: z.string().optional(),
+    /** `/new <question>`: the question starts a new Dify conversation when its turn comes. */
+    fresh: z.boolean().optional(),
   }),
   'stream.queued': z.looseObject({
     type: z.literal('stream.queued'),
@@ -91,6 +93,8 @@ export const eventSchemas = {
     reason: z.enum(['window', 'overflow']),
     /** The content the bubble was finished with. */
     text: z.string(),
+    /** How many characters of the answer the bubble shows; the delivery sends what follows them. */
+    shown: z.number().int().nonnegative().optional(),
   }),
   'delivery.sent': z.looseObject({ type: z.literal('delivery.sent'), at, bytes: z.number().int() }),
   'delivery.failed': z.looseObject({ type: z.literal('delivery.failed'), at, message: z.string() }),

@@ -1,3 +1,4 @@
+export * from './delivery.js';
 export * from './events.js';
 export * from './fold.js';
 export * from './render.js';

@@ -88,13 +88,26 @@ export function renderContent(
 
 const THINK_END = '</think>';
 
-/** A finished answer within the cap, with any open `<think>` closed after the cut, not before it. */
-function fitFinished(answer: string, note: string, suffix = ''): string {
+/**
+ * A finished answer within the cap, with any open `<think>` closed after the cut, not before it.
+ * `shown` is how many characters of `answer` the content holds (all of them unless it was cut).
+ */
+export function finishedContent(
+  answer: string,
+  note: string,
+  suffix = '',
+): { content: string; shown: number; cut: boolean } {
   const closed = closeThink(answer);
-  if (utf8Length(closed) + utf8Length(suffix) <= MAX_CONTENT_BYTES) return closed + suffix;
+  if (utf8Length(closed) + utf8Length(suffix) <= MAX_CONTENT_BYTES)
+    return { content: closed + suffix, shown: answer.length, cut: false };
   const reserve = closed === answer ? 0 : utf8Length(THINK_END);
   const room = MAX_CONTENT_BYTES - reserve - utf8Length(note) - utf8Length(suffix);
-  return closeThink(cutUtf8(answer, room)) + note + suffix;
+  const head = cutUtf8(answer, room);
+  return { content: closeThink(head) + note + suffix, shown: head.length, cut: true };
+}
+
+function fitFinished(answer: string, note: string, suffix = ''): string {
+  return finishedContent(answer, note, suffix).content;
 }
 
 function fit(answer: string, texts: Texts): string {

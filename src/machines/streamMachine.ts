@@ -31,7 +31,9 @@ export interface StreamContext {
   error?: { code: string; message: string; text?: string };
   usage?: Record<string, unknown>;
   /** Set when the WeCom bubble was finished before the answer (6-minute window, or too long). */
-  bubble?: { reason: 'window' | 'overflow'; text: string; at: number };
+  bubble?: { reason: 'window' | 'overflow'; text: string; at: number; shown?: number };
+  /** `/new <question>`: a new Dify conversation starts with this question. */
+  fresh?: boolean;
   delivery?: { status: 'sent' | 'failed'; at: number; message?: string };
 }
 
@@ -64,6 +66,7 @@ export const streamMachine = setup({
         query: event.query,
         responseUrl: event.responseUrl,
         node: event.node,
+        fresh: event.fresh,
         openedAt: event.at,
         lastEventAt: event.at,
       };
@@ -132,7 +135,7 @@ export const streamMachine = setup({
     closeBubble: assign(({ event }) => {
       assertEvent(event, 'bubble.closed');
       return {
-        bubble: { reason: event.reason, text: event.text, at: event.at },
+        bubble: { reason: event.reason, text: event.text, at: event.at, shown: event.shown },
       };
     }),
     delivered: assign(({ event }) => {

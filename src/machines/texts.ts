@@ -7,7 +7,17 @@ export interface Texts {
   emptyAnswer: string;
   truncated: string;
   windowClosed: string;
+  /** The bubble closed at the window's end before any text: the answer comes by a separate message. */
+  windowPending: string;
+  /** Heads a delivered remainder of an answer too long for the bubble. */
+  continued: string;
+  /** Ends a delivery that still had to be cut. */
+  deliveryTruncated: string;
+  /** Heads a delivered failure, after the bubble promised the answer would follow. */
+  deliveryFailed: string;
   expired: string;
+  /** A message with nothing to ask (an image or a file alone, or only the @mention). */
+  emptyQuestion: string;
   failures: Record<string, string>;
   failureDefault: string;
   denied: string;
@@ -20,7 +30,12 @@ export const defaultTexts: Texts = {
   emptyAnswer: '（这次没有生成任何回答，请换个说法再试一次。）',
   truncated: '\n\n…（回答太长，这里只显示了前面部分，完整内容稍后单独发送。）',
   windowClosed: '\n\n…（回答仍在生成，完整内容稍后单独发送。）',
+  windowPending: '回答还在生成中，完成后会单独发送给你。',
+  continued: '（接上文）\n\n',
+  deliveryTruncated: '\n\n…（回答过长，其余部分无法发送。）',
+  deliveryFailed: '刚才那个问题的回答没能完成：',
   expired: '这条回答已经过期，请重新发送你的问题。',
+  emptyQuestion: '请用文字告诉我你的问题。',
   failures: {
     dify_unreachable: '抱歉，AI 服务暂时连接不上，请稍后再试。',
     dify_timeout: '抱歉，AI 服务响应超时，请稍后再试。',

@@ -1,9 +1,10 @@
-// The owner side of the design: a new WeCom message becomes a stream whose events this node writes
-// (auth → Dify → deltas → completion) while holding the stream's lease; a poll on any node is a
-// `load` + `render`. The callback never waits for Dify: `accept` returns the placeholder at once.
+// The node's side of the design: a new WeCom message becomes a stream that this node owns and answers
+// (owner.ts); a poll, on any node, is a `load` + `render`. The callback never waits for Dify: `accept`
+// returns the placeholder at once. A stream whose owner is gone (its lease ran out, or it was handed
+// back on shutdown) is taken over by the node that notices: a poll, a stream waiting behind it, or
+// the periodic sweep.
 import { randomBytes } from 'node:crypto';
-import type { AuthOutcome, Authenticator } from '../auth/types.js';
-import { difyIdentity } from '../auth/identity.js';
+import type { Authenticator } from '../auth/types.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import {
@@ -11,6 +12,7 @@ import {
   fold,
   initialStream,
   isFinished,
+  isRunning,
   render,
   type StreamEvent,
   type StreamReply,
@@ -19,10 +21,10 @@ import {
   type Texts,
 } from '../machines/index.js';
 import type { Metrics } from '../metrics.js';
-import type { StreamStore } from '../store/port.js';
+import { StoreError, type StreamStore } from '../store/port.js';
 import { helpText, newConversationText, nothingToStopText, parseCommand, stoppedText } from './commands.js';
-import { difyErrorCode, failureOf } from './failures.js';
-import type { AnswerSource } from './ports.js';
+import { conversationScope, OwnerJob } from './owner.js';
+import type { AnswerSource, Delivery } from './ports.js';
 import { StreamWriter, type WriterOptions } from './writer.js';
 
 /** A user message, as the WeCom layer hands it over (mention already stripped). */
@@ -40,24 +42,26 @@ export interface RunnerDeps {
   store: StreamStore;
   answers: AnswerSource;
   auth: Authenticator;
+  delivery: Delivery;
   config: Pick<Config, 'nodeId' | 'dify' | 'stream'>;
   logger: Logger;
   metrics: Metrics;
   texts?: Texts;
   now?: () => number;
   writer?: WriterOptions;
+  /** How many times a stream may be taken over before it ends with an error. Default 2. */
+  maxTakeovers?: number;
+  /** How often the owner looks for /stop and at its line (ms). Default 500. */
+  checkEveryMs?: number;
 }
 
-interface Running {
-  abort: AbortController;
-  done: Promise<void>;
-  writer: StreamWriter;
+export interface Accepted {
+  streamId: string;
+  duplicate: boolean;
+  reply: StreamReply;
 }
 
-/** Where a Dify conversation lives: the user in a single chat, the chat and the user in a group. */
-export function conversationScope(m: Pick<UserMessage, 'chattype' | 'chatid' | 'userid'>): string {
-  return m.chattype === 'group' && m.chatid ? `${m.chatid}:${m.userid}` : m.userid;
-}
+export { conversationScope };
 
 /** Stream ids: 22 url-safe characters, unguessable (they name a user's answer in every poll). */
 export function newStreamId(): string {
@@ -65,38 +69,217 @@ export function newStreamId(): string {
 }
 
 export class Runner {
-  private readonly running = new Map<string, Running>();
-  private readonly texts: Texts;
-  private readonly now: () => number;
-  private readonly log: Logger;
+  readonly #d: RunnerDeps;
+  readonly #jobs = new Map<string, OwnerJob>();
+  /** Takeovers this node is attempting, so that many polls of one stream start one. */
+  readonly #taking = new Set<string>();
+  readonly #texts: Texts;
+  readonly #now: () => number;
+  readonly #log: Logger;
+  #draining = false;
+  #sweeper: NodeJS.Timeout | undefined;
 
-  constructor(private readonly deps: RunnerDeps) {
-    this.texts = deps.texts ?? defaultTexts;
-    this.now = deps.now ?? Date.now;
-    this.log = deps.logger;
+  constructor(deps: RunnerDeps) {
+    this.#d = deps;
+    this.#texts = deps.texts ?? defaultTexts;
+    this.#now = deps.now ?? Date.now;
+    this.#log = deps.logger;
   }
 
   /** How many answers this node is running now. */
   get inflight(): number {
-    return this.running.size;
+    return this.#jobs.size;
+  }
+
+  /** The streams this node owns now. */
+  get owned(): string[] {
+    return [...this.#jobs.keys()];
   }
 
   /**
    * Accept a user message: claim its msgid (a retried callback gets the first stream and starts
-   * nothing), record `stream.opened`, start answering in the background, and return the first reply.
+   * nothing), take the stream's lease, record `stream.opened`, start answering in the background,
+   * and return the first reply. A store failure is thrown: the edge answers 503 and WeCom retries.
    */
-  async accept(m: UserMessage): Promise<{ streamId: string; duplicate: boolean; reply: StreamReply }> {
-    const { store, metrics } = this.deps;
-    const candidate = newStreamId();
-    const claim = await store.claimMessage(m.msgid, candidate);
+  async accept(m: UserMessage): Promise<Accepted> {
+    const { store, metrics, config } = this.#d;
+    const claim = await store.claimMessage(m.msgid, newStreamId());
+    const streamId = claim.streamId;
     if (!claim.claimed) {
       metrics.dedupHits.inc();
-      return { streamId: claim.streamId, duplicate: true, reply: await this.poll(claim.streamId) };
+      const loaded = await store.load(streamId);
+      if (loaded) return { streamId, duplicate: true, reply: render(loaded.snapshot, streamId, this.#texts) };
+      // The first callback claimed the msgid but its stream is not there: it failed before opening it,
+      // or is opening it right now. Open it here; the version check lets exactly one of us do it.
     }
-    const streamId = candidate;
-    const opened: StreamEvent = {
+    const events = await this.#openingEvents(m, streamId);
+    const snapshot = fold(events);
+    const placeholder = render(snapshot, streamId, this.#texts);
+    // The lease comes first, so that no poll ever sees an open stream without an owner.
+    if (!(await store.acquireLease(streamId, config.nodeId, config.stream.leaseMs))) {
+      // Another node holds it: the first callback is opening this very stream.
+      return { streamId, duplicate: true, reply: placeholder };
+    }
+    const writer = this.#writer(streamId, initialStream(), 0);
+    try {
+      await writer.emit(...events);
+    } catch (error) {
+      writer.dispose();
+      await store.releaseLease(streamId, config.nodeId).catch(() => undefined);
+      if (error instanceof StoreError && error.code === 'version_conflict') {
+        const loaded = await store.load(streamId);
+        return { streamId, duplicate: true, reply: render(loaded?.snapshot ?? snapshot, streamId, this.#texts) };
+      }
+      throw error;
+    }
+    metrics.streamsOpened.inc();
+    if (isFinished(snapshot)) {
+      metrics.streamsFinished.inc({ state: stateOf(snapshot) });
+      await store.releaseLease(streamId, config.nodeId).catch(() => undefined);
+    } else {
+      // Arrival order is the conversation's order; the owner joins the line itself if this fails.
+      await store.joinQueue(m.bot, conversationScope(m), streamId).catch((error: unknown) => {
+        this.#log.warn({ streamId, err: error }, 'could not join the conversation line');
+      });
+      this.#launch(writer);
+    }
+    return { streamId, duplicate: !claim.claimed, reply: placeholder };
+  }
+
+  /**
+   * A WeCom refresh poll: snapshot + tail, rendered, in one store round trip. A poll never changes
+   * the stream; when it finds a running stream with no live owner it starts a takeover in the background.
+   */
+  async poll(streamId: string): Promise<StreamReply> {
+    const end = this.#d.metrics.pollDuration.startTimer();
+    try {
+      const loaded = await this.#d.store.load(streamId, { withLease: true });
+      if (!loaded) return render(initialStream(), streamId, this.#texts);
+      if (!loaded.lease && isRunning(loaded.snapshot)) this.takeOver(streamId);
+      return render(loaded.snapshot, streamId, this.#texts);
+    } finally {
+      end();
+    }
+  }
+
+  /**
+   * Take over a running stream whose owner's lease is gone: claim the lease (only one node wins),
+   * record `stream.taken_over`, and answer again from the start. After `maxTakeovers` the stream
+   * ends with an error instead. Runs in the background; safe to call often.
+   */
+  takeOver(streamId: string): void {
+    if (this.#draining || this.#jobs.has(streamId) || this.#taking.has(streamId)) return;
+    this.#taking.add(streamId);
+    this.#takeOver(streamId)
+      .catch((error: unknown) => this.#log.warn({ streamId, err: error }, 'takeover failed'))
+      .finally(() => this.#taking.delete(streamId));
+  }
+
+  async #takeOver(streamId: string): Promise<void> {
+    const { store, config, metrics } = this.#d;
+    if (!(await store.acquireLease(streamId, config.nodeId, config.stream.leaseMs))) return;
+    const loaded = await store.load(streamId);
+    if (!loaded || !isRunning(loaded.snapshot) || this.#draining) {
+      await store.releaseLease(streamId, config.nodeId);
+      return;
+    }
+    const ctx = loaded.snapshot.context;
+    const attempt = ctx.takeovers + 1;
+    const events: StreamEvent[] = [
+      { type: 'stream.taken_over', at: this.#now(), node: config.nodeId, attempt, previousNode: ctx.node },
+    ];
+    const max = this.#d.maxTakeovers ?? 2;
+    if (attempt > max) {
+      events.push({
+        type: 'answer.failed',
+        at: this.#now(),
+        code: 'takeover_exhausted',
+        message: `the stream lost its owner ${attempt} times`,
+      });
+    }
+    const writer = this.#writer(streamId, loaded.snapshot, loaded.version);
+    try {
+      await writer.emit(...events);
+    } catch (error) {
+      writer.dispose();
+      await store.releaseLease(streamId, config.nodeId).catch(() => undefined);
+      // A version conflict: the owner wrote after all, and keeps the stream.
+      if (error instanceof StoreError && error.code === 'version_conflict') return;
+      throw error;
+    }
+    metrics.takeovers.inc();
+    this.#log.info(
+      { streamId, msgid: ctx.msgid, userid: ctx.userid, attempt, previousNode: ctx.node },
+      attempt > max ? 'stream lost its owner too often: ended' : 'took over a stream whose owner is gone',
+    );
+    // An exhausted stream is settled already; the job still delivers what the bubble promised.
+    this.#launch(writer);
+  }
+
+  /** Every so often, take over the running streams whose owner is gone, even if nobody polls them. */
+  startSweeping(everyMs = this.#d.config.stream.leaseMs): void {
+    if (this.#sweeper) return;
+    const tick = () => {
+      this.#sweeper = setTimeout(
+        () => {
+          void this.sweep().finally(() => {
+            if (this.#sweeper) tick();
+          });
+        },
+        everyMs * (0.75 + Math.random() / 2),
+      );
+      this.#sweeper.unref();
+    };
+    tick();
+  }
+
+  /** One sweep: unfinished streams with no live lease, not touched for a lease's length, are taken over. */
+  async sweep(): Promise<number> {
+    if (this.#draining) return 0;
+    const quiet = this.#d.config.stream.leaseMs;
+    let started = 0;
+    try {
+      const streams = await this.#d.store.listStreams({ unfinishedOnly: true, limit: 200 });
+      for (const s of streams) {
+        if (s.lease || this.#jobs.has(s.streamId) || this.#now() - s.lastEventAt < quiet) continue;
+        this.takeOver(s.streamId);
+        started++;
+      }
+    } catch (error) {
+      this.#log.warn({ err: error }, 'sweep for orphaned streams failed');
+    }
+    return started;
+  }
+
+  /**
+   * Graceful shutdown: take nothing new, let running answers finish for at most `deadlineMs`, then
+   * hand the rest back (`stream.released`, lease dropped) so that another node takes them over at once.
+   */
+  async drain(deadlineMs: number): Promise<{ finished: number; handedOver: number }> {
+    this.#draining = true;
+    clearTimeout(this.#sweeper);
+    this.#sweeper = undefined;
+    const jobs = [...this.#jobs.values()];
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(jobs.map((j) => j.done)),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, deadlineMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    const remaining = [...this.#jobs.values()];
+    for (const job of remaining) job.abort('drain');
+    await Promise.allSettled(remaining.map((j) => j.done));
+    return { finished: jobs.length - remaining.length, handedOver: remaining.length };
+  }
+
+  /** The events that open a stream for this message; commands are answered here, without Dify. */
+  async #openingEvents(m: UserMessage, streamId: string): Promise<StreamEvent[]> {
+    const at = this.#now();
+    const opened: StreamEvent & { type: 'stream.opened' } = {
       type: 'stream.opened',
-      at: this.now(),
+      at,
       streamId,
       msgid: m.msgid,
       bot: m.bot,
@@ -105,223 +288,66 @@ export class Runner {
       chattype: m.chattype,
       query: m.query,
       responseUrl: m.responseUrl,
-      node: this.deps.config.nodeId,
+      node: this.#d.config.nodeId,
     };
     const command = parseCommand(m.query);
-    const events: StreamEvent[] = [opened];
-    const scope = conversationScope(m);
-    if (command.kind === 'help') events.push(this.commandEvent('help', helpText));
-    if (command.kind === 'new') {
-      await store.clearConversation(m.bot, scope);
-      if (!command.question) events.push(this.commandEvent('new', newConversationText));
-      else opened.query = command.question;
-    }
-    if (command.kind === 'stop') {
-      const stopped = await this.requestStop(m.bot, scope);
-      events.push(this.commandEvent('stop', stopped ? stoppedText : nothingToStopText));
-    }
-    const snapshot = fold(events);
-    const writer = this.writer(streamId, initialStream(), 0);
-    await writer.emit(...events);
-    metrics.streamsOpened.inc();
-    if (isFinished(snapshot)) {
-      metrics.streamsFinished.inc({ state: stateOf(snapshot) });
-    } else {
-      await store.setActive(m.bot, scope, streamId);
-      this.start(writer, { ...m, query: opened.query });
-    }
-    return { streamId, duplicate: false, reply: render(writer.snapshot, streamId, this.texts) };
-  }
-
-  /** A WeCom refresh poll: snapshot + tail, rendered. Never changes the stream. */
-  async poll(streamId: string): Promise<StreamReply> {
-    const end = this.deps.metrics.pollDuration.startTimer();
-    try {
-      const local = this.running.get(streamId);
-      const loaded = await this.deps.store.load(streamId);
-      if (!loaded) return render(initialStream(), streamId, this.texts);
-      void local;
-      return render(loaded.snapshot, streamId, this.texts);
-    } finally {
-      end();
+    const handled = (name: string, text: string): StreamEvent[] => [
+      opened,
+      { type: 'command.handled', at, command: name, text },
+    ];
+    switch (command.kind) {
+      case 'help':
+        return handled('help', helpText);
+      case 'new':
+        if (command.question) return [{ ...opened, query: command.question, fresh: true }];
+        await this.#d.store.clearConversation(m.bot, conversationScope(m));
+        return handled('new', newConversationText);
+      case 'stop':
+        return handled('stop', (await this.#stopRunning(m)) ? stoppedText : nothingToStopText);
+      case 'ask':
+        if (command.question === '') return handled('empty', this.#texts.emptyQuestion);
+        return [opened];
     }
   }
 
-  /** Stop accepting work and wait for running answers, at most `deadlineMs`; abort what remains. */
-  async drain(deadlineMs: number): Promise<{ finished: number; abandoned: number }> {
-    const all = [...this.running.values()];
-    const settled = Promise.allSettled(all.map((r) => r.done));
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      settled.then(() => false),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(true), deadlineMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    const abandoned = timedOut ? this.running.size : 0;
-    return { finished: all.length - abandoned, abandoned };
-  }
-
-  private commandEvent(command: string, text: string): StreamEvent {
-    return { type: 'command.handled', at: this.now(), command, text };
-  }
-
-  private async requestStop(bot: string, scope: string): Promise<boolean> {
-    const active = await this.deps.store.getActive(bot, scope);
-    if (!active) return false;
-    const loaded = await this.deps.store.load(active);
+  /** /stop: the answer being written in this conversation (the head of its line) is asked to stop. */
+  async #stopRunning(m: UserMessage): Promise<boolean> {
+    const { store } = this.#d;
+    const [head] = await store.queue(m.bot, conversationScope(m));
+    if (!head) return false;
+    const loaded = await store.load(head);
     if (!loaded || isFinished(loaded.snapshot)) return false;
-    await this.deps.store.requestStop(active);
-    // This node may own it: abort at once instead of waiting for the owner's next check.
-    this.running.get(active)?.abort.abort(new Error('stopped by the user'));
+    await store.requestStop(head);
+    // This node may own it: stop at once rather than at the owner's next look.
+    this.#jobs.get(head)?.abort('stop');
     return true;
   }
 
-  private writer(streamId: string, snapshot: StreamSnapshot, version: number): StreamWriter {
-    return new StreamWriter(this.deps.store, streamId, snapshot, version, {
-      now: this.now,
-      ...this.deps.writer,
+  #writer(streamId: string, snapshot: StreamSnapshot, version: number): StreamWriter {
+    return new StreamWriter(this.#d.store, streamId, snapshot, version, {
+      now: this.#now,
+      ...this.#d.writer,
       onStoreError: (error) => {
-        this.deps.metrics.storeErrors.inc({ op: 'append' });
-        this.log.warn({ streamId, err: error }, 'store append failed');
+        this.#d.metrics.storeErrors.inc({ op: 'append' });
+        this.#log.warn({ streamId, err: error }, 'store append failed');
       },
     });
   }
 
-  private start(writer: StreamWriter, m: UserMessage): void {
-    const abort = new AbortController();
-    const done = this.answer(writer, m, abort.signal).finally(() => this.running.delete(writer.streamId));
-    this.running.set(writer.streamId, { abort, done, writer });
-  }
-
-  private async answer(w: StreamWriter, m: UserMessage, signal: AbortSignal): Promise<void> {
-    const { store, answers, auth, config, metrics } = this.deps;
-    const streamId = w.streamId;
-    const log = this.log.child({ streamId, msgid: m.msgid, userid: m.userid });
-    const openedAt = w.snapshot.context.openedAt;
-    const leaseMs = config.stream.leaseMs;
-    metrics.inflight.inc();
-    let firstText = true;
-    let stopCheck: NodeJS.Timeout | undefined;
-    let leaseTimer: NodeJS.Timeout | undefined;
-    const controller = new AbortController();
-    const onAbort = () => controller.abort(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      await store.acquireLease(streamId, config.nodeId, leaseMs);
-      leaseTimer = setInterval(() => {
-        store.renewLease(streamId, config.nodeId, leaseMs).catch((error) => {
-          log.warn({ err: error }, 'lease renewal failed');
-        });
-      }, Math.max(500, Math.floor(leaseMs / 3)));
-
-      let outcome: AuthOutcome;
-      try {
-        outcome = await auth.authenticate({ userid: m.userid, bot: m.bot });
-      } catch (error) {
-        log.warn({ err: error }, 'authentication unavailable');
-        await w.emit({ type: 'answer.failed', at: this.now(), ...failureOf(error) });
-        return;
-      }
-      if (!outcome.granted) {
-        await w.emit({ type: 'auth.denied', at: this.now(), reason: outcome.reason, text: outcome.text });
-        return;
-      }
-      await w.emit({ type: 'auth.granted', at: this.now(), user: outcome.user });
-
-      const scope = conversationScope(m);
-      const conversationId = await store.getConversation(m.bot, scope);
-      const identity = difyIdentity(outcome, config.dify, m.userid);
-      stopCheck = setInterval(() => {
-        store.isStopRequested(streamId).then(
-          (stop) => stop && controller.abort(new Error('stopped by the user')),
-          () => undefined,
-        );
-      }, 500);
-      let taskId: string | undefined;
-      try {
-        for await (const event of answers.stream({
-          query: m.query,
-          user: identity.user,
-          conversationId,
-          inputs: identity.inputs,
-          bearer: identity.bearer,
-          signal: controller.signal,
-        })) {
-          switch (event.type) {
-            case 'conversation_reset':
-              await store.clearConversation(m.bot, scope);
-              break;
-            case 'started':
-              taskId = event.taskId ?? taskId;
-              if (event.conversationId && event.conversationId !== conversationId)
-                await store.setConversation(m.bot, scope, event.conversationId);
-              await w.emit({
-                type: 'dify.started',
-                at: this.now(),
-                conversationId: event.conversationId,
-                messageId: event.messageId,
-                taskId: event.taskId,
-                workflowRunId: event.workflowRunId,
-              });
-              break;
-            case 'delta':
-              if (firstText) {
-                firstText = false;
-                metrics.firstToken.observe((this.now() - openedAt) / 1000);
-              }
-              w.delta(event.text);
-              break;
-            case 'replace':
-              await w.emit({ type: 'answer.replaced', at: this.now(), text: event.text });
-              break;
-            case 'end':
-              await w.emit({ type: 'answer.completed', at: this.now(), usage: event.usage });
-              break;
-          }
-        }
-        if (!w.finished) {
-          // The source ended without a terminal event: never pass a partial answer off as complete.
-          await w.emit({ type: 'answer.failed', at: this.now(), code: 'dify_interrupted', message: 'stream ended early' });
-        }
-      } catch (error) {
-        if (controller.signal.aborted) {
-          if (taskId) answers.stop(taskId, identity.user, { bearer: identity.bearer }).catch(() => undefined);
-          await w.emit({ type: 'answer.failed', at: this.now(), code: 'stopped', message: 'stopped by the user' });
-        } else {
-          const code = difyErrorCode(error);
-          if (code) metrics.difyErrors.inc({ code });
-          log.warn({ err: error }, 'answer failed');
-          await w.emit({ type: 'answer.failed', at: this.now(), ...failureOf(error) });
-        }
-      }
-    } catch (error) {
-      log.error({ err: error }, 'answer could not be recorded');
-      if (!w.failure) await w.emit({ type: 'answer.failed', at: this.now(), ...failureOf(error) }).catch(() => undefined);
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      clearInterval(stopCheck);
-      clearInterval(leaseTimer);
-      await w.flush().catch(() => undefined);
-      w.dispose();
-      await store.releaseLease(streamId, config.nodeId).catch(() => undefined);
-      metrics.inflight.dec();
-      const state = stateOf(w.snapshot);
-      if (isFinished(w.snapshot)) {
-        metrics.streamsFinished.inc({ state });
-        if (state === 'completed') metrics.completion.observe((this.now() - openedAt) / 1000);
-      }
-      log.info(
-        {
-          state,
-          durationMs: this.now() - openedAt,
-          answerLength: w.snapshot.context.answer.length,
-          version: w.version,
-          code: w.snapshot.context.error?.code ?? w.snapshot.context.denied?.reason,
-        },
-        'stream outcome',
-      );
-    }
+  #launch(writer: StreamWriter): void {
+    const job = new OwnerJob(
+      {
+        ...this.#d,
+        texts: this.#texts,
+        now: this.#now,
+        takeOver: (id) => this.takeOver(id),
+      },
+      writer,
+    );
+    this.#jobs.set(writer.streamId, job);
+    void job.done.finally(() => {
+      writer.dispose();
+      this.#jobs.delete(writer.streamId);
+    });
   }
 }

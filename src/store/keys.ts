@@ -11,6 +11,8 @@ export interface StreamKeys {
   snap: string;
   /** String: JSON `{node, until}`, with its own PX TTL. */
   lease: string;
+  /** String `1` while the user asked the owner to stop (/stop). */
+  stop: string;
 }
 
 /**
@@ -22,7 +24,7 @@ export function streamKeys(prefix: string, streamId: string): StreamKeys {
     throw new RangeError(`stream id must be non-empty and free of braces: ${JSON.stringify(streamId)}`);
   }
   const base = `${prefix}stream:{${streamId}}`;
-  return { events: `${base}:events`, snap: `${base}:snap`, lease: `${base}:lease` };
+  return { events: `${base}:events`, snap: `${base}:snap`, lease: `${base}:lease`, stop: `${base}:stop` };
 }
 
 /** The dedup key of a WeCom msgid (retried callbacks carry the same msgid). */
@@ -32,5 +34,15 @@ export const messageKey = (prefix: string, msgid: string): string => `${prefix}m
 export const conversationKey = (prefix: string, bot: string, scope: string): string =>
   `${prefix}conv:${bot}:${scope}`;
 
+/** List of the stream ids of one conversation in arrival order; the head is being answered. */
+export const queueKey = (prefix: string, bot: string, scope: string): string =>
+  `${prefix}queue:${bot}:${scope}`;
+
 /** ZSET of recent stream ids scored by the store's clock at their last append, for the inspector. */
 export const indexKey = (prefix: string): string => `${prefix}index:streams`;
+
+/**
+ * ZSET of the streams not yet finished, scored like the index: what a node sweeping for streams whose
+ * owner died reads, without loading every recent stream.
+ */
+export const runningKey = (prefix: string): string => `${prefix}index:running`;

@@ -6,6 +6,7 @@ import {
   type AppendOptions,
   type Lease,
   type LoadedStream,
+  type LoadOptions,
   type StoredEvent,
   StoreError,
   type StoreOptions,
@@ -45,6 +46,8 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
   const messages = new Map<string, Expiring<string>>();
   const conversations = new Map<string, Expiring<string>>();
   const leases = new Map<string, Lease>();
+  const stops = new Map<string, Expiring<true>>();
+  const queues = new Map<string, Expiring<string[]>>();
   let closed = false;
   let appends = 0;
   let sweptAt = now();
@@ -53,7 +56,7 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
   function sweep(at: number): void {
     if (at - sweptAt < 60_000) return;
     sweptAt = at;
-    for (const map of [streams, messages, conversations] as Map<string, { expiresAt: number }>[]) {
+    for (const map of [streams, messages, conversations, stops, queues] as Map<string, { expiresAt: number }>[]) {
       for (const [key, entry] of map) if (entry.expiresAt <= at) map.delete(key);
     }
     for (const [key, lease] of leases) if (lease.until <= at) leases.delete(key);
@@ -124,10 +127,13 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
       return stream.events.map((json, i) => ({ seq: i + 1, id: String(i + 1), event: parseEventJson(json) }));
     },
 
-    async load(streamId: string) {
+    async load(streamId: string, loadOptions: LoadOptions = {}) {
       open();
       const stream = live(streams, streamId);
-      return stream ? loadStream(stream) : undefined;
+      if (!stream) return undefined;
+      const loaded = loadStream(stream);
+      const lease = loadOptions.withLease ? liveLease(streamId) : undefined;
+      return lease ? { ...loaded, lease: { ...lease } } : loaded;
     },
 
     async claimMessage(msgid: string, streamId: string) {
@@ -178,6 +184,38 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
       open();
       const lease = liveLease(streamId);
       return lease ? { ...lease } : undefined;
+    },
+
+    async requestStop(streamId: string) {
+      open();
+      stops.set(streamId, { value: true, expiresAt: now() + ttlMs });
+    },
+
+    async isStopRequested(streamId: string) {
+      open();
+      return live(stops, streamId) !== undefined;
+    },
+
+    async joinQueue(bot: string, scope: string, streamId: string) {
+      open();
+      const key = `${bot}:${scope}`;
+      const line = live(queues, key)?.value ?? [];
+      queues.set(key, { value: [...line, streamId], expiresAt: now() + ttlMs });
+    },
+
+    async leaveQueue(bot: string, scope: string, streamId: string) {
+      open();
+      const key = `${bot}:${scope}`;
+      const entry = live(queues, key);
+      if (!entry) return;
+      const line = entry.value.filter((id) => id !== streamId);
+      if (line.length === 0) queues.delete(key);
+      else entry.value = line;
+    },
+
+    async queue(bot: string, scope: string) {
+      open();
+      return [...(live(queues, `${bot}:${scope}`)?.value ?? [])];
     },
 
     async listStreams(listOptions: { limit?: number; unfinishedOnly?: boolean } = {}) {

@@ -17,6 +17,13 @@ export interface LoadedStream {
   version: number;
   /** How many events were folded on top of the stored snapshot to get here. */
   tail: number;
+  /** The owner's lease, when asked for (`withLease`) and live: read in the same round trip. */
+  lease?: Lease;
+}
+
+export interface LoadOptions {
+  /** Also read the stream's lease, in the same round trip (a poll deciding on a takeover). */
+  withLease?: boolean;
 }
 
 export interface AppendOptions {
@@ -52,7 +59,7 @@ export interface StreamStore {
   /** Every event, for replay. Empty when the stream does not exist (or expired). */
   read(streamId: string): Promise<StoredEvent[]>;
   /** Snapshot + tail, never the whole history. `undefined` when the stream does not exist. */
-  load(streamId: string): Promise<LoadedStream | undefined>;
+  load(streamId: string, options?: LoadOptions): Promise<LoadedStream | undefined>;
   /** SET NX of a WeCom msgid: the first caller claims it; later callers get the first stream id. */
   claimMessage(msgid: string, streamId: string): Promise<{ claimed: boolean; streamId: string }>;
   getConversation(bot: string, scope: string): Promise<string | undefined>;
@@ -65,6 +72,20 @@ export interface StreamStore {
   /** Drop our lease (no-op if another node holds it). */
   releaseLease(streamId: string, node: string): Promise<void>;
   getLease(streamId: string): Promise<Lease | undefined>;
+  /**
+   * Ask the owner of a stream to stop its answer (the user typed /stop). A flag, not an event: only
+   * the owner appends to a stream, so it records the stop itself when it sees the flag.
+   */
+  requestStop(streamId: string): Promise<void>;
+  isStopRequested(streamId: string): Promise<boolean>;
+  /**
+   * The line of a conversation (DESIGN.md departure, docs/design-notes.md): the streams of one scope
+   * in arrival order. The head is being answered; the others wait for it. A stream is added when it
+   * is accepted and removed when it is finished.
+   */
+  joinQueue(bot: string, scope: string, streamId: string): Promise<void>;
+  leaveQueue(bot: string, scope: string, streamId: string): Promise<void>;
+  queue(bot: string, scope: string): Promise<string[]>;
   /** Recent streams, newest first (by last event). */
   listStreams(options?: { limit?: number; unfinishedOnly?: boolean }): Promise<StreamSummary[]>;
   /** Round trip to the backend, for /readyz. */

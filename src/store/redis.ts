@@ -10,11 +10,21 @@ import {
   type StreamEvent,
   type StreamSnapshot,
 } from '../machines/index.js';
-import { conversationKey, defaultPrefix, indexKey, messageKey, type StreamKeys, streamKeys } from './keys.js';
+import {
+  conversationKey,
+  defaultPrefix,
+  indexKey,
+  messageKey,
+  queueKey,
+  runningKey,
+  type StreamKeys,
+  streamKeys,
+} from './keys.js';
 import {
   type AppendOptions,
   type Lease,
   type LoadedStream,
+  type LoadOptions,
   type StoredEvent,
   StoreError,
   type StoreOptions,
@@ -149,6 +159,7 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
   const ttl = options.ttlSeconds;
   const conversationTtl = options.conversationTtlSeconds ?? defaultConversationTtlSeconds;
   const index = indexKey(prefix);
+  const running = runningKey(prefix);
 
   redis.defineCommand('wdStoreAppend', { numberOfKeys: 2, lua: appendLua });
   redis.defineCommand('wdStoreLoad', { numberOfKeys: 3, lua: loadLua });
@@ -216,16 +227,22 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
     }
   }
 
-  async function touchIndex(streamId: string): Promise<void> {
+  /**
+   * `finished`: whether the appended snapshot is settled. Without a snapshot it is not known, and the
+   * stream is kept in the running index, a superset of the unfinished streams that listings filter.
+   */
+  async function touchIndex(streamId: string, finished: boolean): Promise<void> {
     const at = now();
     try {
-      await redis
+      const pipeline = redis
         .pipeline()
         .zadd(index, at, streamId)
         .zremrangebyscore(index, '-inf', at - ttl * 1000)
-        .expire(index, ttl)
-        .exec()
-        .then(failedPipeline);
+        .expire(index, ttl);
+      if (finished) pipeline.zrem(running, streamId);
+      else pipeline.zadd(running, at, streamId);
+      pipeline.zremrangebyscore(running, '-inf', at - ttl * 1000).expire(running, ttl);
+      await pipeline.exec().then(failedPipeline);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       options.onIndexError?.(
@@ -250,7 +267,8 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
           { streamId, expected: expectedVersion, actual: version },
         );
       }
-      if (events.length > 0) await touchIndex(streamId);
+      if (events.length > 0)
+        await touchIndex(streamId, snapshot !== undefined && finishedStates.has(snapshot.value));
       return { version };
     },
 
@@ -264,10 +282,14 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
       }));
     },
 
-    async load(streamId: string) {
+    async load(streamId: string, loadOptions: LoadOptions = {}) {
       const keys = streamKeys(prefix, streamId);
-      const reply = await guard('load', { streamId }, () => loadRaw(keys, false));
-      return reply ? rehydrate(streamId, reply) : undefined;
+      const withLease = loadOptions.withLease ?? false;
+      const reply = await guard('load', { streamId }, () => loadRaw(keys, withLease));
+      if (!reply) return undefined;
+      const loaded = rehydrate(streamId, reply);
+      const lease = withLease ? liveLease(reply[4], now()) : undefined;
+      return lease ? { ...loaded, lease } : loaded;
     },
 
     async claimMessage(msgid: string, streamId: string) {
@@ -331,6 +353,33 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
       return liveLease(value, now());
     },
 
+    async requestStop(streamId: string) {
+      const key = streamKeys(prefix, streamId).stop;
+      await guard('requestStop', { streamId }, () => redis.set(key, '1', 'EX', ttl));
+    },
+
+    async isStopRequested(streamId: string) {
+      const key = streamKeys(prefix, streamId).stop;
+      return (await guard('isStopRequested', { streamId }, () => redis.exists(key))) === 1;
+    },
+
+    async joinQueue(bot: string, scope: string, streamId: string) {
+      const key = queueKey(prefix, bot, scope);
+      await guard('joinQueue', { bot, scope, streamId }, () =>
+        redis.multi().rpush(key, streamId).expire(key, ttl).exec().then(failedPipeline),
+      );
+    },
+
+    async leaveQueue(bot: string, scope: string, streamId: string) {
+      const key = queueKey(prefix, bot, scope);
+      await guard('leaveQueue', { bot, scope, streamId }, () => redis.lrem(key, 0, streamId));
+    },
+
+    async queue(bot: string, scope: string) {
+      const key = queueKey(prefix, bot, scope);
+      return guard('queue', { bot, scope }, () => redis.lrange(key, 0, -1));
+    },
+
     async listStreams(listOptions: { limit?: number; unfinishedOnly?: boolean } = {}) {
       const limit = listOptions.limit ?? 50;
       const page = Math.max(limit, 20);
@@ -338,8 +387,10 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
       const gone: string[] = [];
       await guard('listStreams', {}, async () => {
         const minScore = now() - ttl * 1000;
+        // Unfinished streams are found in their own index: a sweep reads the few that run, not all.
+        const from = listOptions.unfinishedOnly ? running : index;
         for (let offset = 0; summaries.length < limit; offset += page) {
-          const ids = await redis.zrevrangebyscore(index, '+inf', minScore, 'LIMIT', offset, page);
+          const ids = await redis.zrevrangebyscore(from, '+inf', minScore, 'LIMIT', offset, page);
           // Each stream is its own slot on a cluster: one script per stream, sent together.
           const replies = await Promise.all(ids.map((id) => loadRaw(streamKeys(prefix, id), true)));
           for (const [i, id] of ids.entries()) {
@@ -350,12 +401,15 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
             }
             if (summaries.length >= limit) continue;
             const summary = summarizeReply(id, reply);
-            if (summary && (!listOptions.unfinishedOnly || !summary.finished)) summaries.push(summary);
+            // A finished stream left in the running index (its last index update failed): drop it there.
+            if (summary?.finished && listOptions.unfinishedOnly) gone.push(id);
+            else if (summary) summaries.push(summary);
           }
           if (ids.length < page) break;
         }
-        // Streams that expired before the index noticed: forget them, so later listings skip no work.
-        if (gone.length > 0) await redis.zrem(index, ...gone);
+        // Streams that expired (or, in the running index, finished) before the index noticed: forget
+        // them there, so later listings skip no work.
+        if (gone.length > 0) await redis.zrem(from, ...gone);
       });
       return summaries;
     },
@@ -379,6 +433,8 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
     },
   };
 }
+
+const finishedStates: ReadonlySet<string> = new Set(['completed', 'error']);
 
 function fieldOf(fields: string[], name: string): string {
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1] ?? '';

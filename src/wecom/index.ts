@@ -4,3 +4,4 @@ export * from './errors.js';
 export * from './messages.js';
 export * from './reply.js';
 export * from './signature.js';
+export * from './responseUrl.js';

@@ -1,0 +1,65 @@
+// What goes past the WeCom bubble (reference/wecom-aibot.md §8, §9): the bubble finishes early at the
+// end of WeCom's polling window, or when the answer outgrows its 20480 bytes, and the answer then
+// follows as one markdown message through the message's response_url (valid once, for an hour).
+// Pure: the owner asks these functions what to record and what to send.
+import type { EventOf } from './events.js';
+import { isFinished, type StreamSnapshot, stateOf } from './fold.js';
+import { cutUtf8, finishedContent, MAX_CONTENT_BYTES, utf8Length } from './render.js';
+import { defaultTexts, failureText, type Texts } from './texts.js';
+
+/** The `bubble.closed` event that finishes the bubble now, with what it shows. */
+export function closeBubble(
+  snapshot: StreamSnapshot,
+  reason: 'window' | 'overflow',
+  at: number,
+  texts: Texts = defaultTexts,
+): EventOf<'bubble.closed'> {
+  const { answer } = snapshot.context;
+  if (reason === 'window' && answer.trim() === '') {
+    return { type: 'bubble.closed', at, reason, text: texts.windowPending, shown: 0 };
+  }
+  const note = reason === 'window' ? texts.windowClosed : texts.truncated;
+  // The note goes after the text whether or not it was cut: the user must learn that more follows.
+  const { content, shown } = finishedContent(answer, '', note);
+  return { type: 'bubble.closed', at, reason, text: content, shown };
+}
+
+/** Whether the answer has outgrown the bubble. */
+export const overflows = (answer: string): boolean =>
+  answer.length * 3 > MAX_CONTENT_BYTES && utf8Length(answer) > MAX_CONTENT_BYTES;
+
+/**
+ * The markdown owed through response_url, or undefined when nothing is owed: the stream is settled,
+ * nothing was delivered yet, and the bubble could not show the whole outcome (it was closed early,
+ * or the answer did not fit).
+ */
+export function deliveryFor(snapshot: StreamSnapshot, texts: Texts = defaultTexts): string | undefined {
+  const ctx = snapshot.context;
+  if (!isFinished(snapshot) || ctx.delivery) return undefined;
+  const state = stateOf(snapshot);
+  if (state === 'error') {
+    if (!ctx.bubble) return undefined;
+    const reason = ctx.denied
+      ? (ctx.denied.text ?? texts.denied)
+      : (ctx.error?.text ?? failureText(ctx.error?.code ?? 'internal', texts));
+    return texts.deliveryFailed + reason;
+  }
+  const answer = ctx.answer;
+  const tooLong = overflows(answer);
+  if (!ctx.bubble && !tooLong) return undefined;
+  if (!tooLong) return visibleMarkdown(answer, texts);
+  // What the bubble showed stays there; the rest follows. The bubble's own count when it recorded one
+  // and its text is still the start of the answer (a replaced answer starts over).
+  const shownByBubble = ctx.bubble?.shown;
+  const shown =
+    shownByBubble !== undefined && shownByBubble > 0
+      ? shownByBubble
+      : finishedContent(answer, texts.truncated).shown;
+  const rest = answer.slice(shown);
+  const body = texts.continued + rest;
+  if (utf8Length(body) <= MAX_CONTENT_BYTES) return body;
+  return cutUtf8(body, MAX_CONTENT_BYTES - utf8Length(texts.deliveryTruncated)) + texts.deliveryTruncated;
+}
+
+const visibleMarkdown = (answer: string, texts: Texts): string =>
+  answer.trim() === '' ? texts.emptyAnswer : answer;

@@ -1,0 +1,384 @@
+// The owner's work on one stream (DESIGN.md "The shape"): hold its lease, authenticate the user, wait
+// for the conversation's turn, ask Dify and write the answer, finish the bubble at the end of WeCom's
+// polling window or when the answer outgrows it, and deliver through response_url what the bubble
+// could not show. It ends when the stream is settled, handed over (drain) or lost to another node.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { difyIdentity } from '../auth/identity.js';
+import type { Authenticator, AuthOutcome } from '../auth/types.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import {
+  closeBubble,
+  deliveryFor,
+  isFinished,
+  MAX_CONTENT_BYTES,
+  overflows,
+  type StreamContext,
+  stateOf,
+  type Texts,
+} from '../machines/index.js';
+import type { Metrics } from '../metrics.js';
+import { StoreError, type StreamStore } from '../store/port.js';
+import { difyErrorCode, failureOf } from './failures.js';
+import { LeaseKeeper } from './lease.js';
+import type { AnswerSource, Delivery } from './ports.js';
+import type { StreamWriter } from './writer.js';
+
+/** Why an answer was cut short from outside: the user's /stop, a drain, or the lease gone elsewhere. */
+export type AbortReason = 'stop' | 'drain' | 'lease_lost';
+
+export interface OwnerDeps {
+  store: StreamStore;
+  answers: AnswerSource;
+  auth: Authenticator;
+  delivery: Delivery;
+  config: Pick<Config, 'nodeId' | 'dify' | 'stream'>;
+  logger: Logger;
+  metrics: Metrics;
+  texts: Texts;
+  now: () => number;
+  /** Asks the runner to take over a stream whose owner is gone (the head of our line, say). */
+  takeOver: (streamId: string) => void;
+  /** How often the owner looks for a /stop and at the head of its line. */
+  checkEveryMs?: number;
+}
+
+/** Where a Dify conversation lives: the user in a single chat, the chat and the user in a group. */
+export function conversationScope(m: Pick<StreamContext, 'chattype' | 'chatid' | 'userid'>): string {
+  return m.chattype === 'group' && m.chatid ? `${m.chatid}:${m.userid}` : m.userid;
+}
+
+class Lost extends Error {
+  override readonly name = 'Lost';
+}
+
+export class OwnerJob {
+  readonly done: Promise<void>;
+  readonly #d: OwnerDeps;
+  readonly #w: StreamWriter;
+  readonly #abort = new AbortController();
+  readonly #log: Logger;
+  readonly #lease: LeaseKeeper;
+  readonly #checkEveryMs: number;
+  #timers: NodeJS.Timeout[] = [];
+  #lost = false;
+  #firstTextAt = 0;
+  #answerBytes = 0;
+
+  constructor(deps: OwnerDeps, writer: StreamWriter) {
+    this.#d = deps;
+    this.#w = writer;
+    this.#checkEveryMs = deps.checkEveryMs ?? 500;
+    const ctx = writer.snapshot.context;
+    this.#log = deps.logger.child({ streamId: writer.streamId, msgid: ctx.msgid, userid: ctx.userid });
+    this.#lease = new LeaseKeeper({
+      store: deps.store,
+      streamId: writer.streamId,
+      node: deps.config.nodeId,
+      leaseMs: deps.config.stream.leaseMs,
+      onLost: () => this.abort('lease_lost'),
+      onError: (error) => this.#log.warn({ err: error }, 'lease renewal failed; the answer goes on'),
+    });
+    this.done = this.#run();
+  }
+
+  get streamId(): string {
+    return this.#w.streamId;
+  }
+
+  abort(reason: AbortReason): void {
+    if (!this.#abort.signal.aborted) this.#abort.abort(reason);
+  }
+
+  get #reason(): AbortReason | undefined {
+    return this.#abort.signal.aborted ? (this.#abort.signal.reason as AbortReason) : undefined;
+  }
+
+  get #ctx(): StreamContext {
+    return this.#w.snapshot.context;
+  }
+
+  async #run(): Promise<void> {
+    const { metrics } = this.#d;
+    metrics.inflight.inc();
+    this.#startTimers();
+    try {
+      if (!this.#w.finished) await this.#answer();
+    } catch (error) {
+      if (error instanceof Lost || this.#reason === 'lease_lost' || isConflict(error)) {
+        this.#lost = true;
+        this.#log.warn({ err: error instanceof Lost ? undefined : error }, 'another node owns the stream now');
+      } else if (this.#reason !== 'drain') {
+        this.#log.error({ err: error }, 'the answer could not be recorded');
+        await this.#fail(error);
+      }
+    } finally {
+      await this.#finish().catch((error: unknown) => this.#log.error({ err: error }, 'finishing failed'));
+      metrics.inflight.dec();
+    }
+  }
+
+  async #answer(): Promise<void> {
+    const { auth, config } = this.#d;
+    const ctx = this.#ctx;
+    let outcome: AuthOutcome;
+    try {
+      outcome = await auth.authenticate({ userid: ctx.userid, bot: ctx.bot });
+    } catch (error) {
+      this.#log.warn({ err: error }, 'authentication unavailable');
+      await this.#fail(error);
+      return;
+    }
+    this.#checkAbort();
+    if (stateOf(this.#w.snapshot) === 'authenticating') {
+      if (!outcome.granted) {
+        await this.#emit({ type: 'auth.denied', at: this.#now(), reason: outcome.reason, text: outcome.text });
+        return;
+      }
+      await this.#emit({ type: 'auth.granted', at: this.#now(), user: outcome.user });
+    } else if (!outcome.granted) {
+      // Taken over after the first grant, and the user lost access in between.
+      await this.#emit({ type: 'answer.failed', at: this.#now(), code: 'denied', message: outcome.reason, text: outcome.text });
+      return;
+    }
+    const identity = difyIdentity(outcome, config.dify, ctx.userid);
+    await this.#waitForTurn();
+    await this.#ask(identity);
+  }
+
+  /** Wait until this stream heads its conversation's line (reference: issue "order within a conversation"). */
+  async #waitForTurn(): Promise<void> {
+    const { store, takeOver } = this.#d;
+    const { bot } = this.#ctx;
+    const scope = conversationScope(this.#ctx);
+    const id = this.streamId;
+    let announced = stateOf(this.#w.snapshot) === 'queued';
+    for (;;) {
+      this.#checkAbort();
+      let line: string[];
+      try {
+        line = await store.queue(bot, scope);
+        if (!line.includes(id)) break; // not in any line (it expired): nobody to wait for
+        const head = line[0];
+        if (head === id) break;
+        const loaded = head ? await store.load(head, { withLease: true }) : undefined;
+        if (!head || !loaded || isFinished(loaded.snapshot)) {
+          if (head) await store.leaveQueue(bot, scope, head);
+          continue;
+        }
+        // The stream ahead has no live owner: it is taken over, so that the line moves on.
+        if (!loaded.lease) takeOver(head);
+        if (!announced) {
+          await this.#emit({ type: 'stream.queued', at: this.#now(), behind: head });
+          announced = true;
+        }
+      } catch (error) {
+        if (!(error instanceof StoreError) || error.code !== 'unavailable') throw error;
+        this.#log.warn({ err: error }, 'cannot see the line; waiting');
+      }
+      await this.#sleep(this.#checkEveryMs);
+    }
+    if (stateOf(this.#w.snapshot) === 'queued') await this.#emit({ type: 'stream.dequeued', at: this.#now() });
+  }
+
+  async #ask(identity: ReturnType<typeof difyIdentity>): Promise<void> {
+    const { store, answers, metrics } = this.#d;
+    const w = this.#w;
+    const ctx = this.#ctx;
+    const scope = conversationScope(ctx);
+    // `/new <question>`: the new conversation starts with this question, once its turn has come.
+    if (ctx.fresh && !ctx.conversationId) await store.clearConversation(ctx.bot, scope);
+    const stored = await store.getConversation(ctx.bot, scope);
+    try {
+      for await (const event of answers.stream({
+        query: ctx.query,
+        user: identity.user,
+        conversationId: stored,
+        inputs: identity.inputs,
+        bearer: identity.bearer,
+        signal: this.#abort.signal,
+      })) {
+        switch (event.type) {
+          case 'conversation_reset':
+            this.#log.info('the stored Dify conversation is gone; a new one starts');
+            await store.clearConversation(ctx.bot, scope);
+            break;
+          case 'started':
+            if (event.conversationId && event.conversationId !== stored)
+              await store.setConversation(ctx.bot, scope, event.conversationId);
+            await this.#emit({
+              type: 'dify.started',
+              at: this.#now(),
+              conversationId: event.conversationId,
+              messageId: event.messageId,
+              taskId: event.taskId,
+              workflowRunId: event.workflowRunId,
+            });
+            break;
+          case 'delta':
+            if (!this.#firstTextAt) {
+              this.#firstTextAt = this.#now();
+              metrics.firstToken.observe((this.#firstTextAt - ctx.openedAt) / 1000);
+            }
+            this.#answerBytes += Buffer.byteLength(event.text);
+            w.delta(event.text);
+            await this.#closeOnOverflow();
+            break;
+          case 'replace':
+            this.#answerBytes = Buffer.byteLength(event.text);
+            await this.#emit({ type: 'answer.replaced', at: this.#now(), text: event.text });
+            await this.#closeOnOverflow();
+            break;
+          case 'end':
+            await this.#emit({ type: 'answer.completed', at: this.#now(), usage: event.usage });
+            break;
+        }
+      }
+      // The source ended without a terminal event: never pass a partial answer off as complete.
+      if (!w.finished)
+        await this.#emit({ type: 'answer.failed', at: this.#now(), code: 'dify_interrupted', message: 'stream ended early' });
+    } catch (error) {
+      const reason = this.#reason;
+      if (reason === 'drain' || reason === 'lease_lost' || error instanceof Lost || isConflict(error)) throw error;
+      if (reason === 'stop') {
+        await this.#emit({ type: 'answer.failed', at: this.#now(), code: 'stopped', message: 'stopped by the user' });
+        return;
+      }
+      const code = difyErrorCode(error);
+      if (code) metrics.difyErrors.inc({ code });
+      this.#log.warn({ err: error }, 'answer failed');
+      await this.#fail(error);
+    }
+  }
+
+  /** The answer outgrew the bubble: finish the bubble with its head now; the rest is delivered later. */
+  async #closeOnOverflow(): Promise<void> {
+    if (this.#ctx.bubble || this.#answerBytes <= MAX_CONTENT_BYTES) return;
+    await this.#w.flush();
+    if (!this.#ctx.bubble && overflows(this.#ctx.answer))
+      await this.#emit(closeBubble(this.#w.snapshot, 'overflow', this.#now(), this.#d.texts));
+  }
+
+  #startTimers(): void {
+    const { store, config } = this.#d;
+    this.#lease.start();
+    const check = setInterval(() => {
+      store.isStopRequested(this.streamId).then(
+        (stop) => {
+          if (stop) this.abort('stop');
+        },
+        () => undefined,
+      );
+    }, this.#checkEveryMs);
+    check.unref();
+    // WeCom polls for a fixed window after the message (§9): close the bubble a margin before its end.
+    const closeAt = this.#ctx.openedAt + config.stream.windowMs - config.stream.marginMs;
+    const window = setTimeout(() => void this.#closeWindow(), Math.max(0, closeAt - this.#now()));
+    window.unref();
+    this.#timers.push(check, window);
+  }
+
+  async #closeWindow(): Promise<void> {
+    if (this.#w.finished || this.#ctx.bubble || this.#abort.signal.aborted) return;
+    await this.#w.flush().catch(() => undefined);
+    if (this.#w.finished || this.#ctx.bubble) return;
+    this.#log.info({ answerLength: this.#ctx.answer.length }, 'window closing: the answer will be delivered');
+    await this.#emit(closeBubble(this.#w.snapshot, 'window', this.#now(), this.#d.texts)).catch((error: unknown) =>
+      this.#log.warn({ err: error }, 'could not close the bubble'),
+    );
+  }
+
+  async #finish(): Promise<void> {
+    const { store, config, metrics } = this.#d;
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#lease.stop();
+    await this.#w.flush().catch(() => undefined);
+    const ctx = this.#ctx;
+    if (this.#lost) return;
+    if (this.#reason === 'drain' && !this.#w.finished) {
+      await this.#w.emit({ type: 'stream.released', at: this.#now(), node: config.nodeId }).catch(() => undefined);
+      await store.releaseLease(this.streamId, config.nodeId).catch(() => undefined);
+      this.#log.info({ answerLength: ctx.answer.length }, 'handed over: another node answers it');
+      return;
+    }
+    if (this.#w.finished) {
+      await this.#deliver();
+      await store.leaveQueue(ctx.bot, conversationScope(ctx), this.streamId).catch(() => undefined);
+    }
+    await store.releaseLease(this.streamId, config.nodeId).catch(() => undefined);
+    const state = stateOf(this.#w.snapshot);
+    const now = this.#now();
+    if (this.#w.finished) {
+      metrics.streamsFinished.inc({ state });
+      if (state === 'completed') metrics.completion.observe((now - ctx.openedAt) / 1000);
+    }
+    this.#log.info(
+      {
+        state,
+        durationMs: now - ctx.openedAt,
+        firstTextMs: this.#firstTextAt ? this.#firstTextAt - ctx.openedAt : undefined,
+        answerLength: ctx.answer.length,
+        events: this.#w.version,
+        takeovers: ctx.takeovers || undefined,
+        code: ctx.error?.code ?? ctx.denied?.reason,
+        delivery: ctx.delivery?.status,
+      },
+      'stream outcome',
+    );
+  }
+
+  /** Send what the bubble could not show through response_url, once, and record how it went. */
+  async #deliver(): Promise<void> {
+    const { delivery, metrics, texts } = this.#d;
+    const markdown = deliveryFor(this.#w.snapshot, texts);
+    if (markdown === undefined) return;
+    const url = this.#ctx.responseUrl;
+    try {
+      if (!url) throw new Error('the message came without a response_url');
+      await delivery.deliver(url, markdown);
+      metrics.deliveries.inc({ outcome: 'sent' });
+      await this.#w.emit({ type: 'delivery.sent', at: this.#now(), bytes: Buffer.byteLength(markdown) });
+    } catch (error) {
+      metrics.deliveries.inc({ outcome: 'failed' });
+      this.#log.warn({ err: error }, 'delivery through response_url failed');
+      const message = error instanceof Error ? error.message : String(error);
+      await this.#w.emit({ type: 'delivery.failed', at: this.#now(), message: message.slice(0, 300) }).catch(() => undefined);
+    }
+  }
+
+  async #fail(error: unknown): Promise<void> {
+    if (this.#w.finished || this.#w.failure) return;
+    await this.#w
+      .emit({ type: 'answer.failed', at: this.#now(), ...failureOf(error) })
+      .catch((e: unknown) => this.#log.error({ err: e }, 'could not record the failure'));
+  }
+
+  async #emit(...events: Parameters<StreamWriter['emit']>): Promise<void> {
+    if (this.#reason === 'lease_lost') throw new Lost('the lease is gone');
+    await this.#w.emit(...events);
+  }
+
+  #checkAbort(): void {
+    const reason = this.#reason;
+    if (reason === 'lease_lost') throw new Lost('the lease is gone');
+    if (reason === 'drain') throw new Error('draining');
+  }
+
+  async #sleep(ms: number): Promise<void> {
+    // A /stop ends the Dify call; a wait before it just goes on (aborted, the signal wakes at once).
+    if (this.#reason === 'stop') return void (await sleep(ms));
+    try {
+      await sleep(ms, undefined, { signal: this.#abort.signal });
+    } catch {
+      this.#checkAbort();
+    }
+  }
+
+  #now(): number {
+    return this.#d.now();
+  }
+}
+
+function isConflict(error: unknown): boolean {
+  return error instanceof StoreError && error.code === 'version_conflict';
+}
