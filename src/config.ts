@@ -15,8 +15,7 @@ const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or http
 /** Dify input variable ← a field of the authenticated user. */
 const inputSourceSchema = z.enum(['userid', 'id', 'name', 'department', 'token']);
 
-const schema = z
-  .object({
+const baseSchema = z.object({
     PORT: int(0, 65535).default(8080),
     HOST: z.string().min(1).default('0.0.0.0'),
     WECOM_TOKEN: z
@@ -78,8 +77,9 @@ const schema = z
     INSPECTOR: bool.default(false),
     INSPECTOR_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  })
-  .superRefine((env, ctx) => {
+  });
+
+const schema = baseSchema.superRefine((env, ctx) => {
     const need = (name: string, why: string) => ctx.addIssue({ code: 'custom', path: [name], message: why });
     if (env.AUTH_MODE !== 'none' && !env.MYSQL_URL)
       need('MYSQL_URL', `required when AUTH_MODE=${env.AUTH_MODE}`);
@@ -94,6 +94,7 @@ const schema = z
   });
 
 type Env = z.infer<typeof schema>;
+export type SettingName = keyof Env;
 
 export interface Config {
   port: number;
@@ -132,22 +133,52 @@ export const secretSettings = [
 ];
 
 /** Every setting's name, for docs and deployment checks. */
-export const settingNames = Object.keys(schema.shape);
+export const settingNames = Object.keys(baseSchema.shape);
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
 
+// An empty value counts as unset, as in most twelve-factor tooling.
+const cleanEnv = (env: Record<string, string | undefined>) =>
+  Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+
+function problemsOf(error: z.ZodError): string[] {
+  const problems = error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? 'settings');
+    // zod messages never contain the input value; keep it that way for secrets.
+    return `${name}: ${issue.message}`;
+  });
+  return [...new Set(problems)];
+}
+
+/**
+ * Some settings only, validated the same way: for the commands that need a few of them (`streams`
+ * needs the store, `chat` the bot's Token and key), not the whole service's.
+ */
+export function parseSettings<K extends SettingName>(
+  env: Record<string, string | undefined>,
+  names: readonly K[],
+): { ok: true; settings: Pick<Env, K> } | { ok: false; problems: string[] } {
+  const mask: Partial<Record<SettingName, true>> = Object.fromEntries(names.map((name) => [name, true]));
+  const parsed = (baseSchema.pick(mask) as z.ZodType<unknown>).safeParse(cleanEnv(env));
+  if (!parsed.success) return { ok: false, problems: problemsOf(parsed.error) };
+  return { ok: true, settings: parsed.data as Pick<Env, K> };
+}
+
+/** The store's part of the settings, from parsed values. */
+export function storeSettings(e: Pick<Env, 'REDIS_URL' | 'REDIS_CLUSTER_NODES' | 'STREAM_TTL_SECONDS'>): Config['store'] {
+  return {
+    redisUrl: e.REDIS_URL,
+    clusterNodes: e.REDIS_CLUSTER_NODES?.split(',').map((hp) => {
+      const [host, port] = hp.split(':');
+      return { host: host ?? '', port: Number(port) };
+    }),
+    ttlSeconds: e.STREAM_TTL_SECONDS,
+  };
+}
+
 export function parseConfig(env: Record<string, string | undefined>): ConfigResult {
-  // An empty value counts as unset, as in most twelve-factor tooling.
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = schema.safeParse(cleaned);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
-      const name = String(issue.path[0] ?? 'settings');
-      // zod messages never contain the input value; keep it that way for secrets.
-      return `${name}: ${issue.message}`;
-    });
-    return { ok: false, problems: [...new Set(problems)] };
-  }
+  const parsed = schema.safeParse(cleanEnv(env));
+  if (!parsed.success) return { ok: false, problems: problemsOf(parsed.error) };
   const e = parsed.data;
   return {
     ok: true,
@@ -170,14 +201,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
         inputs: e.DIFY_INPUTS,
         bearer: e.DIFY_BEARER,
       },
-      store: {
-        redisUrl: e.REDIS_URL,
-        clusterNodes: e.REDIS_CLUSTER_NODES?.split(',').map((hp) => {
-          const [host, port] = hp.split(':');
-          return { host: host ?? '', port: Number(port) };
-        }),
-        ttlSeconds: e.STREAM_TTL_SECONDS,
-      },
+      store: storeSettings(e),
       auth: {
         mode: e.AUTH_MODE,
         mysqlUrl: e.MYSQL_URL,

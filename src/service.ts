@@ -2,7 +2,6 @@
 // HTTP app from the settings, starts listening, and drains on shutdown.
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Cluster, Redis } from 'ioredis';
 import type { Authenticator } from './auth/types.js';
 import { createAuthenticator } from './auth/factory.js';
 import type { Config } from './config.js';
@@ -13,7 +12,8 @@ import { createMetrics, type Metrics } from './metrics.js';
 import type { AnswerSource, Delivery } from './runner/ports.js';
 import { Runner } from './runner/runner.js';
 import type { WriterOptions } from './runner/writer.js';
-import { connectRedis, createMemoryStore, createRedisStore } from './store/index.js';
+import { mountInspector } from './http/inspector/index.js';
+import { openStore, type RedisClient } from './store/index.js';
 import type { StreamStore } from './store/port.js';
 import { ResponseUrlClient, WecomCrypto } from './wecom/index.js';
 
@@ -45,18 +45,19 @@ export interface RunningService {
 export async function startService(options: ServiceOptions): Promise<RunningService> {
   const { config, logger } = options;
   const metrics = options.metrics ?? createMetrics();
-  let redis: Redis | Cluster | undefined;
+  let redis: RedisClient | undefined;
   let store = options.store;
   if (!store) {
-    if (config.store.redisUrl || config.store.clusterNodes) {
-      redis = connectRedis({ url: config.store.redisUrl, clusterNodes: config.store.clusterNodes });
-      store = createRedisStore(redis, { ttlSeconds: config.store.ttlSeconds, prefix: options.keyPrefix });
-    } else {
+    const opened = openStore(config.store, {
+      prefix: options.keyPrefix,
+      onError: (error) => logger.warn({ err: error }, 'redis connection error'),
+      onIndexError: (error) => logger.warn({ err: error }, 'redis index update failed'),
+    });
+    ({ store, redis } = opened);
+    if (opened.kind === 'memory')
       logger.warn(
         'REDIS_URL is not set: streams live in this process only. Run ONE node like this; set REDIS_URL for more.',
       );
-      store = createMemoryStore({ ttlSeconds: config.store.ttlSeconds, prefix: options.keyPrefix });
-    }
   }
   const auth = options.auth ?? (await createAuthenticator(config.auth, { redis, logger }));
   const answers: AnswerSource & { close?: () => Promise<void> } =
@@ -83,6 +84,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     logger,
     readiness,
     isDraining: () => draining,
+    extend: config.inspector.enabled
+      ? (router) => mountInspector(router, { store, token: config.inspector.token, logger })
+      : undefined,
   });
   const server = app.listen({ port: config.port, host: config.host });
   await new Promise<void>((resolve, reject) => {

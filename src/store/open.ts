@@ -1,0 +1,26 @@
+// The store the settings ask for: Redis, Redis Cluster, or (with neither) the in-memory store of a
+// single node. Shared by the service and the commands that read streams.
+import type { Config } from '../config.js';
+import { createMemoryStore } from './memory.js';
+import type { StreamStore } from './port.js';
+import { connectRedis, createRedisStore, type RedisClient } from './redis.js';
+
+export interface OpenedStore {
+  store: StreamStore;
+  /** The Redis client, when the store is Redis (the token cache shares it). */
+  redis?: RedisClient;
+  kind: 'redis' | 'redis-cluster' | 'memory';
+}
+
+export function openStore(
+  settings: Config['store'],
+  options: { prefix?: string; onError?: (error: Error) => void; onIndexError?: (error: Error) => void } = {},
+): OpenedStore {
+  const { redisUrl, clusterNodes, ttlSeconds } = settings;
+  if (redisUrl || clusterNodes) {
+    const redis = connectRedis({ url: redisUrl, clusterNodes, onError: options.onError });
+    const store = createRedisStore(redis, { ttlSeconds, prefix: options.prefix, onIndexError: options.onIndexError });
+    return { store, redis, kind: clusterNodes ? 'redis-cluster' : 'redis' };
+  }
+  return { store: createMemoryStore({ ttlSeconds, prefix: options.prefix }), kind: 'memory' };
+}
