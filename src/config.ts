@@ -16,82 +16,86 @@ const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or http
 const inputSourceSchema = z.enum(['userid', 'id', 'name', 'department', 'token']);
 
 const baseSchema = z.object({
-    PORT: int(0, 65535).default(8080),
-    HOST: z.string().min(1).default('0.0.0.0'),
-    WECOM_TOKEN: z
-      .string({ error: "required: the bot's callback Token from the WeCom admin console" })
-      .min(1, 'required'),
-    WECOM_ENCODING_AES_KEY: z
-      .string({ error: "required: the bot's EncodingAESKey from the WeCom admin console" })
-      .regex(/^[A-Za-z0-9]{43}$/, 'must be exactly 43 characters of A-Z, a-z and 0-9'),
-    WECOM_BOT_ID: z.string().min(1).optional(),
-    WELCOME_TEXT: z.string().default('你好，我是 AI 助手，有什么可以帮你？发送 /help 查看可用命令。'),
-    DIFY_API_URL: httpUrl.default('https://api.dify.ai/v1'),
-    DIFY_API_KEY: z.string({ error: "required: the Dify app's API key (app-…)" }).min(1, 'required'),
-    DIFY_APP_TYPE: z.enum(['chat', 'workflow']).default('chat'),
-    DIFY_TIMEOUT_SECONDS: int(5, 3600).default(60),
-    DIFY_INPUTS: z
-      .string()
-      .default('{}')
-      .transform((raw, ctx) => {
-        try {
-          return z.record(z.string(), inputSourceSchema).parse(JSON.parse(raw));
-        } catch {
-          ctx.addIssue({
-            code: 'custom',
-            message: `must be a JSON object of Dify input name to one of ${inputSourceSchema.options.join(', ')}`,
-          });
-          return z.NEVER;
-        }
-      }),
-    DIFY_BEARER: z.enum(['app_key', 'user_token']).default('app_key'),
-    REDIS_URL: z
-      .string()
-      .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
-      .optional(),
-    REDIS_CLUSTER_NODES: z
-      .string()
-      .regex(/^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$/, 'must be host:port,host:port')
-      .optional(),
-    AUTH_MODE: z.enum(['none', 'allowlist', 'directory']).default('none'),
-    MYSQL_URL: z
-      .string()
-      .regex(/^mysql:\/\//, 'must be mysql://user:pass@host:3306/db')
-      .optional(),
-    AUTH_API_URL: httpUrl.optional(),
-    AUTH_API_TIMEOUT_MS: int(100, 60_000).default(5000),
-    AUTH_SECRET_KEY: z
-      .string()
-      .refine(
-        (v) => Buffer.from(v, 'base64').length === 32,
-        'must be 32 bytes in base64 (openssl rand -base64 32)',
-      )
-      .optional(),
-    AUTH_DENIED_TEXT: z.string().optional(),
-    STREAM_TTL_SECONDS: int(60, 7 * 24 * 3600).default(1800),
-    STREAM_WINDOW_SECONDS: int(5, 3600).default(360),
-    WINDOW_MARGIN_SECONDS: int(1, 600).default(30),
-    LEASE_SECONDS: int(2, 600).default(15),
-    DRAIN_SECONDS: int(0, 3600).default(25),
-    NODE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
-    INSPECTOR: bool.default(false),
-    INSPECTOR_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  });
+  PORT: int(0, 65535).default(8080),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  WECOM_TOKEN: z
+    .string({ error: "required: the bot's callback Token from the WeCom admin console" })
+    .min(1, 'required'),
+  WECOM_ENCODING_AES_KEY: z
+    .string({ error: "required: the bot's EncodingAESKey from the WeCom admin console" })
+    .regex(/^[A-Za-z0-9]{43}$/, 'must be exactly 43 characters of A-Z, a-z and 0-9'),
+  WECOM_BOT_ID: z.string().min(1).optional(),
+  WELCOME_TEXT: z.string().default('你好，我是 AI 助手，有什么可以帮你？发送 /help 查看可用命令。'),
+  DIFY_API_URL: httpUrl.default('https://api.dify.ai/v1'),
+  DIFY_API_KEY: z.string({ error: "required: the Dify app's API key (app-…)" }).min(1, 'required'),
+  DIFY_APP_TYPE: z.enum(['chat', 'workflow']).default('chat'),
+  DIFY_TIMEOUT_SECONDS: int(5, 3600).default(60),
+  DIFY_INPUTS: z
+    .string()
+    .default('{}')
+    .transform((raw, ctx) => {
+      try {
+        return z.record(z.string(), inputSourceSchema).parse(JSON.parse(raw));
+      } catch {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be a JSON object of Dify input name to one of ${inputSourceSchema.options.join(', ')}`,
+        });
+        return z.NEVER;
+      }
+    }),
+  DIFY_BEARER: z.enum(['app_key', 'user_token']).default('app_key'),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+    .optional(),
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .regex(/^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$/, 'must be host:port,host:port')
+    .optional(),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1..64 of A-Z a-z 0-9 _ . : -')
+    .default('wd:'),
+  AUTH_MODE: z.enum(['none', 'allowlist', 'directory']).default('none'),
+  MYSQL_URL: z
+    .string()
+    .regex(/^mysql:\/\//, 'must be mysql://user:pass@host:3306/db')
+    .optional(),
+  AUTH_API_URL: httpUrl.optional(),
+  AUTH_API_TIMEOUT_MS: int(100, 60_000).default(5000),
+  AUTH_SECRET_KEY: z
+    .string()
+    .refine(
+      (v) => Buffer.from(v, 'base64').length === 32,
+      'must be 32 bytes in base64 (openssl rand -base64 32)',
+    )
+    .optional(),
+  AUTH_DENIED_TEXT: z.string().optional(),
+  STREAM_TTL_SECONDS: int(60, 7 * 24 * 3600).default(1800),
+  STREAM_WINDOW_SECONDS: int(5, 3600).default(360),
+  WINDOW_MARGIN_SECONDS: int(1, 600).default(30),
+  LEASE_SECONDS: int(2, 600).default(15),
+  DRAIN_SECONDS: int(0, 3600).default(25),
+  NODE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
+  INSPECTOR: bool.default(false),
+  INSPECTOR_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
 
 const schema = baseSchema.superRefine((env, ctx) => {
-    const need = (name: string, why: string) => ctx.addIssue({ code: 'custom', path: [name], message: why });
-    if (env.AUTH_MODE !== 'none' && !env.MYSQL_URL)
-      need('MYSQL_URL', `required when AUTH_MODE=${env.AUTH_MODE}`);
-    if (env.AUTH_MODE === 'directory' && !env.AUTH_API_URL)
-      need('AUTH_API_URL', 'required when AUTH_MODE=directory');
-    if (env.DIFY_BEARER === 'user_token' && env.AUTH_MODE !== 'directory')
-      need('DIFY_BEARER', 'user_token needs AUTH_MODE=directory (the token comes from the token service)');
-    if (env.REDIS_URL && env.REDIS_CLUSTER_NODES)
-      need('REDIS_CLUSTER_NODES', 'set REDIS_URL or REDIS_CLUSTER_NODES, not both');
-    if (env.WINDOW_MARGIN_SECONDS >= env.STREAM_WINDOW_SECONDS)
-      need('WINDOW_MARGIN_SECONDS', 'must be less than STREAM_WINDOW_SECONDS');
-  });
+  const need = (name: string, why: string) => ctx.addIssue({ code: 'custom', path: [name], message: why });
+  if (env.AUTH_MODE !== 'none' && !env.MYSQL_URL)
+    need('MYSQL_URL', `required when AUTH_MODE=${env.AUTH_MODE}`);
+  if (env.AUTH_MODE === 'directory' && !env.AUTH_API_URL)
+    need('AUTH_API_URL', 'required when AUTH_MODE=directory');
+  if (env.DIFY_BEARER === 'user_token' && env.AUTH_MODE !== 'directory')
+    need('DIFY_BEARER', 'user_token needs AUTH_MODE=directory (the token comes from the token service)');
+  if (env.REDIS_URL && env.REDIS_CLUSTER_NODES)
+    need('REDIS_CLUSTER_NODES', 'set REDIS_URL or REDIS_CLUSTER_NODES, not both');
+  if (env.WINDOW_MARGIN_SECONDS >= env.STREAM_WINDOW_SECONDS)
+    need('WINDOW_MARGIN_SECONDS', 'must be less than STREAM_WINDOW_SECONDS');
+});
 
 type Env = z.infer<typeof schema>;
 export type SettingName = keyof Env;
@@ -110,7 +114,13 @@ export interface Config {
     inputs: Env['DIFY_INPUTS'];
     bearer: Env['DIFY_BEARER'];
   };
-  store: { redisUrl?: string; clusterNodes?: { host: string; port: number }[]; ttlSeconds: number };
+  store: {
+    redisUrl?: string;
+    clusterNodes?: { host: string; port: number }[];
+    /** Of every key the store writes (not of the auth keys shared with other systems). */
+    prefix: string;
+    ttlSeconds: number;
+  };
   auth: {
     mode: Env['AUTH_MODE'];
     mysqlUrl?: string;
@@ -165,9 +175,12 @@ export function parseSettings<K extends SettingName>(
 }
 
 /** The store's part of the settings, from parsed values. */
-export function storeSettings(e: Pick<Env, 'REDIS_URL' | 'REDIS_CLUSTER_NODES' | 'STREAM_TTL_SECONDS'>): Config['store'] {
+export function storeSettings(
+  e: Pick<Env, 'REDIS_URL' | 'REDIS_CLUSTER_NODES' | 'REDIS_KEY_PREFIX' | 'STREAM_TTL_SECONDS'>,
+): Config['store'] {
   return {
     redisUrl: e.REDIS_URL,
+    prefix: e.REDIS_KEY_PREFIX,
     clusterNodes: e.REDIS_CLUSTER_NODES?.split(',').map((hp) => {
       const [host, port] = hp.split(':');
       return { host: host ?? '', port: Number(port) };

@@ -2,17 +2,17 @@
 // HTTP app from the settings, starts listening, and drains on shutdown.
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Authenticator } from './auth/types.js';
 import { createAuthenticator } from './auth/factory.js';
+import type { Authenticator } from './auth/types.js';
 import type { Config } from './config.js';
 import { DifyClient } from './dify/index.js';
 import { createHttpApp, type ReadinessCheck } from './http/app.js';
+import { mountInspector } from './http/inspector/index.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import type { AnswerSource, Delivery } from './runner/ports.js';
 import { Runner } from './runner/runner.js';
 import type { WriterOptions } from './runner/writer.js';
-import { mountInspector } from './http/inspector/index.js';
 import { openStore, type RedisClient } from './store/index.js';
 import type { StreamStore } from './store/port.js';
 import { ResponseUrlClient, WecomCrypto } from './wecom/index.js';
@@ -70,7 +70,16 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       logger,
     });
   const delivery: Delivery & { close?: () => Promise<void> } = options.delivery ?? new ResponseUrlClient();
-  const runner = new Runner({ store, answers, auth, delivery, config, logger, metrics, writer: options.writer });
+  const runner = new Runner({
+    store,
+    answers,
+    auth,
+    delivery,
+    config,
+    logger,
+    metrics,
+    writer: options.writer,
+  });
   runner.startSweeping();
   let draining = false;
   const readiness: ReadinessCheck[] = [{ name: 'store', check: () => store.ping() }];
@@ -99,7 +108,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   server.requestTimeout = 30_000;
   const { port } = server.address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  logger.info({ port, host: config.host, node: config.nodeId, store: redis ? 'redis' : 'memory' }, 'listening');
+  logger.info(
+    { port, host: config.host, node: config.nodeId, store: redis ? 'redis' : 'memory' },
+    'listening',
+  );
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = () => {

@@ -39,7 +39,11 @@ describe('wecom-dify serve', () => {
 
   it('with a malformed EncodingAESKey says what is wrong without printing it', async () => {
     const secret = 'tooShortSecretValue';
-    const { code, stderr } = await run({ WECOM_TOKEN: 't', WECOM_ENCODING_AES_KEY: secret, DIFY_API_KEY: 'app-x' });
+    const { code, stderr } = await run({
+      WECOM_TOKEN: 't',
+      WECOM_ENCODING_AES_KEY: secret,
+      DIFY_API_KEY: 'app-x',
+    });
     expect(code).toBe(2);
     expect(stderr).toMatch(/WECOM_ENCODING_AES_KEY: must be exactly 43 characters/);
     expect(stderr).not.toContain(secret);

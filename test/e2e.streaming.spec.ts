@@ -5,7 +5,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defaultTexts } from '../src/machines/texts.js';
 import { helpText, newConversationText, stoppedText } from '../src/runner/commands.js';
 import { type FakeDify, fixturesAvailable, readFixture, startFakeDify } from './support/fakeDify.js';
-import { dropPrefix, randomPrefix, redisUrl, startTestService, type TestService, testBot } from './support/service.js';
+import {
+  dropPrefix,
+  randomPrefix,
+  redisUrl,
+  startTestService,
+  type TestService,
+  testBot,
+} from './support/service.js';
 import { randomMsgid, WecomClient } from './support/wecomClient.js';
 
 const f = defaultTexts.failures;
@@ -20,7 +27,12 @@ describe('a WeCom user asks, and the answer streams in across nodes', () => {
 
   beforeAll(async () => {
     dify = await startFakeDify();
-    const env = { REDIS_URL: redisUrl, DIFY_API_URL: dify.url, DIFY_TIMEOUT_SECONDS: '5', WECOM_BOT_ID: testBot.botId };
+    const env = {
+      REDIS_URL: redisUrl,
+      DIFY_API_URL: dify.url,
+      DIFY_TIMEOUT_SECONDS: '5',
+      WECOM_BOT_ID: testBot.botId,
+    };
     a = await startTestService(env, { keyPrefix: prefix });
     b = await startTestService(env, { keyPrefix: prefix });
     toA = new WecomClient({ baseUrl: a.url, ...testBot });
@@ -52,7 +64,9 @@ describe('a WeCom user asks, and the answer streams in across nodes', () => {
     expect(sent.reply.stream.content).toBe(defaultTexts.authenticating);
     expect(content).toBe(answer);
     // Growing snapshots, never deltas: each is a prefix of the next.
-    const texts = [...new Set(contents.filter((c) => c !== defaultTexts.authenticating && c !== defaultTexts.thinking))];
+    const texts = [
+      ...new Set(contents.filter((c) => c !== defaultTexts.authenticating && c !== defaultTexts.thinking)),
+    ];
     expect(texts.length).toBeGreaterThan(2);
     for (let i = 1; i < texts.length; i++) expect(texts[i]!.startsWith(texts[i - 1]!)).toBe(true);
   });
@@ -62,7 +76,10 @@ describe('a WeCom user asks, and the answer streams in across nodes', () => {
     const before = dify.runs().length;
     const msgid = randomMsgid();
     const first = await toA.text('重复的消息', { msgid });
-    const [second, third] = await Promise.all([toB.text('重复的消息', { msgid }), toA.text('重复的消息', { msgid })]);
+    const [second, third] = await Promise.all([
+      toB.text('重复的消息', { msgid }),
+      toA.text('重复的消息', { msgid }),
+    ]);
     const id = first.reply.stream.id;
     expect(second.reply.stream.id).toBe(id);
     expect(third.reply.stream.id).toBe(id);
@@ -141,10 +158,16 @@ describe('a WeCom user asks, and the answer streams in across nodes', () => {
 
     it('/stop stops the answer being written, on whichever node it runs, and Dify is told', async () => {
       const userid = `stop-${Date.now()}`;
-      dify.setDefault({ kind: 'answer', text: 'a very long answer that goes on and on '.repeat(20), frameDelayMs: 50 });
+      dify.setDefault({
+        kind: 'answer',
+        text: 'a very long answer that goes on and on '.repeat(20),
+        frameDelayMs: 50,
+      });
       const sent = await toA.text('讲个长故事', { userid });
       const id: string = sent.reply.stream.id;
-      await expect.poll(async () => (await toB.poll(id)).reply.stream.content.length, { timeout: 5000 }).toBeGreaterThan(20);
+      await expect
+        .poll(async () => (await toB.poll(id)).reply.stream.content.length, { timeout: 5000 })
+        .toBeGreaterThan(20);
       const stop = await toB.text('/stop', { userid });
       expect(stop.reply.stream).toMatchObject({ finish: true, content: stoppedText });
       const { reply } = await toB.pollUntilFinished(id, { intervalMs: 50 });
@@ -158,13 +181,33 @@ describe('a WeCom user asks, and the answer streams in across nodes', () => {
 
   describe('every Dify failure ends the bubble with a clear text, and nothing is left running', () => {
     const cases: Array<[string, Parameters<FakeDify['setDefault']>[0], string]> = [
-      ['an error frame mid-stream', { kind: 'answer', text: 'partial answer here', failAfter: 3 }, f.dify_error!],
-      ['EOF before a terminal event', { kind: 'answer', text: 'cut off answer', eofAfter: 3 }, f.dify_interrupted!],
-      ['a dropped connection mid-stream', { kind: 'answer', text: 'dropped answer', destroyAfter: 3 }, f.dify_interrupted!],
-      ['400 before the stream (app misconfigured)', { kind: 'error', status: 400, code: 'invalid_param' }, f.dify_misconfigured!],
+      [
+        'an error frame mid-stream',
+        { kind: 'answer', text: 'partial answer here', failAfter: 3 },
+        f.dify_error!,
+      ],
+      [
+        'EOF before a terminal event',
+        { kind: 'answer', text: 'cut off answer', eofAfter: 3 },
+        f.dify_interrupted!,
+      ],
+      [
+        'a dropped connection mid-stream',
+        { kind: 'answer', text: 'dropped answer', destroyAfter: 3 },
+        f.dify_interrupted!,
+      ],
+      [
+        '400 before the stream (app misconfigured)',
+        { kind: 'error', status: 400, code: 'invalid_param' },
+        f.dify_misconfigured!,
+      ],
       ['401 (wrong key)', { kind: 'error', status: 401, code: 'unauthorized' }, f.dify_misconfigured!],
       ['quota exhausted', { kind: 'error', status: 400, code: 'provider_quota_exceeded' }, f.dify_quota!],
-      ['429 past the retries', { kind: 'error', status: 429, code: 'too_many_requests' }, f.dify_rate_limited!],
+      [
+        '429 past the retries',
+        { kind: 'error', status: 429, code: 'too_many_requests' },
+        f.dify_rate_limited!,
+      ],
       ['500 past the retries', { kind: 'error', status: 500, code: 'internal_server_error' }, f.dify_error!],
       ['an HTML 502 from a proxy', { kind: 'html', status: 502 }, f.dify_error!],
       ['a hung Dify', { kind: 'hang', headers: true }, f.dify_timeout!],
@@ -199,19 +242,28 @@ describe('a WeCom user asks, and the answer streams in across nodes', () => {
     }, 20_000);
   });
 
-  describe.skipIf(!fixturesAvailable)('the captured Dify streams, replayed end to end (../shared/fixtures)', () => {
-    it('a real chatflow stream, re-chunked inside UTF-8 characters, shows its answer exactly', async () => {
-      const raw = readFixture('real_chatflow_2026-04_orjson.sse').toString('utf8');
-      const expected = raw
-        .split('\n\n')
-        .filter((frame) => frame.startsWith('data: '))
-        .map((frame) => JSON.parse(frame.slice(6)))
-        .filter((frame) => frame.event === 'message')
-        .map((frame) => frame.answer)
-        .join('');
-      dify.setDefault({ kind: 'fixture', file: 'real_chatflow_2026-04_orjson.sse', chunking: 'random', seed: 7, maxChunkBytes: 40 });
-      const { content } = await ask('chatflow');
-      expect(content).toBe(expected);
-    });
-  });
+  describe.skipIf(!fixturesAvailable)(
+    'the captured Dify streams, replayed end to end (../shared/fixtures)',
+    () => {
+      it('a real chatflow stream, re-chunked inside UTF-8 characters, shows its answer exactly', async () => {
+        const raw = readFixture('real_chatflow_2026-04_orjson.sse').toString('utf8');
+        const expected = raw
+          .split('\n\n')
+          .filter((frame) => frame.startsWith('data: '))
+          .map((frame) => JSON.parse(frame.slice(6)))
+          .filter((frame) => frame.event === 'message')
+          .map((frame) => frame.answer)
+          .join('');
+        dify.setDefault({
+          kind: 'fixture',
+          file: 'real_chatflow_2026-04_orjson.sse',
+          chunking: 'random',
+          seed: 7,
+          maxChunkBytes: 40,
+        });
+        const { content } = await ask('chatflow');
+        expect(content).toBe(expected);
+      });
+    },
+  );
 });

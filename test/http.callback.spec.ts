@@ -2,7 +2,14 @@
 // URL verification, a message, a poll, events, and every kind of hostile input.
 import { decrypt, encrypt, getSignature } from '@wecom/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dropPrefix, randomPrefix, redisUrl, startTestService, type TestService, testBot } from './support/service.js';
+import {
+  dropPrefix,
+  randomPrefix,
+  redisUrl,
+  startTestService,
+  type TestService,
+  testBot,
+} from './support/service.js';
 import { WecomClient } from './support/wecomClient.js';
 
 describe('the WeCom callback over HTTP', () => {
@@ -11,7 +18,10 @@ describe('the WeCom callback over HTTP', () => {
   let wecom: WecomClient;
 
   beforeAll(async () => {
-    service = await startTestService({ REDIS_URL: redisUrl, WECOM_BOT_ID: testBot.botId }, { keyPrefix: prefix });
+    service = await startTestService(
+      { REDIS_URL: redisUrl, WECOM_BOT_ID: testBot.botId },
+      { keyPrefix: prefix },
+    );
     wecom = new WecomClient({ baseUrl: service.url, ...testBot });
   });
   afterAll(async () => {

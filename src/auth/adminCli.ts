@@ -188,7 +188,12 @@ function formatTable(users: DirectoryUser[]): string[] {
 }
 
 /** A disabled user's cached token would keep working until it expires: forget it now, if we can. */
-async function forgetToken(userid: string, config: AdminConfig, out: (line: string) => void, deps: AdminDeps) {
+async function forgetToken(
+  userid: string,
+  config: AdminConfig,
+  out: (line: string) => void,
+  deps: AdminDeps,
+) {
   let redis = deps.redis;
   let own: Redis | Cluster | undefined;
   if (!redis) {
@@ -203,7 +208,9 @@ async function forgetToken(userid: string, config: AdminConfig, out: (line: stri
     const cache = new TokenCache(redis, { keyPrefix: deps.keyPrefix ?? '' });
     if (await cache.revoke(userid)) out(`forgot the cached token of ${userid}`);
   } catch (error) {
-    out(`could not forget the cached token (it expires by itself): ${error instanceof Error ? error.message : String(error)}`);
+    out(
+      `could not forget the cached token (it expires by itself): ${error instanceof Error ? error.message : String(error)}`,
+    );
   } finally {
     if (own) own.disconnect();
   }
@@ -211,6 +218,7 @@ async function forgetToken(userid: string, config: AdminConfig, out: (line: stri
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
+  for await (const chunk of process.stdin)
+    chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
   return Buffer.concat(chunks).toString('utf8');
 }

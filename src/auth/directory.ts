@@ -132,7 +132,13 @@ export function openDirectory(options: DirectoryOptions): Directory {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new AuthError('directory_unavailable', `directory ${what} at ${where} timed out after ${queryTimeoutMs} ms`)),
+        () =>
+          reject(
+            new AuthError(
+              'directory_unavailable',
+              `directory ${what} at ${where} timed out after ${queryTimeoutMs} ms`,
+            ),
+          ),
         queryTimeoutMs,
       );
     });

@@ -9,7 +9,7 @@
 // backoff, during which every node answers that user "try again later" without calling the service.
 import type { Directory } from './directory.js';
 import type { Secret } from './secretBox.js';
-import { type CachedUserInfo, TokenCache } from './tokenCache.js';
+import type { CachedUserInfo, TokenCache } from './tokenCache.js';
 import type { TokenService } from './tokenService.js';
 import {
   AuthError,
@@ -87,7 +87,10 @@ export class DirectoryAuthenticator implements Authenticator {
       const cached = await cache.read(userid);
       if (cached.status === 'hit') return granted(userid, cached.token, cached.info);
       if (Date.now() > deadline)
-        throw new AuthError('token_service_unavailable', 'timed out waiting for another node to obtain the token');
+        throw new AuthError(
+          'token_service_unavailable',
+          'timed out waiting for another node to obtain the token',
+        );
     }
   }
 
@@ -108,7 +111,11 @@ export class DirectoryAuthenticator implements Authenticator {
     let issued: Awaited<ReturnType<TokenService['issue']>>;
     try {
       const secret: Secret | undefined = entry.secret;
-      issued = await tokenService.issue({ userid: entry.userid, account: entry.account, ...(secret ? { secret } : {}) });
+      issued = await tokenService.issue({
+        userid: entry.userid,
+        account: entry.account,
+        ...(secret ? { secret } : {}),
+      });
     } catch (error) {
       if (!(error instanceof AuthError)) throw error;
       logger.warn(

@@ -24,14 +24,20 @@ export interface AuthDeps {
   directory?: Pick<DirectoryOptions, 'connectTimeoutMs' | 'queryTimeoutMs' | 'poolSize'>;
 }
 
-export async function createAuthenticator(config: Config['auth'], deps: AuthDeps = {}): Promise<Authenticator> {
+export async function createAuthenticator(
+  config: Config['auth'],
+  deps: AuthDeps = {},
+): Promise<Authenticator> {
   const logger = deps.logger ?? silentAuthLogger;
   if (config.mode === 'none') return new NoneAuthenticator();
 
   if (!config.mysqlUrl) throw new Error(`AUTH_MODE=${config.mode} needs MYSQL_URL`);
   if (config.mode === 'directory') {
     if (!config.apiUrl) throw new Error('AUTH_MODE=directory needs AUTH_API_URL');
-    if (!deps.redis) throw new Error('AUTH_MODE=directory needs Redis (REDIS_URL or REDIS_CLUSTER_NODES) for its token cache');
+    if (!deps.redis)
+      throw new Error(
+        'AUTH_MODE=directory needs Redis (REDIS_URL or REDIS_CLUSTER_NODES) for its token cache',
+      );
   }
   const queryTimeoutMs = deps.directory?.queryTimeoutMs ?? 3000;
   const directory: Directory = openDirectory({
@@ -50,7 +56,10 @@ export async function createAuthenticator(config: Config['auth'], deps: AuthDeps
     }
   }
   if (config.mode === 'allowlist')
-    return new AllowlistAuthenticator({ directory, ...(config.deniedText ? { deniedText: config.deniedText } : {}) });
+    return new AllowlistAuthenticator({
+      directory,
+      ...(config.deniedText ? { deniedText: config.deniedText } : {}),
+    });
 
   // Checked above; repeated for the type checker.
   if (!config.apiUrl || !deps.redis) throw new Error('unreachable');

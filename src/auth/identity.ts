@@ -25,7 +25,11 @@ export interface DifyIdentity {
  * A field the user does not have becomes '' so the inputs always have the configured shape.
  * Throws AuthError('token_service_bad_response') in user_token mode when there is no token.
  */
-export function difyIdentity(outcome: GrantedOutcome, config: DifyIdentityConfig, userid: string): DifyIdentity {
+export function difyIdentity(
+  outcome: GrantedOutcome,
+  config: DifyIdentityConfig,
+  userid: string,
+): DifyIdentity {
   const { user, token } = outcome;
   const field = (source: InputSource): string => {
     switch (source) {
@@ -41,7 +45,9 @@ export function difyIdentity(outcome: GrantedOutcome, config: DifyIdentityConfig
         return token ?? '';
     }
   };
-  const inputs = Object.fromEntries(Object.entries(config.inputs).map(([name, source]) => [name, field(source)]));
+  const inputs = Object.fromEntries(
+    Object.entries(config.inputs).map(([name, source]) => [name, field(source)]),
+  );
   if (config.bearer === 'user_token') {
     if (!token)
       throw new AuthError('token_service_bad_response', 'DIFY_BEARER=user_token but the user has no token');

@@ -12,7 +12,7 @@ export {
   openDirectory,
   type WecomUsersTable,
 } from './directory.js';
-export { type DirectoryAuthOptions, DirectoryAuthenticator } from './directoryAuth.js';
+export { DirectoryAuthenticator, type DirectoryAuthOptions } from './directoryAuth.js';
 export { type AuthDeps, createAuthenticator } from './factory.js';
 export { type DifyIdentity, type DifyIdentityConfig, difyIdentity, type InputSource } from './identity.js';
 export { codeMigrationProvider, type MigrateReport, migrate, migrations } from './migrations.js';

@@ -1,7 +1,14 @@
 // The directory's schema as code: migrations are objects handed to kysely's Migrator through a
 // provider, so they run the same from `dist/` and under tsx (no migration folder to find at run time).
 // Names sort in order of application; never rename or edit one that has shipped, add a new one.
-import { type Kysely, type Migration, type MigrationProvider, type MigrationResult, Migrator, sql } from 'kysely';
+import {
+  type Kysely,
+  type Migration,
+  type MigrationProvider,
+  type MigrationResult,
+  Migrator,
+  sql,
+} from 'kysely';
 import { AuthError } from './types.js';
 
 export const migrations: Record<string, Migration> = {
@@ -24,7 +31,12 @@ export const migrations: Record<string, Migration> = {
         )
         .modifyEnd(sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`)
         .execute();
-      await db.schema.createIndex('wecom_users_account').ifNotExists().on('wecom_users').column('account').execute();
+      await db.schema
+        .createIndex('wecom_users_account')
+        .ifNotExists()
+        .on('wecom_users')
+        .column('account')
+        .execute();
     },
     async down(db: Kysely<unknown>) {
       await db.schema.dropTable('wecom_users').ifExists().execute();

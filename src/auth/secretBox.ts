@@ -57,8 +57,11 @@ export function open(key: Buffer, sealed: string, aad: string): Secret {
     const pt = Buffer.concat([decipher.update(raw.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]);
     return new Secret(pt.toString('utf8'));
   } catch (cause) {
-    throw new SecretBoxError('sealed secret does not open with this key (wrong AUTH_SECRET_KEY or tampered)', {
-      cause,
-    });
+    throw new SecretBoxError(
+      'sealed secret does not open with this key (wrong AUTH_SECRET_KEY or tampered)',
+      {
+        cause,
+      },
+    );
   }
 }

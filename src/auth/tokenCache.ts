@@ -89,7 +89,8 @@ export class TokenCache {
     if (info.userid !== undefined && info.userid.toLowerCase() !== userid.toLowerCase())
       return { status: 'miss', why: 'other_user' };
     if (info.expiresAt !== undefined) {
-      const lifetime = info.issuedAt !== undefined ? info.expiresAt - info.issuedAt : Number.POSITIVE_INFINITY;
+      const lifetime =
+        info.issuedAt !== undefined ? info.expiresAt - info.issuedAt : Number.POSITIVE_INFINITY;
       const margin = Math.min(this.#renewBeforeMs, Math.max(0, lifetime / 10));
       if (info.expiresAt - margin <= now) return { status: 'miss', why: 'expired' };
     }
@@ -116,7 +117,9 @@ export class TokenCache {
   /** `SET NX PX`: the nonce to unlock with when this caller got the lock, else undefined. */
   async tryLock(userid: string, ttlMs: number): Promise<string | undefined> {
     const nonce = randomBytes(12).toString('base64url');
-    const ok = await this.#do('lock', () => this.#redis.set(this.keys.lock(userid), nonce, 'PX', ttlMs, 'NX'));
+    const ok = await this.#do('lock', () =>
+      this.#redis.set(this.keys.lock(userid), nonce, 'PX', ttlMs, 'NX'),
+    );
     return ok === 'OK' ? nonce : undefined;
   }
 

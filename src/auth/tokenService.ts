@@ -20,12 +20,12 @@ import type { Secret } from './secretBox.js';
 import { AuthError } from './types.js';
 
 export const tokenResponseSchema = z.object({
-  token: z
-    .string()
+  token: z.string().min(1).max(4096).regex(/^\S+$/, 'must not contain whitespace'),
+  expires_in: z
+    .number()
+    .int()
     .min(1)
-    .max(4096)
-    .regex(/^\S+$/, 'must not contain whitespace'),
-  expires_in: z.number().int().min(1).max(30 * 24 * 3600),
+    .max(30 * 24 * 3600),
   user: z.record(z.string(), z.unknown()).optional(),
 });
 export type TokenResponse = z.infer<typeof tokenResponseSchema>;
@@ -96,9 +96,13 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       if (declared > MAX_BODY_BYTES) {
         res.body.on('error', () => {});
         res.body.destroy();
-        throw new AuthError('token_service_bad_response', `token service ${where} answered ${declared} bytes`, {
-          status,
-        });
+        throw new AuthError(
+          'token_service_bad_response',
+          `token service ${where} answered ${declared} bytes`,
+          {
+            status,
+          },
+        );
       }
       text = await res.body.text();
     } catch (error) {
@@ -125,9 +129,13 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     try {
       json = JSON.parse(text);
     } catch {
-      throw new AuthError('token_service_bad_response', `token service ${where} answered ${status} with no JSON`, {
-        status,
-      });
+      throw new AuthError(
+        'token_service_bad_response',
+        `token service ${where} answered ${status} with no JSON`,
+        {
+          status,
+        },
+      );
     }
     const parsed = tokenResponseSchema.safeParse(json);
     if (!parsed.success) {

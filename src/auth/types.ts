@@ -19,7 +19,7 @@ export type AuthOutcome =
       /** The user's token from the token service (directory mode): for Dify inputs or bearer, never for events or logs. */
       token?: string;
     }
-  | { granted: false; reason: DeniedReason; /** user-facing, from AUTH_DENIED_TEXT */ text: string };
+  | { granted: false; reason: DeniedReason /** user-facing, from AUTH_DENIED_TEXT */; text: string };
 
 export type GrantedOutcome = Extract<AuthOutcome, { granted: true }>;
 

@@ -9,7 +9,10 @@ export type DeniedOutcome = Extract<AuthOutcome, { granted: false }>;
 
 export type Verdict<T extends DirectoryUser> = { ok: true; entry: T } | { ok: false; outcome: DeniedOutcome };
 
-export function judge<T extends DirectoryUser>(entry: T | undefined, deniedText: string | undefined): Verdict<T> {
+export function judge<T extends DirectoryUser>(
+  entry: T | undefined,
+  deniedText: string | undefined,
+): Verdict<T> {
   const text = deniedText ?? defaultTexts.denied;
   if (!entry) return { ok: false, outcome: { granted: false, reason: 'not_in_directory', text } };
   if (!entry.enabled) return { ok: false, outcome: { granted: false, reason: 'disabled', text } };

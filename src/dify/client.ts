@@ -127,7 +127,6 @@ export class DifyClient {
    * it is never sent again (§8.12).
    */
   async *stream(req: DifyStreamRequest): AsyncGenerator<DifyEvent, void, undefined> {
-    const { signal } = req;
     let conversationId = this.#appType === 'chat' ? req.conversationId?.trim() || undefined : undefined;
     let res: Dispatcher.ResponseData;
     for (;;) {

@@ -65,14 +65,14 @@ export function renderContent(
     case 'authenticating':
       return {
         finish: false,
-        content: ctx.restarting && ctx.answer ? fit(ctx.answer, texts) : texts.authenticating,
+        content: ctx.restarting && ctx.answer ? fitAnswer(ctx.answer, texts) : texts.authenticating,
       };
     case 'queued':
       return { finish: false, content: texts.queued };
     case 'thinking':
-      return { finish: false, content: ctx.answer ? fit(ctx.answer, texts) : texts.thinking };
+      return { finish: false, content: ctx.answer ? fitAnswer(ctx.answer, texts) : texts.thinking };
     case 'streaming':
-      return { finish: false, content: visible(fit(ctx.answer, texts), texts.thinking) };
+      return { finish: false, content: visible(fitAnswer(ctx.answer, texts), texts.thinking) };
     case 'completed':
       return { finish: true, content: visible(fitFinished(ctx.answer, texts.truncated), texts.emptyAnswer) };
     case 'error': {
@@ -110,7 +110,7 @@ function fitFinished(answer: string, note: string, suffix = ''): string {
   return finishedContent(answer, note, suffix).content;
 }
 
-function fit(answer: string, texts: Texts): string {
+function fitAnswer(answer: string, texts: Texts): string {
   return fitContent(answer, texts.truncated).content;
 }
 

@@ -107,7 +107,10 @@ export class OwnerJob {
     } catch (error) {
       if (error instanceof Lost || this.#reason === 'lease_lost' || isConflict(error)) {
         this.#lost = true;
-        this.#log.warn({ err: error instanceof Lost ? undefined : error }, 'another node owns the stream now');
+        this.#log.warn(
+          { err: error instanceof Lost ? undefined : error },
+          'another node owns the stream now',
+        );
       } else if (this.#reason !== 'drain') {
         this.#log.error({ err: error }, 'the answer could not be recorded');
         await this.#fail(error);
@@ -132,13 +135,24 @@ export class OwnerJob {
     this.#checkAbort();
     if (stateOf(this.#w.snapshot) === 'authenticating') {
       if (!outcome.granted) {
-        await this.#emit({ type: 'auth.denied', at: this.#now(), reason: outcome.reason, text: outcome.text });
+        await this.#emit({
+          type: 'auth.denied',
+          at: this.#now(),
+          reason: outcome.reason,
+          text: outcome.text,
+        });
         return;
       }
       await this.#emit({ type: 'auth.granted', at: this.#now(), user: outcome.user });
     } else if (!outcome.granted) {
       // Taken over after the first grant, and the user lost access in between.
-      await this.#emit({ type: 'answer.failed', at: this.#now(), code: 'denied', message: outcome.reason, text: outcome.text });
+      await this.#emit({
+        type: 'answer.failed',
+        at: this.#now(),
+        code: 'denied',
+        message: outcome.reason,
+        text: outcome.text,
+      });
       return;
     }
     const identity = difyIdentity(outcome, config.dify, ctx.userid);
@@ -178,7 +192,8 @@ export class OwnerJob {
       }
       await this.#sleep(this.#checkEveryMs);
     }
-    if (stateOf(this.#w.snapshot) === 'queued') await this.#emit({ type: 'stream.dequeued', at: this.#now() });
+    if (stateOf(this.#w.snapshot) === 'queued')
+      await this.#emit({ type: 'stream.dequeued', at: this.#now() });
   }
 
   async #ask(identity: ReturnType<typeof difyIdentity>): Promise<void> {
@@ -236,12 +251,23 @@ export class OwnerJob {
       }
       // The source ended without a terminal event: never pass a partial answer off as complete.
       if (!w.finished)
-        await this.#emit({ type: 'answer.failed', at: this.#now(), code: 'dify_interrupted', message: 'stream ended early' });
+        await this.#emit({
+          type: 'answer.failed',
+          at: this.#now(),
+          code: 'dify_interrupted',
+          message: 'stream ended early',
+        });
     } catch (error) {
       const reason = this.#reason;
-      if (reason === 'drain' || reason === 'lease_lost' || error instanceof Lost || isConflict(error)) throw error;
+      if (reason === 'drain' || reason === 'lease_lost' || error instanceof Lost || isConflict(error))
+        throw error;
       if (reason === 'stop') {
-        await this.#emit({ type: 'answer.failed', at: this.#now(), code: 'stopped', message: 'stopped by the user' });
+        await this.#emit({
+          type: 'answer.failed',
+          at: this.#now(),
+          code: 'stopped',
+          message: 'stopped by the user',
+        });
         return;
       }
       const code = difyErrorCode(error);
@@ -283,8 +309,8 @@ export class OwnerJob {
     await this.#w.flush().catch(() => undefined);
     if (this.#w.finished || this.#ctx.bubble) return;
     this.#log.info({ answerLength: this.#ctx.answer.length }, 'window closing: the answer will be delivered');
-    await this.#emit(closeBubble(this.#w.snapshot, 'window', this.#now(), this.#d.texts)).catch((error: unknown) =>
-      this.#log.warn({ err: error }, 'could not close the bubble'),
+    await this.#emit(closeBubble(this.#w.snapshot, 'window', this.#now(), this.#d.texts)).catch(
+      (error: unknown) => this.#log.warn({ err: error }, 'could not close the bubble'),
     );
   }
 
@@ -296,7 +322,9 @@ export class OwnerJob {
     const ctx = this.#ctx;
     if (this.#lost) return;
     if (this.#reason === 'drain' && !this.#w.finished) {
-      await this.#w.emit({ type: 'stream.released', at: this.#now(), node: config.nodeId }).catch(() => undefined);
+      await this.#w
+        .emit({ type: 'stream.released', at: this.#now(), node: config.nodeId })
+        .catch(() => undefined);
       await store.releaseLease(this.streamId, config.nodeId).catch(() => undefined);
       this.#log.info({ answerLength: ctx.answer.length }, 'handed over: another node answers it');
       return;
@@ -342,7 +370,9 @@ export class OwnerJob {
       metrics.deliveries.inc({ outcome: 'failed' });
       this.#log.warn({ err: error }, 'delivery through response_url failed');
       const message = error instanceof Error ? error.message : String(error);
-      await this.#w.emit({ type: 'delivery.failed', at: this.#now(), message: message.slice(0, 300) }).catch(() => undefined);
+      await this.#w
+        .emit({ type: 'delivery.failed', at: this.#now(), message: message.slice(0, 300) })
+        .catch(() => undefined);
     }
   }
 

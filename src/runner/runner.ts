@@ -128,7 +128,11 @@ export class Runner {
       await store.releaseLease(streamId, config.nodeId).catch(() => undefined);
       if (error instanceof StoreError && error.code === 'version_conflict') {
         const loaded = await store.load(streamId);
-        return { streamId, duplicate: true, reply: render(loaded?.snapshot ?? snapshot, streamId, this.#texts) };
+        return {
+          streamId,
+          duplicate: true,
+          reply: render(loaded?.snapshot ?? snapshot, streamId, this.#texts),
+        };
       }
       throw error;
     }

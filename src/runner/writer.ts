@@ -2,13 +2,7 @@
 // events and snapshot in one atomic append, and coalesces answer deltas (at most every ~150 ms or
 // ~1 KB) so a long answer is tens of events, not thousands. Appends are serialized; while the store is
 // unreachable the events wait in memory (bounded) and are written, in order, when it is back.
-import {
-  fold,
-  isFinished,
-  persist,
-  type StreamEvent,
-  type StreamSnapshot,
-} from '../machines/index.js';
+import { fold, isFinished, persist, type StreamEvent, type StreamSnapshot } from '../machines/index.js';
 import type { StreamStore } from '../store/port.js';
 import { StoreError } from '../store/port.js';
 

@@ -56,7 +56,10 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
   function sweep(at: number): void {
     if (at - sweptAt < 60_000) return;
     sweptAt = at;
-    for (const map of [streams, messages, conversations, stops, queues] as Map<string, { expiresAt: number }>[]) {
+    for (const map of [streams, messages, conversations, stops, queues] as Map<
+      string,
+      { expiresAt: number }
+    >[]) {
       for (const [key, entry] of map) if (entry.expiresAt <= at) map.delete(key);
     }
     for (const [key, lease] of leases) if (lease.until <= at) leases.delete(key);

@@ -14,13 +14,15 @@ export interface OpenedStore {
 
 export function openStore(
   settings: Config['store'],
+  /** `prefix` overrides the settings' REDIS_KEY_PREFIX. */
   options: { prefix?: string; onError?: (error: Error) => void; onIndexError?: (error: Error) => void } = {},
 ): OpenedStore {
   const { redisUrl, clusterNodes, ttlSeconds } = settings;
   if (redisUrl || clusterNodes) {
     const redis = connectRedis({ url: redisUrl, clusterNodes, onError: options.onError });
-    const store = createRedisStore(redis, { ttlSeconds, prefix: options.prefix, onIndexError: options.onIndexError });
+    const prefix = options.prefix ?? settings.prefix;
+    const store = createRedisStore(redis, { ttlSeconds, prefix, onIndexError: options.onIndexError });
     return { store, redis, kind: clusterNodes ? 'redis-cluster' : 'redis' };
   }
-  return { store: createMemoryStore({ ttlSeconds, prefix: options.prefix }), kind: 'memory' };
+  return { store: createMemoryStore({ ttlSeconds }), kind: 'memory' };
 }

@@ -3,5 +3,5 @@ export * from './crypto.js';
 export * from './errors.js';
 export * from './messages.js';
 export * from './reply.js';
-export * from './signature.js';
 export * from './responseUrl.js';
+export * from './signature.js';

@@ -44,7 +44,8 @@ export class ResponseUrlClient {
       try {
         return await this.#post(responseUrl, body);
       } catch (error) {
-        if (!(error instanceof DeliveryError) || error.code !== 'refused' || attempt >= this.#attempts) throw error;
+        if (!(error instanceof DeliveryError) || error.code !== 'refused' || attempt >= this.#attempts)
+          throw error;
         await sleep(200 * attempt);
       }
     }
@@ -70,16 +71,21 @@ export class ResponseUrlClient {
       status = res.statusCode;
       text = (await res.body.text()).slice(0, 2000);
     } catch (error) {
-      const code = (error as { code?: unknown }).code ?? (error as { cause?: { code?: unknown } }).cause?.code;
-      if (code === 'ECONNREFUSED') throw new DeliveryError('refused', 'response_url refused the connection', { cause: error });
+      const code =
+        (error as { code?: unknown }).code ?? (error as { cause?: { code?: unknown } }).cause?.code;
+      if (code === 'ECONNREFUSED')
+        throw new DeliveryError('refused', 'response_url refused the connection', { cause: error });
       const timedOut = (error as Error).name === 'TimeoutError' || String(code).includes('TIMEOUT');
       throw new DeliveryError(
         timedOut ? 'timeout' : 'unreachable',
-        timedOut ? 'response_url did not answer in time' : `response_url unreachable (${String(code ?? error)})`,
+        timedOut
+          ? 'response_url did not answer in time'
+          : `response_url unreachable (${String(code ?? error)})`,
         { cause: error },
       );
     }
-    if (status < 200 || status >= 300) throw new DeliveryError('http_error', `response_url answered HTTP ${status}`);
+    if (status < 200 || status >= 300)
+      throw new DeliveryError('http_error', `response_url answered HTTP ${status}`);
     let errcode: unknown;
     try {
       errcode = (JSON.parse(text) as { errcode?: unknown }).errcode;
@@ -87,7 +93,10 @@ export class ResponseUrlClient {
       errcode = undefined;
     }
     if (errcode !== undefined && errcode !== 0) {
-      throw new DeliveryError('http_error', `response_url answered errcode ${String(errcode)}: ${text.slice(0, 200)}`);
+      throw new DeliveryError(
+        'http_error',
+        `response_url answered errcode ${String(errcode)}: ${text.slice(0, 200)}`,
+      );
     }
   }
 }

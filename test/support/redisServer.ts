@@ -10,8 +10,10 @@ import { Redis } from 'ioredis';
 
 export interface RedisServer {
   port: number;
-  /** Stops the server (SIGTERM, then SIGKILL); `start()` brings it back on the same port, empty. */
+  /** Stops the server (SIGTERM, then SIGKILL); `start()` brings it back on the same port (empty unless persisted). */
   stop(): Promise<void>;
+  /** Stops it for good and removes its files. */
+  dispose(): Promise<void>;
   start(): Promise<void>;
   /** Crashes it (SIGKILL). */
   kill(): Promise<void>;
@@ -97,15 +99,20 @@ export async function killProcess(child: ChildProcess, signal: NodeJS.Signals = 
   clearTimeout(timer);
 }
 
-export async function startRedisServer(): Promise<RedisServer> {
+/**
+ * `persist`: an append-only file synced on every write, so that a stop and start keeps the data, as
+ * a production Redis restarting would; without it a restarted server is empty.
+ */
+export async function startRedisServer(options: { persist?: boolean } = {}): Promise<RedisServer> {
   const dir = await mkdtemp(join(tmpdir(), 'wd-redis-'));
+  const extra = options.persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : [];
   let port = 0;
   let child: ChildProcess | undefined;
   // Another suite may grab the port between the probe and the bind: try a few.
   for (let attempt = 0; !child; attempt++) {
     port = await freePort();
     try {
-      child = await spawnRedis(port, dir);
+      child = await spawnRedis(port, dir, extra);
     } catch (error) {
       if (attempt >= 4) throw error;
     }
@@ -120,10 +127,14 @@ export async function startRedisServer(): Promise<RedisServer> {
     async start() {
       if (current) return;
       await mkdir(dir, { recursive: true });
-      current = await spawnRedis(port, dir);
+      current = await spawnRedis(port, dir, extra);
     },
     stop: async () => {
       await halt('SIGTERM');
+      if (!options.persist) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    },
+    async dispose() {
+      await halt('SIGKILL');
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     },
     kill: () => halt('SIGKILL'),

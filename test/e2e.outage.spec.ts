@@ -1,0 +1,90 @@
+// Redis goes away for a few seconds while answers stream (a Redis of the test's own, persisting to an
+// append-only file, as a production one restarting would), then comes back: new messages are refused
+// meanwhile with a status that makes WeCom retry, running answers keep their text in memory and write
+// it when Redis is back, and every answer arrives whole, once.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type FakeDify, startFakeDify } from './support/fakeDify.js';
+import { type RedisServer, startRedisServer } from './support/redisServer.js';
+import { randomPrefix, startTestService, type TestService, testBot } from './support/service.js';
+import { randomMsgid, WecomClient } from './support/wecomClient.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('Redis stops for a few seconds during answers', () => {
+  let redis: RedisServer;
+  let dify: FakeDify;
+  let a: TestService;
+  let b: TestService;
+  let toA: WecomClient;
+  let toB: WecomClient;
+
+  beforeAll(async () => {
+    redis = await startRedisServer({ persist: true });
+    dify = await startFakeDify();
+    const env = {
+      REDIS_URL: `redis://127.0.0.1:${redis.port}`,
+      DIFY_API_URL: dify.url,
+      WECOM_BOT_ID: testBot.botId,
+    };
+    const prefix = randomPrefix('outage');
+    a = await startTestService(env, { keyPrefix: prefix });
+    b = await startTestService(env, { keyPrefix: prefix });
+    toA = new WecomClient({ baseUrl: a.url, ...testBot });
+    toB = new WecomClient({ baseUrl: b.url, ...testBot });
+  });
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    await dify?.stop();
+    await redis?.dispose();
+  });
+
+  it('no answer is lost or doubled, and the service recovers by itself', async () => {
+    const answer = Array.from({ length: 24 }, (_, i) => `片段${i}；`).join('');
+    dify.setDefault({ kind: 'answer', pieces: answer.match(/.{1,4}/gu)!, frameDelayMs: 200 });
+    const users = ['u1', 'u2', 'u3'].map((u) => `${u}-${Date.now()}`);
+    const sent = await Promise.all(
+      users.map((userid, i) => (i % 2 ? toB : toA).text(`问题 ${userid}`, { userid })),
+    );
+    const ids = sent.map((s) => s.reply.stream.id as string);
+    await expect.poll(async () => (await toB.poll(ids[0]!)).reply.stream.content.length).toBeGreaterThan(4);
+
+    await redis.stop();
+    const down = Date.now();
+    // A new message is refused at once with 503, so that WeCom sends it again later.
+    const lateMsgid = randomMsgid();
+    const refused = await toA.text('停机时的问题', { msgid: lateMsgid, userid: 'late' });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBeTruthy();
+    expect(Date.now() - down).toBeLessThan(2_500);
+    // A poll meanwhile is refused too; WeCom polls again a second later.
+    expect((await toB.poll(ids[1]!)).status).toBe(503);
+    await sleep(3_000);
+    await redis.start();
+
+    // WeCom retries the refused message: it is taken now, and answered once.
+    await expect
+      .poll(async () => (await toA.text('停机时的问题', { msgid: lateMsgid, userid: 'late' })).status, {
+        timeout: 10_000,
+        interval: 500,
+      })
+      .toBe(200);
+    const retried = await toB.text('停机时的问题', { msgid: lateMsgid, userid: 'late' });
+    ids.push(retried.reply.stream.id);
+
+    const done = await Promise.all(
+      ids.map((id) => toB.pollUntilFinished(id, { intervalMs: 100, timeoutMs: 30_000 })),
+    );
+    for (const d of done) expect(d.reply.stream.content).toBe(answer);
+    const runs = dify.runs();
+    expect(runs).toHaveLength(4);
+    expect(new Set(runs.map((r) => (r.body as { user: string }).user)).size).toBe(4);
+    for (const id of ids) {
+      const types = (await a.store.read(id)).map((e) => e.event.type);
+      expect(types.filter((t) => t === 'answer.completed')).toHaveLength(1);
+      expect(types).not.toContain('stream.taken_over');
+    }
+    // Readiness reflects it: ready again.
+    const ready = await fetch(`${a.url}/readyz`);
+    expect(ready.status).toBe(200);
+  }, 60_000);
+});

@@ -1,0 +1,131 @@
+// Takeover, told as the protocol: a running stream whose owner's lease is gone is claimed by exactly
+// one node, recorded as `stream.taken_over`, and answered again from the start; the third loss ends it
+// with an error the user understands; a stream nobody polls is found by the sweep. Two runners share
+// one in-memory store here, as two nodes share Redis.
+import { afterEach, describe, expect, it } from 'vitest';
+import { NoneAuthenticator } from '../src/auth/none.js';
+import { silentLogger } from '../src/log.js';
+import { defaultTexts, type StreamEvent } from '../src/machines/index.js';
+import { createMetrics } from '../src/metrics.js';
+import type { AnswerSource, DifyEvent } from '../src/runner/ports.js';
+import { Runner } from '../src/runner/runner.js';
+import { createMemoryStore, type StreamStore } from '../src/store/index.js';
+import { testConfig } from './support/service.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function answering(text: string, calls: string[]): AnswerSource {
+  return {
+    async *stream(request): AsyncIterable<DifyEvent> {
+      calls.push(request.query);
+      yield { type: 'started', conversationId: 'c1', messageId: 'm1', taskId: 't1' };
+      for (const piece of text.match(/.{1,3}/gu) ?? []) {
+        await sleep(5);
+        yield { type: 'delta', text: piece };
+      }
+      yield { type: 'end' };
+    },
+    async stop() {},
+  };
+}
+
+function node(store: StreamStore, name: string, calls: string[]): Runner {
+  const config = testConfig({ NODE_ID: name, LEASE_SECONDS: '2' });
+  return new Runner({
+    store,
+    answers: answering('重新回答的内容', calls),
+    auth: new NoneAuthenticator(),
+    delivery: { deliver: async () => undefined },
+    config,
+    logger: silentLogger,
+    metrics: createMetrics({ defaults: false }),
+    checkEveryMs: 20,
+  });
+}
+
+const opened = (streamId: string, node = 'dead-node'): StreamEvent => ({
+  type: 'stream.opened',
+  at: Date.now() - 60_000,
+  streamId,
+  msgid: `msg-${streamId}`,
+  bot: 'bot',
+  userid: `user-${streamId}`,
+  chattype: 'single',
+  query: '问题',
+  node,
+});
+const granted: StreamEvent = { type: 'auth.granted', at: Date.now() - 59_000, user: { id: 'u' } };
+const half: StreamEvent = { type: 'answer.delta', at: Date.now() - 58_000, text: '半个回答' };
+
+describe('taking over a stream whose owner is gone', () => {
+  const runners: Runner[] = [];
+  afterEach(async () => {
+    await Promise.all(runners.splice(0).map((r) => r.drain(1000)));
+  });
+
+  it('a poll finds it, exactly one of two nodes takes it over, and the answer starts over', async () => {
+    const store = createMemoryStore({ ttlSeconds: 600 });
+    const calls: string[] = [];
+    const [a, b] = [node(store, 'a', calls), node(store, 'b', calls)];
+    runners.push(a, b);
+    await store.append('s1', [opened('s1'), granted, half], { expectedVersion: 0 });
+    // What the user saw stays until the new answer's first text replaces it.
+    const polls = await Promise.all([a.poll('s1'), b.poll('s1'), a.poll('s1'), b.poll('s1')]);
+    for (const p of polls) expect(p.stream).toMatchObject({ finish: false, content: '半个回答' });
+    await expect.poll(async () => (await store.load('s1'))?.snapshot.value).toBe('completed');
+    expect((await a.poll('s1')).stream).toMatchObject({ finish: true, content: '重新回答的内容' });
+    const events = (await store.read('s1')).map((e) => e.event);
+    const takeovers = events.filter((e) => e.type === 'stream.taken_over');
+    expect(takeovers).toHaveLength(1);
+    expect(takeovers[0]).toMatchObject({ attempt: 1, previousNode: 'dead-node' });
+    expect(calls).toEqual(['问题']);
+  });
+
+  it('a stream with a live owner is left alone', async () => {
+    const store = createMemoryStore({ ttlSeconds: 600 });
+    const calls: string[] = [];
+    const a = node(store, 'a', calls);
+    runners.push(a);
+    await store.append('s2', [opened('s2'), granted, half], { expectedVersion: 0 });
+    await store.acquireLease('s2', 'alive-node', 10_000);
+    await a.poll('s2');
+    await sleep(100);
+    expect((await store.read('s2')).map((e) => e.event.type)).not.toContain('stream.taken_over');
+    expect(calls).toEqual([]);
+  });
+
+  it('after two takeovers, the third loss ends the stream with an error the user understands', async () => {
+    const store = createMemoryStore({ ttlSeconds: 600 });
+    const calls: string[] = [];
+    const a = node(store, 'a', calls);
+    runners.push(a);
+    const lost = (attempt: number): StreamEvent => ({
+      type: 'stream.taken_over',
+      at: Date.now() - 50_000 + attempt,
+      node: `n${attempt}`,
+      attempt,
+    });
+    await store.append('s3', [opened('s3'), granted, half, lost(1), lost(2)], { expectedVersion: 0 });
+    await a.poll('s3');
+    await expect.poll(async () => (await store.load('s3'))?.snapshot.value).toBe('error');
+    const reply = await a.poll('s3');
+    expect(reply.stream.finish).toBe(true);
+    expect(reply.stream.content.endsWith(defaultTexts.failures.takeover_exhausted!)).toBe(true);
+    expect(calls).toEqual([]);
+    expect((await store.read('s3')).at(-1)?.event).toMatchObject({
+      type: 'answer.failed',
+      code: 'takeover_exhausted',
+    });
+  });
+
+  it('the sweep takes over an orphan that nobody polls', async () => {
+    const store = createMemoryStore({ ttlSeconds: 600 });
+    const calls: string[] = [];
+    const a = node(store, 'a', calls);
+    runners.push(a);
+    await store.append('s4', [opened('s4'), granted], { expectedVersion: 0 });
+    expect(await a.sweep()).toBe(1);
+    await expect.poll(async () => (await store.load('s4'))?.snapshot.value).toBe('completed');
+    expect(await a.sweep()).toBe(0);
+  });
+});

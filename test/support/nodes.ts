@@ -1,0 +1,116 @@
+// Service nodes as real processes (`wecom-dify serve` from source), for what only processes show: a
+// node killed with SIGKILL mid-answer, a node told to stop with SIGTERM. Each node gets its own port
+// and NODE_ID and shares the test's Redis key prefix with its siblings. Every node started here is
+// killed when the test process exits, should a test fail to stop it.
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnCli } from './cli.js';
+import { freePort } from './redisServer.js';
+import { testBot } from './service.js';
+
+export interface NodeProcess {
+  id: string;
+  url: string;
+  port: number;
+  child: ChildProcessWithoutNullStreams;
+  /** Everything it logged so far (pino JSON lines). */
+  output(): string;
+  /** Resolves with the exit code (null when killed by a signal) and signal. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+const alive = new Set<ChildProcessWithoutNullStreams>();
+process.once('exit', () => {
+  for (const child of alive) child.kill('SIGKILL');
+});
+
+const cwd = mkdtempSync(join(tmpdir(), 'wd-nodes-'));
+
+/** Starts one node and resolves once it listens. */
+export async function startNode(id: string, env: Record<string, string>): Promise<NodeProcess> {
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    try {
+      return await spawnNode(id, port, env);
+    } catch (error) {
+      // Another suite may have taken the port between the probe and the bind.
+      if (attempt >= 3) throw error;
+    }
+  }
+}
+
+async function spawnNode(id: string, port: number, env: Record<string, string>): Promise<NodeProcess> {
+  const child = spawnCli(['serve'], {
+    cwd,
+    env: {
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      NODE_ID: id,
+      WECOM_TOKEN: testBot.token,
+      WECOM_ENCODING_AES_KEY: testBot.encodingAESKey,
+      WECOM_BOT_ID: testBot.botId,
+      DIFY_API_KEY: 'app-test',
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+  });
+  alive.add(child);
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => {
+      alive.delete(child);
+      resolve({ code, signal });
+    });
+  });
+  const listening = await Promise.race([
+    new Promise<boolean>((resolve) => {
+      const check = () => {
+        if (output.includes('"msg":"listening"')) {
+          child.stdout.off('data', check);
+          resolve(true);
+        }
+      };
+      child.stdout.on('data', check);
+      check();
+    }),
+    exited.then(() => false),
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 20_000)),
+  ]);
+  if (!listening) {
+    child.kill('SIGKILL');
+    throw new Error(`node ${id} did not start on port ${port}:\n${output.slice(-2000)}`);
+  }
+  return {
+    id,
+    url: `http://127.0.0.1:${port}`,
+    port,
+    child,
+    output: () => output,
+    exited,
+    kill: (signal = 'SIGTERM') => {
+      child.kill(signal);
+    },
+  };
+}
+
+/** Stops every node that is still running (SIGKILL after a grace period). */
+export async function stopNodes(nodes: NodeProcess[]): Promise<void> {
+  await Promise.all(
+    nodes.map(async (node) => {
+      if (node.child.exitCode !== null || node.child.signalCode !== null) return;
+      node.kill('SIGTERM');
+      const timer = setTimeout(() => node.kill('SIGKILL'), 10_000);
+      await node.exited;
+      clearTimeout(timer);
+    }),
+  );
+}
