@@ -4,6 +4,7 @@
 // request (re-chunking inside UTF-8 characters, pings, pauses, error frames, EOF, resets, HTTP and
 // HTML errors, hangs). It keeps Dify's conversation rules (§6) and records every request.
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -72,6 +73,8 @@ export interface StreamShape {
 export interface AnswerOptions {
   /** The answer; split into small deltas unless `pieces` gives them. */
   text?: string;
+  /** The answer made from the question: `{query}` in it is replaced by the query (wins over `text`). */
+  echo?: string;
   pieces?: string[];
   /** Default: chat on /chat-messages, workflow on /workflows/run. */
   flavour?: Flavour;
@@ -239,7 +242,10 @@ const usage = {
 };
 
 function answerPlan(o: AnswerOptions, flavour: Flavour, ids: Ids, query: string): Plan {
-  const text = o.text ?? (o.pieces ? o.pieces.join('') : 'Hello from the fake Dify.');
+  const text =
+    o.echo?.replaceAll('{query}', query) ??
+    o.text ??
+    (o.pieces ? o.pieces.join('') : 'Hello from the fake Dify.');
   const pieces = o.pieces ?? piecesOf(text);
   const finalText = o.replaceWith ?? text;
   const status = o.workflowStatus ?? 'succeeded';
@@ -453,6 +459,8 @@ export async function startFakeDify(options: FakeDifyOptions = {}): Promise<Fake
   const sockets = new Set<Socket>();
   const active = new Map<string, { stop(): void }>();
   const closing = new AbortController();
+  // Every open stream listens for the fake's shutdown: many at once is normal, not a leak.
+  setMaxListeners(0, closing.signal);
   const checkConversations = options.checkConversations ?? true;
 
   const take = (target: Exclude<Target, 'any'>): Scenario | undefined => {

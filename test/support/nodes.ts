@@ -71,20 +71,19 @@ async function spawnNode(id: string, port: number, env: Record<string, string>):
       resolve({ code, signal });
     });
   });
-  const listening = await Promise.race([
-    new Promise<boolean>((resolve) => {
-      const check = () => {
-        if (output.includes('"msg":"listening"')) {
-          child.stdout.off('data', check);
-          resolve(true);
-        }
-      };
-      child.stdout.on('data', check);
-      check();
-    }),
-    exited.then(() => false),
-    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 20_000)),
-  ]);
+  // Ready when /healthz answers (whatever LOG_LEVEL says), or failed when it exits first.
+  let gone = false;
+  void exited.then(() => {
+    gone = true;
+  });
+  let listening = false;
+  for (const deadline = Date.now() + 20_000; !gone && !listening && Date.now() < deadline; ) {
+    listening = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+      (res) => res.ok,
+      () => false,
+    );
+    if (!listening) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   if (!listening) {
     child.kill('SIGKILL');
     throw new Error(`node ${id} did not start on port ${port}:\n${output.slice(-2000)}`);
