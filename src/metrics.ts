@@ -25,7 +25,8 @@ const answerBuckets = [0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300, 600];
 
 export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
   const registry = new Registry();
-  if (options.defaults ?? true) collectDefaultMetrics({ register: registry, prefix: 'wecom_dify_' });
+  // The conventional process_* and nodejs_* names (CPU, memory, event-loop lag, GC), unprefixed.
+  if (options.defaults ?? true) collectDefaultMetrics({ register: registry });
   const registers = [registry];
   return {
     registry,
@@ -41,7 +42,11 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
       buckets: latencyBuckets,
       registers,
     }),
-    streamsOpened: new Counter({ name: 'wecom_dify_streams_opened_total', help: 'Streams opened', registers }),
+    streamsOpened: new Counter({
+      name: 'wecom_dify_streams_opened_total',
+      help: 'Streams opened',
+      registers,
+    }),
     streamsFinished: new Counter({
       name: 'wecom_dify_streams_finished_total',
       help: 'Streams finished, by final state',
@@ -50,7 +55,7 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
     }),
     firstToken: new Histogram({
       name: 'wecom_dify_first_token_seconds',
-      help: 'From the user message to the first answer text stored',
+      help: 'From the user message to its first answer text recorded, visible to the next poll',
       buckets: answerBuckets,
       registers,
     }),
@@ -94,7 +99,15 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
       labelNames: ['op'],
       registers,
     }),
-    inflight: new Gauge({ name: 'wecom_dify_inflight_answers', help: 'Answers this node is running', registers }),
-    draining: new Gauge({ name: 'wecom_dify_draining', help: '1 while this node drains for shutdown', registers }),
+    inflight: new Gauge({
+      name: 'wecom_dify_inflight_answers',
+      help: 'Answers this node is running',
+      registers,
+    }),
+    draining: new Gauge({
+      name: 'wecom_dify_draining',
+      help: '1 while this node drains for shutdown',
+      registers,
+    }),
   };
 }

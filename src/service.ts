@@ -59,7 +59,13 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         'REDIS_URL is not set: streams live in this process only. Run ONE node like this; set REDIS_URL for more.',
       );
   }
-  const auth = options.auth ?? (await createAuthenticator(config.auth, { redis, logger }));
+  const auth =
+    options.auth ??
+    (await createAuthenticator(config.auth, {
+      redis,
+      logger,
+      onTokenRequest: (outcome) => metrics.tokenService.inc({ outcome }),
+    }));
   const answers: AnswerSource & { close?: () => Promise<void> } =
     options.answers ??
     new DifyClient({

@@ -33,12 +33,15 @@ export interface DirectoryAuthOptions {
   lockMs?: number;
   /** How often a waiting node looks at the cache (default 25 ms). */
   pollMs?: number;
+  /** Told of every token-service request's outcome, for metrics: `ok`, or the AuthError code. */
+  onTokenRequest?: (outcome: 'ok' | 'token_service_unavailable' | 'token_service_bad_response') => void;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class DirectoryAuthenticator implements Authenticator {
-  readonly #o: Required<Omit<DirectoryAuthOptions, 'deniedText'>> & { deniedText?: string };
+  readonly #o: Required<Omit<DirectoryAuthOptions, 'deniedText' | 'onTokenRequest'>> &
+    Pick<DirectoryAuthOptions, 'deniedText' | 'onTokenRequest'>;
   /** userid → the renewal this node is running for them. */
   readonly #inflight = new Map<string, Promise<AuthOutcome>>();
 
@@ -118,6 +121,8 @@ export class DirectoryAuthenticator implements Authenticator {
       });
     } catch (error) {
       if (!(error instanceof AuthError)) throw error;
+      if (error.code === 'token_service_unavailable' || error.code === 'token_service_bad_response')
+        this.#o.onTokenRequest?.(error.code);
       logger.warn(
         { userid, code: error.code, status: error.status, ms: Date.now() - started, err: error.message },
         'token service failed; backing off',
@@ -127,6 +132,7 @@ export class DirectoryAuthenticator implements Authenticator {
         .catch(() => undefined);
       throw error;
     }
+    this.#o.onTokenRequest?.('ok');
     const now = Date.now();
     const info: CachedUserInfo = {
       // The service's own user fields first, so ours (which other systems rely on) win a clash.

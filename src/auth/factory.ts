@@ -4,7 +4,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { AllowlistAuthenticator } from './allowlist.js';
 import { type Directory, type DirectoryOptions, openDirectory } from './directory.js';
-import { DirectoryAuthenticator } from './directoryAuth.js';
+import { DirectoryAuthenticator, type DirectoryAuthOptions } from './directoryAuth.js';
 import { NoneAuthenticator } from './none.js';
 import { TokenCache } from './tokenCache.js';
 import { createTokenService } from './tokenService.js';
@@ -20,6 +20,8 @@ export interface AuthDeps {
   migrate?: boolean;
   /** See DirectoryAuthOptions.failureBackoffMs. */
   failureBackoffMs?: number;
+  /** See DirectoryAuthOptions.onTokenRequest. */
+  onTokenRequest?: DirectoryAuthOptions['onTokenRequest'];
   /** Connect and query deadlines of the directory. */
   directory?: Pick<DirectoryOptions, 'connectTimeoutMs' | 'queryTimeoutMs' | 'poolSize'>;
 }
@@ -70,6 +72,7 @@ export async function createAuthenticator(
     logger,
     ...(config.deniedText ? { deniedText: config.deniedText } : {}),
     ...(deps.failureBackoffMs !== undefined ? { failureBackoffMs: deps.failureBackoffMs } : {}),
+    ...(deps.onTokenRequest ? { onTokenRequest: deps.onTokenRequest } : {}),
     // The elected node needs at most a directory read and a token request.
     lockMs: queryTimeoutMs + config.apiTimeoutMs + 2000,
   });

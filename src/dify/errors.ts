@@ -118,6 +118,10 @@ const kindByCode: Record<string, KindRule> = {
   filename_not_exists_error: 'failed',
 };
 
+/** Whether `code` is one this client knows (ours or Dify's documented ones): a bounded metric label. */
+export const isKnownCode = (code: string): boolean =>
+  Object.hasOwn(kindByCode, code) || code === 'http_error';
+
 /** For bodies without a code (HTML from a proxy, §8.15) or codes we do not know. */
 function kindForStatus(status: number | undefined): DifyErrorKind {
   if (status === undefined) return 'failed';

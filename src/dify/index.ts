@@ -22,6 +22,7 @@ export {
   fromHttpResponse,
   fromNetworkError,
   isDifyError,
+  isKnownCode,
   snippetOf,
 } from './errors.js';
 export { AnswerFold, type DifyEvent } from './events.js';

@@ -6,7 +6,7 @@ import type { Metrics } from '../metrics.js';
 import type { Runner } from '../runner/runner.js';
 import { parseMessage, type WecomCrypto, type WecomMessage } from '../wecom/index.js';
 import { emptyReply, textReply } from '../wecom/reply.js';
-import { HttpError } from './errors.js';
+import { answerFor, HttpError } from './errors.js';
 import { readBody, type State } from './middleware.js';
 
 export interface CallbackDeps {
@@ -30,12 +30,23 @@ function query(ctx: Context): Query {
 /** GET: URL verification. Answer the bare echostr plaintext, within WeCom's 1 s (§3). */
 export function verifyUrl(deps: CallbackDeps) {
   return async (ctx: Context) => {
-    const plain = deps.crypto.verifyUrl(query(ctx));
+    let plain: string;
+    try {
+      plain = deps.crypto.verifyUrl(query(ctx));
+    } catch (error) {
+      deps.metrics.callbacks.inc({ msgtype: 'verify', outcome: refusal(error) });
+      throw error;
+    }
+    deps.metrics.callbacks.inc({ msgtype: 'verify', outcome: 'verified' });
     (ctx.state as State).log.info({ outcome: 'verified' }, 'callback URL verified');
     ctx.type = 'text/plain';
     ctx.body = plain;
   };
 }
+
+/** The outcome label of a refused callback: `rejected` for a 4xx (its fault), `error` for a 5xx (ours). */
+const refusal = (error: unknown): 'rejected' | 'error' =>
+  answerFor(error).status >= 500 ? 'error' : 'rejected';
 
 /** POST: a message, an event or a refresh poll. */
 export function receive(deps: CallbackDeps) {
@@ -46,6 +57,7 @@ export function receive(deps: CallbackDeps) {
     const q = query(ctx);
     let message: WecomMessage | undefined;
     let outcome = 'error';
+    let refused: 'rejected' | 'error' | undefined;
     try {
       if (!q.nonce || !q.timestamp || !(q.msg_signature ?? q.msgsignature ?? q.signature))
         throw new HttpError('missing_params', 'msg_signature, timestamp and nonce are required');
@@ -68,11 +80,14 @@ export function receive(deps: CallbackDeps) {
       ctx.type = 'text/plain';
       ctx.body = JSON.stringify(envelope);
     } catch (error) {
-      outcome = `refused:${(error as { code?: string }).code ?? 'internal'}`;
+      refused = refusal(error);
+      outcome = `${refused}:${answerFor(error).code}`;
       throw error;
     } finally {
       const msgtype = message?.msgtype ?? 'unparsed';
-      deps.metrics.callbacks.inc({ msgtype: knownType(msgtype), outcome: outcome.split(':')[0] ?? outcome });
+      const seconds = (performance.now() - started) / 1000;
+      if (msgtype === 'stream' && !refused) deps.metrics.pollDuration.observe(seconds);
+      deps.metrics.callbacks.inc({ msgtype: knownType(msgtype), outcome: refused ?? outcome });
       log.info(
         {
           msgid: message?.msgid,
@@ -80,7 +95,7 @@ export function receive(deps: CallbackDeps) {
           userid: message?.from?.userid,
           chattype: message?.chattype,
           outcome,
-          durationMs: Math.round((performance.now() - started) * 100) / 100,
+          durationMs: Math.round(seconds * 100_000) / 100,
         },
         'callback',
       );

@@ -1,5 +1,6 @@
 // Maps a failure while answering to the code recorded in `answer.failed` (and from there, through
 // machines/texts.ts, to the sentence the user reads).
+import { isKnownCode } from '../dify/errors.js';
 import type { StoreError } from '../store/port.js';
 
 const difyKinds: Record<string, string> = {
@@ -26,8 +27,10 @@ export function failureOf(error: unknown): Failure {
   return { code: 'internal', message };
 }
 
-/** The low-cardinality label for metrics. */
+/** The low-cardinality label for metrics: a code we know, or `other` for whatever a Dify sends. */
 export function difyErrorCode(error: unknown): string | undefined {
   const e = error as { name?: string; code?: string };
-  return e?.name === 'DifyError' ? String(e.code ?? 'unknown') : undefined;
+  if (e?.name !== 'DifyError') return undefined;
+  const code = String(e.code ?? 'unknown');
+  return isKnownCode(code) ? code : 'other';
 }

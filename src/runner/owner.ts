@@ -62,7 +62,7 @@ export class OwnerJob {
   readonly #checkEveryMs: number;
   #timers: NodeJS.Timeout[] = [];
   #lost = false;
-  #firstTextAt = 0;
+  #firstVisibleAt = 0;
   #answerBytes = 0;
 
   constructor(deps: OwnerDeps, writer: StreamWriter) {
@@ -77,8 +77,21 @@ export class OwnerJob {
       node: deps.config.nodeId,
       leaseMs: deps.config.stream.leaseMs,
       onLost: () => this.abort('lease_lost'),
-      onError: (error) => this.#log.warn({ err: error }, 'lease renewal failed; the answer goes on'),
+      onError: (error) => {
+        deps.metrics.storeErrors.inc({ op: 'lease' });
+        this.#log.warn({ err: error }, 'lease renewal failed; the answer goes on');
+      },
     });
+    // Time to first visible text: when the first answer text is written, not when Dify sent it.
+    writer.onAppended = (events) => {
+      if (
+        this.#firstVisibleAt ||
+        !events.some((e) => e.type === 'answer.delta' || e.type === 'answer.replaced')
+      )
+        return;
+      this.#firstVisibleAt = this.#now();
+      deps.metrics.firstToken.observe((this.#firstVisibleAt - this.#ctx.openedAt) / 1000);
+    };
     this.done = this.#run();
   }
 
@@ -231,10 +244,6 @@ export class OwnerJob {
             });
             break;
           case 'delta':
-            if (!this.#firstTextAt) {
-              this.#firstTextAt = this.#now();
-              metrics.firstToken.observe((this.#firstTextAt - ctx.openedAt) / 1000);
-            }
             this.#answerBytes += Buffer.byteLength(event.text);
             w.delta(event.text);
             await this.#closeOnOverflow();
@@ -344,7 +353,7 @@ export class OwnerJob {
       {
         state,
         durationMs: now - ctx.openedAt,
-        firstTextMs: this.#firstTextAt ? this.#firstTextAt - ctx.openedAt : undefined,
+        firstTextMs: this.#firstVisibleAt ? this.#firstVisibleAt - ctx.openedAt : undefined,
         answerLength: ctx.answer.length,
         events: this.#w.version,
         takeovers: ctx.takeovers || undefined,

@@ -102,6 +102,15 @@ export class Runner {
    * and return the first reply. A store failure is thrown: the edge answers 503 and WeCom retries.
    */
   async accept(m: UserMessage): Promise<Accepted> {
+    try {
+      return await this.#accept(m);
+    } catch (error) {
+      if (error instanceof StoreError) this.#d.metrics.storeErrors.inc({ op: 'accept' });
+      throw error;
+    }
+  }
+
+  async #accept(m: UserMessage): Promise<Accepted> {
     const { store, metrics, config } = this.#d;
     const claim = await store.claimMessage(m.msgid, newStreamId());
     const streamId = claim.streamId;
@@ -155,15 +164,13 @@ export class Runner {
    * the stream; when it finds a running stream with no live owner it starts a takeover in the background.
    */
   async poll(streamId: string): Promise<StreamReply> {
-    const end = this.#d.metrics.pollDuration.startTimer();
-    try {
-      const loaded = await this.#d.store.load(streamId, { withLease: true });
-      if (!loaded) return render(initialStream(), streamId, this.#texts);
-      if (!loaded.lease && isRunning(loaded.snapshot)) this.takeOver(streamId);
-      return render(loaded.snapshot, streamId, this.#texts);
-    } finally {
-      end();
-    }
+    const loaded = await this.#d.store.load(streamId, { withLease: true }).catch((error: unknown) => {
+      this.#d.metrics.storeErrors.inc({ op: 'load' });
+      throw error;
+    });
+    if (!loaded) return render(initialStream(), streamId, this.#texts);
+    if (!loaded.lease && isRunning(loaded.snapshot)) this.takeOver(streamId);
+    return render(loaded.snapshot, streamId, this.#texts);
   }
 
   /**

@@ -31,6 +31,8 @@ export class StreamWriter {
   private readonly flushMs: number;
   private readonly flushBytes: number;
   private readonly now: () => number;
+  /** Told after each successful append, with what it wrote: when text became visible to polls. */
+  onAppended?: (events: StreamEvent[]) => void;
 
   constructor(
     private readonly store: StreamStore,
@@ -112,6 +114,7 @@ export class StreamWriter {
         });
         this.version = version;
         this.stored = target;
+        this.onAppended?.(events);
         return;
       } catch (error) {
         this.options.onStoreError?.(error);
