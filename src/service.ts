@@ -15,7 +15,7 @@ import { Runner } from './runner/runner.js';
 import type { WriterOptions } from './runner/writer.js';
 import { openStore, type RedisClient } from './store/index.js';
 import type { StreamStore } from './store/port.js';
-import { ResponseUrlClient, WecomCrypto } from './wecom/index.js';
+import { MediaFetcher, ResponseUrlClient, WecomCrypto } from './wecom/index.js';
 
 export interface ServiceOptions {
   config: Config;
@@ -76,21 +76,25 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       logger,
     });
   const delivery: Delivery & { close?: () => Promise<void> } = options.delivery ?? new ResponseUrlClient();
+  const crypto = new WecomCrypto({ token: config.wecom.token, encodingAESKey: config.wecom.encodingAESKey });
+  const media = new MediaFetcher({ crypto });
   const runner = new Runner({
     store,
     answers,
     auth,
     delivery,
+    media,
     config,
     logger,
     metrics,
     writer: options.writer,
   });
-  runner.startSweeping();
+  // Orphans exist only where other nodes can die while this one lives: a shared store. (Tests that
+  // pass their own store decide for themselves.)
+  if (redis) runner.startSweeping();
   let draining = false;
   const readiness: ReadinessCheck[] = [{ name: 'store', check: () => store.ping() }];
   if (auth.ping) readiness.push({ name: 'directory', check: () => auth.ping!() });
-  const crypto = new WecomCrypto({ token: config.wecom.token, encodingAESKey: config.wecom.encodingAESKey });
   const app = createHttpApp({
     crypto,
     runner,
@@ -132,7 +136,13 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         server.closeIdleConnections();
         setTimeout(() => server.closeAllConnections(), 1000).unref();
       });
-      await Promise.allSettled([answers.close?.(), delivery.close?.(), auth.close(), store.close()]);
+      await Promise.allSettled([
+        answers.close?.(),
+        delivery.close?.(),
+        media.close(),
+        auth.close(),
+        store.close(),
+      ]);
       logger.info('stopped');
     })();
     return shuttingDown;

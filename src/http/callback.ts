@@ -4,7 +4,7 @@ import type { Context } from 'koa';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import type { Runner } from '../runner/runner.js';
-import { parseMessage, type WecomCrypto, type WecomMessage } from '../wecom/index.js';
+import { parseMessage, type UserMessage, type WecomCrypto, type WecomMessage } from '../wecom/index.js';
 import { emptyReply, textReply } from '../wecom/reply.js';
 import { answerFor, HttpError } from './errors.js';
 import { readBody, type State } from './middleware.js';
@@ -103,6 +103,17 @@ export function receive(deps: CallbackDeps) {
   };
 }
 
+/** The text of a quoted message (§6 `quote`): text, voice transcript, or the text items of a mixed one. */
+function quotedText(m: UserMessage): string | undefined {
+  const q = m.quote;
+  if (!q) return undefined;
+  const text =
+    q.text?.content ??
+    q.voice?.content ??
+    q.mixed?.msg_item.flatMap((item) => (item.text ? [item.text.content] : [])).join('\n');
+  return text?.trim() || undefined;
+}
+
 const metricTypes = new Set(['text', 'image', 'mixed', 'voice', 'file', 'stream', 'event', 'unparsed']);
 const knownType = (t: string) => (metricTypes.has(t) ? t : 'other');
 
@@ -123,6 +134,8 @@ async function dispatch(deps: CallbackDeps, m: WecomMessage): Promise<{ reply: u
         chatid: m.chatid,
         chattype: m.chattype,
         query: m.query,
+        quoted: quotedText(m),
+        attachments: m.attachments,
         responseUrl: m.response_url,
       });
       return { reply: accepted.reply, result: accepted.duplicate ? 'duplicate' : 'accepted' };

@@ -14,6 +14,17 @@ export const grantedUserSchema = z.looseObject({
 });
 export type GrantedUser = z.infer<typeof grantedUserSchema>;
 
+export const attachmentSchema = z.looseObject({ type: z.enum(['image', 'file']), url: z.string().min(1) });
+export type Attachment = z.infer<typeof attachmentSchema>;
+
+/** A file uploaded to Dify for the question (POST /files/upload), by its Dify id. */
+export const uploadedFileSchema = z.looseObject({
+  type: z.enum(['image', 'document']),
+  id: z.string().min(1),
+  name: z.string().optional(),
+});
+export type UploadedFile = z.infer<typeof uploadedFileSchema>;
+
 export const eventSchemas = {
   'stream.opened': z.looseObject({
     type: z.literal('stream.opened'),
@@ -30,6 +41,8 @@ export const eventSchemas = {
     node: z.string().optional(),
     /** `/new <question>`: the question starts a new Dify conversation when its turn comes. */
     fresh: z.boolean().optional(),
+    /** Images and files the user sent: encrypted downloads, valid for 5 minutes (wecom-aibot.md §7). */
+    attachments: z.array(attachmentSchema).optional(),
   }),
   'stream.queued': z.looseObject({
     type: z.literal('stream.queued'),
@@ -52,6 +65,12 @@ export const eventSchemas = {
     reason: z.string(),
     /** The user-facing text, decided by the owner from its settings, so every node renders the same. */
     text: z.string().optional(),
+  }),
+  /** The user's attachments, downloaded, decrypted and uploaded to Dify: a takeover reuses them. */
+  'files.uploaded': z.looseObject({
+    type: z.literal('files.uploaded'),
+    at,
+    files: z.array(uploadedFileSchema),
   }),
   'dify.started': z.looseObject({
     type: z.literal('dify.started'),

@@ -11,6 +11,7 @@ import {
   dequeued,
   difyStarted,
   failed,
+  filesUploaded,
   given,
   granted,
   opened,
@@ -34,6 +35,7 @@ const sample: { [K in EventType]: StreamEvent & { type: K } } = {
   'command.handled': at(LATER, commandHandled()),
   'auth.granted': at(LATER, granted({ id: 'lisi' })),
   'auth.denied': at(LATER, denied()),
+  'files.uploaded': at(LATER, filesUploaded()),
   'dify.started': at(LATER, difyStarted()),
   'answer.delta': at(LATER, delta(' more')),
   'answer.replaced': at(LATER, replaced('replaced')),
@@ -79,6 +81,7 @@ const transitions: Record<StreamStateValue, Partial<Record<EventType, Outcome>>>
   },
   thinking: {
     'stream.queued': 'queued',
+    'files.uploaded': 'thinking',
     'dify.started': 'thinking',
     'answer.delta': 'streaming',
     'answer.replaced': 'streaming',

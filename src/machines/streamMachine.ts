@@ -2,7 +2,7 @@
 // no IO, clock or randomness; time comes in the events' `at`. Folded with `initialTransition` /
 // `transition` (see fold.ts), so any node can rebuild any stream from its events.
 import { assertEvent, assign, setup } from 'xstate';
-import type { GrantedUser, StreamEvent } from './events.js';
+import type { Attachment, GrantedUser, StreamEvent, UploadedFile } from './events.js';
 
 export interface StreamContext {
   streamId: string;
@@ -34,6 +34,9 @@ export interface StreamContext {
   bubble?: { reason: 'window' | 'overflow'; text: string; at: number; shown?: number };
   /** `/new <question>`: a new Dify conversation starts with this question. */
   fresh?: boolean;
+  attachments?: Attachment[];
+  /** The attachments as Dify knows them, once uploaded. */
+  files?: UploadedFile[];
   delivery?: { status: 'sent' | 'failed'; at: number; message?: string };
 }
 
@@ -67,6 +70,7 @@ export const streamMachine = setup({
         responseUrl: event.responseUrl,
         node: event.node,
         fresh: event.fresh,
+        attachments: event.attachments,
         openedAt: event.at,
         lastEventAt: event.at,
       };
@@ -85,6 +89,10 @@ export const streamMachine = setup({
       return { queuedBehind: event.behind };
     }),
     dequeue: assign({ queuedBehind: undefined }),
+    recordFiles: assign(({ event }) => {
+      assertEvent(event, 'files.uploaded');
+      return { files: event.files };
+    }),
     recordDify: assign(({ context, event }) => {
       assertEvent(event, 'dify.started');
       return {
@@ -185,6 +193,7 @@ export const streamMachine = setup({
       tags: ['running'],
       on: {
         'stream.queued': { target: 'queued', actions: ['queue', 'touch'] },
+        'files.uploaded': { actions: ['recordFiles', 'touch'] },
         'dify.started': { actions: ['recordDify', 'touch'] },
         'answer.delta': { target: 'streaming', actions: ['appendText', 'touch'] },
         'answer.replaced': { target: 'streaming', actions: ['replaceText', 'touch'] },

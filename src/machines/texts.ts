@@ -16,8 +16,11 @@ export interface Texts {
   /** Heads a delivered failure, after the bubble promised the answer would follow. */
   deliveryFailed: string;
   expired: string;
-  /** A message with nothing to ask (an image or a file alone, or only the @mention). */
+  /** A message with nothing to ask (only the @mention, say). */
   emptyQuestion: string;
+  /** The question Dify gets for an image or a file sent alone. */
+  imageQuestion: string;
+  fileQuestion: string;
   failures: Record<string, string>;
   failureDefault: string;
   denied: string;
@@ -36,6 +39,8 @@ export const defaultTexts: Texts = {
   deliveryFailed: '刚才那个问题的回答没能完成：',
   expired: '这条回答已经过期，请重新发送你的问题。',
   emptyQuestion: '请用文字告诉我你的问题。',
+  imageQuestion: '请看这张图片。',
+  fileQuestion: '请看这个文件。',
   failures: {
     dify_unreachable: '抱歉，AI 服务暂时连接不上，请稍后再试。',
     dify_timeout: '抱歉，AI 服务响应超时，请稍后再试。',
@@ -49,6 +54,10 @@ export const defaultTexts: Texts = {
     takeover_exhausted: '抱歉，服务节点多次故障，这个回答没能完成，请重新提问。',
     window_expired: '抱歉，这个回答没能在规定时间内完成，请重新提问。',
     store_unavailable: '抱歉，服务暂时不可用，请稍后再试。',
+    attachment_failed: '抱歉，没能读取你发送的图片或文件（链接可能已过期），请重新发送。',
+    attachment_too_large: '抱歉，你发送的文件太大了，请发送小一些的文件。',
+    attachment_unsupported: '抱歉，这个助手不能处理这种图片或文件，请用文字描述你的问题。',
+    denied: '抱歉，你没有使用这个助手的权限。',
     internal: '抱歉，服务内部出错了，请稍后再试。',
   },
   failureDefault: '抱歉，出了点问题，请稍后再试。',

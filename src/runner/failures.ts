@@ -34,3 +34,14 @@ export function difyErrorCode(error: unknown): string | undefined {
   const code = String(e.code ?? 'unknown');
   return isKnownCode(code) ? code : 'other';
 }
+
+/** A failure to bring the user's image or file to Dify, as the code the user's text is chosen by. */
+export function attachmentFailure(error: unknown): Failure {
+  const e = error as { name?: string; code?: string; kind?: string; message?: string };
+  const message = String(e?.message ?? error).slice(0, 500);
+  if (e?.name === 'MediaError')
+    return { code: e.code === 'too_large' ? 'attachment_too_large' : 'attachment_failed', message };
+  if (e?.name === 'DifyError' && e.kind === 'failed')
+    return { code: e.code === 'file_too_large' ? 'attachment_too_large' : 'attachment_unsupported', message };
+  return failureOf(error);
+}

@@ -16,12 +16,13 @@ import {
   type StreamContext,
   stateOf,
   type Texts,
+  type UploadedFile,
 } from '../machines/index.js';
 import type { Metrics } from '../metrics.js';
 import { StoreError, type StreamStore } from '../store/port.js';
-import { difyErrorCode, failureOf } from './failures.js';
+import { attachmentFailure, difyErrorCode, failureOf } from './failures.js';
 import { LeaseKeeper } from './lease.js';
-import type { AnswerSource, Delivery } from './ports.js';
+import type { AnswerSource, Delivery, MediaSource } from './ports.js';
 import type { StreamWriter } from './writer.js';
 
 /** Why an answer was cut short from outside: the user's /stop, a drain, or the lease gone elsewhere. */
@@ -32,6 +33,8 @@ export interface OwnerDeps {
   answers: AnswerSource;
   auth: Authenticator;
   delivery: Delivery;
+  /** Downloads what users send; without it an image or a file is answered as unsupported. */
+  media?: MediaSource;
   config: Pick<Config, 'nodeId' | 'dify' | 'stream'>;
   logger: Logger;
   metrics: Metrics;
@@ -169,8 +172,48 @@ export class OwnerJob {
       return;
     }
     const identity = difyIdentity(outcome, config.dify, ctx.userid);
+    // Before waiting in line: the download links of what the user sent last five minutes only.
+    if (!(await this.#uploadAttachments(identity))) return;
     await this.#waitForTurn();
     await this.#ask(identity);
+  }
+
+  /**
+   * The user's images and files, downloaded, decrypted and uploaded to Dify once; recorded as
+   * `files.uploaded`, so that a takeover asks with the same files. False when the stream failed.
+   */
+  async #uploadAttachments(identity: ReturnType<typeof difyIdentity>): Promise<boolean> {
+    const ctx = this.#ctx;
+    if (!ctx.attachments?.length || ctx.files) return true;
+    const { media, answers } = this.#d;
+    const files: UploadedFile[] = [];
+    try {
+      if (!media || !answers.upload) throw new Error('this service takes no files');
+      for (const attachment of ctx.attachments) {
+        const got = await media.fetch(attachment.url, attachment.type);
+        this.#checkAbort();
+        const uploaded = await answers.upload(got, identity.user, {
+          bearer: identity.bearer,
+          signal: this.#abort.signal,
+        });
+        files.push({
+          type: attachment.type === 'image' ? 'image' : 'document',
+          id: uploaded.id,
+          name: got.filename,
+        });
+      }
+    } catch (error) {
+      if (error instanceof Lost || this.#reason === 'drain' || this.#reason === 'lease_lost') throw error;
+      const failure =
+        media && answers.upload
+          ? attachmentFailure(error)
+          : { code: 'attachment_unsupported', message: String(error) };
+      this.#log.warn({ err: error, code: failure.code }, 'the user’s attachment could not be passed on');
+      await this.#emit({ type: 'answer.failed', at: this.#now(), ...failure });
+      return false;
+    }
+    await this.#emit({ type: 'files.uploaded', at: this.#now(), files });
+    return true;
   }
 
   /** Wait until this stream heads its conversation's line (reference: issue "order within a conversation"). */
@@ -223,6 +266,11 @@ export class OwnerJob {
         user: identity.user,
         conversationId: stored,
         inputs: identity.inputs,
+        files: ctx.files?.map((f) => ({
+          type: f.type,
+          transfer_method: 'local_file' as const,
+          upload_file_id: f.id,
+        })),
         bearer: identity.bearer,
         signal: this.#abort.signal,
       })) {

@@ -24,7 +24,7 @@ import type { Metrics } from '../metrics.js';
 import { StoreError, type StreamStore } from '../store/port.js';
 import { helpText, newConversationText, nothingToStopText, parseCommand, stoppedText } from './commands.js';
 import { conversationScope, OwnerJob } from './owner.js';
-import type { AnswerSource, Delivery } from './ports.js';
+import type { AnswerSource, Delivery, MediaSource } from './ports.js';
 import { StreamWriter, type WriterOptions } from './writer.js';
 
 /** A user message, as the WeCom layer hands it over (mention already stripped). */
@@ -35,6 +35,9 @@ export interface UserMessage {
   chatid?: string;
   chattype: 'single' | 'group';
   query: string;
+  /** The text of a message the user quoted, given to Dify before the question. */
+  quoted?: string;
+  attachments?: Array<{ type: 'image' | 'file'; url: string }>;
   responseUrl?: string;
 }
 
@@ -43,6 +46,7 @@ export interface RunnerDeps {
   answers: AnswerSource;
   auth: Authenticator;
   delivery: Delivery;
+  media?: MediaSource;
   config: Pick<Config, 'nodeId' | 'dify' | 'stream'>;
   logger: Logger;
   metrics: Metrics;
@@ -62,6 +66,15 @@ export interface Accepted {
 }
 
 export { conversationScope };
+
+/** A quoted message as a markdown quote, shortened: context, not the question. */
+function quote(text: string): string {
+  const short = text.length > 500 ? `${text.slice(0, 500)}…` : text;
+  return short
+    .split('\n')
+    .map((line) => `> ${line}`)
+    .join('\n');
+}
 
 /** Stream ids: 22 url-safe characters, unguessable (they name a user's answer in every poll). */
 export function newStreamId(): string {
@@ -301,7 +314,20 @@ export class Runner {
       responseUrl: m.responseUrl,
       node: this.#d.config.nodeId,
     };
-    const command = parseCommand(m.query);
+    const attachments = m.attachments ?? [];
+    if (attachments.length > 0) opened.attachments = attachments;
+    // An image or a file alone still asks something; a quoted message is context for the question.
+    const question = (text: string): string => {
+      const asked =
+        text ||
+        (attachments.length === 0
+          ? ''
+          : attachments.every((a) => a.type === 'image')
+            ? this.#texts.imageQuestion
+            : this.#texts.fileQuestion);
+      return m.quoted && asked ? `${quote(m.quoted)}\n\n${asked}` : asked;
+    };
+    const command = parseCommand(attachments.length > 0 ? '' : m.query);
     const handled = (name: string, text: string): StreamEvent[] => [
       opened,
       { type: 'command.handled', at, command: name, text },
@@ -310,14 +336,16 @@ export class Runner {
       case 'help':
         return handled('help', helpText);
       case 'new':
-        if (command.question) return [{ ...opened, query: command.question, fresh: true }];
+        if (command.question) return [{ ...opened, query: question(command.question), fresh: true }];
         await this.#d.store.clearConversation(m.bot, conversationScope(m));
         return handled('new', newConversationText);
       case 'stop':
         return handled('stop', (await this.#stopRunning(m)) ? stoppedText : nothingToStopText);
-      case 'ask':
-        if (command.question === '') return handled('empty', this.#texts.emptyQuestion);
-        return [opened];
+      case 'ask': {
+        const asked = question(attachments.length > 0 ? m.query : command.question);
+        if (asked === '') return handled('empty', this.#texts.emptyQuestion);
+        return [{ ...opened, query: asked }];
+      }
     }
   }
 

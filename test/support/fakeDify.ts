@@ -34,6 +34,8 @@ export interface RecordedRequest {
   /** The parsed JSON body, or undefined when there was none or it was not JSON. */
   body: unknown;
   rawBody: string;
+  /** The body's bytes, for binary uploads. */
+  rawBytes: Buffer;
   at: number;
 }
 
@@ -664,6 +666,7 @@ export async function startFakeDify(options: FakeDifyOptions = {}): Promise<Fake
       headers: req.headers,
       body,
       rawBody,
+      rawBytes: Buffer.concat(chunks),
       at: Date.now(),
     };
     requests.push(rec);

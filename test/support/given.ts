@@ -49,6 +49,9 @@ export const queued = (behind = 'stream-0'): EventOf<'stream.queued'> => ({
   behind,
 });
 export const dequeued = (): EventOf<'stream.dequeued'> => ({ type: 'stream.dequeued', at: T0 });
+export const filesUploaded = (
+  files: EventOf<'files.uploaded'>['files'] = [{ type: 'image', id: 'file-1', name: 'a.png' }],
+): EventOf<'files.uploaded'> => ({ type: 'files.uploaded', at: T0, files });
 export const difyStarted = (
   ids: Omit<EventOf<'dify.started'>, 'type' | 'at'> = {
     conversationId: 'conv-1',

@@ -193,6 +193,25 @@ export class WecomClient {
     return { ...result, msgid };
   }
 
+  /**
+   * Any user message (§6): `body` holds the msgtype's payload and anything else, e.g.
+   * `{msgtype: 'image', image: {url}}` or a `quote`.
+   */
+  async message(
+    body: Record<string, unknown>,
+    options: TextOptions = {},
+  ): Promise<SendResult & { msgid: string }> {
+    const msgid = options.msgid ?? randomMsgid();
+    const result = await this.send({
+      ...this.#common(msgid, options),
+      response_url:
+        options.responseUrl ??
+        `https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code=${randomBytes(12).toString('hex')}`,
+      ...body,
+    });
+    return { ...result, msgid };
+  }
+
   /** A stream refresh poll (§6): no response_url. */
   poll(streamId: string, options: SenderOptions = {}): Promise<SendResult> {
     return this.send({

@@ -1,0 +1,141 @@
+// The images and files a user sends (reference/wecom-aibot.md §6, §7): their URLs answer with the raw
+// AES-256-CBC ciphertext of the file, under the callback's own key, with no framing, and expire after
+// five minutes. Downloaded with a deadline and a size cap, decrypted, and named from the response.
+import { Agent, request } from 'undici';
+import type { WecomCrypto } from './crypto.js';
+
+export type MediaErrorCode = 'expired' | 'unreachable' | 'too_large' | 'undecryptable';
+
+export class MediaError extends Error {
+  override readonly name = 'MediaError';
+  constructor(
+    readonly code: MediaErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export interface FetchedMedia {
+  data: Buffer;
+  filename: string;
+  contentType: string;
+}
+
+export interface MediaFetcherOptions {
+  crypto: WecomCrypto;
+  /** The whole download must end within this. Default 20 s. */
+  timeoutMs?: number;
+  /** Larger downloads are refused. Default 20 MiB (Dify's own default limits are 10–15 MB). */
+  maxBytes?: number;
+}
+
+/** What the bytes are, by their magic numbers: WeCom's download names are not always telling. */
+const signatures: Array<{ type: string; ext: string; test: (b: Buffer) => boolean }> = [
+  {
+    type: 'image/png',
+    ext: 'png',
+    test: (b) => b.subarray(0, 8).equals(Buffer.from('89504e470d0a1a0a', 'hex')),
+  },
+  { type: 'image/jpeg', ext: 'jpg', test: (b) => b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff },
+  { type: 'image/gif', ext: 'gif', test: (b) => b.subarray(0, 4).toString('latin1') === 'GIF8' },
+  {
+    type: 'image/webp',
+    ext: 'webp',
+    test: (b) =>
+      b.subarray(0, 4).toString('latin1') === 'RIFF' && b.subarray(8, 12).toString('latin1') === 'WEBP',
+  },
+  { type: 'application/pdf', ext: 'pdf', test: (b) => b.subarray(0, 5).toString('latin1') === '%PDF-' },
+];
+
+export function sniff(data: Buffer): { type: string; ext: string } | undefined {
+  const found = signatures.find((s) => s.test(data));
+  return found && { type: found.type, ext: found.ext };
+}
+
+/** `filename*=UTF-8''…` (RFC 5987) wins over `filename="…"`. */
+export function filenameOf(disposition: string | undefined): string | undefined {
+  if (!disposition) return undefined;
+  const star = /filename\*\s*=\s*(?:UTF-8|utf-8)''([^;]+)/.exec(disposition)?.[1];
+  if (star) {
+    try {
+      return decodeURIComponent(star.trim());
+    } catch {
+      // fall through to the plain form
+    }
+  }
+  return /filename\s*=\s*"?([^";]+)"?/.exec(disposition)?.[1]?.trim();
+}
+
+export class MediaFetcher {
+  readonly #crypto: WecomCrypto;
+  readonly #timeoutMs: number;
+  readonly #maxBytes: number;
+  readonly #agent: Agent;
+
+  constructor(options: MediaFetcherOptions) {
+    this.#crypto = options.crypto;
+    this.#timeoutMs = options.timeoutMs ?? 20_000;
+    this.#maxBytes = options.maxBytes ?? 20 << 20;
+    this.#agent = new Agent({ connect: { timeout: this.#timeoutMs }, keepAliveTimeout: 4_000 });
+  }
+
+  async fetch(url: string, kind: 'image' | 'file'): Promise<FetchedMedia> {
+    let res: Awaited<ReturnType<typeof request>>;
+    try {
+      res = await request(url, {
+        dispatcher: this.#agent,
+        signal: AbortSignal.timeout(this.#timeoutMs),
+        headersTimeout: this.#timeoutMs,
+        bodyTimeout: this.#timeoutMs,
+      });
+    } catch (error) {
+      throw new MediaError('unreachable', `the ${kind} could not be downloaded`, { cause: error });
+    }
+    if (res.statusCode >= 400) {
+      res.body.on('error', () => {});
+      res.body.destroy();
+      // The URL lasts five minutes; after that WeCom answers 4xx.
+      throw new MediaError(
+        res.statusCode < 500 ? 'expired' : 'unreachable',
+        `the ${kind} download answered HTTP ${res.statusCode}`,
+      );
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > this.#maxBytes) {
+          res.body.on('error', () => {});
+          res.body.destroy();
+          throw new MediaError('too_large', `the ${kind} is larger than ${this.#maxBytes} bytes`);
+        }
+        chunks.push(chunk);
+      }
+    } catch (error) {
+      if (error instanceof MediaError) throw error;
+      throw new MediaError('unreachable', `the ${kind} download broke off`, { cause: error });
+    }
+    let data: Buffer;
+    try {
+      data = this.#crypto.decryptMedia(Buffer.concat(chunks));
+    } catch (error) {
+      throw new MediaError('undecryptable', `the ${kind} could not be decrypted`, { cause: error });
+    }
+    const sniffed = sniff(data);
+    const disposition = res.headers['content-disposition'];
+    const named = filenameOf(Array.isArray(disposition) ? disposition[0] : disposition);
+    const ext = sniffed?.ext ?? (kind === 'image' ? 'png' : 'bin');
+    return {
+      data,
+      filename: named ?? `${kind}.${ext}`,
+      contentType: sniffed?.type ?? (kind === 'image' ? 'image/png' : 'application/octet-stream'),
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.#agent.close();
+  }
+}
