@@ -1,13 +1,12 @@
-// The visual state inspector (INSPECTOR=1): mounted on the service's router. Placeholder until built.
-import type Router from '@koa/router';
-import type { Logger } from '../../log.js';
-import type { StreamStore } from '../../store/port.js';
+// The visual state inspector (INSPECTOR=1): a live list of streams and, per stream, the state chart
+// read from the machine's definition, the event timeline and a step control. Mounted on the service's router.
 
-export interface InspectorDeps {
-  store: StreamStore;
-  /** INSPECTOR_TOKEN: when set, every inspector request must carry it. */
-  token?: string;
-  logger: Logger;
-}
-
-export function mountInspector(_router: Router, _deps: InspectorDeps): void {}
+export { type Chart, type ChartEdge, type ChartNode, chartOf } from './chart.js';
+export {
+  type InspectorDeps,
+  mountInspector,
+  type StreamDetail,
+  type StreamList,
+  type StreamRow,
+} from './routes.js';
+export { bubbleAt, replaySteps, type Step, type StepOutcome } from './steps.js';

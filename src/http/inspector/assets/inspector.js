@@ -1,0 +1,312 @@
+// The inspector page: polls the JSON API (the server folds the events; this only draws), draws the
+// chart the server laid out from the machine's definition, and steps through a stream's events.
+// Plain JS with no dependency, so it works offline and under a strict content security policy.
+
+const token = new URLSearchParams(location.search).get('token');
+const headers = token ? { authorization: `Bearer ${token}` } : {};
+const SVG = 'http://www.w3.org/2000/svg';
+const $ = (id) => document.getElementById(id);
+
+async function getJson(path) {
+  const res = await fetch(`/inspector/api/${path}`, { headers, cache: 'no-store' });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw Object.assign(new Error(body.message || `HTTP ${res.status}`), { status: res.status });
+  return body;
+}
+
+/** An element with attributes (or properties, for `className`/`textContent`) and children. */
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'className' || k === 'textContent' || k === 'title') node[k] = v;
+    else node.setAttribute(k, v);
+  }
+  node.append(...children);
+  return node;
+}
+
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  node.append(...children);
+  return node;
+}
+
+function duration(ms) {
+  if (ms === undefined || ms === null || Number.isNaN(ms)) return '–';
+  const s = ms / 1000;
+  if (s < 1) return `${Math.max(0, Math.round(ms))} ms`;
+  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.floor(s % 60)} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+const offset = (ms) => (ms === undefined ? '?' : ms < 1000 ? `+${ms} ms` : `+${(ms / 1000).toFixed(2)} s`);
+const badgeClass = (state, finished) =>
+  `badge ${state === 'completed' ? 'completed' : state === 'error' ? 'error' : finished ? '' : 'running'}`;
+
+function setStatus(text, error = false) {
+  $('status').textContent = text;
+  $('status').className = error ? 'status error' : 'status';
+}
+
+// ---- the live list ----
+
+const selectedId = () => decodeURIComponent(location.hash.slice(1));
+
+async function refreshList() {
+  try {
+    const { now, streams } = await getJson('streams');
+    renderList(now, streams);
+    setStatus(`live · updated ${new Date().toLocaleTimeString()}`);
+  } catch (error) {
+    setStatus(`list: ${error.message}`, true);
+  }
+}
+
+function renderList(now, streams) {
+  const rows = streams.map((s) => {
+    const row = el(
+      'tr',
+      { 'data-stream-id': s.streamId, className: s.streamId === selectedId() ? 'selected' : '' },
+      el('td', { className: 'id', title: s.streamId, textContent: s.streamId }),
+      el('td', { textContent: s.userid }),
+      el('td', {}, el('span', { className: badgeClass(s.state, s.finished), textContent: s.state })),
+      el('td', { className: 'num', textContent: duration(now - s.openedAt) }),
+      el('td', { className: 'num', textContent: duration(now - s.lastEventAt) }),
+      el('td', { className: 'num', textContent: String(s.answerLength) }),
+      el(
+        'td',
+        s.leaseLive
+          ? { className: 'lease-live', textContent: '● live', title: `${s.lease.node}, ${duration(s.lease.until - now)} left` }
+          : { className: 'lease-none', textContent: '–', title: s.lease ? 'run out' : 'no lease' },
+      ),
+    );
+    row.addEventListener('click', () => {
+      location.hash = encodeURIComponent(s.streamId);
+    });
+    return row;
+  });
+  document.querySelector('#streams tbody').replaceChildren(...rows);
+  $('count').textContent = `(${streams.length})`;
+  $('empty').hidden = streams.length > 0;
+}
+
+// ---- the chart ----
+
+let chart;
+
+function drawChart() {
+  const root = $('chart');
+  root.setAttribute('viewBox', `0 0 ${chart.width} ${chart.height}`);
+  const marker = (id) =>
+    svg('marker', { id, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
+      svg('path', { d: 'M0 0 L10 5 L0 10 z' }));
+  const parts = [svg('defs', {}, marker('arrow'), marker('arrow-taken'))];
+  for (const e of chart.edges) {
+    const label = e.label;
+    const text = svg('text', { x: label.x + 4, y: label.y + 12 });
+    e.events.forEach((name, i) => text.append(svg('tspan', { x: label.x + 4, dy: i ? 13 : 0 }, name)));
+    parts.push(
+      svg('g', { class: 'edge', 'data-from': e.from, 'data-to': e.to },
+        svg('path', { d: e.d, 'marker-end': 'url(#arrow)' }),
+        svg('rect', { x: label.x, y: label.y, width: label.w, height: label.h, rx: 3 }),
+        text),
+    );
+  }
+  for (const n of chart.nodes) {
+    const cx = n.x + n.w / 2;
+    const finished = n.tags.includes('finished') || n.type === 'final';
+    const g = svg('g', { class: `node${finished ? ' tag-finished' : ''}`, 'data-state': n.id },
+      svg('rect', { class: 'outer', x: n.x, y: n.y, width: n.w, height: n.h, rx: 10 }));
+    if (finished) g.append(svg('rect', { class: 'inner', x: n.x + 4, y: n.y + 4, width: n.w - 8, height: n.h - 8, rx: 7 }));
+    const sub = [n.tags.join(' '), n.children.length ? `{${n.children.join(', ')}}` : ''].filter(Boolean).join(' ');
+    // The name, then what the box has of tags and events that stay, centred as a block.
+    let y = n.y + n.h / 2 + 5 - ((sub ? 13 : 0) + (n.stays.length ? 13 : 0)) / 2;
+    g.append(svg('text', { x: cx, y }, n.id));
+    if (sub) g.append(svg('text', { class: 'tags', x: cx, y: (y += 14) }, sub));
+    if (n.stays.length) {
+      g.append(svg('text', { class: 'stays', x: cx, y: (y += 13) }, `↻ ${n.stays.length} events`,
+        svg('title', {}, `stays here on: ${n.stays.join(', ')}`)));
+    }
+    if (n.initial) {
+      parts.push(svg('circle', { class: 'start', cx: n.x - 22, cy: n.y + n.h / 2, r: 5 }));
+      parts.push(svg('g', { class: 'edge' },
+        svg('path', { d: `M${n.x - 17} ${n.y + n.h / 2} H${n.x}`, 'marker-end': 'url(#arrow)' })));
+    }
+    parts.push(g);
+  }
+  root.replaceChildren(...parts);
+  // Transitions on the machine's root apply in every state: listed, not drawn from each box.
+  const any = chart.anyState.map((t) => (t.to ? `${t.event} → ${t.to}` : t.event));
+  $('chart-any').textContent = `from any state: ${any.join(' · ')}`;
+  $('chart-any').hidden = any.length === 0;
+}
+
+function highlightChart(step) {
+  for (const node of $('chart').querySelectorAll('.node')) {
+    node.classList.toggle('current', node.dataset.state === step.state);
+    node.classList.toggle('stayed', node.dataset.state === step.state && step.outcome === 'stayed');
+  }
+  for (const edge of $('chart').querySelectorAll('.edge[data-from]')) {
+    const taken = step.outcome === 'moved' && edge.dataset.from === step.from && edge.dataset.to === step.state;
+    edge.classList.toggle('taken', taken);
+    edge.querySelector('path').setAttribute('marker-end', taken ? 'url(#arrow-taken)' : 'url(#arrow)');
+    // Drawn last, a taken arrow is on top of the others.
+    if (taken) edge.parentNode.insertBefore(edge, edge.parentNode.querySelector('.node'));
+  }
+}
+
+// ---- one stream ----
+
+let detail;
+let contents = [];
+let index = 0;
+
+async function openStream() {
+  const id = selectedId();
+  for (const row of document.querySelectorAll('#streams tbody tr'))
+    row.classList.toggle('selected', row.dataset.streamId === id);
+  detail = undefined;
+  $('stream').hidden = true;
+  $('pick').hidden = false;
+  if (!id) return;
+  $('pick').textContent = 'Loading…';
+  await refreshStream(true);
+}
+
+async function refreshStream(first = false) {
+  const id = selectedId();
+  if (!id) return;
+  let next;
+  try {
+    next = await getJson(`streams/${encodeURIComponent(id)}`);
+  } catch (error) {
+    if (id !== selectedId()) return;
+    if (first || error.status === 404) {
+      detail = undefined;
+      $('stream').hidden = true;
+      $('pick').hidden = false;
+      $('pick').textContent = `Stream ${id}: ${error.message}`;
+    } else setStatus(`stream: ${error.message}`, true);
+    return;
+  }
+  if (id !== selectedId()) return;
+  const atEnd = !detail || index === detail.steps.length - 1;
+  const grew = !detail || next.version !== detail.version;
+  detail = next;
+  if (grew) {
+    contents = [];
+    let content = '';
+    for (const step of detail.steps) contents.push((content = content.slice(0, step.bubble.keep) + step.bubble.add));
+    renderTimeline();
+  }
+  renderMeta();
+  $('pick').hidden = true;
+  $('stream').hidden = false;
+  // Following a live stream: stay on its newest event unless the user stepped back.
+  show(atEnd ? detail.steps.length - 1 : index);
+}
+
+function renderMeta() {
+  const d = detail;
+  const c = d.context;
+  $('stream-id').textContent = d.streamId;
+  const lease = d.leaseLive
+    ? `lease ${d.lease.node}, ${duration(d.lease.until - d.now)} left`
+    : d.lease ? 'lease run out' : 'no lease';
+  $('stream-meta').replaceChildren(
+    el('span', { className: badgeClass(d.state, d.finished), textContent: d.state }),
+    ` · user `, el('b', { textContent: c.userid }),
+    c.chatid ? ` in ${c.chatid}` : '',
+    ` · opened ${duration(d.now - c.openedAt)} ago · last event ${duration(d.now - c.lastEventAt)} ago`,
+    ` · ${d.version} events · answer ${d.answerLength} chars · ${lease}`,
+  );
+  $('question').textContent = c.query;
+  const skip = new Set(['query']);
+  const rows = [];
+  for (const [k, v] of Object.entries(c)) {
+    if (skip.has(k) || v === undefined || v === '' || v === null) continue;
+    const text = typeof v === 'object' ? JSON.stringify(v) : k.endsWith('At') && typeof v === 'number' ? new Date(v).toISOString() : String(v);
+    rows.push(el('dt', { textContent: k }), el('dd', { textContent: text }));
+  }
+  $('context').replaceChildren(...rows);
+}
+
+function renderTimeline() {
+  const items = detail.steps.map((step, i) => {
+    const type = el('span', { className: 'type', textContent: step.type });
+    if (step.outcome === 'unknown' || step.outcome === 'ignored') type.append(el('span', { className: 'tag', textContent: step.outcome }));
+    const li = el(
+      'li',
+      { className: step.outcome, 'data-seq': String(step.seq) },
+      el('span', { className: 'seq', textContent: `#${step.seq}` }),
+      el('span', { className: 'offset', textContent: offset(step.offsetMs) }),
+      type,
+      el('span', { className: 'summary', textContent: step.summary, title: step.summary }),
+      el('span', { className: 'to', textContent: step.outcome === 'moved' ? `→ ${step.state}` : '' }),
+    );
+    li.addEventListener('click', () => show(i));
+    return li;
+  });
+  $('timeline').replaceChildren(...items);
+  $('events-count').textContent = `(${detail.steps.length})`;
+  $('step-slider').max = String(Math.max(0, detail.steps.length - 1));
+}
+
+function show(i) {
+  if (!detail || detail.steps.length === 0) return;
+  index = Math.max(0, Math.min(detail.steps.length - 1, i));
+  const step = detail.steps[index];
+  const last = detail.steps.length - 1;
+  $('step-slider').value = String(index);
+  $('step-count').textContent = `step ${index + 1} of ${last + 1} · ${offset(step.offsetMs)}`;
+  $('step-event').textContent = step.type;
+  $('step-move').textContent =
+    step.outcome === 'moved' ? `${step.from} → ${step.state}` : step.outcome === 'stayed' ? `stays in ${step.state}` : `(${step.outcome}: state unchanged)`;
+  $('step-state').textContent = step.state;
+  $('bubble-content').textContent = contents[index];
+  $('bubble-finish').textContent = `finish: ${step.bubble.finish}`;
+  $('bubble-finish').className = step.bubble.finish ? 'finish' : 'finish open';
+  $('step-first').disabled = $('step-prev').disabled = index === 0;
+  $('step-next').disabled = $('step-last').disabled = index === last;
+  for (const li of $('timeline').children) li.classList.toggle('current', li.dataset.seq === String(step.seq));
+  $('timeline').children[index]?.scrollIntoView({ block: 'nearest' });
+  highlightChart(step);
+}
+
+// ---- wiring ----
+
+$('step-first').addEventListener('click', () => show(0));
+$('step-prev').addEventListener('click', () => show(index - 1));
+$('step-next').addEventListener('click', () => show(index + 1));
+$('step-last').addEventListener('click', () => show(Infinity));
+$('step-slider').addEventListener('input', (e) => show(Number(e.target.value)));
+document.addEventListener('keydown', (e) => {
+  // The focused slider moves itself (and says so with `input`).
+  if (!detail || e.target instanceof HTMLInputElement || e.altKey || e.ctrlKey || e.metaKey) return;
+  const to = { ArrowLeft: index - 1, ArrowRight: index + 1, Home: 0, End: Infinity }[e.key];
+  if (to === undefined) return;
+  e.preventDefault();
+  show(to);
+});
+window.addEventListener('hashchange', openStream);
+
+try {
+  chart = await getJson('machine');
+  drawChart();
+} catch (error) {
+  setStatus(`chart: ${error.message}`, true);
+}
+/** Polls one after another (never two at once), about once a second. */
+function every(ms, poll) {
+  const tick = async () => {
+    await poll();
+    setTimeout(tick, ms);
+  };
+  setTimeout(tick, ms);
+}
+
+await Promise.all([refreshList(), openStream()]);
+every(1000, refreshList);
+every(1000, () => (detail ? refreshStream() : undefined));

@@ -1,0 +1,320 @@
+// The inspector's state chart, read from the machine's own definition at run time (its root state
+// node's children and their `transitions`), never from a hand-drawn copy, so it cannot drift from the
+// code. Also lays the chart out, so that the page only draws boxes and paths. Pure.
+
+/** The part of an XState v5 transition definition the chart reads. */
+export interface DefinitionTransition {
+  eventType: string;
+  target?: ReadonlyArray<{ path: string[] }> | undefined;
+  guard?: unknown;
+}
+
+/** The part of an XState v5 state node the chart reads (`machine.root` and its `states`). */
+export interface DefinitionNode {
+  key: string;
+  type: string;
+  tags: string[];
+  states: Record<string, DefinitionNode>;
+  transitions: Map<string, DefinitionTransition[]>;
+  always?: DefinitionTransition[] | undefined;
+  initial: { target: ReadonlyArray<{ path: string[] }> };
+}
+
+export interface ChartNode {
+  id: string;
+  tags: string[];
+  /** XState's node type: `atomic`, `compound`, `final`… */
+  type: string;
+  initial: boolean;
+  /** Nested states, drawn inside their parent's box (the stream machine has none). */
+  children: string[];
+  /** Events this state takes without leaving it (targetless transitions). */
+  stays: string[];
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+export interface ChartEdge {
+  from: string;
+  to: string;
+  /** Every event (with its guard, if any) that takes `from` to `to`. */
+  events: string[];
+  /** SVG path data, ending where the arrow head goes. */
+  d: string;
+  label: { x: number; y: number; w: number; h: number };
+}
+
+export interface Chart {
+  machineId: string;
+  initial: string;
+  nodes: ChartNode[];
+  edges: ChartEdge[];
+  /** Transitions defined on the machine's root: taken from whichever state the stream is in. */
+  anyState: { event: string; to?: string }[];
+  width: number;
+  height: number;
+}
+
+const NODE_W = 128;
+const NODE_H = 58;
+const COL_GAP = 132;
+const ROW_GAP = 64;
+const PAD = 28;
+const LANE_GAP = 26;
+/** The page draws labels in an 11px monospace font: this wide per character, this tall per line. */
+const CHAR_W = 6.7;
+const LINE_H = 13;
+
+interface Transition {
+  from: string;
+  to?: string;
+  event: string;
+}
+
+/** The chart of a machine: `chartOf(streamMachine)`. */
+export function chartOf(machine: { id: string; root: DefinitionNode }): Chart {
+  const root = machine.root;
+  const ids = Object.keys(root.states);
+  const initial = root.initial.target[0]?.path[0] ?? ids[0] ?? '';
+  const transitions: Transition[] = [];
+  const nodes = new Map<string, ChartNode>();
+  for (const id of ids) {
+    const node = root.states[id]!;
+    for (const t of transitionsOf(node)) transitions.push({ from: id, ...t });
+    nodes.set(id, {
+      id,
+      tags: [...node.tags],
+      type: node.type,
+      initial: id === initial,
+      children: Object.keys(node.states),
+      stays: [],
+      x: 0,
+      y: 0,
+      w: NODE_W,
+      h: NODE_H,
+    });
+  }
+  // A target inside another state's nesting is drawn as an arrow to that state's box.
+  const moves = new Map<string, ChartEdge>();
+  for (const t of transitions) {
+    if (t.to === undefined || t.to === t.from || !nodes.has(t.to)) {
+      nodes.get(t.from)?.stays.push(t.event);
+      continue;
+    }
+    const key = `${t.from}\u0000${t.to}`;
+    const edge = moves.get(key) ?? {
+      from: t.from,
+      to: t.to,
+      events: [],
+      d: '',
+      label: { x: 0, y: 0, w: 0, h: 0 },
+    };
+    if (!edge.events.includes(t.event)) edge.events.push(t.event);
+    moves.set(key, edge);
+  }
+  const edges = [...moves.values()];
+  const anyState = transitionsOf(root).map(({ event, to }) => (to === undefined ? { event } : { event, to }));
+  const size = layout([...nodes.values()], edges, initial);
+  return { machineId: machine.id, initial, nodes: [...nodes.values()], edges, anyState, ...size };
+}
+
+function transitionsOf(node: DefinitionNode): { event: string; to?: string }[] {
+  const out: { event: string; to?: string }[] = [];
+  const add = (event: string, list: readonly DefinitionTransition[]) => {
+    for (const t of list) {
+      const guard = guardName(t.guard);
+      const to = t.target?.[0]?.path[0];
+      out.push({ event: guard ? `${event} [${guard}]` : event, ...(to === undefined ? {} : { to }) });
+    }
+  };
+  for (const [event, list] of node.transitions) add(event, list);
+  if (node.always) add('(always)', node.always);
+  return out;
+}
+
+function guardName(guard: unknown): string | undefined {
+  if (guard === undefined) return undefined;
+  if (typeof guard === 'string') return guard;
+  if (typeof guard === 'function') return guard.name || 'guard';
+  if (typeof guard === 'object' && guard !== null && typeof (guard as { type?: unknown }).type === 'string')
+    return (guard as { type: string }).type;
+  return 'guard';
+}
+
+/**
+ * Columns by distance from the initial state (breadth first), with the states that lead nowhere
+ * (finished) in a last column of their own; arrows between neighbouring columns are curves, longer
+ * ones run in lanes above or below the boxes so that they never cross one. Sets the nodes' boxes and
+ * the edges' paths and labels; returns the chart's size.
+ */
+function layout(nodes: ChartNode[], edges: ChartEdge[], initial: string): { width: number; height: number } {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const out = new Map<string, string[]>();
+  for (const e of edges) out.set(e.from, [...(out.get(e.from) ?? []), e.to]);
+  const rank = new Map<string, number>([[initial, 0]]);
+  const queue = [initial];
+  for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+    for (const next of out.get(id) ?? []) {
+      if (rank.has(next)) continue;
+      rank.set(next, rank.get(id)! + 1);
+      queue.push(next);
+    }
+  }
+  const sinks = nodes.filter((n) => n.id !== initial && !(out.get(n.id)?.length ?? 0) && rank.has(n.id));
+  const last = Math.max(
+    0,
+    ...nodes.filter((n) => !sinks.includes(n) && rank.has(n.id)).map((n) => rank.get(n.id)!),
+  );
+  for (const n of sinks) rank.set(n.id, last + 1);
+  const unreached = Math.max(...rank.values()) + 1;
+  for (const n of nodes) if (!rank.has(n.id)) rank.set(n.id, unreached);
+
+  const columns: ChartNode[][] = [];
+  for (const n of nodes) {
+    const r = rank.get(n.id)!;
+    columns[r] = [...(columns[r] ?? []), n];
+  }
+  const filled = columns.filter((c) => c !== undefined);
+  const column = new Map<string, number>();
+  const row = new Map<string, number>();
+  const number = (c: ChartNode[], i: number) => {
+    c.forEach((n, j) => {
+      column.set(n.id, i);
+      row.set(n.id, j);
+    });
+  };
+  filled.forEach(number);
+  // Fewer crossings: from the last column (the finished states, in the definition's order) back to the
+  // first, each column sorted by the mean row of its neighbours in the column to its right.
+  const neighbours = new Map<string, string[]>();
+  for (const e of edges) {
+    neighbours.set(e.from, [...(neighbours.get(e.from) ?? []), e.to]);
+    neighbours.set(e.to, [...(neighbours.get(e.to) ?? []), e.from]);
+  }
+  for (let i = filled.length - 2; i >= 0; i--) {
+    const centre = (n: ChartNode) => {
+      const rows = (neighbours.get(n.id) ?? [])
+        .filter((m) => column.get(m) === i + 1)
+        .map((m) => row.get(m)!);
+      return rows.length ? rows.reduce((a, b) => a + b, 0) / rows.length : row.get(n.id)!;
+    };
+    const c = filled[i]!;
+    const keys = new Map(c.map((n) => [n, centre(n)]));
+    c.sort((a, b) => keys.get(a)! - keys.get(b)! || row.get(a.id)! - row.get(b.id)!);
+    number(c, i);
+  }
+
+  // Long arrows go above when their target is in the upper half of its column, below otherwise;
+  // the shortest runs in the lane nearest the boxes.
+  const long = edges.filter((e) => Math.abs(column.get(e.to)! - column.get(e.from)!) > 1);
+  const isAbove = (e: ChartEdge) => row.get(e.to)! <= (filled[column.get(e.to)!]!.length - 1) / 2;
+  const span = (e: ChartEdge) => Math.abs(column.get(e.to)! - column.get(e.from)!);
+  const above = long.filter(isAbove).sort((a, b) => span(a) - span(b));
+  const below = long.filter((e) => !isAbove(e)).sort((a, b) => span(a) - span(b));
+
+  const tallest = Math.max(...filled.map((c) => c.length * NODE_H + (c.length - 1) * ROW_GAP));
+  const top = PAD + above.length * LANE_GAP + (above.length ? LINE_H : 0);
+  filled.forEach((c, i) => {
+    const height = c.length * NODE_H + (c.length - 1) * ROW_GAP;
+    c.forEach((n, j) => {
+      n.x = PAD + 14 + i * (NODE_W + COL_GAP);
+      n.y = top + (tallest - height) / 2 + j * (NODE_H + ROW_GAP);
+    });
+  });
+  const width = PAD * 2 + 14 + filled.length * NODE_W + (filled.length - 1) * COL_GAP;
+  const height = top + tallest + below.length * LANE_GAP + (below.length ? LINE_H : 0) + PAD;
+
+  const placed: Box[] = nodes.map((n) => ({ x: n.x, y: n.y, w: n.w, h: n.h }));
+  const label = (e: ChartEdge, at: (t: number) => Point, tries: number[]) => {
+    const lines = e.events.length;
+    const w = Math.max(...e.events.map((s) => s.length)) * CHAR_W + 8;
+    const h = lines * LINE_H + 4;
+    const boxAt = (t: number): Box => {
+      const p = at(t);
+      return { x: p.x - w / 2, y: p.y - h / 2, w, h };
+    };
+    const box = tries.map(boxAt).find((b) => !placed.some((p) => overlaps(b, p))) ?? boxAt(tries[0]!);
+    placed.push(box);
+    e.label = { x: round(box.x), y: round(box.y), w: round(w), h };
+  };
+
+  // Lanes first: their labels have the most room and claim it before the curves'.
+  const lane = (list: ChartEdge[], up: boolean) => {
+    list.forEach((e, k) => {
+      const from = byId.get(e.from)!;
+      const to = byId.get(e.to)!;
+      const y = up ? from.y : from.y + from.h;
+      const laneY = up ? top - (k + 1) * LANE_GAP + 6 : top + tallest + (k + 1) * LANE_GAP - 6;
+      const endY = up ? to.y : to.y + to.h;
+      // Outer lanes leave further left and arrive further right, so that no two lanes cross.
+      const shift = (k - (list.length - 1) / 2) * 12;
+      const x1 = from.x + from.w / 2 - shift;
+      const x2 = to.x + to.w / 2 + shift;
+      e.d = `M${round(x1)} ${round(y)} V${round(laneY)} H${round(x2)} V${round(endY)}`;
+      label(e, (t) => ({ x: x1 + (x2 - x1) * t, y: laneY }), [0.5, 0.35, 0.65, 0.25, 0.75]);
+    });
+  };
+  lane(above, true);
+  lane(below, false);
+
+  for (const e of edges) {
+    if (long.includes(e)) continue;
+    const from = byId.get(e.from)!;
+    const to = byId.get(e.to)!;
+    const dc = column.get(e.to)! - column.get(e.from)!;
+    let p0: Point;
+    let p3: Point;
+    let c1: Point;
+    let c2: Point;
+    if (dc === 0) {
+      // Within one column: down on the right half, up on the left half.
+      const down = to.y > from.y;
+      const x = from.x + from.w / 2 + (down ? 12 : -12);
+      p0 = { x, y: down ? from.y + from.h : from.y };
+      p3 = { x, y: down ? to.y : to.y + to.h };
+      c1 = p0;
+      c2 = p3;
+    } else if (dc > 0) {
+      p0 = { x: from.x + from.w, y: from.y + from.h / 2 - 6 };
+      p3 = { x: to.x, y: to.y + to.h / 2 - 6 };
+      const dx = (p3.x - p0.x) / 2;
+      c1 = { x: p0.x + dx, y: p0.y };
+      c2 = { x: p3.x - dx, y: p3.y };
+    } else {
+      // Backwards: below the forward arrows between the same columns.
+      p0 = { x: from.x, y: from.y + from.h / 2 + 10 };
+      p3 = { x: to.x + to.w, y: to.y + to.h / 2 + 10 };
+      const dx = (p0.x - p3.x) / 2;
+      c1 = { x: p0.x - dx, y: p0.y + 18 };
+      c2 = { x: p3.x + dx, y: p3.y + 18 };
+    }
+    const pts = [p0, c1, c2, p3].map((p) => `${round(p.x)} ${round(p.y)}`);
+    e.d = `M${pts[0]} C${pts[1]}, ${pts[2]}, ${pts[3]}`;
+    label(e, (t) => bezier(p0, c1, c2, p3, t), [0.5, 0.35, 0.65, 0.25, 0.75, 0.15, 0.85]);
+  }
+  return { width: round(width), height: round(height) };
+}
+
+interface Point {
+  x: number;
+  y: number;
+}
+
+interface Box extends Point {
+  w: number;
+  h: number;
+}
+
+const overlaps = (a: Box, b: Box): boolean =>
+  a.x < b.x + b.w + 2 && b.x < a.x + a.w + 2 && a.y < b.y + b.h + 2 && b.y < a.y + a.h + 2;
+
+function bezier(p0: Point, c1: Point, c2: Point, p3: Point, t: number): Point {
+  const u = 1 - t;
+  const f = (a: number, b: number, c: number, d: number) =>
+    u * u * u * a + 3 * u * u * t * b + 3 * u * t * t * c + t * t * t * d;
+  return { x: f(p0.x, c1.x, c2.x, p3.x), y: f(p0.y, c1.y, c2.y, p3.y) };
+}
+
+const round = (n: number): number => Math.round(n * 10) / 10;

@@ -1,0 +1,245 @@
+// The inspector's routes: the page and its assets under /inspector, JSON under /inspector/api. It
+// only reads the store (listStreams, read, getLease); a look never changes a stream. Its answers are
+// JSON, including its errors, so it maps them itself rather than through the service's text boundary.
+import type Router from '@koa/router';
+import type { Context, Next } from 'koa';
+import { z } from 'zod';
+import type { Logger } from '../../log.js';
+import {
+  defaultTexts,
+  isFinished,
+  isRunning,
+  type StreamContext,
+  streamMachine,
+  type Texts,
+} from '../../machines/index.js';
+import type { Lease, StreamStore, StreamSummary } from '../../store/port.js';
+import { requireToken } from './access.js';
+import { readAsset } from './assets.js';
+import { chartOf } from './chart.js';
+import { replaySteps, type Step, statePath } from './steps.js';
+
+export interface InspectorDeps {
+  store: StreamStore;
+  /** INSPECTOR_TOKEN: when set, every inspector request must carry it. */
+  token?: string;
+  logger: Logger;
+  /** The bubble texts the runner uses, when they are not the defaults. */
+  texts?: Texts;
+  /** The store's clock, for tests; the age of a stream and whether its lease is live follow it. */
+  now?: () => number;
+}
+
+/** One row of the live list. */
+export interface StreamRow extends StreamSummary {
+  leaseLive: boolean;
+}
+
+export interface StreamList {
+  /** The server's clock, so that the page shows ages without trusting the browser's. */
+  now: number;
+  streams: StreamRow[];
+}
+
+export interface StreamDetail {
+  now: number;
+  streamId: string;
+  /** How many events the stream has. */
+  version: number;
+  state: string;
+  finished: boolean;
+  running: boolean;
+  /** The context after the last event, without the answer (its length is `answerLength`). */
+  context: Omit<StreamContext, 'answer'>;
+  answerLength: number;
+  lease: Lease | null;
+  leaseLive: boolean;
+  steps: Step[];
+}
+
+type ErrorCode = 'not_found' | 'bad_request' | 'store_unavailable' | 'internal';
+
+const statusOf: Record<ErrorCode, number> = {
+  not_found: 404,
+  bad_request: 400,
+  store_unavailable: 503,
+  internal: 500,
+};
+
+/** A refusal the inspector answers as `{error, message}`; the message is safe to show. */
+export class InspectorError extends Error {
+  override readonly name = 'InspectorError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const listQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  unfinished: z.enum(['1', 'true', '0', 'false']).optional(),
+});
+
+/** Stream ids are short (base64url of 16 bytes); anything unlike one cannot be a stream. */
+const streamIdSchema = z.string().min(1).max(200);
+
+// The page is plain HTML, CSS and JS from this server only; the policy makes sure of it.
+const pagePolicy = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+export function mountInspector(router: Router, deps: InspectorDeps): void {
+  const { store } = deps;
+  const log = deps.logger.child({ component: 'inspector' });
+  const texts = deps.texts ?? defaultTexts;
+  const now = deps.now ?? Date.now;
+  // Read from the machine's definition once: it is code, it does not change while we run.
+  const chart = chartOf(streamMachine);
+  const guard = requireToken(deps.token);
+
+  /** Every store call: a failure becomes a 503 with a clear message, logged with its cause. */
+  async function fromStore<T>(what: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      log.error({ err: error, code, call: what }, 'inspector: the event store failed');
+      throw new InspectorError(
+        'store_unavailable',
+        `the event store did not answer (${what}${typeof code === 'string' ? `: ${code}` : ''}); try again shortly`,
+      );
+    }
+  }
+
+  const common = async (ctx: Context, next: Next) => {
+    // The token may travel in the URL: keep it out of caches and of other sites' Referer headers.
+    ctx.set('cache-control', 'no-store');
+    ctx.set('referrer-policy', 'no-referrer');
+    ctx.set('x-content-type-options', 'nosniff');
+    await next();
+  };
+
+  const api =
+    (handler: (ctx: Context) => Promise<unknown>) =>
+    async (ctx: Context): Promise<void> => {
+      try {
+        ctx.body = await handler(ctx);
+      } catch (error) {
+        const known = error instanceof InspectorError;
+        if (!known) log.error({ err: error, path: ctx.path }, 'inspector: request failed');
+        const code: ErrorCode = known ? error.code : 'internal';
+        ctx.status = statusOf[code];
+        ctx.body = { error: code, message: known ? error.message : 'internal error; see the service log' };
+        if (code === 'store_unavailable') ctx.set('retry-after', '2');
+      }
+    };
+
+  const page = async (ctx: Context) => {
+    const html = await readAsset('index.html');
+    if (!html) throw new Error('inspector assets are missing: index.html');
+    // The browser fetches the page's assets itself, with no Authorization header: a token that came
+    // in the URL goes on to their URLs. It passed the guard, so it is the right one; it is escaped.
+    const token = typeof ctx.query.token === 'string' ? ctx.query.token : undefined;
+    const assetQuery = token ? `?token=${encodeURIComponent(token)}` : '';
+    ctx.set('content-security-policy', pagePolicy);
+    ctx.type = 'text/html; charset=utf-8';
+    ctx.body = html.body.toString('utf8').replaceAll('{{assetQuery}}', escapeHtml(assetQuery));
+  };
+
+  router.get('/inspector', common, guard, page);
+  router.get('/inspector/', common, guard, page);
+
+  router.get('/inspector/assets/:file', common, guard, async (ctx) => {
+    const asset = await readAsset(ctx.params.file ?? '');
+    if (!asset) {
+      ctx.status = 404;
+      ctx.body = { error: 'not_found', message: 'no such asset' };
+      return;
+    }
+    ctx.type = asset.type;
+    ctx.body = asset.body;
+  });
+
+  router.get(
+    '/inspector/api/machine',
+    common,
+    guard,
+    api(async () => chart),
+  );
+
+  router.get(
+    '/inspector/api/streams',
+    common,
+    guard,
+    api(async (ctx): Promise<StreamList> => {
+      const query = listQuery.safeParse(ctx.query);
+      if (!query.success)
+        throw new InspectorError('bad_request', 'limit must be 1..500 and unfinished 1 or 0');
+      const { limit, unfinished } = query.data;
+      const unfinishedOnly = unfinished === '1' || unfinished === 'true';
+      const summaries = await fromStore('listStreams', () => store.listStreams({ limit, unfinishedOnly }));
+      const at = now();
+      return {
+        now: at,
+        streams: summaries.map((s) => ({ ...s, leaseLive: s.lease !== undefined && s.lease.until > at })),
+      };
+    }),
+  );
+
+  router.get(
+    '/inspector/api/streams/:id',
+    common,
+    guard,
+    api(async (ctx): Promise<StreamDetail> => {
+      const parsed = streamIdSchema.safeParse(ctx.params.id);
+      const notFound = () => new InspectorError('not_found', 'no such stream (never opened, or expired)');
+      if (!parsed.success) throw notFound();
+      const streamId = parsed.data;
+      const [events, lease] = await Promise.all([
+        fromStore('read', () => store.read(streamId)),
+        fromStore('getLease', () => store.getLease(streamId)),
+      ]);
+      if (events.length === 0) throw notFound();
+      const { steps, snapshot } = replaySteps(events, texts);
+      const { answer, ...rest } = snapshot.context;
+      // A response_url lets whoever holds it message the user for an hour: say it is there, not what it is.
+      const context = { ...rest, ...(rest.responseUrl ? { responseUrl: '(set, not shown)' } : {}) };
+      const at = now();
+      return {
+        now: at,
+        streamId,
+        version: events.length,
+        state: statePath(snapshot.value),
+        finished: isFinished(snapshot),
+        running: isRunning(snapshot),
+        context,
+        answerLength: answer.length,
+        lease: lease ?? null,
+        leaseLive: lease !== undefined && lease.until > at,
+        steps,
+      };
+    }),
+  );
+
+  router.get(
+    '/inspector/api/{*rest}',
+    common,
+    guard,
+    api(async () => {
+      throw new InspectorError('not_found', 'no such inspector API');
+    }),
+  );
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

@@ -1,0 +1,116 @@
+// A stream's history, step by step, for the inspector's step control: the events folded one at a
+// time through the machine (the same `evolve` every poll uses), with the state and the WeCom bubble
+// after each. Pure.
+import {
+  defaultTexts,
+  evolve,
+  initialStream,
+  isKnown,
+  renderContent,
+  type StreamSnapshot,
+  type Texts,
+} from '../../machines/index.js';
+import type { StoredEvent } from '../../store/port.js';
+import { summarizeEvent } from './eventSummary.js';
+
+/**
+ * `moved`: the event took a transition to another state; `stayed`: a transition that keeps the state
+ * (it may still change the context); `ignored`: the state does not take this event (the fold skips
+ * it); `unknown`: this version cannot read the event (the fold skips it too).
+ */
+export type StepOutcome = 'moved' | 'stayed' | 'ignored' | 'unknown';
+
+export interface Step {
+  /** 1-based position of the event in the stream. */
+  seq: number;
+  /** The store's id of the entry. */
+  id: string;
+  type: string;
+  at?: number;
+  /** Milliseconds since the first event that has a time. */
+  offsetMs?: number;
+  summary: string;
+  outcome: StepOutcome;
+  /** The state before the event, and after it. */
+  from: string;
+  state: string;
+  answerLength: number;
+  /**
+   * The bubble after this step, as the previous step's content cut to `keep` characters plus `add`:
+   * an answer that grows by deltas then costs its deltas, not its whole text at every step.
+   */
+  bubble: { finish: boolean; keep: number; add: string };
+}
+
+/** The active state as a dotted path (`thinking`, or `parent.child` for a nested machine). */
+export function statePath(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'object' && value !== null) {
+    const [key, child] = Object.entries(value)[0] ?? [];
+    if (key !== undefined) {
+      const rest = statePath(child);
+      return rest ? `${key}.${rest}` : key;
+    }
+  }
+  return '';
+}
+
+/** The steps of a stream's events, and the snapshot after the last. */
+export function replaySteps(
+  events: readonly StoredEvent[],
+  texts: Texts = defaultTexts,
+): { steps: Step[]; snapshot: StreamSnapshot } {
+  const steps: Step[] = [];
+  let snapshot: StreamSnapshot = initialStream();
+  let content = '';
+  let firstAt: number | undefined;
+  for (const { seq, id, event } of events) {
+    const from = statePath(snapshot.value);
+    let outcome: StepOutcome | undefined;
+    if (!isKnown(event)) outcome = 'unknown';
+    else if (!snapshot.can(event)) outcome = 'ignored';
+    snapshot = evolve(snapshot, event);
+    const state = statePath(snapshot.value);
+    outcome ??= state === from ? 'stayed' : 'moved';
+    const rendered = renderContent(snapshot, texts);
+    const keep = commonPrefix(content, rendered.content);
+    content = rendered.content;
+    firstAt ??= event.at;
+    const step: Step = {
+      seq,
+      id,
+      type: event.type,
+      summary: summarizeEvent(event),
+      outcome,
+      from,
+      state,
+      answerLength: snapshot.context.answer.length,
+      bubble: { finish: rendered.finish, keep, add: content.slice(keep) },
+    };
+    if (event.at !== undefined) {
+      step.at = event.at;
+      if (firstAt !== undefined) step.offsetMs = event.at - firstAt;
+    }
+    steps.push(step);
+  }
+  return { steps, snapshot };
+}
+
+/** The bubble's content at step `index`, rebuilt from the steps' differences. */
+export function bubbleAt(steps: readonly Step[], index: number): string {
+  let content = '';
+  for (const step of steps.slice(0, index + 1))
+    content = content.slice(0, step.bubble.keep) + step.bubble.add;
+  return content;
+}
+
+function commonPrefix(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  // Never split a surrogate pair: the page rebuilds the text from these pieces.
+  if (i > 0 && i < n && isHighSurrogate(a.charCodeAt(i - 1))) i--;
+  return i;
+}
+
+const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xdbff;
