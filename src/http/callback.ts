@@ -2,6 +2,7 @@
 // (reference/wecom-aibot.md §3–§5). One log line per callback: msgid, msgtype, userid, outcome, ms.
 import type { Context } from 'koa';
 import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Runner } from '../runner/runner.js';
 import { parseMessage, type UserMessage, type WecomCrypto, type WecomMessage } from '../wecom/index.js';
@@ -73,7 +74,7 @@ export function receive(deps: CallbackDeps) {
       const botId = deps.config.wecom.botId;
       if (botId && message.aibotid !== botId)
         throw new HttpError('wrong_bot', `aibotid ${message.aibotid} is not the configured bot`);
-      const { reply, result } = await dispatch(deps, message);
+      const { reply, result } = await dispatch(deps, message, log);
       outcome = result;
       const envelope = deps.crypto.encryptReply(JSON.stringify(reply), q.nonce, q.timestamp);
       // The official demo and plugin answer the encrypted JSON as text/plain (§5.1).
@@ -117,7 +118,11 @@ function quotedText(m: UserMessage): string | undefined {
 const metricTypes = new Set(['text', 'image', 'mixed', 'voice', 'file', 'stream', 'event', 'unparsed']);
 const knownType = (t: string) => (metricTypes.has(t) ? t : 'other');
 
-async function dispatch(deps: CallbackDeps, m: WecomMessage): Promise<{ reply: unknown; result: string }> {
+async function dispatch(
+  deps: CallbackDeps,
+  m: WecomMessage,
+  log: Logger,
+): Promise<{ reply: unknown; result: string }> {
   switch (m.kind) {
     case 'stream':
       return { reply: await deps.runner.poll(m.stream.id), result: 'polled' };
@@ -142,7 +147,20 @@ async function dispatch(deps: CallbackDeps, m: WecomMessage): Promise<{ reply: u
     }
     case 'enter_chat':
       return { reply: textReply(deps.config.wecom.welcomeText), result: 'welcomed' };
-    case 'feedback_event':
+    case 'feedback_event': {
+      // Only an empty reply is allowed (§5.2); Dify hears of the rating in the background.
+      const f = m.event.feedback_event;
+      deps.runner
+        .feedback({
+          id: f.id,
+          type: f.type,
+          content: f.content,
+          reasons: f.inaccurate_reason_list,
+          userid: m.from.userid,
+        })
+        .catch((error: unknown) => log.warn({ err: error }, 'feedback could not be recorded'));
+      return { reply: emptyReply(), result: 'event' };
+    }
     case 'template_card_event':
       return { reply: emptyReply(), result: 'event' };
     default:

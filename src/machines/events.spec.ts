@@ -10,6 +10,7 @@ import {
   dequeued,
   difyStarted,
   failed,
+  feedbackGiven,
   filesUploaded,
   granted,
   opened,
@@ -52,6 +53,7 @@ const valid: { [K in EventType]: StreamEvent & { type: K } } = {
   'stream.taken_over': takenOver('node-b', 2),
   'stream.released': released('node-a'),
   'bubble.closed': bubbleClosed('overflow', '太长了…'),
+  'feedback.given': feedbackGiven('dislike', false),
   'delivery.sent': deliverySent(512),
   'delivery.failed': deliveryFailed('HTTP 403'),
 };
@@ -73,6 +75,7 @@ const required: Record<EventType, string[]> = {
   'stream.taken_over': ['node', 'attempt'],
   'stream.released': ['node'],
   'bubble.closed': ['reason', 'text'],
+  'feedback.given': ['rating', 'by', 'forwarded'],
   'delivery.sent': ['bytes'],
   'delivery.failed': ['message'],
 };

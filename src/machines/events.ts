@@ -115,6 +115,17 @@ export const eventSchemas = {
     /** How many characters of the answer the bubble shows; the delivery sends what follows them. */
     shown: z.number().int().nonnegative().optional(),
   }),
+  /** A user rated the answer in WeCom (feedback_event); `forwarded` when Dify took the rating too. */
+  'feedback.given': z.looseObject({
+    type: z.literal('feedback.given'),
+    at,
+    rating: z.enum(['like', 'dislike']).nullable(),
+    /** The WeCom user who rated: in a group, not always the one who asked. */
+    by: z.string(),
+    content: z.string().optional(),
+    forwarded: z.boolean(),
+    problem: z.string().optional(),
+  }),
   'delivery.sent': z.looseObject({ type: z.literal('delivery.sent'), at, bytes: z.number().int() }),
   'delivery.failed': z.looseObject({ type: z.literal('delivery.failed'), at, message: z.string() }),
 } as const;

@@ -8,7 +8,8 @@ export const MAX_CONTENT_BYTES = 20480;
 
 export interface StreamReply {
   msgtype: 'stream';
-  stream: { id: string; finish: boolean; content: string };
+  /** `feedback.id` is set on the first reply to a message, so that WeCom's rating comes back (§5.3). */
+  stream: { id: string; finish: boolean; content: string; feedback?: { id: string } };
 }
 
 const encoder = new TextEncoder();

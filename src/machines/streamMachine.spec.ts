@@ -11,6 +11,7 @@ import {
   dequeued,
   difyStarted,
   failed,
+  feedbackGiven,
   filesUploaded,
   given,
   granted,
@@ -44,6 +45,7 @@ const sample: { [K in EventType]: StreamEvent & { type: K } } = {
   'stream.taken_over': at(LATER, takenOver()),
   'stream.released': at(LATER, released()),
   'bubble.closed': at(LATER, bubbleClosed()),
+  'feedback.given': at(LATER, feedbackGiven()),
   'delivery.sent': at(LATER, deliverySent()),
   'delivery.failed': at(LATER, deliveryFailed()),
 };
@@ -105,6 +107,7 @@ const transitions: Record<StreamStateValue, Partial<Record<EventType, Outcome>>>
     'bubble.closed': 'completed',
     'delivery.sent': 'completed',
     'delivery.failed': 'completed',
+    'feedback.given': 'completed',
   },
   error: {
     'delivery.sent': 'error',

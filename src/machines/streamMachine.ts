@@ -38,6 +38,8 @@ export interface StreamContext {
   /** The attachments as Dify knows them, once uploaded. */
   files?: UploadedFile[];
   delivery?: { status: 'sent' | 'failed'; at: number; message?: string };
+  /** The latest rating a user gave the answer in WeCom. */
+  feedback?: { rating: 'like' | 'dislike' | null; at: number };
 }
 
 const emptyContext: StreamContext = {
@@ -146,6 +148,10 @@ export const streamMachine = setup({
         bubble: { reason: event.reason, text: event.text, at: event.at, shown: event.shown },
       };
     }),
+    rate: assign(({ event }) => {
+      assertEvent(event, 'feedback.given');
+      return { feedback: { rating: event.rating, at: event.at } };
+    }),
     delivered: assign(({ event }) => {
       assertEvent(event, 'delivery.sent');
       return { delivery: { status: 'sent' as const, at: event.at } };
@@ -224,6 +230,7 @@ export const streamMachine = setup({
         'bubble.closed': { actions: ['closeBubble', 'touch'] },
         'delivery.sent': { actions: ['delivered', 'touch'] },
         'delivery.failed': { actions: ['deliveryFailed', 'touch'] },
+        'feedback.given': { actions: ['rate', 'touch'] },
       },
     },
     error: {

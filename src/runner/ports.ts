@@ -28,6 +28,14 @@ export interface DifyStreamRequest {
 export interface AnswerSource {
   stream(request: DifyStreamRequest): AsyncIterable<DifyEvent>;
   stop(taskId: string, user: string, options?: { bearer?: string }): Promise<void>;
+  /** Rate an answer (`null` takes a rating back); absent where the source takes no ratings. */
+  feedback?(
+    messageId: string,
+    rating: 'like' | 'dislike' | null,
+    user: string,
+    content?: string,
+    options?: { bearer?: string },
+  ): Promise<void>;
   /** Upload a file for a later request's `files`; absent where the source takes no files. */
   upload?(
     file: { data: Uint8Array; filename: string; contentType: string },

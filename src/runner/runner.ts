@@ -4,6 +4,7 @@
 // back on shutdown) is taken over by the node that notices: a poll, a stream waiting behind it, or
 // the periodic sweep.
 import { randomBytes } from 'node:crypto';
+import { difyIdentity } from '../auth/identity.js';
 import type { Authenticator } from '../auth/types.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
@@ -13,6 +14,7 @@ import {
   initialStream,
   isFinished,
   isRunning,
+  persist,
   render,
   type StreamEvent,
   type StreamReply,
@@ -66,6 +68,33 @@ export interface Accepted {
 }
 
 export { conversationScope };
+
+/**
+ * The first reply to a message carries `feedback.id` (the stream id), so that a rating comes back as
+ * feedback_event (reference/wecom-aibot.md §5.3, §6).
+ */
+function withFeedback(reply: StreamReply): StreamReply {
+  return { ...reply, stream: { ...reply.stream, feedback: { id: reply.stream.id } } };
+}
+
+/** WeCom's reasons for "inaccurate" (§6 feedback_event), as Dify's feedback content. */
+const inaccurateReasons: Record<string, string> = {
+  '1': '与问题无关',
+  '2': '回答不完整',
+  '3': '回答有错误',
+  '4': '数据分析有误',
+};
+
+export interface Feedback {
+  /** The `feedback.id` the first reply carried: the stream id. */
+  id: string;
+  /** 1 accurate, 2 inaccurate, 3 withdrawn. */
+  type: number;
+  content?: string;
+  reasons?: Array<string | number>;
+  /** Who rated. */
+  userid: string;
+}
 
 /** A quoted message as a markdown quote, shortened: context, not the question. */
 function quote(text: string): string {
@@ -130,13 +159,18 @@ export class Runner {
     if (!claim.claimed) {
       metrics.dedupHits.inc();
       const loaded = await store.load(streamId);
-      if (loaded) return { streamId, duplicate: true, reply: render(loaded.snapshot, streamId, this.#texts) };
+      if (loaded)
+        return {
+          streamId,
+          duplicate: true,
+          reply: withFeedback(render(loaded.snapshot, streamId, this.#texts)),
+        };
       // The first callback claimed the msgid but its stream is not there: it failed before opening it,
       // or is opening it right now. Open it here; the version check lets exactly one of us do it.
     }
     const events = await this.#openingEvents(m, streamId);
     const snapshot = fold(events);
-    const placeholder = render(snapshot, streamId, this.#texts);
+    const placeholder = withFeedback(render(snapshot, streamId, this.#texts));
     // The lease comes first, so that no poll ever sees an open stream without an owner.
     if (!(await store.acquireLease(streamId, config.nodeId, config.stream.leaseMs))) {
       // Another node holds it: the first callback is opening this very stream.
@@ -238,6 +272,65 @@ export class Runner {
     );
     // An exhausted stream is settled already; the job still delivers what the bubble promised.
     this.#launch(writer);
+  }
+
+  /**
+   * A rating from WeCom (feedback_event): passed on to Dify as the message's feedback (like, dislike
+   * with the reasons, or taken back) and recorded as `feedback.given`. A stream that is gone, or has
+   * no Dify message, is recorded or logged and left alone.
+   */
+  async feedback(f: Feedback): Promise<void> {
+    const { store, answers, auth, config } = this.#d;
+    const log = this.#log.child({ streamId: f.id, userid: f.userid });
+    if (f.id.length === 0 || /[{}]/.test(f.id)) return;
+    const loaded = await store.load(f.id);
+    if (!loaded || stateOf(loaded.snapshot) !== 'completed') {
+      log.info({ type: f.type }, 'feedback for a stream that is gone or not completed: ignored');
+      return;
+    }
+    const ctx = loaded.snapshot.context;
+    const rating = f.type === 1 ? 'like' : f.type === 2 ? 'dislike' : null;
+    const reasons = (f.reasons ?? []).map((r) => inaccurateReasons[String(r)] ?? String(r));
+    const content =
+      [reasons.length ? `[${reasons.join('、')}]` : '', f.content ?? ''].join(' ').trim() || undefined;
+    let forwarded = false;
+    let problem: string | undefined;
+    try {
+      if (!ctx.messageId || !answers.feedback) throw new Error('no Dify message to rate');
+      // Dify keeps a message's feedback under the user who asked, whoever rated it in the group.
+      const outcome = await auth.authenticate({ userid: ctx.userid, bot: ctx.bot });
+      if (!outcome.granted) throw new Error(`the asker is no longer let in (${outcome.reason})`);
+      const identity = difyIdentity(outcome, config.dify, ctx.userid);
+      await answers.feedback(ctx.messageId, rating, identity.user, content, { bearer: identity.bearer });
+      forwarded = true;
+    } catch (error) {
+      problem = (error instanceof Error ? error.message : String(error)).slice(0, 300);
+      log.warn({ err: error }, 'feedback not passed on to Dify');
+    }
+    const event: StreamEvent = {
+      type: 'feedback.given',
+      at: this.#now(),
+      rating,
+      by: f.userid,
+      forwarded,
+      ...(content ? { content } : {}),
+      ...(problem ? { problem } : {}),
+    };
+    // Nobody owns a completed stream; a delivery record may race this one, so read again once.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const current = attempt === 0 ? loaded : await store.load(f.id);
+      if (!current) return;
+      try {
+        await store.append(f.id, [event], {
+          expectedVersion: current.version,
+          snapshot: persist(fold([event], current.snapshot)),
+        });
+        log.info({ rating, forwarded }, 'feedback recorded');
+        return;
+      } catch (error) {
+        if (!(error instanceof StoreError) || error.code !== 'version_conflict') throw error;
+      }
+    }
   }
 
   /** Every so often, take over the running streams whose owner is gone, even if nobody polls them. */

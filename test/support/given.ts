@@ -52,6 +52,10 @@ export const dequeued = (): EventOf<'stream.dequeued'> => ({ type: 'stream.deque
 export const filesUploaded = (
   files: EventOf<'files.uploaded'>['files'] = [{ type: 'image', id: 'file-1', name: 'a.png' }],
 ): EventOf<'files.uploaded'> => ({ type: 'files.uploaded', at: T0, files });
+export const feedbackGiven = (
+  rating: 'like' | 'dislike' | null = 'like',
+  forwarded = true,
+): EventOf<'feedback.given'> => ({ type: 'feedback.given', at: T0, rating, by: 'zhangsan', forwarded });
 export const difyStarted = (
   ids: Omit<EventOf<'dify.started'>, 'type' | 'at'> = {
     conversationId: 'conv-1',
