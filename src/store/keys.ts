@@ -38,11 +38,14 @@ export const conversationKey = (prefix: string, bot: string, scope: string): str
 export const queueKey = (prefix: string, bot: string, scope: string): string =>
   `${prefix}queue:${bot}:${scope}`;
 
-/** ZSET of recent stream ids scored by the store's clock at their last append, for the inspector. */
-export const indexKey = (prefix: string): string => `${prefix}index:streams`;
+/**
+ * ZSET of recent stream ids scored by the store's clock at their last append, for the inspector. The
+ * two index keys share the hash tag `{index}`, so that one pipeline updates both on a Redis Cluster.
+ */
+export const indexKey = (prefix: string): string => `${prefix}{index}:streams`;
 
 /**
  * ZSET of the streams not yet finished, scored like the index: what a node sweeping for streams whose
  * owner died reads, without loading every recent stream.
  */
-export const runningKey = (prefix: string): string => `${prefix}index:running`;
+export const runningKey = (prefix: string): string => `${prefix}{index}:running`;
