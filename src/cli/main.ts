@@ -1,19 +1,16 @@
 #!/usr/bin/env node
-// The `wecom-dify` command.
+// The `wecom-dify` command: one word picks the command, each command parses its own options and
+// settings and returns an exit code (0 done, 1 failed, 2 usage or settings); `serve` runs until told.
 import { parseConfig, readEnv } from '../config.js';
 import { createLogger } from '../log.js';
-
-const usage = `wecom-dify <command>
-
-  serve                 run the service (settings from the environment and .env)
-  migrate               create or update the directory tables in MYSQL_URL
-  users add|list|disable|enable ...   manage the directory's users
-  streams [--unfinished] [--stuck 2m] [--user ID] [--json]   list recent streams
-  replay <streamId> [--json] | replay --file <file>           replay a stream event by event
-  export <streamId> [--out file]                              write a stream's events to a file
-  chat --url URL        a WeCom simulator in the terminal (needs WECOM_TOKEN, WECOM_ENCODING_AES_KEY)
-  demo                  everything locally: service, a Dify stand-in, the simulator
-`;
+import { runMigrateCommand, runUsersCommand } from './adminCommands.js';
+import { runChat } from './chatCommand.js';
+import { runDemo } from './demoCommand.js';
+import { runExport } from './exportCommand.js';
+import { type Io, UsageError } from './io.js';
+import { runReplay } from './replayCommand.js';
+import { runStreams } from './streamsCommand.js';
+import { type CommandName, commandUsage, usage } from './usage.js';
 
 export function loadConfigOrExit() {
   const result = parseConfig(readEnv(process.env));
@@ -51,21 +48,102 @@ async function serve(): Promise<void> {
   process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection'));
 }
 
-async function main(argv: string[]): Promise<void> {
-  const [command, ...args] = argv;
+function processIo(): Io {
+  const write = (text: string) => {
+    process.stdout.write(text);
+  };
+  return {
+    env: readEnv(process.env),
+    stdin: process.stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    interactive: Boolean(process.stdin.isTTY && process.stdout.isTTY),
+    write,
+    out: (line) => write(`${line}\n`),
+    err: (line) => {
+      process.stderr.write(`wecom-dify: ${line}\n`);
+    },
+    now: Date.now,
+  };
+}
+
+/** SIGINT and SIGTERM end the demo cleanly; a second one ends it at once. */
+function onSignal(handler: () => void): () => void {
+  let count = 0;
+  const listener = () => {
+    count++;
+    if (count > 1) process.exit(1);
+    handler();
+  };
+  process.on('SIGINT', listener);
+  process.on('SIGTERM', listener);
+  return () => {
+    process.off('SIGINT', listener);
+    process.off('SIGTERM', listener);
+  };
+}
+
+const isCommand = (name: string): name is CommandName => Object.hasOwn(commandUsage, name);
+
+async function run(command: string, args: string[]): Promise<number | undefined> {
+  if (isCommand(command) && (args.includes('--help') || args.includes('-h'))) {
+    process.stdout.write(`usage: ${commandUsage[command]}\n`);
+    return 0;
+  }
   switch (command) {
     case 'serve':
-      return serve();
-    case undefined:
+      if (args.length > 0)
+        throw new UsageError(`serve takes no arguments (settings come from the environment)`, usage);
+      await serve();
+      return undefined;
+    case 'migrate':
+      return runMigrateCommand(args, processIo());
+    case 'users':
+      return runUsersCommand(args, processIo());
+    case 'streams':
+      return runStreams(args, processIo());
+    case 'replay':
+      return runReplay(args, processIo());
+    case 'export':
+      return runExport(args, processIo());
+    case 'chat':
+      return runChat(args, processIo());
+    case 'demo':
+      return runDemo(args, processIo(), { onSignal });
     case 'help':
     case '--help':
     case '-h':
       process.stdout.write(usage);
-      return;
+      return 0;
     default:
-      void args;
-      process.stderr.write(`wecom-dify: unknown command "${command}"\n\n${usage}`);
-      process.exit(2);
+      throw new UsageError(`unknown command "${command}"`, usage);
+  }
+}
+
+/** Exits once what was written has been handed to the OS, so a piped reader gets all of it. */
+function exit(code: number): void {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...args] = argv;
+  if (command === undefined) {
+    process.stderr.write(usage);
+    return exit(2);
+  }
+  // `wecom-dify streams | head` closes the pipe early: that is not an error.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+  });
+  try {
+    const code = await run(command, args);
+    if (code !== undefined) exit(code);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    const text = error.usage.startsWith('usage:') ? error.usage : `usage: ${error.usage}`;
+    process.stderr.write(`wecom-dify: ${error.message}\n\n${text.trimEnd()}\n`);
+    exit(2);
   }
 }
 

@@ -1,0 +1,52 @@
+// `wecom-dify migrate` and `wecom-dify users …` (src/auth/adminCli.ts) with only the settings they
+// use: the directory's MYSQL_URL and AUTH_SECRET_KEY, and Redis to forget a disabled user's token.
+// The bot's secrets are not needed to manage its users, so they are not asked for.
+import { type AdminConfig, runMigrate, runUsers } from '../auth/adminCli.js';
+import { parseSettings, storeSettings } from '../config.js';
+import type { Io } from './io.js';
+import { reportProblems } from './settings.js';
+
+function adminConfig(io: Io): AdminConfig | number {
+  const parsed = parseSettings(io.env, [
+    'AUTH_MODE',
+    'MYSQL_URL',
+    'AUTH_SECRET_KEY',
+    'AUTH_API_URL',
+    'AUTH_API_TIMEOUT_MS',
+    'REDIS_URL',
+    'REDIS_CLUSTER_NODES',
+    'REDIS_KEY_PREFIX',
+    'STREAM_TTL_SECONDS',
+  ]);
+  if (!parsed.ok) return reportProblems(io, parsed.problems);
+  const s = parsed.settings;
+  return {
+    auth: {
+      mode: s.AUTH_MODE,
+      mysqlUrl: s.MYSQL_URL,
+      apiUrl: s.AUTH_API_URL,
+      apiTimeoutMs: s.AUTH_API_TIMEOUT_MS,
+      secretKey: s.AUTH_SECRET_KEY ? Buffer.from(s.AUTH_SECRET_KEY, 'base64') : undefined,
+    },
+    store: storeSettings(s),
+  };
+}
+
+export async function runMigrateCommand(args: string[], io: Io): Promise<number> {
+  if (args.length > 0) {
+    io.err(`migrate: unexpected argument "${args[0]}"`);
+    return 2;
+  }
+  const config = adminConfig(io);
+  if (typeof config === 'number') return config;
+  // Said here rather than by runMigrate so that it goes to standard error like every settings problem.
+  if (!config.auth.mysqlUrl)
+    return reportProblems(io, ['MYSQL_URL: required for the directory (mysql://user:pass@host:3306/db)']);
+  return runMigrate(config, io.out);
+}
+
+export async function runUsersCommand(args: string[], io: Io): Promise<number> {
+  const config = adminConfig(io);
+  if (typeof config === 'number') return config;
+  return runUsers(args, config, io.out);
+}

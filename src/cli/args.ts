@@ -1,0 +1,32 @@
+// Command-line parsing with node:util parseArgs, its errors turned into usage errors (exit code 2).
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { parseDuration } from './duration.js';
+import { UsageError } from './io.js';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+export function parseCommandArgs<O extends Options>(args: string[], options: O, usage: string) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message, usage);
+  }
+}
+
+/** A duration flag's value in ms, or a usage error naming the flag. */
+export function durationFlag(value: string | undefined, flag: string, usage: string): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseDuration(value);
+  if (ms === undefined || ms <= 0)
+    throw new UsageError(`${flag} takes a duration such as 500ms, 90s, 2m or 1h, not "${value}"`, usage);
+  return ms;
+}
+
+/** A positive whole-number flag, or a usage error. */
+export function countFlag(value: string | undefined, flag: string, usage: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1)
+    throw new UsageError(`${flag} takes a positive whole number, not "${value}"`, usage);
+  return n;
+}

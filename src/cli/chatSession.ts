@@ -1,0 +1,143 @@
+// A conversation in the terminal through the simulator: each question is sent as WeCom sends it, then
+// polled like WeCom polls (about once a second, for at most 6 minutes: reference/wecom-aibot.md §9),
+// and the bubble is printed as it grows. Shared by `wecom-dify chat` and `wecom-dify demo`.
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { formatDuration } from './duration.js';
+import { growth } from './growth.js';
+import { type Sender, SimulatorError, type WecomSimulator } from './simulator.js';
+
+export interface ChatSessionOptions {
+  simulator: WecomSimulator;
+  sender: Sender;
+  /** Between polls. */
+  intervalMs: number;
+  /** Give up on an answer after this long, as WeCom stops polling after 6 minutes. */
+  timeoutMs: number;
+  write(text: string): void;
+  /** A failure, on its own line. */
+  fail(line: string): void;
+  /** Ends the session: the question in flight is dropped. */
+  signal?: AbortSignal;
+}
+
+export interface Answered {
+  streamId: string;
+  content: string;
+  polls: number;
+}
+
+const YOU = 'you › ';
+const BOT = 'bot › ';
+const AGAIN = '\n    ↻ ';
+
+/** Sends one question and prints its bubble until `finish:true`. Throws a SimulatorError on a failure. */
+export async function ask(question: string, o: ChatSessionOptions): Promise<Answered> {
+  const started = Date.now();
+  let shown: string | undefined;
+  const show = (content: string) => {
+    const g = growth(shown, content);
+    if (g.kind === 'append') o.write(g.text);
+    else if (g.kind === 'reprint') o.write(shown === undefined ? g.text : `${AGAIN}${g.text}`);
+    shown = content;
+  };
+  o.write(BOT);
+  try {
+    let reply = await o.simulator.sendText(question, o.sender, o.signal);
+    const streamId = reply.stream.id;
+    show(reply.stream.content);
+    let polls = 0;
+    while (!reply.stream.finish) {
+      if (Date.now() - started >= o.timeoutMs) {
+        throw new SimulatorError(
+          'timeout',
+          `stream ${streamId} not finished after ${formatDuration(o.timeoutMs)} (${polls} polls): WeCom would stop polling here`,
+        );
+      }
+      await sleep(o.intervalMs, undefined, o.signal ? { signal: o.signal } : {});
+      reply = await o.simulator.poll(streamId, o.sender, o.signal);
+      polls++;
+      show(reply.stream.content);
+    }
+    o.write(
+      `\n      (finished in ${formatDuration(Date.now() - started)}, ${polls} poll${polls === 1 ? '' : 's'}, stream ${streamId})\n`,
+    );
+    return { streamId, content: reply.stream.content, polls };
+  } catch (error) {
+    o.write('\n');
+    throw error;
+  }
+}
+
+/** Asks each question in turn; 0 when all were answered, 1 at the first failure. */
+export async function askAll(questions: readonly string[], o: ChatSessionOptions): Promise<number> {
+  for (const question of questions) {
+    o.write(`${YOU}${question}\n`);
+    const outcome = await attempt(question, o);
+    if (outcome !== 'answered') return outcome === 'aborted' ? 0 : 1;
+  }
+  return 0;
+}
+
+/**
+ * Reads questions from `input`, one a line, until EOF (Ctrl-D), Ctrl-C or the signal. A failure is
+ * printed and the next line is read; the exit code says whether any question failed.
+ */
+export async function converse(
+  input: NodeJS.ReadableStream,
+  /** The terminal to prompt on, when a person is typing; none when lines are piped in. */
+  terminal: NodeJS.WritableStream | undefined,
+  o: ChatSessionOptions,
+): Promise<number> {
+  if (o.signal?.aborted) return 0;
+  const rl = createInterface({
+    input,
+    ...(terminal ? { output: terminal, terminal: true } : { terminal: false }),
+  });
+  // EOF lets the question in flight finish; Ctrl-C (which a terminal hands to readline, not to the
+  // process) and the caller's signal drop it.
+  const interrupt = new AbortController();
+  const signal = o.signal ? AbortSignal.any([o.signal, interrupt.signal]) : interrupt.signal;
+  const close = () => {
+    interrupt.abort();
+    rl.close();
+  };
+  rl.on('SIGINT', close);
+  o.signal?.addEventListener('abort', close, { once: true });
+  const session = { ...o, signal };
+  rl.setPrompt(YOU);
+  let failed = false;
+  try {
+    if (terminal) rl.prompt();
+    for await (const raw of rl) {
+      const question = raw.trim();
+      if (question !== '') {
+        // A line piped in is not echoed by anyone: show it, so the transcript reads as a chat.
+        if (!terminal) o.write(`${YOU}${question}\n`);
+        const outcome = await attempt(question, session);
+        if (outcome === 'aborted') break;
+        if (outcome === 'failed') failed = true;
+      }
+      if (terminal) rl.prompt();
+    }
+  } finally {
+    o.signal?.removeEventListener('abort', close);
+    rl.close();
+  }
+  if (terminal) o.write('\n');
+  return failed ? 1 : 0;
+}
+
+async function attempt(question: string, o: ChatSessionOptions): Promise<'answered' | 'failed' | 'aborted'> {
+  try {
+    await ask(question, o);
+    return 'answered';
+  } catch (error) {
+    if (o.signal?.aborted) return 'aborted';
+    if (error instanceof SimulatorError) {
+      o.fail(`chat: ${error.message}`);
+      return 'failed';
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,67 @@
+// The file `wecom-dify export` writes and `replay --file` reads: a stream's events as stored, with its
+// id, the export's time and the owner's lease then, so a bug report replays offline exactly as live.
+import { z } from 'zod';
+import { isKnown, parseEvent } from '../machines/index.js';
+import type { Lease, StoredEvent } from '../store/port.js';
+
+export const EXPORT_FORMAT = 'wecom-dify/stream-export';
+
+const leaseSchema = z.object({ node: z.string(), until: z.number() });
+
+const exportSchema = z.object({
+  format: z.literal(EXPORT_FORMAT),
+  version: z.literal(1),
+  streamId: z.string().min(1),
+  /** Epoch ms. */
+  exportedAt: z.number(),
+  /** The owner's live lease at the export, or null. */
+  lease: leaseSchema.nullable(),
+  events: z.array(z.object({ seq: z.number().int().positive(), id: z.string(), event: z.unknown() })),
+});
+
+export type StreamExport = z.infer<typeof exportSchema>;
+
+/** The export of a stream; an event this version cannot read is written as it was stored. */
+export function toExport(
+  streamId: string,
+  events: StoredEvent[],
+  lease: Lease | undefined,
+  now: number,
+): StreamExport {
+  return {
+    format: EXPORT_FORMAT,
+    version: 1,
+    streamId,
+    exportedAt: now,
+    lease: lease ? { node: lease.node, until: lease.until } : null,
+    events: events.map(({ seq, id, event }) => ({ seq, id, event: isKnown(event) ? event : event.raw })),
+  };
+}
+
+export type ParsedExport =
+  | { ok: true; streamId: string; exportedAt: number; lease: Lease | null; events: StoredEvent[] }
+  | { ok: false; problem: string };
+
+/** Parse a file's text; its events are parsed like the store's (an unknown one is kept). */
+export function parseExport(text: string): ParsedExport {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { ok: false, problem: 'not JSON' };
+  }
+  const parsed = exportSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.join('.') || '(root)';
+    return { ok: false, problem: `not a wecom-dify stream export: ${where}: ${issue?.message ?? 'invalid'}` };
+  }
+  const { streamId, exportedAt, lease, events } = parsed.data;
+  return {
+    ok: true,
+    streamId,
+    exportedAt,
+    lease,
+    events: events.map(({ seq, id, event }) => ({ seq, id, event: parseEvent(event) })),
+  };
+}

@@ -1,0 +1,98 @@
+// The `wecom-dify` command's dispatch, as a child process: help, usage errors (stderr, exit code 2),
+// and the directory's admin commands needing only their own settings, not the bot's secrets.
+import { afterAll, describe, expect, it } from 'vitest';
+import { createTestDatabase } from '../../test/auth/support.js';
+import { runCli, tempCwd } from '../../test/support/cliRun.js';
+import { redisUrl } from '../../test/support/service.js';
+
+const cwd = tempCwd('main');
+afterAll(() => cwd.remove());
+const run = (args: string[], env: Record<string, string> = {}) => runCli(args, { cwd: cwd.dir, env });
+
+describe('wecom-dify', { timeout: 60_000 }, () => {
+  it('help lists every command on standard output', async () => {
+    const { code, stdout } = await run(['help']);
+    expect(code).toBe(0);
+    for (const command of [
+      'serve',
+      'migrate',
+      'users',
+      'streams',
+      'replay',
+      'export',
+      'chat',
+      'demo',
+      'help',
+    ])
+      expect(stdout).toMatch(new RegExp(`^ {2}wecom-dify ${command}\\b`, 'm'));
+  });
+
+  it('<command> --help shows that command’s usage', async () => {
+    const { code, stdout } = await run(['streams', '--help']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^usage: wecom-dify streams \[--unfinished\]/);
+  });
+
+  it('no command, or an unknown one: the usage on standard error, exit code 2', async () => {
+    const [none, unknown] = await Promise.all([run([]), run(['frobnicate'])]);
+    expect(none.code).toBe(2);
+    expect(none.stdout).toBe('');
+    expect(none.stderr).toMatch(/^usage: wecom-dify <command>/);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(
+      /^wecom-dify: unknown command "frobnicate"\n\nusage: wecom-dify <command>/,
+    );
+  });
+
+  it('migrate needs MYSQL_URL, and neither the WeCom nor the Dify secrets', async () => {
+    const { code, stdout, stderr } = await run(['migrate']);
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toBe(
+      'wecom-dify: MYSQL_URL: required for the directory (mysql://user:pass@host:3306/db)\n',
+    );
+  });
+
+  it('a malformed admin setting is one line naming it, exit code 2, its value never printed', async () => {
+    const secret = 'not-base64-32-bytes';
+    const { code, stderr } = await run(['users', 'list'], {
+      MYSQL_URL: 'mysql://u:p@127.0.0.1:1/db',
+      AUTH_SECRET_KEY: secret,
+    });
+    expect(code).toBe(2);
+    expect(stderr).toBe(
+      'wecom-dify: AUTH_SECRET_KEY: must be 32 bytes in base64 (openssl rand -base64 32)\n',
+    );
+    expect(stderr).not.toContain(secret);
+  });
+
+  it('users with a wrong sub-command shows the users usage, exit code 2', async () => {
+    const { code, stdout } = await run(['users', 'rename', 'x'], { MYSQL_URL: 'mysql://u:p@127.0.0.1:1/db' });
+    expect(code).toBe(2);
+    expect(stdout).toContain('usage: wecom-dify users add <userid>');
+  });
+
+  it('migrate and users manage the directory on the real MariaDB with MYSQL_URL alone', async () => {
+    const db = await createTestDatabase();
+    try {
+      const env = { MYSQL_URL: db.url };
+      const migrated = await run(['migrate'], env);
+      expect(migrated.stderr).toBe('');
+      expect(migrated.code).toBe(0);
+      expect(migrated.stdout).toMatch(/^applied: /);
+      expect((await run(['migrate'], env)).stdout).toBe('directory is up to date\n');
+      const added = await run(['users', 'add', 'alice', '--account', 'A001', '--name', '爱丽丝'], env);
+      expect(added.code).toBe(0);
+      expect(added.stdout).toBe('saved alice (account A001)\n');
+      const listed = await run(['users', 'list', '--json'], env);
+      expect(JSON.parse(listed.stdout)).toMatchObject([
+        { userid: 'alice', account: 'A001', name: '爱丽丝', enabled: true },
+      ]);
+      const disabled = await run(['users', 'disable', 'alice'], { ...env, REDIS_URL: redisUrl });
+      expect(disabled.code).toBe(0);
+      expect(disabled.stdout).toContain('disabled alice');
+    } finally {
+      await db.drop();
+    }
+  });
+});

@@ -1,0 +1,102 @@
+// What `wecom-dify streams` shows: the store's summaries filtered (unfinished, stuck, one user) and laid
+// out as a table or as JSON rows. Pure: the summaries and the clock come in.
+import type { StreamSummary } from '../store/port.js';
+import { formatDuration } from './duration.js';
+import { formatTable } from './table.js';
+
+export interface StreamsFilter {
+  unfinished?: boolean;
+  /** Unfinished and quiet this long, or unfinished with no live lease. */
+  stuckAfterMs?: number;
+  user?: string;
+  limit: number;
+}
+
+export type StuckReason = 'no-lease' | 'quiet';
+
+export interface StreamRow {
+  streamId: string;
+  userid: string;
+  state: string;
+  finished: boolean;
+  openedAt: number;
+  lastEventAt: number;
+  ageMs: number;
+  /** Since the last event. */
+  quietMs: number;
+  answerLength: number;
+  lease: { node: string; until: number } | null;
+  /** Set only when `--stuck` asked, for the streams it found. */
+  stuck?: StuckReason;
+}
+
+/** Why an unfinished stream counts as stuck under `stuckAfterMs`; undefined when it does not. */
+export function stuckReason(
+  summary: StreamSummary,
+  now: number,
+  stuckAfterMs: number,
+): StuckReason | undefined {
+  if (summary.finished) return undefined;
+  // The store returns only a live lease, so none means it ran out, was handed back, or never was.
+  if (!summary.lease || summary.lease.until <= now) return 'no-lease';
+  if (now - summary.lastEventAt >= stuckAfterMs) return 'quiet';
+  return undefined;
+}
+
+export function selectStreams(
+  summaries: readonly StreamSummary[],
+  filter: StreamsFilter,
+  now: number,
+): StreamRow[] {
+  const rows: StreamRow[] = [];
+  for (const s of summaries) {
+    if (rows.length >= filter.limit) break;
+    if (filter.user !== undefined && s.userid !== filter.user) continue;
+    if ((filter.unfinished || filter.stuckAfterMs !== undefined) && s.finished) continue;
+    const stuck = filter.stuckAfterMs === undefined ? undefined : stuckReason(s, now, filter.stuckAfterMs);
+    if (filter.stuckAfterMs !== undefined && !stuck) continue;
+    rows.push({
+      streamId: s.streamId,
+      userid: s.userid,
+      state: s.state,
+      finished: s.finished,
+      openedAt: s.openedAt,
+      lastEventAt: s.lastEventAt,
+      ageMs: now - s.openedAt,
+      quietMs: now - s.lastEventAt,
+      answerLength: s.answerLength,
+      lease: s.lease ? { node: s.lease.node, until: s.lease.until } : null,
+      ...(stuck ? { stuck } : {}),
+    });
+  }
+  return rows;
+}
+
+export function streamsTable(rows: readonly StreamRow[], now: number): string[] {
+  if (rows.length === 0) return ['no streams'];
+  const withStuck = rows.some((r) => r.stuck);
+  const header = ['STREAM', 'USER', 'STATE', 'AGE', 'LAST EVENT', 'ANSWER', 'OWNER'];
+  if (withStuck) header.push('STUCK');
+  const cells = rows.map((r) => {
+    const owner = r.lease
+      ? `${r.lease.node} (${formatDuration(r.lease.until - now)} left)`
+      : r.finished
+        ? '-'
+        : 'none';
+    const row = [
+      r.streamId,
+      r.userid,
+      r.state,
+      formatDuration(r.ageMs),
+      `${formatDuration(r.quietMs)} ago`,
+      String(r.answerLength),
+      owner,
+    ];
+    if (withStuck) row.push(r.stuck === 'no-lease' ? 'owner gone' : r.stuck === 'quiet' ? 'quiet' : '');
+    return row;
+  });
+  return [
+    ...formatTable(header, cells, new Set([3, 4, 5])),
+    `${rows.length} stream${rows.length === 1 ? '' : 's'}`,
+  ];
+}

@@ -1,0 +1,53 @@
+// The usage text of every command, in one place so that `help` and a usage error say the same.
+
+export const commandUsage = {
+  serve: 'wecom-dify serve                 run the service (settings from the environment and .env)',
+  migrate: 'wecom-dify migrate               create or update the directory tables in MYSQL_URL',
+  users: [
+    'wecom-dify users add <userid> --account <code> [--name N] [--department D] [--secret S | --secret -] [--disabled]',
+    'wecom-dify users list [--json] | users disable <userid> | users enable <userid>',
+  ].join('\n'),
+  streams: [
+    'wecom-dify streams [--unfinished] [--stuck <duration>] [--user <userid>] [--limit N] [--json] [--prefix P]',
+    '  recent streams, newest first. --stuck 2m: unfinished and quiet for 2 minutes, or whose owner\u2019s',
+    '  lease ran out. Needs REDIS_URL or REDIS_CLUSTER_NODES; --prefix P reads the keys under P rather',
+    '  than REDIS_KEY_PREFIX (as replay and export do).',
+  ].join('\n'),
+  replay: [
+    'wecom-dify replay <streamId> [--json] [--stuck <duration>] [--prefix P]',
+    'wecom-dify replay --file <export.json> [--json]',
+    '  every event with its time, the state after it and how the answer grew; why an unfinished stream',
+    '  is stuck. --file replays an export offline, with no Redis and no settings.',
+  ].join('\n'),
+  export: [
+    'wecom-dify export <streamId> [--out <file> | --out -] [--prefix P]',
+    '  writes the stream\u2019s events, its lease and the time as JSON (default <streamId>.json).',
+  ].join('\n'),
+  chat: [
+    'wecom-dify chat [--url <base>] [--token T] [--key K] [--user <userid>] [--chat <chatid>] [--bot <aibotid>]',
+    '                [--interval 1s] [--timeout 6m] [--say "question"]...',
+    '  a WeCom simulator: type a line, watch the answer grow. Token and key default to WECOM_TOKEN and',
+    '  WECOM_ENCODING_AES_KEY (environment or .env); --url to http://127.0.0.1:$PORT. With --say it asks',
+    '  those questions, prints the answers and exits.',
+  ].join('\n'),
+  demo: [
+    'wecom-dify demo [--port 8080] [--user <userid>] [--say "question"]...',
+    '  the whole loop here, no settings: the service on the in-memory store, a Dify stand-in, the',
+    '  simulator, and the inspector. Ctrl-C or Ctrl-D ends it.',
+  ].join('\n'),
+} as const;
+
+export type CommandName = keyof typeof commandUsage;
+
+export const usage = [
+  'usage: wecom-dify <command> [options]',
+  '',
+  ...Object.values(commandUsage).map((text) =>
+    text
+      .split('\n')
+      .map((line) => `  ${line}`)
+      .join('\n'),
+  ),
+  '  wecom-dify help                  this text',
+  '',
+].join('\n');

@@ -1,0 +1,154 @@
+// A small local Dify for `npm run demo`: POST /v1/chat-messages streams a scripted answer token by
+// token over Dify's real SSE (reference/dify-api.md §3: one-line `data:` JSON frames, chat-family field
+// order, `message` deltas, then `message_end`), and the stop endpoint ends a stream the way Dify does
+// (a normal `message_end`). Enough for the real DifyClient; the test fake (test/support/fakeDify.ts)
+// is the one that misbehaves on purpose.
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { demoAnswer, tokensOf } from './script.js';
+
+export interface DifyStandInOptions {
+  /** When set, other bearers get Dify's 401. */
+  apiKey?: string;
+  answer?: (query: string) => string;
+  /** Between tokens. Default 40 ms. */
+  tokenDelayMs?: number;
+}
+
+export interface DifyStandIn {
+  /** The API base, ending in `/v1`. */
+  url: string;
+  close(): Promise<void>;
+}
+
+const frame = (obj: Record<string, unknown>): string => `data: ${JSON.stringify(obj)}\n\n`;
+
+function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+  // Dify's error envelope (§5.3).
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ code, message, status }));
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown> | undefined> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  try {
+    const value: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function startDifyStandIn(options: DifyStandInOptions = {}): Promise<DifyStandIn> {
+  const answer = options.answer ?? demoAnswer;
+  const delayMs = options.tokenDelayMs ?? 40;
+  const stopped = new Set<string>();
+  const sockets = new Set<Socket>();
+  const closing = new AbortController();
+
+  async function chat(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readJson(req);
+    const query = body?.query;
+    const user = body?.user;
+    if (typeof query !== 'string' || typeof user !== 'string' || body?.response_mode !== 'streaming') {
+      sendError(res, 400, 'invalid_param', 'query, user and response_mode "streaming" are required');
+      return;
+    }
+    const given = body.conversation_id;
+    const ids = {
+      conversation_id: typeof given === 'string' && given !== '' ? given : randomUUID(),
+      message_id: randomUUID(),
+      created_at: Math.floor(Date.now() / 1000),
+    };
+    const taskId = randomUUID();
+    // Chat-family order: event, conversation_id, message_id, created_at, then the event's own (§3).
+    const chatFrame = (event: string, rest: Record<string, unknown>) =>
+      frame({ event, ...ids, task_id: taskId, ...rest });
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
+    const text = answer(query);
+    const started = Date.now();
+    let sent = 0;
+    for (const token of tokensOf(text)) {
+      if (stopped.has(taskId) || closing.signal.aborted || res.destroyed) break;
+      res.write(chatFrame('message', { id: ids.message_id, answer: token }));
+      sent++;
+      await sleep(delayMs).catch(() => undefined);
+    }
+    stopped.delete(taskId);
+    if (res.destroyed) return;
+    const usage = {
+      prompt_tokens: Array.from(query).length,
+      completion_tokens: sent,
+      total_tokens: Array.from(query).length + sent,
+      total_price: '0',
+      currency: 'USD',
+      latency: (Date.now() - started) / 1000,
+    };
+    res.end(
+      chatFrame('message_end', {
+        id: ids.message_id,
+        metadata: { annotation_reply: null, retriever_resources: [], usage },
+        files: null,
+      }),
+    );
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (options.apiKey && req.headers.authorization !== `Bearer ${options.apiKey}`) {
+      sendError(res, 401, 'unauthorized', 'Access token is invalid');
+      return;
+    }
+    if (req.method === 'POST' && path === '/v1/chat-messages') return chat(req, res);
+    const stop = /^\/v1\/chat-messages\/([^/]+)\/stop$/.exec(path);
+    if (req.method === 'POST' && stop?.[1]) {
+      stopped.add(decodeURIComponent(stop[1]));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ result: 'success' }));
+      return;
+    }
+    if (req.method === 'GET' && path === '/v1/info') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          name: 'wecom-dify demo',
+          description: 'a scripted stand-in',
+          tags: [],
+          mode: 'chat',
+        }),
+      );
+      return;
+    }
+    sendError(res, 404, 'not_found', `the demo stand-in has no ${req.method} ${path}`);
+  }
+
+  const server = createServer((req, res) => {
+    route(req, res).catch(() => {
+      if (!res.headersSent) sendError(res, 500, 'internal_server_error', 'Internal Server Error');
+      else res.destroy();
+    });
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        closing.abort();
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      }),
+  };
+}

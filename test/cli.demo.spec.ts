@@ -1,0 +1,85 @@
+// `wecom-dify demo` (`npm run demo`) as a child process: with no settings and no external service it
+// starts, prints the inspector's address, answers a scripted question through the whole loop, and
+// exits cleanly: after --say, at EOF, and when told to with SIGTERM.
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { demoAnswer } from '../src/demo/script.js';
+import { spawnCli } from './support/cli.js';
+import { runCli, tempCwd } from './support/cliRun.js';
+
+const cwd = tempCwd('demo');
+// Settings that would break `serve`: the demo builds its own and reads none of these.
+writeFileSync(
+  join(cwd.dir, '.env'),
+  'WECOM_ENCODING_AES_KEY=bad\nREDIS_URL=redis://127.0.0.1:1\nDIFY_API_URL=http://127.0.0.1:9/v1\n',
+);
+afterAll(() => cwd.remove());
+
+const inspectorLine = /inspector {3}(http:\/\/127\.0\.0\.1:(\d+))\/inspector/;
+
+describe('wecom-dify demo', { timeout: 90_000 }, () => {
+  it('answers one scripted question via --say, prints the inspector address, and exits 0', async () => {
+    const { code, stdout, stderr } = await runCli(['demo', '--port', '0', '--say', '你好'], { cwd: cwd.dir });
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(inspectorLine);
+    expect(stdout).toContain('you › 你好');
+    expect(stdout).toContain(demoAnswer('你好'));
+    expect(stdout).toMatch(/\(finished in \S+, \d+ polls?, stream \S+\)/);
+    expect(stdout.trimEnd().endsWith('demo: stopping')).toBe(true);
+  });
+
+  it('falls back to a free port when the one asked for is taken', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const { code, stdout, stderr } = await runCli(['demo', '--port', String(port), '--say', 'inspector?'], {
+        cwd: cwd.dir,
+      });
+      expect(code).toBe(0);
+      expect(stderr).toBe(`wecom-dify: demo: port ${port} is taken; using a free one\n`);
+      expect(Number(inspectorLine.exec(stdout)?.[2])).not.toBe(port);
+      expect(stdout).toContain(demoAnswer('inspector?'));
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
+    }
+  });
+
+  it('reads questions from standard input and exits 0 at EOF', async () => {
+    const { code, stdout } = await runCli(['demo', '--port', '0'], { cwd: cwd.dir, input: 'hello\n' });
+    expect(code).toBe(0);
+    expect(stdout).toContain('you › hello');
+    expect(stdout).toContain(demoAnswer('hello'));
+  });
+
+  it('serves until SIGTERM, even in the middle of an answer, then closes everything and exits 0', async () => {
+    const child = spawnCli(['demo', '--port', '0'], { cwd: cwd.dir, env: {} });
+    let stdout = '';
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const seen = (what: (out: string) => boolean) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => (what(stdout) ? resolve() : undefined);
+        child.stdout.on('data', check);
+        child.on('exit', () => reject(new Error(`demo exited early: ${stdout}`)));
+        check();
+      });
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    await seen((out) => out.includes('Type a question'));
+    const base = inspectorLine.exec(stdout)?.[1];
+    const health = await fetch(`${base}/healthz`);
+    expect(health.status).toBe(200);
+    // Stdin stays open: only the signal ends this demo.
+    child.stdin.write('你好\n');
+    await seen((out) => out.includes('bot › '));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(stdout).toContain('demo: stopping');
+    await expect(fetch(`${base}/healthz`)).rejects.toThrow();
+  });
+});
