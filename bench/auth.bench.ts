@@ -15,7 +15,8 @@ const REDIS_URL = 'redis://127.0.0.1:6379';
 const CALLS = 2000;
 const TARGET_P99_MS = 5;
 
-const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+const quantile = (sorted: number[], q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
 
 export async function benchAuth(): Promise<string> {
   const dbName = `wdbench_${randomBytes(6).toString('hex')}`;

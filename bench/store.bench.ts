@@ -6,27 +6,30 @@ import { pathToFileURL } from 'node:url';
 import type { Redis } from 'ioredis';
 import { evolve, fold, persist, type StreamEvent } from '../src/machines/index.js';
 import { connectRedis, createRedisStore, type StreamStore } from '../src/store/index.js';
+import { type Summary, summarize, verdict } from './support/stats.js';
 
 const url = 'redis://127.0.0.1:6379';
 
-interface Timing {
-  median: number;
-  p99: number;
+/** µs per call of `fn`, after a warm-up, over `calls` sequential calls. */
+async function time(calls: number, fn: () => Promise<unknown>): Promise<Summary> {
+  return (await timeInterleaved(calls, [fn]))[0]!;
 }
 
-/** µs per call of `fn`, after a warm-up, over `calls` sequential calls. */
-async function time(calls: number, fn: () => Promise<unknown>): Promise<Timing> {
-  for (let i = 0; i < Math.min(50, calls); i++) await fn();
-  const samples: number[] = [];
+/**
+ * µs per call of each of `fns`, called in turn (one of each, `calls` times) after a warm-up, so that
+ * a busy machine's noise falls on every one of them alike and their costs can be compared.
+ */
+async function timeInterleaved(calls: number, fns: Array<() => Promise<unknown>>): Promise<Summary[]> {
+  for (let i = 0; i < Math.min(50, calls); i++) for (const fn of fns) await fn();
+  const samples = fns.map((): number[] => []);
   for (let i = 0; i < calls; i++) {
-    const start = process.hrtime.bigint();
-    await fn();
-    samples.push(Number(process.hrtime.bigint() - start) / 1_000);
+    for (const [k, fn] of fns.entries()) {
+      const start = process.hrtime.bigint();
+      await fn();
+      samples[k]!.push(Number(process.hrtime.bigint() - start) / 1_000);
+    }
   }
-  samples.sort((a, b) => a - b);
-  const at = (q: number): number =>
-    samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? 0;
-  return { median: at(0.5), p99: at(0.99) };
+  return samples.map(summarize);
 }
 
 let clock = Date.now();
@@ -88,30 +91,52 @@ async function deleteByPrefix(client: Redis, prefix: string): Promise<void> {
   } while (cursor !== '0');
 }
 
-const fmt = (t: Timing): string =>
-  `${t.median.toFixed(0).padStart(6)} µs median ${t.p99.toFixed(0).padStart(6)} µs p99`;
+const fmt = (t: Summary): string =>
+  `p50 ${t.p50.toFixed(0).padStart(5)} µs, p99 ${t.p99.toFixed(0).padStart(5)} µs, max ${t.max.toFixed(0).padStart(6)} µs (n=${t.count})`;
+
+/** `load` at the longest stream may cost at most this many times its cost at the shortest. */
+const FLAT_FACTOR = 2;
 
 export async function benchStore(): Promise<string> {
   const prefix = `wdbench:${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}:`;
   const client = connectRedis({ url }) as Redis;
   const store = createRedisStore(client, { prefix, ttlSeconds: 600 });
-  const lines: string[] = [`store bench: Redis ${url}, prefix ${prefix}`];
+  const lines: string[] = [`store (issue 3): Redis ${url}, prefix ${prefix}`];
   const started = Date.now();
   try {
     await store.ping();
-    lines.push('', 'poll cost by stream length (snapshot written with the last append):');
-    for (const deltas of [10, 100, 1_000]) {
+    lines.push('', 'poll cost by stream length (snapshot written with the last append; loads interleaved):');
+    const lengths = [10, 100, 1_000];
+    for (const deltas of lengths) {
       const id = `len-${deltas}`;
       const events = await writeStream(store, id, deltas);
       const loaded = await store.load(id);
       if (loaded?.version !== events.length || loaded.tail !== 0) throw new Error(`bad load of ${id}`);
-      const load = await time(300, () => store.load(id));
-      const full = await time(deltas >= 1_000 ? 60 : 300, async () =>
-        fold((await store.read(id)).map((e) => e.event)),
-      );
-      const label = `${String(deltas).padStart(5)} deltas`;
-      lines.push(`  ${label}  load ${fmt(load)}   read+fold ${fmt(full)}`);
     }
+    const loadTimes = await timeInterleaved(
+      500,
+      lengths.map((deltas) => () => store.load(`len-${deltas}`)),
+    );
+    const loads = new Map<number, Summary>();
+    const folds = new Map<number, Summary>();
+    for (const [k, deltas] of lengths.entries()) {
+      const load = loadTimes[k]!;
+      const full = await time(deltas >= 1_000 ? 60 : 300, async () =>
+        fold((await store.read(`len-${deltas}`)).map((e) => e.event)),
+      );
+      loads.set(deltas, load);
+      folds.set(deltas, full);
+      lines.push(`  ${String(deltas).padStart(5)} deltas  load      ${fmt(load)}`);
+      lines.push(`                read+fold ${fmt(full)}`);
+    }
+    const shortest = loads.get(10)!;
+    const longest = loads.get(1_000)!;
+    const growth = longest.p50 / shortest.p50;
+    lines.push(
+      `  load stays flat (issue 3): p50 at 1000 deltas is ${growth.toFixed(2)}× p50 at 10 ` +
+        `(target ≤ ${FLAT_FACTOR}×): ${verdict(growth <= FLAT_FACTOR)}; ` +
+        `a full read+fold of 1000 deltas costs ${(folds.get(1_000)!.p50 / longest.p50).toFixed(0)}× a load`,
+    );
 
     lines.push('', 'load with events after the snapshot (100 deltas, then a tail):');
     for (const tail of [0, 1, 10]) {
@@ -121,10 +146,12 @@ export async function benchStore(): Promise<string> {
       if (tail > 0) await store.append(id, more, { expectedVersion: events.length });
       const loaded = await store.load(id);
       if (loaded?.tail !== tail) throw new Error(`bad tail for ${id}: ${loaded?.tail}`);
-      lines.push(`  tail ${String(tail).padStart(3)}  load ${fmt(await time(300, () => store.load(id)))}`);
+      lines.push(
+        `  tail ${String(tail).padStart(3)}  load      ${fmt(await time(300, () => store.load(id)))}`,
+      );
     }
 
-    lines.push('', 'appends (one delta + its snapshot each, then the index update):');
+    lines.push('', 'appends (one delta + its snapshot each, then the index update; no target set):');
     const sequential = await appendLoop(store, 'seq', 1_000);
     lines.push(`  sequential, one stream       ${sequential.toFixed(0).padStart(7)} appends/s`);
     const perStream = 200;

@@ -1,0 +1,218 @@
+// Poll throughput (issue 4): polls per second of ONE service process answering WeCom stream-refresh
+// polls for a 200-delta stream, against a FLOOR server measured in the same run (support/floorNode.ts:
+// signature, decryption, one Redis HGET of the same snapshot JSON, encryption and signature of a reply
+// of the same size, on bare node:http). Target: service ≥ 0.8 × floor. Each server runs in its own
+// child process; the load generator (this process) sends pre-encrypted polls over keep-alive undici
+// connections, a fixed number in flight, and the two servers are measured in alternating rounds after a
+// warm-up, so that drift on a busy machine hits both alike.
+// Runs inside `npm run bench`, or alone: node --import tsx bench/poll.bench.ts
+import { pathToFileURL } from 'node:url';
+import type { Pool } from 'undici';
+import { fold, persist, render, type StreamEvent } from '../src/machines/index.js';
+import { newStreamId } from '../src/runner/runner.js';
+import { connectRedis, createRedisStore } from '../src/store/index.js';
+import { piecesOf } from '../test/support/fakeDify.js';
+import type { BenchChild, ProcessStats } from './support/children.js';
+import { stopAll } from './support/children.js';
+import { benchPrefix, dropPrefix, redisUrl, startFloorNode, startServiceNode } from './support/nodes.js';
+import { formatMs, summarize, verdict } from './support/stats.js';
+import {
+  benchClient,
+  drive,
+  type LoadResult,
+  openPool,
+  openReply,
+  type Prepared,
+  pollMessage,
+  post,
+  prepare,
+} from './support/wecomLoad.js';
+
+const DELTAS = 200;
+const CONCURRENCY = 48;
+const WARMUP_MS = 3_000;
+const ROUND_MS = 5_000;
+const ROUNDS = 2;
+const TARGET_RATIO = 0.8;
+
+const answer =
+  '企业微信智能机器人通过回调把用户的消息交给我们，我们把问题转给 Dify 应用，再把它一个字一个字生成的回答' +
+  '写进事件流。WeCom polls the stream about once a second and shows whatever the answer holds so far; ' +
+  '每一次轮询都只读快照和其后的少量事件，所以无论回答多长，轮询的代价都应当是平的。';
+
+/** A stream as the owner leaves it mid-answer: opened, granted, started, then `DELTAS` token-sized deltas. */
+function streamEvents(streamId: string): StreamEvent[] {
+  let at = Date.now() - 60_000;
+  const pieces = piecesOf(answer.repeat(4)).slice(0, DELTAS);
+  if (pieces.length < DELTAS) throw new Error('the sample answer is too short');
+  return [
+    {
+      type: 'stream.opened',
+      at: ++at,
+      streamId,
+      msgid: `bench-${streamId}`,
+      bot: 'BOT_TEST',
+      userid: 'bench-user',
+      chattype: 'single',
+      query: '介绍一下你自己',
+    },
+    { type: 'auth.granted', at: ++at, user: { id: 'bench-user' } },
+    { type: 'dify.started', at: ++at, conversationId: 'c', messageId: 'm', taskId: 't' },
+    ...pieces.map((text): StreamEvent => ({ type: 'answer.delta', at: ++at, text })),
+  ];
+}
+
+interface Measured {
+  load: LoadResult;
+  /** Server CPU (user + system) over the window, µs. */
+  cpuMicros: number;
+  /** Event-loop utilization of the server over the window, 0..1. */
+  elu: number;
+  /** This process's CPU over the window, µs: the load generator's cost. */
+  generatorMicros: number;
+}
+
+async function measure(
+  server: BenchChild,
+  pool: Pool,
+  requests: readonly Prepared[],
+  ms: number,
+): Promise<Measured> {
+  const before: ProcessStats = await server.stats();
+  const ownBefore = process.cpuUsage();
+  const load = await drive(pool, requests, { concurrency: CONCURRENCY, durationMs: ms });
+  const own = process.cpuUsage(ownBefore);
+  const after: ProcessStats = await server.stats();
+  const active = after.elu.active - before.elu.active;
+  const idle = after.elu.idle - before.elu.idle;
+  return {
+    load,
+    cpuMicros: after.user + after.system - before.user - before.system,
+    elu: active / (active + idle),
+    generatorMicros: own.user + own.system,
+  };
+}
+
+interface Totals {
+  rounds: number[];
+  ok: number;
+  failed: number;
+  firstFailure?: string;
+  seconds: number;
+  latencies: number[];
+  cpuMicros: number;
+  elu: number[];
+  generatorMicros: number;
+}
+
+const emptyTotals = (): Totals => ({
+  rounds: [],
+  ok: 0,
+  failed: 0,
+  seconds: 0,
+  latencies: [],
+  cpuMicros: 0,
+  elu: [],
+  generatorMicros: 0,
+});
+
+function add(t: Totals, m: Measured): void {
+  t.rounds.push(m.load.ok / m.load.seconds);
+  t.ok += m.load.ok;
+  t.failed += m.load.failed;
+  t.firstFailure ??= m.load.firstFailure;
+  t.seconds += m.load.seconds;
+  t.latencies.push(...m.load.latencies);
+  t.cpuMicros += m.cpuMicros;
+  t.elu.push(m.elu);
+  t.generatorMicros += m.generatorMicros;
+}
+
+const rate = (t: Totals): number => t.ok / t.seconds;
+
+function line(name: string, t: Totals): string {
+  const rounds = t.rounds.map((r) => r.toFixed(0)).join(', ');
+  const elu = t.elu.map((e) => e.toFixed(2)).join(', ');
+  return (
+    `  ${name.padEnd(8)} ${rate(t).toFixed(0).padStart(6)} polls/s (rounds: ${rounds}); ` +
+    `latency ${formatMs(summarize(t.latencies))}; failed ${t.failed}\n` +
+    `           server CPU ${(t.cpuMicros / t.ok).toFixed(0)} µs/poll, event loop busy ${elu}; ` +
+    `generator CPU ${(t.generatorMicros / t.ok).toFixed(0)} µs/poll` +
+    (t.firstFailure ? `\n           first failure: ${t.firstFailure}` : '')
+  );
+}
+
+export async function benchPoll(): Promise<string> {
+  const prefix = benchPrefix('poll');
+  const redis = connectRedis({ url: redisUrl });
+  const store = createRedisStore(redis, { prefix, ttlSeconds: 600 });
+  let service: BenchChild | undefined;
+  let floor: BenchChild | undefined;
+  const pools: Pool[] = [];
+  try {
+    const streamId = newStreamId();
+    const events = streamEvents(streamId);
+    const snapshot = fold(events);
+    const persisted = JSON.stringify(persist(snapshot));
+    await store.append(streamId, events, { expectedVersion: 0, snapshot: persist(snapshot) });
+    // A live owner, as while an answer streams: no poll may start a takeover.
+    if (!(await store.acquireLease(streamId, 'bench-owner', 10 * 60_000))) throw new Error('no lease');
+    const expected = render(snapshot, streamId);
+    const replyBytes = Buffer.byteLength(JSON.stringify(expected));
+
+    [service, floor] = await Promise.all([
+      startServiceNode({ prefix, name: 'poll-service' }),
+      startFloorNode({ prefix, replyContent: expected.stream.content }),
+    ]);
+    const client = benchClient();
+    const requests = Array.from({ length: 4_000 }, () => prepare(client, pollMessage(streamId)));
+    const servers: Array<[string, BenchChild]> = [
+      ['floor', floor],
+      ['service', service],
+    ];
+    const poolOf = new Map<BenchChild, Pool>();
+    for (const [name, server] of servers) {
+      const pool = openPool(server.url, CONCURRENCY);
+      pools.push(pool);
+      poolOf.set(server, pool);
+      // Both answer what WeCom expects: a valid envelope around the same stream reply.
+      const probe = prepare(client, pollMessage(streamId));
+      const { status, body } = await post(pool, probe);
+      if (status !== 200) throw new Error(`${name} answered a poll with ${status}: ${body.slice(0, 200)}`);
+      const reply = openReply(body, probe.nonce);
+      if (reply.stream?.content !== expected.stream.content || reply.stream.finish !== false)
+        throw new Error(`${name} answered a poll with ${JSON.stringify(reply).slice(0, 200)}`);
+    }
+    for (const [, server] of servers)
+      await drive(poolOf.get(server)!, requests, { concurrency: CONCURRENCY, durationMs: WARMUP_MS });
+    const totals = new Map<BenchChild, Totals>(servers.map(([, s]) => [s, emptyTotals()]));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [, server] of servers)
+        add(totals.get(server)!, await measure(server, poolOf.get(server)!, requests, ROUND_MS));
+    }
+    const f = totals.get(floor)!;
+    const s = totals.get(service)!;
+    const ratio = rate(s) / rate(f);
+    return [
+      `poll throughput (issue 4): one service process vs the floor, a ${DELTAS}-delta stream ` +
+        `(snapshot ${Buffer.byteLength(persisted)} B, reply plaintext ${replyBytes} B), ` +
+        `${CONCURRENCY} polls in flight on keep-alive connections, ${ROUNDS} × ${ROUND_MS / 1000} s per server ` +
+        `after ${WARMUP_MS / 1000} s warm-up, LOG_LEVEL=info to /dev/null`,
+      line('floor', f),
+      line('service', s),
+      `  service / floor = ${ratio.toFixed(2)}; target ≥ ${TARGET_RATIO}: ${verdict(ratio >= TARGET_RATIO && s.failed === 0)}`,
+      // Rates move with whatever else the machine runs; CPU per poll hardly does.
+      `  by server CPU per poll (steadier on a shared machine): floor / service = ` +
+        `${(f.cpuMicros / f.ok / (s.cpuMicros / s.ok)).toFixed(2)}`,
+    ].join('\n');
+  } finally {
+    await Promise.allSettled(pools.map((p) => p.close()));
+    await stopAll([service, floor]);
+    await store.close();
+    await dropPrefix(prefix);
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.stdout.write(`${await benchPoll()}\n`);
+}

@@ -1,0 +1,64 @@
+// The processes the end-to-end benches start: service nodes (the real service, Redis store, keys
+// under the bench's own prefix), the floor server of the poll bench, and the fake Dify. Shared
+// settings live here: the official sample bot's Token and key, loopback only, answers never drained
+// (a bench stops its nodes at once; the prefix is dropped afterwards anyway).
+import { randomBytes } from 'node:crypto';
+import { dropPrefix, redisUrl, testBot } from '../../test/support/service.js';
+import { type BenchChild, startChild, supportScript } from './children.js';
+
+export { redisUrl, testBot };
+
+/** A fresh key prefix for one bench run; dropped with `dropPrefix` when it ends. */
+export const benchPrefix = (name: string): string => `wdbench:${name}:${randomBytes(4).toString('hex')}:`;
+
+export { dropPrefix };
+
+/** Where service children write CPU profiles: set BENCH_CPU_PROF_DIR to get them. */
+export const cpuProfDir = (): string | undefined => process.env.BENCH_CPU_PROF_DIR || undefined;
+
+export interface ServiceNodeOptions {
+  prefix: string;
+  name: string;
+  difyUrl?: string;
+  /** Extra settings, e.g. LOG_LEVEL. */
+  env?: Record<string, string>;
+}
+
+export function startServiceNode(o: ServiceNodeOptions): Promise<BenchChild> {
+  return startChild(o.name, supportScript('serviceNode.ts'), {
+    cpuProfDir: cpuProfDir(),
+    env: {
+      PORT: '0',
+      HOST: '127.0.0.1',
+      NODE_ID: o.name,
+      WECOM_TOKEN: testBot.token,
+      WECOM_ENCODING_AES_KEY: testBot.encodingAESKey,
+      DIFY_API_KEY: 'app-bench',
+      DIFY_API_URL: o.difyUrl ?? 'http://127.0.0.1:9/v1',
+      REDIS_URL: redisUrl,
+      AUTH_MODE: 'none',
+      DRAIN_SECONDS: '0',
+      // The production default: one JSON line per callback, written to /dev/null.
+      LOG_LEVEL: 'info',
+      BENCH_PREFIX: o.prefix,
+      ...o.env,
+    },
+  });
+}
+
+export function startFloorNode(o: { prefix: string; replyContent: string }): Promise<BenchChild> {
+  return startChild('floor', supportScript('floorNode.ts'), {
+    cpuProfDir: cpuProfDir(),
+    env: {
+      WECOM_TOKEN: testBot.token,
+      WECOM_ENCODING_AES_KEY: testBot.encodingAESKey,
+      REDIS_URL: redisUrl,
+      BENCH_PREFIX: o.prefix,
+      BENCH_FLOOR_CONTENT: o.replyContent,
+    },
+  });
+}
+
+export function startDifyNode(): Promise<BenchChild> {
+  return startChild('fake-dify', supportScript('difyNode.ts'));
+}

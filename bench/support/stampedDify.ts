@@ -1,0 +1,99 @@
+// A Dify stand-in for the delta-to-visible bench: every chat answer is `deltas` `message` frames
+// (reference/dify-api.md §3–§4, chat flavour), one each `intervalMs`, whose text stamps the delta with
+// its sequence number and the moment it left here (`performance.now()` of this process, where the
+// poller that looks for it runs too): ` 17@12345.6;`. Then `message_end`.
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface StampedDifyOptions {
+  deltas: number;
+  intervalMs: number;
+}
+
+export interface StampedDify {
+  /** Ends in /v1. */
+  url: string;
+  /** Answers being written now. */
+  active(): number;
+  /** Sets how the next answers go. */
+  configure(options: StampedDifyOptions): void;
+  stop(): Promise<void>;
+}
+
+/** The stamps in an answer, in order: sequence number → when it was sent (ms, `performance.now()`). */
+export function stampsIn(text: string): Map<number, number> {
+  const stamps = new Map<number, number>();
+  for (const m of text.matchAll(/ (\d+)@(\d+(?:\.\d+)?);/g)) stamps.set(Number(m[1]), Number(m[2]));
+  return stamps;
+}
+
+export async function startStampedDify(initial: StampedDifyOptions): Promise<StampedDify> {
+  let options = initial;
+  let active = 0;
+  const sockets = new Set<Socket>();
+  const closing = new AbortController();
+
+  const answer = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    for await (const _ of req) {
+      // the request body is not needed: every question gets the same kind of answer
+    }
+    const { deltas, intervalMs } = options;
+    const ids = {
+      conversation_id: randomUUID(),
+      message_id: randomUUID(),
+      created_at: Math.floor(Date.now() / 1000),
+      task_id: randomUUID(),
+    };
+    const frame = (event: string, rest: Record<string, unknown>) =>
+      `data: ${JSON.stringify({ event, ...ids, ...rest })}\n\n`;
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
+    res.flushHeaders();
+    res.socket?.setNoDelay(true);
+    active++;
+    try {
+      for (let seq = 0; seq < deltas && !res.destroyed; seq++) {
+        const answerText = ` ${seq}@${performance.now().toFixed(1)};`;
+        res.write(frame('message', { id: ids.message_id, answer: answerText }));
+        await sleep(intervalMs, undefined, { signal: closing.signal });
+      }
+      res.end(
+        frame('message_end', {
+          id: ids.message_id,
+          metadata: { usage: { total_tokens: deltas } },
+          files: null,
+        }),
+      );
+    } finally {
+      active--;
+    }
+  };
+
+  const server = createServer((req, res) => {
+    if (req.method === 'POST' && req.url?.startsWith('/v1/chat-messages')) {
+      answer(req, res).catch(() => res.destroy());
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ code: 'not_found', message: 'not here', status: 404 }));
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
+    active: () => active,
+    configure(next) {
+      options = next;
+    },
+    async stop() {
+      closing.abort();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
+}
