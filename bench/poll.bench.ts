@@ -154,7 +154,12 @@ export async function benchPoll(): Promise<string> {
     const events = streamEvents(streamId);
     const snapshot = fold(events);
     const persisted = JSON.stringify(persist(snapshot));
-    await store.append(streamId, events, { expectedVersion: 0, snapshot: persist(snapshot) });
+    // Written as an owner writes it: the snapshot, and beside it the reply a poll sends.
+    await store.append(streamId, events, {
+      expectedVersion: 0,
+      snapshot: persist(snapshot),
+      reply: JSON.stringify(render(snapshot, streamId)),
+    });
     // A live owner, as while an answer streams: no poll may start a takeover.
     if (!(await store.acquireLease(streamId, 'bench-owner', 10 * 60_000))) throw new Error('no lease');
     const expected = render(snapshot, streamId);

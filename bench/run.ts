@@ -2,7 +2,8 @@
 // was met, in one bounded run on this machine (loopback only; real Redis at 127.0.0.1:6379 and MariaDB
 // at 127.0.0.1:3306, each bench under its own random key prefix or database, removed afterwards).
 // A missed target is reported, not fatal: the exit code is non-zero only when a bench crashed.
-// BENCH_CPU_PROF_DIR=<dir> writes a V8 CPU profile of every server child process there.
+// BENCH_CPU_PROF_DIR=<dir> writes a V8 CPU profile of every server child process there;
+// BENCH_ONLY=poll,auth runs only the benches whose names contain one of those words.
 import { cpus, loadavg, totalmem } from 'node:os';
 import { Redis } from 'ioredis';
 import { benchAuth } from './auth.bench.js';
@@ -12,13 +13,16 @@ import { benchPoll } from './poll.bench.js';
 import { benchStore } from './store.bench.js';
 import { redisUrl } from './support/nodes.js';
 
-const benches: Array<[name: string, run: () => Promise<string>]> = [
-  ['store', benchStore],
-  ['auth', benchAuth],
-  ['poll throughput', benchPoll],
-  ['first reply', benchFirstReply],
-  ['delta to visible', benchDeltaVisible],
-];
+const only = process.env.BENCH_ONLY?.split(',').filter(Boolean);
+const benches: Array<[name: string, run: () => Promise<string>]> = (
+  [
+    ['store', benchStore],
+    ['auth', benchAuth],
+    ['poll throughput', benchPoll],
+    ['first reply', benchFirstReply],
+    ['delta to visible', benchDeltaVisible],
+  ] as Array<[name: string, run: () => Promise<string>]>
+).filter(([name]) => !only || only.some((word) => name.includes(word)));
 
 async function redisVersion(): Promise<string> {
   const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });

@@ -1,6 +1,6 @@
 // The composition root: builds the store, the authenticator, the Dify client, the runner and the
 // HTTP app from the settings, starts listening, and drains on shutdown.
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAuthenticator } from './auth/factory.js';
 import type { Authenticator } from './auth/types.js';
@@ -107,7 +107,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       ? (router) => mountInspector(router, { store, token: config.inspector.token, logger })
       : undefined,
   });
-  const server = app.listen({ port: config.port, host: config.host });
+  const server = createServer(app).listen({ port: config.port, host: config.host });
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);

@@ -29,6 +29,10 @@ function answering(text: string, calls: string[]): AnswerSource {
   };
 }
 
+/** A runner's poll, as WeCom reads it. */
+const poll = async (runner: Runner, id: string) =>
+  JSON.parse(await runner.poll(id)) as { stream: { finish: boolean; content: string } };
+
 function node(store: StreamStore, name: string, calls: string[]): Runner {
   const config = testConfig({ NODE_ID: name, LEASE_SECONDS: '2' });
   return new Runner({
@@ -70,10 +74,10 @@ describe('taking over a stream whose owner is gone', () => {
     runners.push(a, b);
     await store.append('s1', [opened('s1'), granted, half], { expectedVersion: 0 });
     // What the user saw stays until the new answer's first text replaces it.
-    const polls = await Promise.all([a.poll('s1'), b.poll('s1'), a.poll('s1'), b.poll('s1')]);
+    const polls = await Promise.all([poll(a, 's1'), poll(b, 's1'), poll(a, 's1'), poll(b, 's1')]);
     for (const p of polls) expect(p.stream).toMatchObject({ finish: false, content: '半个回答' });
     await expect.poll(async () => (await store.load('s1'))?.snapshot.value).toBe('completed');
-    expect((await a.poll('s1')).stream).toMatchObject({ finish: true, content: '重新回答的内容' });
+    expect((await poll(a, 's1')).stream).toMatchObject({ finish: true, content: '重新回答的内容' });
     const events = (await store.read('s1')).map((e) => e.event);
     const takeovers = events.filter((e) => e.type === 'stream.taken_over');
     expect(takeovers).toHaveLength(1);
@@ -108,7 +112,7 @@ describe('taking over a stream whose owner is gone', () => {
     await store.append('s3', [opened('s3'), granted, half, lost(1), lost(2)], { expectedVersion: 0 });
     await a.poll('s3');
     await expect.poll(async () => (await store.load('s3'))?.snapshot.value).toBe('error');
-    const reply = await a.poll('s3');
+    const reply = await poll(a, 's3');
     expect(reply.stream.finish).toBe(true);
     expect(reply.stream.content.endsWith(defaultTexts.failures.takeover_exhausted!)).toBe(true);
     expect(calls).toEqual([]);

@@ -433,6 +433,65 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       });
     });
 
+    describe('the stored reply a poll sends', () => {
+      it('is sent as it is while it is of the current version, with the lease', async () => {
+        const other = await second();
+        const id = newId('reply');
+        const events = [opened(id), granted(), delta('你好')];
+        await store.append(id, events, {
+          expectedVersion: 0,
+          snapshot: snapshotOf(events),
+          reply: '{"r":1}',
+        });
+        await store.acquireLease(id, 'node-a', 10_000);
+        expect(await other.poll(id)).toMatchObject({
+          version: 3,
+          state: 'streaming',
+          reply: '{"r":1}',
+          lease: { node: 'node-a' },
+        });
+        expect((await other.poll(id))?.loaded).toBeUndefined();
+      });
+
+      it('is not sent once events follow its snapshot: the stream comes loaded instead', async () => {
+        const other = await second();
+        const id = newId('reply-tail');
+        const events = [opened(id), granted()];
+        await store.append(id, events, {
+          expectedVersion: 0,
+          snapshot: snapshotOf(events),
+          reply: '{"old":1}',
+        });
+        await store.append(id, [delta('新')], { expectedVersion: 2 });
+        const polled = await other.poll(id);
+        expect(polled?.reply).toBeUndefined();
+        expect(polled).toMatchObject({ version: 3, state: 'streaming' });
+        expect(polled?.loaded?.view.context.answer).toBe('新');
+        expect(polled?.lease).toBeUndefined();
+      });
+
+      it('is dropped by a snapshot written without one, never left stale', async () => {
+        const other = await second();
+        const id = newId('reply-stale');
+        const first = [opened(id), granted()];
+        await store.append(id, first, {
+          expectedVersion: 0,
+          snapshot: snapshotOf(first),
+          reply: '{"old":1}',
+        });
+        const all = [...first, delta('x'), completed()];
+        await store.append(id, all.slice(2), { expectedVersion: 2, snapshot: snapshotOf(all) });
+        const polled = await other.poll(id);
+        expect(polled?.reply).toBeUndefined();
+        expect(polled).toMatchObject({ version: 4, state: 'completed' });
+        expect(polled?.loaded?.view.context.answer).toBe('x');
+      });
+
+      it('is nothing for a stream that does not exist', async () => {
+        expect(await store.poll(newId('none'))).toBeUndefined();
+      });
+    });
+
     describe('stop requests', () => {
       it('a stop asked for on one client is seen by another', async () => {
         const other = await second();

@@ -39,7 +39,7 @@ export function startServiceNode(o: ServiceNodeOptions): Promise<BenchChild> {
       AUTH_MODE: 'none',
       DRAIN_SECONDS: '0',
       // The production default: one JSON line per callback, written to /dev/null.
-      LOG_LEVEL: 'info',
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
       BENCH_PREFIX: o.prefix,
       ...o.env,
     },

@@ -8,7 +8,7 @@ import type { Runner } from '../runner/runner.js';
 import { parseMessage, type UserMessage, type WecomCrypto, type WecomMessage } from '../wecom/index.js';
 import { emptyReply, textReply } from '../wecom/reply.js';
 import { answerFor, HttpError } from './errors.js';
-import { readBody, type State } from './middleware.js';
+import type { State } from './middleware.js';
 
 export interface CallbackDeps {
   crypto: WecomCrypto;
@@ -20,7 +20,7 @@ export interface CallbackDeps {
   bodyLimit?: number;
 }
 
-type Query = Record<string, string | undefined>;
+export type Query = Record<string, string | undefined>;
 
 function query(ctx: Context): Query {
   const q: Query = {};
@@ -49,59 +49,64 @@ export function verifyUrl(deps: CallbackDeps) {
 const refusal = (error: unknown): 'rejected' | 'error' =>
   answerFor(error).status >= 500 ? 'error' : 'rejected';
 
-/** POST: a message, an event or a refresh poll. */
-export function receive(deps: CallbackDeps) {
-  const limit = deps.bodyLimit ?? 1 << 20;
-  return async (ctx: Context) => {
-    const started = performance.now();
-    const log = (ctx.state as State).log;
-    const q = query(ctx);
-    let message: WecomMessage | undefined;
-    let outcome = 'error';
-    let refused: 'rejected' | 'error' | undefined;
+/** What `answerCallback` needs of a POST: its query, its body (read on demand) and its logger. */
+export interface CallbackRequest {
+  query: Query;
+  /** The raw body, bounded by the caller. */
+  body: () => Promise<Buffer>;
+  log: Logger;
+}
+
+/**
+ * POST: a message, an event or a refresh poll. Returns the encrypted envelope as JSON text; throws
+ * what the error boundary answers. It runs on every poll, so it is served outside Koa (app.ts).
+ */
+export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): Promise<string> {
+  const started = performance.now();
+  const { query: q, log } = req;
+  let message: WecomMessage | undefined;
+  let outcome = 'error';
+  let refused: 'rejected' | 'error' | undefined;
+  try {
+    if (!q.nonce || !q.timestamp || !(q.msg_signature ?? q.msgsignature ?? q.signature))
+      throw new HttpError('missing_params', 'msg_signature, timestamp and nonce are required');
+    const raw = await req.body();
+    let body: unknown;
     try {
-      if (!q.nonce || !q.timestamp || !(q.msg_signature ?? q.msgsignature ?? q.signature))
-        throw new HttpError('missing_params', 'msg_signature, timestamp and nonce are required');
-      const raw = await readBody(ctx, limit);
-      let body: unknown;
-      try {
-        body = JSON.parse(raw.toString('utf8'));
-      } catch {
-        throw new HttpError('bad_body', 'the body is not JSON');
-      }
-      const plaintext = deps.crypto.decryptCallback(q, body);
-      message = parseMessage(plaintext);
-      const botId = deps.config.wecom.botId;
-      if (botId && message.aibotid !== botId)
-        throw new HttpError('wrong_bot', `aibotid ${message.aibotid} is not the configured bot`);
-      const { reply, result } = await dispatch(deps, message, log);
-      outcome = result;
-      const envelope = deps.crypto.encryptReply(JSON.stringify(reply), q.nonce, q.timestamp);
-      // The official demo and plugin answer the encrypted JSON as text/plain (§5.1).
-      ctx.type = 'text/plain';
-      ctx.body = JSON.stringify(envelope);
-    } catch (error) {
-      refused = refusal(error);
-      outcome = `${refused}:${answerFor(error).code}`;
-      throw error;
-    } finally {
-      const msgtype = message?.msgtype ?? 'unparsed';
-      const seconds = (performance.now() - started) / 1000;
-      if (msgtype === 'stream' && !refused) deps.metrics.pollDuration.observe(seconds);
-      deps.metrics.callbacks.inc({ msgtype: knownType(msgtype), outcome: refused ?? outcome });
-      log.info(
-        {
-          msgid: message?.msgid,
-          msgtype,
-          userid: message?.from?.userid,
-          chattype: message?.chattype,
-          outcome,
-          durationMs: Math.round(seconds * 100_000) / 100,
-        },
-        'callback',
-      );
+      body = JSON.parse(raw.toString('utf8'));
+    } catch {
+      throw new HttpError('bad_body', 'the body is not JSON');
     }
-  };
+    const plaintext = deps.crypto.decryptCallback(q, body);
+    message = parseMessage(plaintext);
+    const botId = deps.config.wecom.botId;
+    if (botId && message.aibotid !== botId)
+      throw new HttpError('wrong_bot', `aibotid ${message.aibotid} is not the configured bot`);
+    const { reply, result } = await dispatch(deps, message, log);
+    outcome = result;
+    const replyJson = typeof reply === 'string' ? reply : JSON.stringify(reply);
+    return JSON.stringify(deps.crypto.encryptReply(replyJson, q.nonce, q.timestamp));
+  } catch (error) {
+    refused = refusal(error);
+    outcome = `${refused}:${answerFor(error).code}`;
+    throw error;
+  } finally {
+    const msgtype = message?.msgtype ?? 'unparsed';
+    const seconds = (performance.now() - started) / 1000;
+    if (msgtype === 'stream' && !refused) deps.metrics.pollDuration.observe(seconds);
+    countCallback(deps.metrics, knownType(msgtype), refused ?? outcome);
+    log.info(
+      {
+        msgid: message?.msgid,
+        msgtype,
+        userid: message?.from?.userid,
+        chattype: message?.chattype,
+        outcome,
+        durationMs: Math.round(seconds * 100_000) / 100,
+      },
+      'callback',
+    );
+  }
 }
 
 /** The text of a quoted message (§6 `quote`): text, voice transcript, or the text items of a mixed one. */
@@ -115,6 +120,26 @@ function quotedText(m: UserMessage): string | undefined {
   return text?.trim() || undefined;
 }
 
+/**
+ * The callbacks counter's child for these labels, made once: hashing the label set on every poll
+ * costs more than the count itself.
+ */
+const counters = new WeakMap<Metrics, Map<string, { inc(): void }>>();
+function countCallback(metrics: Metrics, msgtype: string, outcome: string): void {
+  let children = counters.get(metrics);
+  if (!children) {
+    children = new Map();
+    counters.set(metrics, children);
+  }
+  const key = `${msgtype} ${outcome}`;
+  let child = children.get(key);
+  if (!child) {
+    child = metrics.callbacks.labels({ msgtype, outcome });
+    children.set(key, child);
+  }
+  child.inc();
+}
+
 const metricTypes = new Set(['text', 'image', 'mixed', 'voice', 'file', 'stream', 'event', 'unparsed']);
 const knownType = (t: string) => (metricTypes.has(t) ? t : 'other');
 
@@ -122,9 +147,10 @@ async function dispatch(
   deps: CallbackDeps,
   m: WecomMessage,
   log: Logger,
-): Promise<{ reply: unknown; result: string }> {
+): Promise<{ reply: object | string; result: string }> {
   switch (m.kind) {
     case 'stream':
+      // The poll's reply comes as JSON text already (often as the owner stored it).
       return { reply: await deps.runner.poll(m.stream.id), result: 'polled' };
     case 'text':
     case 'voice':

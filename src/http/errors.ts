@@ -42,6 +42,23 @@ export class HttpError extends Error {
   }
 }
 
+/** Log a refused request once, at the level its code deserves, and return the answer to give. */
+export function refuse(
+  error: unknown,
+  log: { warn: LogFn; error: LogFn; info: LogFn },
+  method: string,
+  path: string,
+): HttpAnswer & { code: string } {
+  const answer = answerFor(error);
+  log[answer.level](
+    { err: answer.status >= 500 ? error : undefined, code: answer.code, status: answer.status, path },
+    `${method} ${path} refused: ${(error as Error)?.message ?? answer.code}`,
+  );
+  return answer;
+}
+
+type LogFn = (obj: object, msg: string) => void;
+
 export function answerFor(error: unknown): HttpAnswer & { code: string } {
   const code =
     typeof error === 'object' && error !== null && typeof (error as { code?: unknown }).code === 'string'

@@ -3,13 +3,13 @@
 // follows as one markdown message through the message's response_url (valid once, for an hour).
 // Pure: the owner asks these functions what to record and what to send.
 import type { EventOf } from './events.js';
-import { isFinished, type StreamSnapshot, stateOf } from './fold.js';
+import { isFinished, type StreamView, stateOf } from './fold.js';
 import { cutUtf8, finishedContent, MAX_CONTENT_BYTES, utf8Length } from './render.js';
 import { defaultTexts, failureText, type Texts } from './texts.js';
 
 /** The `bubble.closed` event that finishes the bubble now, with what it shows. */
 export function closeBubble(
-  snapshot: StreamSnapshot,
+  snapshot: StreamView,
   reason: 'window' | 'overflow',
   at: number,
   texts: Texts = defaultTexts,
@@ -33,7 +33,7 @@ export const overflows = (answer: string): boolean =>
  * nothing was delivered yet, and the bubble could not show the whole outcome (it was closed early,
  * or the answer did not fit).
  */
-export function deliveryFor(snapshot: StreamSnapshot, texts: Texts = defaultTexts): string | undefined {
+export function deliveryFor(snapshot: StreamView, texts: Texts = defaultTexts): string | undefined {
   const ctx = snapshot.context;
   if (!isFinished(snapshot) || ctx.delivery) return undefined;
   const state = stateOf(snapshot);

@@ -5,6 +5,15 @@ import { type StreamContext, type StreamStateValue, streamMachine } from './stre
 
 export type StreamSnapshot = SnapshotFrom<typeof streamMachine>;
 
+/**
+ * What rendering and the simple questions need of a stream: its state and its context. A snapshot is
+ * one, and so is a stored snapshot as read, which a poll renders without rebuilding the machine.
+ */
+export interface StreamView {
+  value: unknown;
+  context: StreamContext;
+}
+
 /** What a store keeps of a snapshot: the state's name and its context, plain JSON. */
 export interface PersistedStream {
   value: StreamStateValue;
@@ -31,12 +40,25 @@ export function fold(events: Iterable<ReadEvent>, from: StreamSnapshot = initial
   return snapshot;
 }
 
-export function stateOf(snapshot: StreamSnapshot): StreamStateValue {
-  return snapshot.value as StreamStateValue;
+export function stateOf(view: StreamView): StreamStateValue {
+  return view.value as StreamStateValue;
 }
 
-export const isFinished = (snapshot: StreamSnapshot): boolean => snapshot.hasTag('finished');
-export const isRunning = (snapshot: StreamSnapshot): boolean => snapshot.hasTag('running');
+/** Each state's tags, from the machine's own definition. */
+const tags = new Map<string, readonly string[]>(
+  Object.entries(streamMachine.states).map(([name, node]) => [name, node.tags]),
+);
+/** Whether `value` names a state of the machine (a stored snapshot's, say). */
+export const isStateName = (value: unknown): value is StreamStateValue =>
+  typeof value === 'string' && tags.has(value);
+
+const tagged = (view: StreamView, tag: string): boolean =>
+  tags.get(String(view.value))?.includes(tag) ?? false;
+
+export const isFinished = (view: StreamView): boolean => tagged(view, 'finished');
+export const isRunning = (view: StreamView): boolean => tagged(view, 'running');
+/** Whether the state named so (a stored snapshot's, say) is one of a running stream. */
+export const isRunningState = (state: string): boolean => tags.get(state)?.includes('running') ?? false;
 
 export function persist(snapshot: StreamSnapshot): PersistedStream {
   return { value: stateOf(snapshot), context: snapshot.context };

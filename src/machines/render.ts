@@ -1,6 +1,6 @@
 // The WeCom `stream` reply body for a snapshot (reference/wecom-aibot.md §5.3): content is the whole
 // answer so far, never a delta, at most 20480 UTF-8 bytes, and `finish:true` only once settled.
-import { type StreamSnapshot, stateOf } from './fold.js';
+import { type StreamView, stateOf } from './fold.js';
 import { defaultTexts, failureText, type Texts } from './texts.js';
 
 /** WeCom's cap on `stream.content`, in UTF-8 bytes (§5.3). */
@@ -15,7 +15,8 @@ export interface StreamReply {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-export const utf8Length = (text: string): number => encoder.encode(text).length;
+/** Counted without encoding: every poll measures its answer, and a copy of it each time is waste. */
+export const utf8Length = (text: string): number => Buffer.byteLength(text, 'utf8');
 
 /** The longest prefix of `text` that fits `maxBytes` of UTF-8, cut on a character boundary. */
 export function cutUtf8(text: string, maxBytes: number): string {
@@ -55,7 +56,7 @@ function closeThink(text: string): string {
 const visible = (text: string, fallback: string): string => (text.trim() === '' ? fallback : text);
 
 export function renderContent(
-  snapshot: StreamSnapshot,
+  snapshot: StreamView,
   texts: Texts = defaultTexts,
 ): { finish: boolean; content: string } {
   const ctx = snapshot.context;
@@ -115,7 +116,7 @@ function fitAnswer(answer: string, texts: Texts): string {
   return fitContent(answer, texts.truncated).content;
 }
 
-export function render(snapshot: StreamSnapshot, streamId: string, texts: Texts = defaultTexts): StreamReply {
+export function render(snapshot: StreamView, streamId: string, texts: Texts = defaultTexts): StreamReply {
   const { finish, content } = renderContent(snapshot, texts);
   return { msgtype: 'stream', stream: { id: streamId, finish, content } };
 }

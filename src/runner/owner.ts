@@ -232,7 +232,7 @@ export class OwnerJob {
         const head = line[0];
         if (head === id) break;
         const loaded = head ? await store.load(head, { withLease: true }) : undefined;
-        if (!head || !loaded || isFinished(loaded.snapshot)) {
+        if (!head || !loaded || isFinished(loaded.view)) {
           if (head) await store.leaveQueue(bot, scope, head);
           continue;
         }

@@ -14,11 +14,13 @@ import {
   initialStream,
   isFinished,
   isRunning,
+  isRunningState,
   persist,
   render,
   type StreamEvent,
   type StreamReply,
   type StreamSnapshot,
+  type StreamView,
   stateOf,
   type Texts,
 } from '../machines/index.js';
@@ -163,7 +165,7 @@ export class Runner {
         return {
           streamId,
           duplicate: true,
-          reply: withFeedback(render(loaded.snapshot, streamId, this.#texts)),
+          reply: withFeedback(render(loaded.view, streamId, this.#texts)),
         };
       // The first callback claimed the msgid but its stream is not there: it failed before opening it,
       // or is opening it right now. Open it here; the version check lets exactly one of us do it.
@@ -207,17 +209,24 @@ export class Runner {
   }
 
   /**
-   * A WeCom refresh poll: snapshot + tail, rendered, in one store round trip. A poll never changes
-   * the stream; when it finds a running stream with no live owner it starts a takeover in the background.
+   * A WeCom refresh poll, as the reply's JSON text: the reply the owner stored with its latest
+   * snapshot, or the snapshot + tail rendered here, in one store round trip. A poll never changes the
+   * stream; when it finds a running stream with no live owner it starts a takeover in the background.
    */
-  async poll(streamId: string): Promise<StreamReply> {
-    const loaded = await this.#d.store.load(streamId, { withLease: true }).catch((error: unknown) => {
+  async poll(streamId: string): Promise<string> {
+    const polled = await this.#d.store.poll(streamId).catch((error: unknown) => {
       this.#d.metrics.storeErrors.inc({ op: 'load' });
       throw error;
     });
-    if (!loaded) return render(initialStream(), streamId, this.#texts);
-    if (!loaded.lease && isRunning(loaded.snapshot)) this.takeOver(streamId);
-    return render(loaded.snapshot, streamId, this.#texts);
+    if (!polled) return JSON.stringify(render(initialStream(), streamId, this.#texts));
+    if (!polled.lease && isRunningState(polled.state)) this.takeOver(streamId);
+    if (polled.reply !== undefined) return polled.reply;
+    return this.#replyOf(polled.loaded?.view ?? initialStream(), streamId);
+  }
+
+  /** The reply JSON for a stream: what polls send, and what the owner stores beside its snapshot. */
+  #replyOf(view: StreamView, streamId: string): string {
+    return JSON.stringify(render(view, streamId, this.#texts));
   }
 
   /**
@@ -321,9 +330,11 @@ export class Runner {
       const current = attempt === 0 ? loaded : await store.load(f.id);
       if (!current) return;
       try {
+        const after = fold([event], current.snapshot);
         await store.append(f.id, [event], {
           expectedVersion: current.version,
-          snapshot: persist(fold([event], current.snapshot)),
+          snapshot: persist(after),
+          reply: this.#replyOf(after, f.id),
         });
         log.info({ rating, forwarded }, 'feedback recorded');
         return;
@@ -448,7 +459,7 @@ export class Runner {
     const [head] = await store.queue(m.bot, conversationScope(m));
     if (!head) return false;
     const loaded = await store.load(head);
-    if (!loaded || isFinished(loaded.snapshot)) return false;
+    if (!loaded || isFinished(loaded.view)) return false;
     await store.requestStop(head);
     // This node may own it: stop at once rather than at the owner's next look.
     this.#jobs.get(head)?.abort('stop');
@@ -458,6 +469,7 @@ export class Runner {
   #writer(streamId: string, snapshot: StreamSnapshot, version: number): StreamWriter {
     return new StreamWriter(this.#d.store, streamId, snapshot, version, {
       now: this.#now,
+      replyOf: (s) => this.#replyOf(s, streamId),
       ...this.#d.writer,
       onStoreError: (error) => {
         this.#d.metrics.storeErrors.inc({ op: 'append' });

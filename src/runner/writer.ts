@@ -17,6 +17,8 @@ export interface WriterOptions {
   retryForMs?: number;
   now?: () => number;
   onStoreError?: (error: unknown) => void;
+  /** What a poll answers for a snapshot, stored with it (AppendOptions.reply). */
+  replyOf?: (snapshot: StreamSnapshot) => string;
 }
 
 export class StreamWriter {
@@ -111,6 +113,7 @@ export class StreamWriter {
         const { version } = await this.store.append(this.streamId, events, {
           expectedVersion: this.version,
           snapshot: persist(target),
+          reply: this.options.replyOf?.(target),
         });
         this.version = version;
         this.stored = target;

@@ -1,12 +1,14 @@
 // The in-memory event store: the embedded single-node mode and the reference the contract suite holds
 // the Redis adapter to. Same semantics as Redis, down to storing events as JSON text (so a round trip
 // through it is the round trip through Redis) and TTLs, which are emulated with the injectable clock.
-import { fold, type PersistedStream, parseEventJson, restore, type StreamEvent } from '../machines/index.js';
+import { type PersistedStream, parseEventJson, restore, type StreamEvent } from '../machines/index.js';
+import { loadedStream } from './loaded.js';
 import {
   type AppendOptions,
   type Lease,
   type LoadedStream,
   type LoadOptions,
+  type PolledStream,
   type StoredEvent,
   StoreError,
   type StoreOptions,
@@ -24,7 +26,7 @@ interface MemoryStream {
   /** Event JSON texts, in order; the version is their count. */
   events: string[];
   /** The stored snapshot's JSON and the version it was taken at. */
-  snapshot?: { json: string; version: number };
+  snapshot?: { json: string; version: number; state: string; reply?: string };
   expiresAt: number;
   /** The store's clock at the last append, then a counter for appends in the same ms: the index order. */
   touchedAt: number;
@@ -90,10 +92,8 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
 
   function loadStream(stream: MemoryStream): LoadedStream {
     const from = stream.snapshot;
-    const tailJson = stream.events.slice(from?.version ?? 0);
-    const base = from ? restoreJson(from.json) : undefined;
-    const snapshot = fold(tailJson.map(parseEventJson), base);
-    return { snapshot, version: stream.events.length, tail: tailJson.length };
+    const tail = stream.events.slice(from?.version ?? 0).map(parseEventJson);
+    return loadedStream(from ? parseStored(from.json) : undefined, tail, stream.events.length, restoreStored);
   }
 
   return {
@@ -114,7 +114,12 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
       const target: MemoryStream = stream ?? { events: [], expiresAt: 0, touchedAt: 0, touchedSeq: 0 };
       for (const event of events) target.events.push(JSON.stringify(event));
       if (appendOptions.snapshot) {
-        target.snapshot = { json: JSON.stringify(appendOptions.snapshot), version: target.events.length };
+        target.snapshot = {
+          json: JSON.stringify(appendOptions.snapshot),
+          version: target.events.length,
+          state: String(appendOptions.snapshot.value),
+          ...(appendOptions.reply ? { reply: appendOptions.reply } : {}),
+        };
       }
       target.expiresAt = at + ttlMs;
       target.touchedAt = at;
@@ -136,7 +141,25 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
       if (!stream) return undefined;
       const loaded = loadStream(stream);
       const lease = loadOptions.withLease ? liveLease(streamId) : undefined;
-      return lease ? { ...loaded, lease: { ...lease } } : loaded;
+      if (lease) loaded.lease = { ...lease };
+      return loaded;
+    },
+
+    async poll(streamId: string) {
+      open();
+      const stream = live(streams, streamId);
+      if (!stream) return undefined;
+      const stored = stream.snapshot;
+      const lease = liveLease(streamId);
+      const polled: PolledStream =
+        stored?.reply !== undefined && stored.version === stream.events.length
+          ? { version: stored.version, state: stored.state, reply: stored.reply }
+          : (() => {
+              const loaded = loadStream(stream);
+              return { version: loaded.version, state: String(loaded.view.value), loaded };
+            })();
+      if (lease) polled.lease = { ...lease };
+      return polled;
     },
 
     async claimMessage(msgid: string, streamId: string) {
@@ -233,7 +256,7 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
       const summaries: StreamSummary[] = [];
       for (const [id, stream] of recent) {
         if (summaries.length >= limit) break;
-        const summary = summarize(id, loadStream(stream).snapshot, liveLease(id));
+        const summary = summarize(id, loadStream(stream).view, liveLease(id));
         if (listOptions.unfinishedOnly && summary.finished) continue;
         summaries.push(summary);
       }
@@ -250,9 +273,17 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
   };
 }
 
-function restoreJson(json: string) {
+function parseStored(json: string): PersistedStream {
   try {
-    return restore(JSON.parse(json) as PersistedStream);
+    return JSON.parse(json) as PersistedStream;
+  } catch (cause) {
+    throw new StoreError('corrupt', 'a stored snapshot cannot be restored', {}, { cause });
+  }
+}
+
+function restoreStored(stored: PersistedStream) {
+  try {
+    return restore(stored);
   } catch (cause) {
     throw new StoreError('corrupt', 'a stored snapshot cannot be restored', {}, { cause });
   }

@@ -1,6 +1,12 @@
 // The event store port: one interface, with a Redis adapter (single node and Cluster) and an
 // in-memory adapter behind it, and one contract suite run against each (test/store.contract.ts).
-import type { PersistedStream, ReadEvent, StreamEvent, StreamSnapshot } from '../machines/index.js';
+import type {
+  PersistedStream,
+  ReadEvent,
+  StreamEvent,
+  StreamSnapshot,
+  StreamView,
+} from '../machines/index.js';
 
 /** An event as read back, with its position. `seq` is 1-based: the stream's version after it. */
 export interface StoredEvent {
@@ -12,7 +18,10 @@ export interface StoredEvent {
 
 /** A stream rehydrated for a poll: the stored snapshot plus the events after it. */
 export interface LoadedStream {
-  snapshot: StreamSnapshot;
+  /** State and context: all a poll renders. With no events after the stored snapshot, it is that. */
+  view: StreamView;
+  /** The machine's snapshot (rebuilt from `view` on first use when there was no tail to fold). */
+  readonly snapshot: StreamSnapshot;
   /** How many events the stream has. */
   version: number;
   /** How many events were folded on top of the stored snapshot to get here. */
@@ -34,6 +43,25 @@ export interface AppendOptions {
    * in the same atomic step. Without it the stored snapshot stays where it was and `load` folds the tail.
    */
   snapshot?: PersistedStream;
+  /**
+   * What a poll answers for that snapshot (the rendered WeCom reply, JSON text), kept beside it: a
+   * poll of a stream with nothing after its snapshot sends it as it is, with no fold and no render.
+   * Only with `snapshot`; a snapshot written without one drops the old one, so it is never stale.
+   */
+  reply?: string;
+}
+
+/** What a poll reads, in one round trip (`StreamStore.poll`). */
+export interface PolledStream {
+  version: number;
+  /** The stream's state, for the takeover check. */
+  state: string;
+  /** The stored reply when it is of the current version: sent as it is. */
+  reply?: string;
+  /** Otherwise the stream, loaded, for the caller to render. */
+  loaded?: LoadedStream;
+  /** The owner's lease, when live. */
+  lease?: Lease;
 }
 
 export interface Lease {
@@ -60,6 +88,8 @@ export interface StreamStore {
   read(streamId: string): Promise<StoredEvent[]>;
   /** Snapshot + tail, never the whole history. `undefined` when the stream does not exist. */
   load(streamId: string, options?: LoadOptions): Promise<LoadedStream | undefined>;
+  /** What a poll needs: the stored reply when current (else the loaded stream) and the lease. */
+  poll(streamId: string): Promise<PolledStream | undefined>;
   /** SET NX of a WeCom msgid: the first caller claims it; later callers get the first stream id. */
   claimMessage(msgid: string, streamId: string): Promise<{ claimed: boolean; streamId: string }>;
   getConversation(bot: string, scope: string): Promise<string | undefined>;

@@ -1,13 +1,9 @@
 // A stream's one-line summary for the inspector and `wecom-dify streams`, shared by every adapter so
 // that they list streams the same way.
-import { isFinished, type StreamSnapshot, stateOf } from '../machines/index.js';
+import { isFinished, type StreamView, stateOf } from '../machines/index.js';
 import type { Lease, StreamSummary } from './port.js';
 
-export function summarize(
-  streamId: string,
-  snapshot: StreamSnapshot,
-  lease: Lease | undefined,
-): StreamSummary {
+export function summarize(streamId: string, snapshot: StreamView, lease: Lease | undefined): StreamSummary {
   const { context } = snapshot;
   const summary: StreamSummary = {
     streamId,

@@ -1,7 +1,7 @@
 // Callback crypto of the WeCom AI bot (reference/wecom-aibot.md §2, §3, §4, §5.1, §7): AES-256-CBC
 // with PKCS#7 padding to 32 bytes, the random|length|msg|receiveid framing, and the signed envelope.
 // Every failure to decrypt is a WecomError with a code, never a crash of node:crypto.
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 import { WecomError } from './errors.js';
 import { signature, verifySignature } from './signature.js';
 
@@ -12,8 +12,34 @@ const RANDOM_BYTES = 16;
 const LENGTH_BYTES = 4;
 const HEADER_BYTES = RANDOM_BYTES + LENGTH_BYTES;
 
-/** Standard base64 with `=` padding (§2.1); Node's own decoder would silently skip bad characters. */
+/** Standard base64 with `=` padding (§2.1), for the key, which is checked once. */
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Decodes standard base64, refusing anything else. Node's decoder silently skips characters outside
+ * the alphabet; a string is canonical base64 exactly when encoding its bytes gives it back, which is
+ * also cheaper than a regular expression over a ciphertext on every callback.
+ */
+function strictBase64(text: string): Buffer | undefined {
+  if (text.length % 4 !== 0) return undefined;
+  const bytes = Buffer.from(text, 'base64');
+  return bytes.toString('base64') === text ? bytes : undefined;
+}
+
+/**
+ * The 16 random bytes that start every message (§2.1): any bytes will do and receivers ignore them,
+ * so they come from a pool refilled 256 messages at a time rather than a system call per reply.
+ */
+const randomPool = Buffer.allocUnsafe(RANDOM_BYTES * 256);
+let randomAt = randomPool.length;
+function nextRandom(): Buffer {
+  if (randomAt + RANDOM_BYTES > randomPool.length) {
+    randomFillSync(randomPool);
+    randomAt = 0;
+  }
+  randomAt += RANDOM_BYTES;
+  return Buffer.from(randomPool.subarray(randomAt - RANDOM_BYTES, randomAt));
+}
 
 export interface WecomCryptoOptions {
   token: string;
@@ -65,12 +91,6 @@ export function decodeAESKey(encodingAESKey: string): Buffer {
   return key;
 }
 
-function pad(data: Buffer): Buffer {
-  // Aligned input gets a whole block of 32s (§2.1).
-  const n = PAD_BLOCK - (data.length % PAD_BLOCK);
-  return Buffer.concat([data, Buffer.alloc(n, n)]);
-}
-
 function unpad(data: Buffer): Buffer {
   const n = data[data.length - 1] ?? 0;
   if (n < 1 || n > PAD_BLOCK || n > data.length) {
@@ -88,13 +108,14 @@ function single(value: QueryValue): string | undefined {
 }
 
 function requireParams<K extends string>(values: Record<K, string | undefined>): Record<K, string> {
+  // Every callback comes through here: look for a gap before building the list of them.
+  let complete = true;
+  for (const key in values) if (values[key] === undefined) complete = false;
+  if (complete) return values as Record<K, string>;
   const missing = Object.entries(values)
     .filter(([, v]) => v === undefined)
     .map(([k]) => k);
-  if (missing.length > 0) {
-    throw new WecomError('missing_params', `missing query parameter(s): ${missing.join(', ')}`, { missing });
-  }
-  return values as Record<K, string>;
+  throw new WecomError('missing_params', `missing query parameter(s): ${missing.join(', ')}`, { missing });
 }
 
 /** The `encrypt` field of a POST body (§4); PLUGIN also accepts `Encrypt`. */
@@ -179,21 +200,30 @@ export class WecomCrypto {
   }
 
   /** random(16) | len(4, BE) | msg | receiveid, padded to 32, AES-256-CBC, base64 (§2.1). */
-  encrypt(plaintext: string, random: Buffer = randomBytes(RANDOM_BYTES)): string {
+  encrypt(plaintext: string, random: Buffer = nextRandom()): string {
     if (random.length !== RANDOM_BYTES) throw new RangeError('random must be 16 bytes');
-    const message = Buffer.from(plaintext, 'utf8');
-    const length = Buffer.alloc(LENGTH_BYTES);
-    length.writeUInt32BE(message.length, 0);
-    const framed = pad(Buffer.concat([random, length, message, Buffer.from(this.#receiveId, 'utf8')]));
+    // Framed and padded in one buffer: this runs for every reply.
+    const messageBytes = Buffer.byteLength(plaintext, 'utf8');
+    const idBytes = Buffer.byteLength(this.#receiveId, 'utf8');
+    const unpadded = HEADER_BYTES + messageBytes + idBytes;
+    const padding = PAD_BLOCK - (unpadded % PAD_BLOCK);
+    const framed = Buffer.allocUnsafe(unpadded + padding);
+    random.copy(framed, 0);
+    framed.writeUInt32BE(messageBytes, RANDOM_BYTES);
+    framed.write(plaintext, HEADER_BYTES, 'utf8');
+    framed.write(this.#receiveId, HEADER_BYTES + messageBytes, 'utf8');
+    framed.fill(padding, unpadded);
     const cipher = createCipheriv('aes-256-cbc', this.#key, this.#iv);
     cipher.setAutoPadding(false);
-    return Buffer.concat([cipher.update(framed), cipher.final()]).toString('base64');
+    const head = cipher.update(framed);
+    const tail = cipher.final();
+    return (tail.length === 0 ? head : Buffer.concat([head, tail])).toString('base64');
   }
 
   /** The inverse of `encrypt`; checks the receiveid only when one is configured (§2.2). */
   decrypt(b64: string): Decrypted {
-    if (!BASE64.test(b64)) throw new WecomError('bad_base64', 'ciphertext is not standard base64');
-    const ciphertext = Buffer.from(b64, 'base64');
+    const ciphertext = strictBase64(b64);
+    if (!ciphertext) throw new WecomError('bad_base64', 'ciphertext is not standard base64');
     if (ciphertext.length === 0 || ciphertext.length % PAD_BLOCK !== 0) {
       throw new WecomError('bad_length', 'ciphertext length is not a positive multiple of 32', {
         length: ciphertext.length,
@@ -238,7 +268,9 @@ export class WecomCrypto {
     const decipher = createDecipheriv('aes-256-cbc', this.#key, this.#iv);
     // Node's auto-unpadding assumes 16-byte PKCS#7 and throws on WeCom's 32 (§14.1).
     decipher.setAutoPadding(false);
-    return Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+    const head = decipher.update(ciphertext);
+    const tail = decipher.final();
+    return tail.length === 0 ? head : Buffer.concat([head, tail]);
   }
 
   #verify(given: string, timestamp: string, nonce: string, encrypt: string): void {

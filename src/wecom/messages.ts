@@ -202,8 +202,13 @@ export function parseMessage(plaintextJson: string): WecomMessage {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new WecomError('bad_message', 'bad message: (root): expected an object', { field: '' });
   }
-  const envelope = parseWith(envelopeSchema, json);
-  switch (envelope.msgtype) {
+  // One schema per message, chosen by its msgtype: the common fields are part of each (every poll
+  // goes through here, so no second pass over an envelope first).
+  const msgtype = (json as { msgtype?: unknown }).msgtype;
+  switch (msgtype) {
+    case 'stream':
+      // The parse returns a fresh object: tag it rather than copy it (every poll comes here).
+      return Object.assign(parseWith(schemas.stream, json), { kind: 'stream' as const });
     case 'text': {
       const m = parseWith(schemas.text, json);
       return { ...m, kind: 'text', ...userExtras(m.chattype, m.text.content) };
@@ -229,12 +234,10 @@ export function parseMessage(plaintextJson: string): WecomMessage {
       const m = parseWith(schemas.file, json);
       return { ...m, kind: 'file', query: '', attachments: [{ type: 'file', url: m.file.url }] };
     }
-    case 'stream':
-      return { ...parseWith(schemas.stream, json), kind: 'stream' };
     case 'event':
       return parseEvent(json);
     default:
-      return { ...envelope, kind: 'unknown' };
+      return { ...parseWith(envelopeSchema, json), kind: 'unknown' };
   }
 }
 

@@ -3,7 +3,15 @@ import { runMigrate, runUsers } from '../../src/auth/adminCli.js';
 import { openDirectory } from '../../src/auth/directory.js';
 import { TokenCache } from '../../src/auth/tokenCache.js';
 import type { Config } from '../../src/config.js';
-import { closedPort, createTestDatabase, rawQuery, type TestDatabase, type TestRedis, testRedis, testSecretKey } from './support.js';
+import {
+  closedPort,
+  createTestDatabase,
+  rawQuery,
+  type TestDatabase,
+  type TestRedis,
+  testRedis,
+  testSecretKey,
+} from './support.js';
 
 let tdb: TestDatabase;
 let tr: TestRedis;
@@ -51,7 +59,9 @@ describe('wecom-dify migrate', () => {
 
 describe('wecom-dify users', () => {
   it('add, list, list --json, disable and enable', async () => {
-    expect(await run(['add', 'zhangsan', '--account', 'E1001', '--name', '张三', '--department', '研发部'])).toEqual({
+    expect(
+      await run(['add', 'zhangsan', '--account', 'E1001', '--name', '张三', '--department', '研发部']),
+    ).toEqual({
       code: 0,
       out: 'saved zhangsan (account E1001)',
     });
@@ -72,17 +82,28 @@ describe('wecom-dify users', () => {
     expect(JSON.stringify(json)).not.toContain('pw-very-secret');
 
     expect(await run(['disable', 'zhangsan'])).toEqual({ code: 0, out: 'disabled zhangsan' });
-    expect(JSON.parse((await run(['list', '--json'])).out)[1]).toMatchObject({ userid: 'zhangsan', enabled: false });
+    expect(JSON.parse((await run(['list', '--json'])).out)[1]).toMatchObject({
+      userid: 'zhangsan',
+      enabled: false,
+    });
     expect(await run(['enable', 'zhangsan'])).toEqual({ code: 0, out: 'enabled zhangsan' });
     expect(await run(['disable', 'nobody'])).toEqual({ code: 1, out: 'no such user: nobody' });
   });
 
   it('reads the secret from standard input with --secret -', async () => {
-    expect((await run(['add', 'wangwu', '--account', 'E1003', '--secret', '-'], { readSecret: async () => 'from-stdin\n' })).code).toBe(0);
+    expect(
+      (
+        await run(['add', 'wangwu', '--account', 'E1003', '--secret', '-'], {
+          readSecret: async () => 'from-stdin\n',
+        })
+      ).code,
+    ).toBe(0);
     const dir = openDirectory({ mysqlUrl: tdb.url, secretKey: config.auth.secretKey });
     expect((await dir.findUser('wangwu'))?.secret?.reveal()).toBe('from-stdin');
     await dir.close();
-    const raw = (await rawQuery(tdb, 'SELECT secret_enc FROM wecom_users WHERE userid = ?', ['wangwu'])) as { secret_enc: string }[];
+    const raw = (await rawQuery(tdb, 'SELECT secret_enc FROM wecom_users WHERE userid = ?', ['wangwu'])) as {
+      secret_enc: string;
+    }[];
     expect(raw[0]?.secret_enc).not.toContain('from-stdin');
   });
 
@@ -99,12 +120,22 @@ describe('wecom-dify users', () => {
   it('a secret without AUTH_SECRET_KEY is refused', async () => {
     const lines: string[] = [];
     const noKey = { auth: { ...config.auth, secretKey: undefined } };
-    expect(await runUsers(['add', 'x', '--account', 'y', '--secret', 's'], noKey, (l) => lines.push(l))).toBe(1);
+    expect(await runUsers(['add', 'x', '--account', 'y', '--secret', 's'], noKey, (l) => lines.push(l))).toBe(
+      1,
+    );
     expect(lines[0]).toMatch(/AUTH_SECRET_KEY/);
   });
 
   it('bad usage prints the usage and exits 2', async () => {
-    for (const args of [[], ['frobnicate'], ['add', 'x'], ['add', '--account', 'y'], ['disable'], ['list', '--bogus'], ['add', 'x'.repeat(65), '--account', 'y']]) {
+    for (const args of [
+      [],
+      ['frobnicate'],
+      ['add', 'x'],
+      ['add', '--account', 'y'],
+      ['disable'],
+      ['list', '--bogus'],
+      ['add', 'x'.repeat(65), '--account', 'y'],
+    ]) {
       const { code, out } = await run(args);
       expect(code, args.join(' ')).toBe(2);
       expect(out.length).toBeGreaterThan(0);

@@ -8,7 +8,7 @@ import { createTestDatabase, type TestDatabase, type TestRedis, testRedis } from
 let tdb: TestDatabase;
 let tr: TestRedis;
 let fake: FakeTokenService;
-let nodes: Authenticator[] = [];
+const nodes: Authenticator[] = [];
 
 beforeAll(async () => {
   tdb = await createTestDatabase();
@@ -83,7 +83,9 @@ describe('one user, many messages, two nodes', () => {
       calls.push(b.authenticate({ userid: 'wangwu', bot: 'b1' }));
     }
     const settled = await Promise.allSettled(calls);
-    const codes = settled.map((s) => (s.status === 'rejected' ? (s.reason as { code?: string }).code : 'granted'));
+    const codes = settled.map((s) =>
+      s.status === 'rejected' ? (s.reason as { code?: string }).code : 'granted',
+    );
     expect(new Set(codes)).toEqual(new Set(['token_service_unavailable']));
     expect(fake.requests).toHaveLength(1);
   });

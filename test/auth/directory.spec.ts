@@ -125,7 +125,11 @@ describe('the directory in MariaDB', () => {
 
   it('a database that goes away answers clearly, and the directory recovers by itself when it returns', async () => {
     const proxy = await startTcpProxy(MYSQL_HOST, MYSQL_PORT);
-    const viaProxy = openDirectory({ mysqlUrl: tdb.urlVia(proxy.port), queryTimeoutMs: 1000, connectTimeoutMs: 500 });
+    const viaProxy = openDirectory({
+      mysqlUrl: tdb.urlVia(proxy.port),
+      queryTimeoutMs: 1000,
+      connectTimeoutMs: 500,
+    });
     try {
       expect((await viaProxy.findUser('zhangsan'))?.userid).toBe('zhangsan');
 

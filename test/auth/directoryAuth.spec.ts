@@ -1,10 +1,10 @@
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Config } from '../../src/config.js';
 import { type Directory, openDirectory } from '../../src/auth/directory.js';
 import { createAuthenticator } from '../../src/auth/factory.js';
 import { TokenCache } from '../../src/auth/tokenCache.js';
 import { AuthError, type Authenticator, type AuthOutcome } from '../../src/auth/types.js';
+import type { Config } from '../../src/config.js';
 import { type FakeTokenService, startFakeTokenService } from '../support/fakeTokenService.js';
 import {
   createTestDatabase,
@@ -68,7 +68,13 @@ beforeAll(async () => {
   cache = new TokenCache(redis, { keyPrefix: tr.prefix });
   directory = openDirectory({ mysqlUrl: tdb.url, secretKey });
   await directory.migrate();
-  await directory.addUser({ userid: 'zhangsan', account: 'E1001', name: '张三', department: '研发部', secret: 'pw-1' });
+  await directory.addUser({
+    userid: 'zhangsan',
+    account: 'E1001',
+    name: '张三',
+    department: '研发部',
+    secret: 'pw-1',
+  });
   await directory.addUser({ userid: 'lisi', account: 'E1002', name: '李四' });
   await directory.addUser({ userid: 'gone', account: 'E0000', enabled: false });
 });
@@ -105,10 +111,19 @@ describe('AUTH_MODE=directory: a cold cache', () => {
     // The keys of the system this replaces, exactly (after the test prefix).
     expect(await redis.get(`${tr.prefix}authorization:wechatid:zhangsan`)).toBe(token);
     const info = JSON.parse((await redis.get(`${tr.prefix}authorization:token:${token}`)) ?? '{}');
-    expect(info).toMatchObject({ userid: 'zhangsan', account: 'E1001', name: '张三', department: '研发部', employeeNo: '0042' });
+    expect(info).toMatchObject({
+      userid: 'zhangsan',
+      account: 'E1001',
+      name: '张三',
+      department: '研发部',
+      employeeNo: '0042',
+    });
     expect(info.expiresAt - info.issuedAt).toBe(7200_000);
     expect(JSON.stringify(info)).not.toContain('pw-1');
-    for (const key of [`${tr.prefix}authorization:wechatid:zhangsan`, `${tr.prefix}authorization:token:${token}`]) {
+    for (const key of [
+      `${tr.prefix}authorization:wechatid:zhangsan`,
+      `${tr.prefix}authorization:token:${token}`,
+    ]) {
       const ttl = await redis.ttl(key);
       expect(ttl).toBeGreaterThan(7190);
       expect(ttl).toBeLessThanOrEqual(7200);
@@ -134,7 +149,12 @@ describe('AUTH_MODE=directory: a warm cache', () => {
   });
 
   it('accepts a token written by the system it replaces (no expiresAt: the key TTL rules)', async () => {
-    await redis.set(`${tr.prefix}authorization:token:legacy-tok`, JSON.stringify({ name: '李四', dept: 'x' }), 'EX', 60);
+    await redis.set(
+      `${tr.prefix}authorization:token:legacy-tok`,
+      JSON.stringify({ name: '李四', dept: 'x' }),
+      'EX',
+      60,
+    );
     await redis.set(`${tr.prefix}authorization:wechatid:lisi`, 'legacy-tok', 'EX', 60);
     const a = await node();
     expect(await a.authenticate({ userid: 'lisi', bot: 'b1' })).toMatchObject({
@@ -179,7 +199,12 @@ describe('AUTH_MODE=directory: a warm cache', () => {
     await redis.set(`${tr.prefix}authorization:token:garbage`, '{not json', 'EX', 60);
     await redis.set(key, 'garbage', 'EX', 60);
     await a.authenticate({ userid: 'lisi', bot: 'b1' });
-    await redis.set(`${tr.prefix}authorization:token:theirs`, JSON.stringify({ userid: 'zhangsan' }), 'EX', 60);
+    await redis.set(
+      `${tr.prefix}authorization:token:theirs`,
+      JSON.stringify({ userid: 'zhangsan' }),
+      'EX',
+      60,
+    );
     await redis.set(key, 'theirs', 'EX', 60);
     const outcome = await a.authenticate({ userid: 'lisi', bot: 'b1' });
     expect(tokenOf(outcome)).toBe(fake.issued[2]);
@@ -195,7 +220,10 @@ describe('AUTH_MODE=directory: denials', () => {
       reason: 'not_in_directory',
       text: '你还不在通讯录里：请在 OA 里申请“AI 助手”权限。',
     });
-    expect(await a.authenticate({ userid: 'gone', bot: 'b1' })).toMatchObject({ granted: false, reason: 'disabled' });
+    expect(await a.authenticate({ userid: 'gone', bot: 'b1' })).toMatchObject({
+      granted: false,
+      reason: 'disabled',
+    });
     expect(fake.requests).toHaveLength(0);
     expect(await redis.exists(`${tr.prefix}authorization:wechatid:stranger`)).toBe(0);
   });
@@ -203,7 +231,10 @@ describe('AUTH_MODE=directory: denials', () => {
   it('a userid with quotes and SQL in it is just a stranger', async () => {
     const a = await node();
     for (const userid of [`' OR '1'='1`, `zhangsan'; DROP TABLE wecom_users; --`, `"lisi" -- `]) {
-      expect(await a.authenticate({ userid, bot: 'b1' })).toMatchObject({ granted: false, reason: 'not_in_directory' });
+      expect(await a.authenticate({ userid, bot: 'b1' })).toMatchObject({
+        granted: false,
+        reason: 'not_in_directory',
+      });
     }
     expect(fake.requests).toHaveLength(0);
     expect(await directory.findUser('zhangsan')).toBeDefined();

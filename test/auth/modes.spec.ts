@@ -1,13 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Config } from '../../src/config.js';
 import { openDirectory } from '../../src/auth/directory.js';
 import { createAuthenticator } from '../../src/auth/factory.js';
+import type { Config } from '../../src/config.js';
 import { defaultTexts } from '../../src/machines/texts.js';
 import { createTestDatabase, type TestDatabase } from './support.js';
 
 let tdb: TestDatabase;
 
-const auth = (over: Partial<Config['auth']>): Config['auth'] => ({ mode: 'none', apiTimeoutMs: 1000, ...over });
+const auth = (over: Partial<Config['auth']>): Config['auth'] => ({
+  mode: 'none',
+  apiTimeoutMs: 1000,
+  ...over,
+});
 
 beforeAll(async () => {
   tdb = await createTestDatabase();
@@ -19,7 +23,10 @@ afterAll(async () => {
 describe('AUTH_MODE=none', () => {
   it('lets everyone in, and Dify sees the WeCom userid', async () => {
     const a = await createAuthenticator(auth({ mode: 'none' }));
-    expect(await a.authenticate({ userid: 'anyone', bot: 'b1' })).toEqual({ granted: true, user: { id: 'anyone' } });
+    expect(await a.authenticate({ userid: 'anyone', bot: 'b1' })).toEqual({
+      granted: true,
+      user: { id: 'anyone' },
+    });
     await a.close();
   });
 });
@@ -42,11 +49,17 @@ describe('AUTH_MODE=allowlist', () => {
       reason: 'not_in_directory',
       text: '请联系 IT 开通（分机 8000）',
     });
-    expect(await a.authenticate({ userid: 'gone', bot: 'b1' })).toMatchObject({ granted: false, reason: 'disabled' });
+    expect(await a.authenticate({ userid: 'gone', bot: 'b1' })).toMatchObject({
+      granted: false,
+      reason: 'disabled',
+    });
 
     // A disable takes effect on the next message.
     await dir.setEnabled('zhangsan', false);
-    expect(await a.authenticate({ userid: 'zhangsan', bot: 'b1' })).toMatchObject({ granted: false, reason: 'disabled' });
+    expect(await a.authenticate({ userid: 'zhangsan', bot: 'b1' })).toMatchObject({
+      granted: false,
+      reason: 'disabled',
+    });
     await a.ping?.();
     await dir.close();
     await a.close();
@@ -54,14 +67,16 @@ describe('AUTH_MODE=allowlist', () => {
 
   it('says the default "how to get access" text when none is configured', async () => {
     const a = await createAuthenticator(auth({ mode: 'allowlist', mysqlUrl: tdb.url }));
-    expect(await a.authenticate({ userid: 'stranger', bot: 'b1' })).toMatchObject({ text: defaultTexts.denied });
+    expect(await a.authenticate({ userid: 'stranger', bot: 'b1' })).toMatchObject({
+      text: defaultTexts.denied,
+    });
     await a.close();
   });
 
   it('refuses to start without what it needs', async () => {
     await expect(createAuthenticator(auth({ mode: 'allowlist' }))).rejects.toThrow(/MYSQL_URL/);
-    await expect(createAuthenticator(auth({ mode: 'directory', mysqlUrl: tdb.url, apiUrl: 'http://x' }))).rejects.toThrow(
-      /Redis/,
-    );
+    await expect(
+      createAuthenticator(auth({ mode: 'directory', mysqlUrl: tdb.url, apiUrl: 'http://x' })),
+    ).rejects.toThrow(/Redis/);
   });
 });

@@ -1,7 +1,7 @@
 // Shared fixtures of the auth tests: a database of their own on the real MariaDB, a random key
 // prefix on the real Redis, and a TCP proxy in front of MariaDB that a test can cut and restore.
 import { randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo, type Server, type Socket, connect } from 'node:net';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { createConnection } from 'mysql2/promise';
 
@@ -36,7 +36,12 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 
 /** A raw query on the test database, to look at what is really stored. */
 export async function rawQuery(db: TestDatabase, sql: string, params: unknown[] = []): Promise<unknown[]> {
-  const conn = await createConnection({ host: MYSQL_HOST, port: MYSQL_PORT, user: 'root', database: db.name });
+  const conn = await createConnection({
+    host: MYSQL_HOST,
+    port: MYSQL_PORT,
+    user: 'root',
+    database: db.name,
+  });
   try {
     const [rows] = await conn.query(sql, params);
     return rows as unknown[];
