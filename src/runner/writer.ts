@@ -28,8 +28,6 @@ export class StreamWriter {
   private chain: Promise<void> = Promise.resolve();
   private queue: StreamEvent[] = [];
   private failed: unknown;
-  /** The snapshot of what the store holds. */
-  private stored: StreamSnapshot;
   private readonly flushMs: number;
   private readonly flushBytes: number;
   private readonly now: () => number;
@@ -48,7 +46,6 @@ export class StreamWriter {
     this.flushMs = options.flushMs ?? 150;
     this.flushBytes = options.flushBytes ?? 1024;
     this.now = options.now ?? Date.now;
-    this.stored = snapshot;
   }
 
   get finished(): boolean {
@@ -104,8 +101,10 @@ export class StreamWriter {
     if (this.queue.length === 0) return;
     const events = this.queue;
     this.queue = [];
-    // The stored snapshot is the fold of exactly what is written, so that snapshot + tail stays true.
-    const target = fold(events, this.stored);
+    // The stored snapshot must be the fold of exactly what is written, so that snapshot + tail stays
+    // true. Every queued event is taken here and `snapshot` has folded each as it was queued, so it is
+    // that fold already (the events are not folded twice).
+    const target = this.snapshot;
     const delays = this.options.retryDelays ?? [100, 250, 500, 1000, 2000];
     const deadline = this.now() + (this.options.retryForMs ?? 60_000);
     for (let attempt = 0; ; attempt++) {
@@ -116,7 +115,6 @@ export class StreamWriter {
           reply: this.options.replyOf?.(target),
         });
         this.version = version;
-        this.stored = target;
         this.onAppended?.(events);
         return;
       } catch (error) {
