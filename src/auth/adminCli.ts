@@ -16,6 +16,8 @@ export interface AdminDeps {
   keyPrefix?: string;
   /** Where `--secret -` reads the secret from (default: standard input). */
   readSecret?: () => Promise<string>;
+  /** Where usage and problems go (standard error); `out` when absent. */
+  err?: (line: string) => void;
 }
 
 export const usersUsage = [
@@ -65,12 +67,13 @@ export async function runUsers(
   deps: AdminDeps = {},
 ): Promise<number> {
   const [command, ...rest] = args;
+  const err = deps.err ?? out;
   let parsed: ReturnType<typeof parseUsersArgs>;
   try {
     parsed = parseUsersArgs(rest);
   } catch (error) {
-    out(error instanceof Error ? error.message : String(error));
-    usersUsage.forEach(out);
+    err(error instanceof Error ? error.message : String(error));
+    usersUsage.forEach(err);
     return 2;
   }
   const { values, positionals } = parsed;
@@ -83,11 +86,11 @@ export async function runUsers(
     (command === 'list' && positionals.length > 0) ||
     (command === 'add' && !values.account)
   ) {
-    usersUsage.forEach(out);
+    usersUsage.forEach(err);
     return 2;
   }
   if (userid !== undefined && (userid.length > 64 || userid.trim() === '')) {
-    out('userid must be 1 to 64 characters');
+    err('userid must be 1 to 64 characters');
     return 2;
   }
 
@@ -121,7 +124,7 @@ export async function runUsers(
         if (!userid) return 2;
         const enabled = command === 'enable';
         if (!(await directory.setEnabled(userid, enabled))) {
-          out(`no such user: ${userid}`);
+          err(`no such user: ${userid}`);
           return 1;
         }
         out(`${enabled ? 'enabled' : 'disabled'} ${userid}`);
@@ -131,7 +134,7 @@ export async function runUsers(
     }
   } catch (error) {
     if (error instanceof AuthError || error instanceof SecretBoxError) {
-      out(error.message);
+      err(error.message);
       return 1;
     }
     throw error;

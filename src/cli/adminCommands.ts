@@ -48,5 +48,5 @@ export async function runMigrateCommand(args: string[], io: Io): Promise<number>
 export async function runUsersCommand(args: string[], io: Io): Promise<number> {
   const config = adminConfig(io);
   if (typeof config === 'number') return config;
-  return runUsers(args, config, io.out);
+  return runUsers(args, config, io.out, { err: io.err });
 }

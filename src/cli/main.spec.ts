@@ -66,10 +66,13 @@ describe('wecom-dify', { timeout: 60_000 }, () => {
     expect(stderr).not.toContain(secret);
   });
 
-  it('users with a wrong sub-command shows the users usage, exit code 2', async () => {
-    const { code, stdout } = await run(['users', 'rename', 'x'], { MYSQL_URL: 'mysql://u:p@127.0.0.1:1/db' });
+  it('users with a wrong sub-command shows the users usage on standard error, exit code 2', async () => {
+    const { code, stdout, stderr } = await run(['users', 'rename', 'x'], {
+      MYSQL_URL: 'mysql://u:p@127.0.0.1:1/db',
+    });
     expect(code).toBe(2);
-    expect(stdout).toContain('usage: wecom-dify users add <userid>');
+    expect(stderr).toContain('usage: wecom-dify users add <userid>');
+    expect(stdout).toBe('');
   });
 
   it('migrate and users manage the directory on the real MariaDB with MYSQL_URL alone', async () => {
