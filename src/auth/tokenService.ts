@@ -1,6 +1,6 @@
 // The client of the external token service (AUTH_API_URL) that issues a user's token.
 //
-// Contract (docs/auth.md repeats it for the people who run the service):
+// Contract (README.md "Authentication" repeats it for the people who run the service):
 //   POST {AUTH_API_URL}
 //   Content-Type: application/json
 //   { "userid": "<WeCom userid>", "account": "<account code>", "secret": "<only when the directory holds one>" }
