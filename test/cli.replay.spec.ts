@@ -110,7 +110,7 @@ describe('wecom-dify replay and export', { timeout: 90_000 }, () => {
   it('prints every event with its offset, state and the answer’s growth, then the final state', async () => {
     const { code, stdout } = await runCli(['replay', streamId], { cwd: cwd.dir, env });
     expect(code).toBe(0);
-    expect(stdout).toContain(`stream ${streamId} · zhangsan in single chat: "你好"`);
+    expect(stdout).toContain(`stream ${streamId} · zhangsan asked "你好"`);
     expect(stdout).toMatch(/^\+0\.000s {2}stream\.opened {2,}authenticating/m);
     expect(stdout).toMatch(/^\+\d+\.\d{3}s {2}answer\.delta {2,}streaming {2,}\d+ {2,}\+\d+ {2}"/m);
     expect(stdout).toMatch(/^\+\d+\.\d{3}s {2}answer\.completed {2,}completed/m);

@@ -294,7 +294,7 @@ describe('the inspector on events it cannot fold', () => {
       outcome: 'unknown',
       state: 'completed',
       offsetMs: 400,
-      summary: 'unknown: unknown event type "stream.teleported"',
+      summary: 'unknown: unknown event type "stream.teleported" (kept, not folded)',
     });
     // Neither changed what the user sees.
     expect(bubbleAt(body.steps, body.steps.length - 1)).toBe('Hello');

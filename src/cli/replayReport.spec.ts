@@ -235,7 +235,7 @@ describe('the replay as text', () => {
       }),
     );
     const text = lines.join('\n');
-    expect(lines[0]).toBe('stream s-1 · zhangsan in single chat: "你好" (on node-a)');
+    expect(lines[0]).toBe('stream s-1 · zhangsan asked "你好" · node node-a');
     expect(text).toMatch(/\+0\.000s {2}stream\.opened {2,}authenticating/);
     expect(text).toMatch(/\+1\.300s {2}answer\.delta {2,}streaming {2,}3 {2,}\+3 {2}"你好！"/);
     expect(lines.at(-1)).toBe('final state: completed, 5 events over 1.3s, answer 3 chars');

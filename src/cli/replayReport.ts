@@ -7,10 +7,10 @@ import {
   isFinished,
   isKnown,
   type ReadEvent,
-  type StreamEvent,
   type StreamSnapshot,
   type StreamStateValue,
   stateOf,
+  summarizeEvent,
 } from '../machines/index.js';
 import type { Lease } from '../store/port.js';
 import { formatDuration, formatOffset } from './duration.js';
@@ -124,7 +124,7 @@ export function buildReplay(inputs: readonly ReplayInput[], options: ReplayOptio
       type: event.type,
       at: event.at ?? null,
       offsetMs: typeof event.at === 'number' && firstAt !== undefined ? event.at - firstAt : null,
-      summary: summarize(event),
+      summary: summarizeEvent(event),
       state: stateOf(snapshot),
       applied,
       unknown: !isKnown(event),
@@ -150,74 +150,6 @@ function answerGrowth(
     answerReplaced: !extended,
     ...(added ? { answerTail: oneLine(added, TAIL, 'end') } : {}),
   };
-}
-
-/** A short, one-line account of an event's payload. */
-export function summarize(event: ReadEvent): string {
-  if (!isKnown(event)) return `${event.problem} (kept, not folded)`;
-  return summarizeKnown(event);
-}
-
-function summarizeKnown(e: StreamEvent): string {
-  switch (e.type) {
-    case 'stream.opened': {
-      const where = e.chattype === 'group' ? `group ${e.chatid ?? '?'}` : 'single chat';
-      const attached = (e as { attachments?: unknown[] }).attachments?.length ?? 0;
-      const extras = [
-        e.node ? `on ${e.node}` : '',
-        e.fresh ? 'new conversation' : '',
-        attached ? `${attached} attachment${attached === 1 ? '' : 's'}` : '',
-      ].filter(Boolean);
-      return `${e.userid} in ${where}: "${oneLine(e.query, 40)}"${extras.length ? ` (${extras.join(', ')})` : ''}`;
-    }
-    case 'auth.granted':
-      return `as ${e.user.id}${e.user.name ? ` (${e.user.name})` : ''}`;
-    case 'auth.denied':
-      return e.reason;
-    case 'stream.queued':
-      return `behind ${e.behind}`;
-    case 'stream.dequeued':
-      return 'its turn came';
-    case 'command.handled':
-      return `${e.command}: "${oneLine(e.text, 40)}"`;
-    case 'dify.started': {
-      const ids = [
-        e.conversationId ? `conversation ${e.conversationId}` : '',
-        e.messageId ? `message ${e.messageId}` : '',
-        e.taskId ? `task ${e.taskId}` : '',
-        e.workflowRunId ? `run ${e.workflowRunId}` : '',
-      ].filter(Boolean);
-      return ids.join(', ') || 'no ids';
-    }
-    case 'answer.delta':
-      return `"${oneLine(e.text, 40)}"`;
-    case 'answer.replaced':
-      return `the whole answer is now "${oneLine(e.text, 40)}"`;
-    case 'answer.completed': {
-      const tokens = e.usage?.total_tokens;
-      return typeof tokens === 'number' ? `${tokens} tokens` : '';
-    }
-    case 'answer.failed':
-      return `${e.code}: ${oneLine(e.message, 60)}`;
-    case 'stream.taken_over':
-      return `by ${e.node}${e.previousNode ? ` from ${e.previousNode}` : ''} (attempt ${e.attempt})`;
-    case 'stream.released':
-      return `by ${e.node}`;
-    case 'bubble.closed':
-      return `${e.reason}${e.shown !== undefined ? `, ${e.shown} chars shown` : ''}`;
-    case 'delivery.sent':
-      return `${e.bytes} bytes by response_url`;
-    case 'delivery.failed':
-      return oneLine(e.message, 60);
-    default:
-      // A type added later than this summary: its payload as it is, rather than nothing.
-      return oneLine(JSON.stringify(payloadOf(e)), 60);
-  }
-}
-
-function payloadOf(e: StreamEvent): Record<string, unknown> {
-  const { type: _type, at: _at, ...rest } = e as Record<string, unknown>;
-  return rest;
 }
 
 function leaseStatus(lease: Lease | null, now: number): LeaseStatus {

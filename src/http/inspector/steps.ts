@@ -8,10 +8,10 @@ import {
   isKnown,
   renderContent,
   type StreamSnapshot,
+  summarizeEvent,
   type Texts,
 } from '../../machines/index.js';
 import type { StoredEvent } from '../../store/port.js';
-import { summarizeEvent } from './eventSummary.js';
 
 /**
  * `moved`: the event took a transition to another state; `stayed`: a transition that keeps the state

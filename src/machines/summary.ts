@@ -1,6 +1,7 @@
-// One short line per event for the inspector's timeline: what an operator needs to read a stream's
-// history at a glance. A type this table does not name yet is shown by its fields.
-import { isKnown, type ReadEvent, type StreamEvent } from '../../machines/index.js';
+// One short line per event: what an operator reads in `wecom-dify replay` and in the inspector's
+// timeline to follow a stream's history at a glance. A type this table does not name yet is shown by
+// its fields, and an event that could not be read says why (it is kept, not folded).
+import { isKnown, type ReadEvent, type StreamEvent } from './events.js';
 
 const MAX = 80;
 
@@ -12,14 +13,22 @@ export function quote(text: string, max = MAX): string {
 }
 
 export function summarizeEvent(event: ReadEvent): string {
-  if (!isKnown(event)) return `unknown: ${event.problem}`;
+  if (!isKnown(event)) return `unknown: ${event.problem} (kept, not folded)`;
   return summarizeKnown(event);
 }
 
 function summarizeKnown(e: StreamEvent): string {
   switch (e.type) {
-    case 'stream.opened':
-      return `${e.userid}${e.chatid ? ` in group ${e.chatid}` : ''} asked ${quote(e.query, 60)}${e.fresh ? ' (new conversation)' : ''}${e.node ? ` · node ${e.node}` : ''}`;
+    case 'stream.opened': {
+      const where = e.chattype === 'group' ? ` in group ${e.chatid ?? '?'}` : '';
+      const attached = e.attachments?.length ?? 0;
+      const extras = [
+        e.fresh ? 'new conversation' : '',
+        attached ? `${attached} attachment${attached === 1 ? '' : 's'}` : '',
+        e.node ? `node ${e.node}` : '',
+      ].filter(Boolean);
+      return `${e.userid}${where} asked ${quote(e.query, 60)}${extras.length ? ` · ${extras.join(' · ')}` : ''}`;
+    }
     case 'stream.queued':
       return `waits behind ${e.behind}`;
     case 'stream.dequeued':
@@ -30,18 +39,23 @@ function summarizeKnown(e: StreamEvent): string {
       return `as ${e.user.id}${e.user.name ? ` (${e.user.name})` : ''}`;
     case 'auth.denied':
       return e.reason;
+    case 'files.uploaded':
+      return e.files.map((f) => `${f.type}${f.name ? ` ${quote(f.name, 30)}` : ''}`).join(', ') || 'none';
     case 'dify.started':
-      return [
-        e.conversationId && `conversation ${e.conversationId}`,
-        e.messageId && `message ${e.messageId}`,
-        e.taskId && `task ${e.taskId}`,
-      ]
-        .filter(Boolean)
-        .join(' · ');
+      return (
+        [
+          e.conversationId && `conversation ${e.conversationId}`,
+          e.messageId && `message ${e.messageId}`,
+          e.taskId && `task ${e.taskId}`,
+          e.workflowRunId && `run ${e.workflowRunId}`,
+        ]
+          .filter(Boolean)
+          .join(' · ') || 'no ids'
+      );
     case 'answer.delta':
-      return `+${e.text.length} ${quote(e.text, 50)}`;
+      return quote(e.text, 50);
     case 'answer.replaced':
-      return `${e.text.length} chars ${quote(e.text, 50)}`;
+      return `now ${e.text.length} chars ${quote(e.text, 50)}`;
     case 'answer.completed': {
       const tokens = e.usage?.total_tokens;
       return typeof tokens === 'number' ? `${tokens} tokens` : '';
@@ -54,6 +68,8 @@ function summarizeKnown(e: StreamEvent): string {
       return `by ${e.node}`;
     case 'bubble.closed':
       return `${e.reason}${e.shown === undefined ? '' : `, showing ${e.shown} chars`}`;
+    case 'feedback.given':
+      return `${e.rating ?? 'withdrawn'} by ${e.by}${e.forwarded ? ', passed on to Dify' : `, not passed on${e.problem ? `: ${quote(e.problem, 40)}` : ''}`}`;
     case 'delivery.sent':
       return `${e.bytes} bytes by response_url`;
     case 'delivery.failed':
