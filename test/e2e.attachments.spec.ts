@@ -6,16 +6,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultTexts } from '../src/machines/texts.js';
-import { type FakeDify, startFakeDify } from './support/fakeDify.js';
-import {
-  dropPrefix,
-  randomPrefix,
-  redisUrl,
-  startTestService,
-  type TestService,
-  testBot,
-} from './support/service.js';
-import { WecomClient } from './support/wecomClient.js';
+import { type E2E, startE2E } from './support/e2e.js';
+import type { FakeDify } from './support/fakeDify.js';
+import { type TestService, testBot } from './support/service.js';
+import type { WecomClient } from './support/wecomClient.js';
 
 const f = defaultTexts.failures;
 
@@ -31,7 +25,7 @@ const png = Buffer.concat([Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'
 const pdf = Buffer.concat([Buffer.from('%PDF-1.7\n'), randomBytes(5000)]);
 
 describe('images, files and quotes reach Dify', () => {
-  const prefix = randomPrefix('media');
+  let e: E2E;
   let dify: FakeDify;
   let service: TestService;
   let wecom: WecomClient;
@@ -55,18 +49,14 @@ describe('images, files and quotes reach Dify', () => {
     });
     await new Promise<void>((resolve) => media.listen(0, '127.0.0.1', resolve));
     mediaUrl = `http://127.0.0.1:${(media.address() as AddressInfo).port}`;
-    dify = await startFakeDify();
-    service = await startTestService(
-      { REDIS_URL: redisUrl, DIFY_API_URL: dify.url, WECOM_BOT_ID: testBot.botId },
-      { keyPrefix: prefix },
-    );
-    wecom = new WecomClient({ baseUrl: service.url, ...testBot });
+    e = await startE2E({ name: 'media' });
+    ({ dify } = e);
+    service = e.nodes[0]!;
+    wecom = e.clients[0]!;
   });
   afterAll(async () => {
-    await service?.stop();
-    await dify?.stop();
+    await e?.stop();
     await new Promise((resolve) => media?.close(resolve));
-    await dropPrefix(prefix);
   });
 
   const uploads = () => dify.requests.filter((r) => r.path === '/v1/files/upload');

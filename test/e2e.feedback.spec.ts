@@ -2,36 +2,24 @@
 // `feedback.id`, WeCom sends feedback_event, the service answers it empty and passes the rating on to
 // Dify as the message's feedback, under the user who asked.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FakeDify, startFakeDify } from './support/fakeDify.js';
-import {
-  dropPrefix,
-  randomPrefix,
-  redisUrl,
-  startTestService,
-  type TestService,
-  testBot,
-} from './support/service.js';
-import { WecomClient } from './support/wecomClient.js';
+import { type E2E, startE2E } from './support/e2e.js';
+import type { FakeDify } from './support/fakeDify.js';
+import type { TestService } from './support/service.js';
+import type { WecomClient } from './support/wecomClient.js';
 
 describe('ratings reach Dify', () => {
-  const prefix = randomPrefix('feedback');
+  let e: E2E;
   let dify: FakeDify;
   let service: TestService;
   let wecom: WecomClient;
 
   beforeAll(async () => {
-    dify = await startFakeDify();
-    service = await startTestService(
-      { REDIS_URL: redisUrl, DIFY_API_URL: dify.url, WECOM_BOT_ID: testBot.botId },
-      { keyPrefix: prefix },
-    );
-    wecom = new WecomClient({ baseUrl: service.url, ...testBot });
+    e = await startE2E({ name: 'feedback' });
+    ({ dify } = e);
+    service = e.nodes[0]!;
+    wecom = e.clients[0]!;
   });
-  afterAll(async () => {
-    await service?.stop();
-    await dify?.stop();
-    await dropPrefix(prefix);
-  });
+  afterAll(() => e?.stop());
 
   const feedbacks = () => dify.requests.filter((r) => r.path.endsWith('/feedbacks'));
 

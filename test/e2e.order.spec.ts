@@ -3,38 +3,25 @@
 // different conversations never wait for each other.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultTexts } from '../src/machines/texts.js';
-import { type FakeDify, startFakeDify } from './support/fakeDify.js';
-import {
-  dropPrefix,
-  randomPrefix,
-  redisUrl,
-  startTestService,
-  type TestService,
-  testBot,
-} from './support/service.js';
-import { WecomClient } from './support/wecomClient.js';
+import { type E2E, startE2E } from './support/e2e.js';
+import type { FakeDify } from './support/fakeDify.js';
+import type { TestService } from './support/service.js';
+import type { WecomClient } from './support/wecomClient.js';
 
 describe('order within a conversation', () => {
-  const prefix = randomPrefix('order');
+  let e: E2E;
   let dify: FakeDify;
   let a: TestService;
-  let b: TestService;
   let toA: WecomClient;
   let toB: WecomClient;
 
   beforeAll(async () => {
-    dify = await startFakeDify();
-    const env = { REDIS_URL: redisUrl, DIFY_API_URL: dify.url, WECOM_BOT_ID: testBot.botId };
-    a = await startTestService(env, { keyPrefix: prefix });
-    b = await startTestService(env, { keyPrefix: prefix });
-    toA = new WecomClient({ baseUrl: a.url, ...testBot });
-    toB = new WecomClient({ baseUrl: b.url, ...testBot });
+    e = await startE2E({ name: 'order', nodes: 2 });
+    ({ dify } = e);
+    a = e.nodes[0]!;
+    [toA, toB] = [e.clients[0]!, e.clients[1]!];
   });
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await dify?.stop();
-    await dropPrefix(prefix);
-  });
+  afterAll(() => e?.stop());
 
   const eventsOf = async (id: string) => (await a.store.read(id)).map((e) => e.event);
 

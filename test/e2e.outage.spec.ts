@@ -3,38 +3,31 @@
 // meanwhile with a status that makes WeCom retry, running answers keep their text in memory and write
 // it when Redis is back, and every answer arrives whole, once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FakeDify, startFakeDify } from './support/fakeDify.js';
+import { type E2E, startE2E } from './support/e2e.js';
+import type { FakeDify } from './support/fakeDify.js';
 import { type RedisServer, startRedisServer } from './support/redisServer.js';
-import { randomPrefix, startTestService, type TestService, testBot } from './support/service.js';
-import { randomMsgid, WecomClient } from './support/wecomClient.js';
+import type { TestService } from './support/service.js';
+import { randomMsgid, type WecomClient } from './support/wecomClient.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('Redis stops for a few seconds during answers', () => {
   let redis: RedisServer;
+  let e: E2E;
   let dify: FakeDify;
   let a: TestService;
-  let b: TestService;
   let toA: WecomClient;
   let toB: WecomClient;
 
   beforeAll(async () => {
     redis = await startRedisServer({ persist: true });
-    dify = await startFakeDify();
-    const env = {
-      REDIS_URL: `redis://127.0.0.1:${redis.port}`,
-      DIFY_API_URL: dify.url,
-      WECOM_BOT_ID: testBot.botId,
-    };
-    const prefix = randomPrefix('outage');
-    a = await startTestService(env, { keyPrefix: prefix });
-    b = await startTestService(env, { keyPrefix: prefix });
-    toA = new WecomClient({ baseUrl: a.url, ...testBot });
-    toB = new WecomClient({ baseUrl: b.url, ...testBot });
+    e = await startE2E({ name: 'outage', nodes: 2, redisUrl: `redis://127.0.0.1:${redis.port}` });
+    ({ dify } = e);
+    a = e.nodes[0]!;
+    [toA, toB] = [e.clients[0]!, e.clients[1]!];
   });
   afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await dify?.stop();
+    await e?.stop();
     await redis?.dispose();
   });
 

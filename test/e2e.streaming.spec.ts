@@ -4,21 +4,15 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defaultTexts } from '../src/machines/texts.js';
 import { helpText, newConversationText, stoppedText } from '../src/runner/commands.js';
-import { type FakeDify, fixturesAvailable, readFixture, startFakeDify } from './support/fakeDify.js';
-import {
-  dropPrefix,
-  randomPrefix,
-  redisUrl,
-  startTestService,
-  type TestService,
-  testBot,
-} from './support/service.js';
+import { type E2E, startE2E } from './support/e2e.js';
+import { type FakeDify, fixturesAvailable, readFixture } from './support/fakeDify.js';
+import { redisUrl, startTestService, type TestService, testBot } from './support/service.js';
 import { randomMsgid, WecomClient } from './support/wecomClient.js';
 
 const f = defaultTexts.failures;
 
 describe('a WeCom user asks, and the answer streams in across nodes', () => {
-  const prefix = randomPrefix('e2e');
+  let e: E2E;
   let dify: FakeDify;
   let a: TestService;
   let b: TestService;
@@ -26,24 +20,13 @@ describe('a WeCom user asks, and the answer streams in across nodes', () => {
   let toB: WecomClient;
 
   beforeAll(async () => {
-    dify = await startFakeDify();
-    const env = {
-      REDIS_URL: redisUrl,
-      DIFY_API_URL: dify.url,
-      DIFY_TIMEOUT_SECONDS: '5',
-      WECOM_BOT_ID: testBot.botId,
-    };
-    a = await startTestService(env, { keyPrefix: prefix });
-    b = await startTestService(env, { keyPrefix: prefix });
-    toA = new WecomClient({ baseUrl: a.url, ...testBot });
-    toB = new WecomClient({ baseUrl: b.url, ...testBot });
+    e = await startE2E({ name: 'e2e', nodes: 2, env: { DIFY_TIMEOUT_SECONDS: '5' } });
+    ({ dify } = e);
+    [a, b] = [e.nodes[0]!, e.nodes[1]!];
+    [toA, toB] = [e.clients[0]!, e.clients[1]!];
   });
   afterEach(() => dify.setDefault({ kind: 'answer' }));
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await dify?.stop();
-    await dropPrefix(prefix);
-  });
+  afterAll(() => e?.stop());
 
   /** Send on A, poll on B until finished; the stream id and what the user saw. */
   async function ask(text: string, options: Parameters<WecomClient['text']>[1] = {}) {
@@ -229,7 +212,7 @@ describe('a WeCom user asks, and the answer streams in across nodes', () => {
     it('an unreachable Dify', async () => {
       const unreachable = await startTestService(
         { REDIS_URL: redisUrl, DIFY_API_URL: 'http://127.0.0.1:9/v1', WECOM_BOT_ID: testBot.botId },
-        { keyPrefix: prefix },
+        { keyPrefix: e.prefix },
       );
       try {
         const client = new WecomClient({ baseUrl: unreachable.url, ...testBot });

@@ -3,47 +3,32 @@
 // and follows, once, through the message's response_url. Here the window is a few seconds long.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultTexts } from '../src/machines/texts.js';
-import { type FakeDify, startFakeDify } from './support/fakeDify.js';
+import { type E2E, startE2E } from './support/e2e.js';
+import type { FakeDify } from './support/fakeDify.js';
 import { type ResponseUrlReceiver, startResponseUrlReceiver } from './support/responseUrl.js';
-import {
-  dropPrefix,
-  randomPrefix,
-  redisUrl,
-  startTestService,
-  type TestService,
-  testBot,
-} from './support/service.js';
-import { WecomClient } from './support/wecomClient.js';
+import type { TestService } from './support/service.js';
+import type { WecomClient } from './support/wecomClient.js';
 
 const t = defaultTexts;
 const bytes = (s: string) => Buffer.byteLength(s);
 
 describe('past the bubble: the window and the size limit', () => {
-  const prefix = randomPrefix('window');
+  let e: E2E;
   let dify: FakeDify;
   let receiver: ResponseUrlReceiver;
   let service: TestService;
   let wecom: WecomClient;
 
   beforeAll(async () => {
-    dify = await startFakeDify();
     receiver = await startResponseUrlReceiver();
-    service = await startTestService(
-      {
-        REDIS_URL: redisUrl,
-        DIFY_API_URL: dify.url,
-        WECOM_BOT_ID: testBot.botId,
-        STREAM_WINDOW_SECONDS: '5',
-        WINDOW_MARGIN_SECONDS: '2',
-      },
-      { keyPrefix: prefix },
-    );
-    wecom = new WecomClient({ baseUrl: service.url, ...testBot });
+    e = await startE2E({ name: 'window', env: { STREAM_WINDOW_SECONDS: '5', WINDOW_MARGIN_SECONDS: '2' } });
+    ({ dify } = e);
+    service = e.nodes[0]!;
+    wecom = e.clients[0]!;
   });
   afterAll(async () => {
-    await service?.stop();
-    await Promise.all([dify?.stop(), receiver?.stop()]);
-    await dropPrefix(prefix);
+    await e?.stop();
+    await receiver?.stop();
   });
 
   const deliveriesTo = (url: string) => receiver.delivered.filter((d) => url.endsWith(d.code));

@@ -180,17 +180,8 @@ export class WecomClient {
   }
 
   /** A user's text message (§6): single chat unless `chatid` is given. */
-  async text(content: string, options: TextOptions = {}): Promise<SendResult & { msgid: string }> {
-    const msgid = options.msgid ?? randomMsgid();
-    const result = await this.send({
-      ...this.#common(msgid, options),
-      response_url:
-        options.responseUrl ??
-        `https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code=${randomBytes(12).toString('hex')}`,
-      msgtype: 'text',
-      text: { content },
-    });
-    return { ...result, msgid };
+  text(content: string, options: TextOptions = {}): Promise<SendResult & { msgid: string }> {
+    return this.message({ msgtype: 'text', text: { content } }, options);
   }
 
   /**
