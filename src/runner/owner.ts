@@ -171,7 +171,14 @@ export class OwnerJob {
       });
       return;
     }
-    const identity = difyIdentity(outcome, config.dify, ctx.userid);
+    let identity: ReturnType<typeof difyIdentity>;
+    try {
+      identity = difyIdentity(outcome, config.dify, ctx.userid);
+    } catch (error) {
+      this.#log.warn({ err: error }, 'no identity to ask Dify with');
+      await this.#fail(error);
+      return;
+    }
     // Before waiting in line: the download links of what the user sent last five minutes only.
     if (!(await this.#uploadAttachments(identity))) return;
     await this.#waitForTurn();

@@ -189,7 +189,7 @@ export class Runner {
         return {
           streamId,
           duplicate: true,
-          reply: render(loaded?.snapshot ?? snapshot, streamId, this.#texts),
+          reply: withFeedback(render(loaded?.view ?? snapshot, streamId, this.#texts)),
         };
       }
       throw error;
