@@ -13,11 +13,11 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts ./scripts
 COPY src ./src
-# tsc only emits .js: carry every non-TypeScript file under src/ (migration SQL, inspector
-# assets, …) to the same place under dist/, so code that reads files beside itself finds them.
-RUN npm run build \
-  && cd src && find . -type f ! -name '*.ts' -exec cp --parents {} ../dist/ \;
+# tsc only emits .js; the build script then copies the inspector's static files beside the
+# compiled routes (scripts/copy-assets.mjs), where they look for them.
+RUN npm run build
 
 # ---- deps: production dependencies only, in a clean stage so no dev package leaks in ----
 FROM ${NODE_IMAGE} AS deps
