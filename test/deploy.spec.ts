@@ -856,6 +856,23 @@ describe('Dockerfile', () => {
     ).toBe(false);
   });
 
+  it('the build stage has every local file `npm run build` runs (e.g. scripts/copy-assets.mjs)', () => {
+    const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+    const needed = [...pkg.scripts.build!.matchAll(/\b(scripts|src|bench)\/[\w./-]+/g)].map((m) => m[1]!);
+    const build =
+      stages.find((st) => st.some((i) => i.keyword === 'RUN' && i.args.includes('npm run build'))) ?? [];
+    const copied = build.filter((i) => i.keyword === 'COPY').map((i) => i.args);
+    for (const dir of needed)
+      expect(
+        copied.some((c) => c.split(/\s+/).includes(dir)),
+        `COPY ${dir}`,
+      ).toBe(true);
+    const ignored = read('.dockerignore')
+      .split('\n')
+      .map((l) => l.trim());
+    for (const dir of needed) expect(ignored, `${dir} is in the build context`).not.toContain(dir);
+  });
+
   it('runs on a Node 20 slim or alpine image', () => {
     const from = runtimeStage[0];
     expect(from && baseImage(from)).toMatch(/^node:20[.\d]*-(slim|alpine)/);
