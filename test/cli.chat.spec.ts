@@ -61,6 +61,28 @@ describe('wecom-dify chat', { timeout: 90_000 }, () => {
     expect(run?.body).toMatchObject({ query: '你好', user: 'sim-user' });
   });
 
+  it('an answer longer than the bubble: the bubble’s head, then the rest as the message WeCom would show', async () => {
+    const long = Array.from({ length: 600 }, (_, i) => `第${i}行：气泡放不下这么长的回答。\n`).join('');
+    dify.script({
+      kind: 'answer',
+      pieces: long.match(/[^\n]*\n/gu)!,
+      chunking: 'frame',
+      framesPerChunk: 100,
+    });
+    const { code, stdout } = await runCli(
+      ['chat', '--url', service.url, '--interval', '100ms', '--say', '长一点'],
+      {
+        cwd: cwd.dir,
+        env: keys,
+      },
+    );
+    expect(code).toBe(0);
+    expect(stdout).toContain('（回答太长，这里只显示了前面部分，完整内容稍后单独发送。）');
+    expect(stdout).toContain('（接上文）');
+    expect(stdout).toContain('第599行');
+    expect(stdout).not.toContain('(nothing came)');
+  });
+
   it('asks several questions in turn, as a member of a group, with the Token and key as flags', async () => {
     const { code, stdout } = await runCli(
       [

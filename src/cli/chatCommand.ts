@@ -3,6 +3,7 @@
 import { parseSettings } from '../config.js';
 import { durationFlag, parseCommandArgs } from './args.js';
 import { askAll, type ChatSessionOptions, converse } from './chatSession.js';
+import { startDeliveryReceiver } from './deliveries.js';
 import { type Io, UsageError } from './io.js';
 import { reportProblems } from './settings.js';
 import { WecomSimulator } from './simulator.js';
@@ -62,18 +63,28 @@ export async function runChat(args: string[], io: Io): Promise<number> {
     encodingAESKey: s.WECOM_ENCODING_AES_KEY,
     botId: values.bot ?? s.WECOM_BOT_ID ?? DEFAULT_BOT_ID,
   });
+  // An instance on this machine can POST back what its bubble cannot show; one elsewhere cannot reach us.
+  const local = /^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:|\/|$)/.test(url);
+  const deliveries = local ? await startDeliveryReceiver() : undefined;
   const session: ChatSessionOptions = {
     simulator,
+    ...(deliveries ? { deliveries } : {}),
     sender: { userid: values.user ?? DEFAULT_USER, ...(values.chat ? { chatid: values.chat } : {}) },
     intervalMs,
     timeoutMs,
     write: io.write,
     fail: io.err,
   };
-  if (values.say && values.say.length > 0) return askAll(values.say, session);
-  if (io.interactive) {
-    const where = values.chat ? `in group ${values.chat}` : 'in a single chat';
-    io.out(`WeCom simulator → ${simulator.url} as ${session.sender.userid} ${where}. Ctrl-D or Ctrl-C ends.`);
+  try {
+    if (values.say && values.say.length > 0) return await askAll(values.say, session);
+    if (io.interactive) {
+      const where = values.chat ? `in group ${values.chat}` : 'in a single chat';
+      io.out(
+        `WeCom simulator → ${simulator.url} as ${session.sender.userid} ${where}. Ctrl-D or Ctrl-C ends.`,
+      );
+    }
+    return await converse(io.stdin, io.interactive ? io.stdout : undefined, session);
+  } finally {
+    await deliveries?.close();
   }
-  return converse(io.stdin, io.interactive ? io.stdout : undefined, session);
 }

@@ -3,6 +3,8 @@
 // and the bubble is printed as it grows. Shared by `wecom-dify chat` and `wecom-dify demo`.
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { bubbleSaysMoreFollows } from '../machines/index.js';
+import type { DeliveryReceiver } from './deliveries.js';
 import { formatDuration } from './duration.js';
 import { growth } from './growth.js';
 import { type Sender, SimulatorError, type WecomSimulator } from './simulator.js';
@@ -19,6 +21,8 @@ export interface ChatSessionOptions {
   fail(line: string): void;
   /** Ends the session: the question in flight is dropped. */
   signal?: AbortSignal;
+  /** Where the service sends what its bubble cannot show; without it, that is not shown. */
+  deliveries?: DeliveryReceiver;
 }
 
 export interface Answered {
@@ -30,6 +34,8 @@ export interface Answered {
 const YOU = 'you › ';
 const BOT = 'bot › ';
 const AGAIN = '\n    ↻ ';
+/** A message through response_url: a second bubble from the bot. */
+const LATER = 'bot › ';
 
 /** Sends one question and prints its bubble until `finish:true`. Throws a SimulatorError on a failure. */
 export async function ask(question: string, o: ChatSessionOptions): Promise<Answered> {
@@ -42,8 +48,9 @@ export async function ask(question: string, o: ChatSessionOptions): Promise<Answ
     shown = content;
   };
   o.write(BOT);
+  const delivery = o.deliveries?.next();
   try {
-    let reply = await o.simulator.sendText(question, o.sender, o.signal);
+    let reply = await o.simulator.sendText(question, o.sender, o.signal, delivery?.url);
     const streamId = reply.stream.id;
     show(reply.stream.content);
     let polls = 0;
@@ -62,6 +69,12 @@ export async function ask(question: string, o: ChatSessionOptions): Promise<Answ
     o.write(
       `\n      (finished in ${formatDuration(Date.now() - started)}, ${polls} poll${polls === 1 ? '' : 's'}, stream ${streamId})\n`,
     );
+    // The bubble said the rest follows: it comes as a message of its own, as WeCom would show it.
+    if (delivery && o.deliveries && bubbleSaysMoreFollows(reply.stream.content)) {
+      o.write(`${LATER}(waiting for the rest…)\n`);
+      const markdown = await o.deliveries.wait(delivery.code, o.timeoutMs, o.signal);
+      o.write(markdown === undefined ? `${LATER}(nothing came)\n` : `${LATER}${markdown}\n`);
+    }
     return { streamId, content: reply.stream.content, polls };
   } catch (error) {
     o.write('\n');

@@ -9,6 +9,7 @@ import { createLogger } from '../log.js';
 import type { RunningService } from '../service.js';
 import { parseCommandArgs } from './args.js';
 import { askAll, type ChatSessionOptions, converse } from './chatSession.js';
+import { type DeliveryReceiver, startDeliveryReceiver } from './deliveries.js';
 import { type Io, UsageError } from './io.js';
 import { WecomSimulator } from './simulator.js';
 import { commandUsage } from './usage.js';
@@ -70,6 +71,7 @@ export async function runDemo(args: string[], io: Io, hooks: DemoHooks): Promise
   const apiKey = `app-demo-${randomBytes(6).toString('hex')}`;
   let dify: DifyStandIn | undefined;
   let service: RunningService | undefined;
+  let deliveries: DeliveryReceiver | undefined;
   try {
     dify = await startDifyStandIn({ apiKey });
     // Logs go to standard error, errors only: the terminal belongs to the chat.
@@ -90,8 +92,10 @@ export async function runDemo(args: string[], io: Io, hooks: DemoHooks): Promise
     io.out(`  from another terminal: wecom-dify chat --url ${service.url} --token ${token} --key ${key}`);
     io.out('');
     const simulator = new WecomSimulator({ baseUrl: service.url, token, encodingAESKey: key, botId: BOT_ID });
+    deliveries = await startDeliveryReceiver();
     const session: ChatSessionOptions = {
       simulator,
+      deliveries,
       sender: { userid: values.user ?? 'demo-user' },
       intervalMs: 1000,
       timeoutMs: 360_000,
@@ -111,5 +115,6 @@ export async function runDemo(args: string[], io: Io, hooks: DemoHooks): Promise
     stopListening();
     await service?.shutdown();
     await dify?.close();
+    await deliveries?.close();
   }
 }

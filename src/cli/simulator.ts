@@ -6,6 +6,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { request } from 'undici';
 import { z } from 'zod';
 import { verifySignature, WecomCrypto } from '../wecom/index.js';
+import { deadEndResponseUrl } from './deliveries.js';
 
 export interface SimulatorOptions {
   /** The instance, e.g. `http://127.0.0.1:8080`. */
@@ -79,13 +80,19 @@ export class WecomSimulator {
     return this.#url;
   }
 
-  /** A user's text message (§6). In a group, WeCom keeps the @mention inside the content. */
-  async sendText(content: string, sender: Sender, signal?: AbortSignal): Promise<StreamReply> {
+  /**
+   * A user's text message (§6). In a group, WeCom keeps the @mention inside the content.
+   * `responseUrl` is where what the bubble cannot show goes (§8); never WeCom's real host.
+   */
+  async sendText(
+    content: string,
+    sender: Sender,
+    signal?: AbortSignal,
+    responseUrl: string = deadEndResponseUrl(),
+  ): Promise<StreamReply> {
     const plaintext = {
       ...this.#common(sender),
-      // WeCom's path and query (§8) on a local port nothing listens on: the simulator shows the bubble
-      // only, and an answer the bubble could not hold must not be posted to WeCom's real host.
-      response_url: `http://127.0.0.1:9/cgi-bin/aibot/response?response_code=sim-${randomBytes(12).toString('hex')}`,
+      response_url: responseUrl,
       msgtype: 'text',
       text: { content },
     };

@@ -24,6 +24,15 @@ export function closeBubble(
   return { type: 'bubble.closed', at, reason, text: content, shown };
 }
 
+/** Whether a finished bubble tells the user that the rest comes as a separate message. */
+export function bubbleSaysMoreFollows(content: string, texts: Texts = defaultTexts): boolean {
+  return (
+    content === texts.windowPending ||
+    content.endsWith(texts.windowClosed) ||
+    content.endsWith(texts.truncated)
+  );
+}
+
 /** Whether the answer has outgrown the bubble. */
 export const overflows = (answer: string): boolean =>
   answer.length * 3 > MAX_CONTENT_BYTES && utf8Length(answer) > MAX_CONTENT_BYTES;
