@@ -25,6 +25,7 @@ const baseSchema = z.object({
     .string({ error: "required: the bot's EncodingAESKey from the WeCom admin console" })
     .regex(/^[A-Za-z0-9]{43}$/, 'must be exactly 43 characters of A-Z, a-z and 0-9'),
   WECOM_BOT_ID: z.string().min(1).optional(),
+  WECOM_BOT_NAME: z.string().min(1).optional(),
   WELCOME_TEXT: z.string().default('你好，我是 AI 助手，有什么可以帮你？发送 /help 查看可用命令。'),
   DIFY_API_URL: httpUrl.default('https://api.dify.ai/v1'),
   DIFY_API_KEY: z.string({ error: "required: the Dify app's API key (app-…)" }).min(1, 'required'),
@@ -105,7 +106,7 @@ export interface Config {
   host: string;
   nodeId: string;
   logLevel: Env['LOG_LEVEL'];
-  wecom: { token: string; encodingAESKey: string; botId?: string; welcomeText: string };
+  wecom: { token: string; encodingAESKey: string; botId?: string; botName?: string; welcomeText: string };
   dify: {
     apiUrl: string;
     apiKey: string;
@@ -204,6 +205,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
         token: e.WECOM_TOKEN,
         encodingAESKey: e.WECOM_ENCODING_AES_KEY,
         botId: e.WECOM_BOT_ID,
+        botName: e.WECOM_BOT_NAME,
         welcomeText: e.WELCOME_TEXT,
       },
       dify: {

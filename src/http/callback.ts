@@ -78,7 +78,7 @@ export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): 
       throw new HttpError('bad_body', 'the body is not JSON');
     }
     const plaintext = deps.crypto.decryptCallback(q, body);
-    message = parseMessage(plaintext);
+    message = parseMessage(plaintext, { botName: deps.config.wecom.botName });
     const botId = deps.config.wecom.botId;
     if (botId && message.aibotid !== botId)
       throw new HttpError('wrong_bot', `aibotid ${message.aibotid} is not the configured bot`);

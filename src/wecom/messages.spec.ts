@@ -261,3 +261,35 @@ describe('reply plaintexts (§5.3)', () => {
     expect(JSON.stringify(emptyReply())).toBe('{}');
   });
 });
+
+describe('the @mention of a bot whose display name is known (WECOM_BOT_NAME)', () => {
+  const group = (content: string) =>
+    JSON.stringify({
+      msgid: 'm',
+      aibotid: 'b',
+      chatid: 'c',
+      chattype: 'group',
+      from: { userid: 'u' },
+      msgtype: 'text',
+      text: { content },
+    });
+  const query = (content: string, botName?: string) => {
+    const m = parseMessage(group(content), { botName });
+    return m.kind === 'text' ? m.query : undefined;
+  };
+
+  it('goes exactly, even when the name has a space, at the start or the end', () => {
+    expect(query('@AI 助手 今天几号', 'AI 助手')).toBe('今天几号');
+    expect(query('今天几号 @AI 助手', 'AI 助手')).toBe('今天几号');
+    expect(query('@AI\u2005助手\u2005今天几号', 'AI\u2005助手')).toBe('今天几号');
+  });
+
+  it('leaves other mentions alone', () => {
+    expect(query('@AI 助手 问问 @张三 的意见', 'AI 助手')).toBe('问问 @张三 的意见');
+    expect(query('@张三 你看', 'AI 助手')).toBe('@张三 你看');
+  });
+
+  it('without the name, a leading @word goes: a name with a space leaves its second word', () => {
+    expect(query('@AI 助手 今天几号')).toBe('助手 今天几号');
+  });
+});

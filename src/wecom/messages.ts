@@ -160,7 +160,16 @@ const TRAILING_MENTION = /@[^\s@]+\s*$/u;
  * trims. Only one end is stripped so that a message which starts with the mention keeps a trailing
  * e-mail address (`@Bot write to a@b.com`). Mentions in the middle are left alone.
  */
-export function stripMention(text: string): string {
+export function stripMention(text: string, botName?: string): string {
+  // With the bot's display name known (WECOM_BOT_NAME), exactly that mention goes, wherever it
+  // stands at either end: a name with spaces ("AI 助手") defeats the heuristic below.
+  if (botName) {
+    const mention = `@${botName}`;
+    let t = text.trim();
+    if (t.startsWith(mention)) t = t.slice(mention.length);
+    else if (t.endsWith(mention)) t = t.slice(0, -mention.length);
+    return t.trim();
+  }
   const leading = text.replace(LEADING_MENTION, '');
   if (leading !== text) return leading.trim();
   return text.replace(TRAILING_MENTION, '').trim();
@@ -186,13 +195,19 @@ function parseWith<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
 function userExtras(
   chattype: 'single' | 'group',
   text: string,
-  attachments: Attachment[] = [],
+  attachments: Attachment[],
+  options: ParseOptions,
 ): UserMessageExtras {
-  return { query: chattype === 'group' ? stripMention(text) : text.trim(), attachments };
+  return { query: chattype === 'group' ? stripMention(text, options.botName) : text.trim(), attachments };
+}
+
+export interface ParseOptions {
+  /** The bot's display name in group mentions (WECOM_BOT_NAME); a heuristic strips it when unset. */
+  botName?: string;
 }
 
 /** Parses the plaintext of a decrypted callback. Throws WecomError `bad_json` or `bad_message`. */
-export function parseMessage(plaintextJson: string): WecomMessage {
+export function parseMessage(plaintextJson: string, options: ParseOptions = {}): WecomMessage {
   let json: unknown;
   try {
     json = JSON.parse(plaintextJson);
@@ -211,7 +226,7 @@ export function parseMessage(plaintextJson: string): WecomMessage {
       return Object.assign(parseWith(schemas.stream, json), { kind: 'stream' as const });
     case 'text': {
       const m = parseWith(schemas.text, json);
-      return { ...m, kind: 'text', ...userExtras(m.chattype, m.text.content) };
+      return { ...m, kind: 'text', ...userExtras(m.chattype, m.text.content, [], options) };
     }
     case 'image': {
       const m = parseWith(schemas.image, json);
@@ -224,11 +239,11 @@ export function parseMessage(plaintextJson: string): WecomMessage {
       const images = items.flatMap((item): Attachment[] =>
         item.msgtype === 'image' && item.image ? [{ type: 'image', url: item.image.url }] : [],
       );
-      return { ...m, kind: 'mixed', ...userExtras(m.chattype, text.join('\n'), images) };
+      return { ...m, kind: 'mixed', ...userExtras(m.chattype, text.join('\n'), images, options) };
     }
     case 'voice': {
       const m = parseWith(schemas.voice, json);
-      return { ...m, kind: 'voice', ...userExtras(m.chattype, m.voice.content) };
+      return { ...m, kind: 'voice', ...userExtras(m.chattype, m.voice.content, [], options) };
     }
     case 'file': {
       const m = parseWith(schemas.file, json);
