@@ -66,6 +66,7 @@ export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): 
   const { query: q, log } = req;
   let message: WecomMessage | undefined;
   let outcome = 'error';
+  let streamId: string | undefined;
   let refused: 'rejected' | 'error' | undefined;
   try {
     if (!q.nonce || !q.timestamp || !(q.msg_signature ?? q.msgsignature ?? q.signature))
@@ -82,8 +83,10 @@ export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): 
     const botId = deps.config.wecom.botId;
     if (botId && message.aibotid !== botId)
       throw new HttpError('wrong_bot', `aibotid ${message.aibotid} is not the configured bot`);
-    const { reply, result } = await dispatch(deps, message, log);
+    const dispatched = await dispatch(deps, message, log);
+    const { reply, result } = dispatched;
     outcome = result;
+    streamId = dispatched.streamId;
     const replyJson = typeof reply === 'string' ? reply : JSON.stringify(reply);
     return JSON.stringify(deps.crypto.encryptReply(replyJson, q.nonce, q.timestamp));
   } catch (error) {
@@ -97,6 +100,8 @@ export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): 
     countCallback(deps.metrics, knownType(msgtype), refused ?? outcome);
     log.info(
       {
+        // The answer this callback is about: a poll's own msgid is the poll's, not the message's.
+        streamId: streamId ?? (message?.kind === 'stream' ? message.stream.id : undefined),
         msgid: message?.msgid,
         msgtype,
         userid: message?.from?.userid,
@@ -147,7 +152,7 @@ async function dispatch(
   deps: CallbackDeps,
   m: WecomMessage,
   log: Logger,
-): Promise<{ reply: object | string; result: string }> {
+): Promise<{ reply: object | string; result: string; streamId?: string }> {
   switch (m.kind) {
     case 'stream':
       // The poll's reply comes as JSON text already (often as the owner stored it).
@@ -169,7 +174,11 @@ async function dispatch(
         attachments: m.attachments,
         responseUrl: m.response_url,
       });
-      return { reply: accepted.reply, result: accepted.duplicate ? 'duplicate' : 'accepted' };
+      return {
+        reply: accepted.reply,
+        result: accepted.duplicate ? 'duplicate' : 'accepted',
+        streamId: accepted.streamId,
+      };
     }
     case 'enter_chat':
       return { reply: textReply(deps.config.wecom.welcomeText), result: 'welcomed' };
@@ -185,7 +194,7 @@ async function dispatch(
           userid: m.from.userid,
         })
         .catch((error: unknown) => log.warn({ err: error }, 'feedback could not be recorded'));
-      return { reply: emptyReply(), result: 'event' };
+      return { reply: emptyReply(), result: 'event', streamId: f.id };
     }
     case 'template_card_event':
       return { reply: emptyReply(), result: 'event' };

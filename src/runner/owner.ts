@@ -398,22 +398,24 @@ export class OwnerJob {
       await store.leaveQueue(ctx.bot, conversationScope(ctx), this.streamId).catch(() => undefined);
     }
     await store.releaseLease(this.streamId, config.nodeId).catch(() => undefined);
+    // The context as it ends, the delivery recorded.
+    const end = this.#ctx;
     const state = stateOf(this.#w.snapshot);
     const now = this.#now();
     if (this.#w.finished) {
       metrics.streamsFinished.inc({ state });
-      if (state === 'completed') metrics.completion.observe((now - ctx.openedAt) / 1000);
+      if (state === 'completed') metrics.completion.observe((now - end.openedAt) / 1000);
     }
     this.#log.info(
       {
         state,
-        durationMs: now - ctx.openedAt,
-        firstTextMs: this.#firstVisibleAt ? this.#firstVisibleAt - ctx.openedAt : undefined,
-        answerLength: ctx.answer.length,
+        durationMs: now - end.openedAt,
+        firstTextMs: this.#firstVisibleAt ? this.#firstVisibleAt - end.openedAt : undefined,
+        answerLength: end.answer.length,
         events: this.#w.version,
-        takeovers: ctx.takeovers || undefined,
-        code: ctx.error?.code ?? ctx.denied?.reason,
-        delivery: ctx.delivery?.status,
+        takeovers: end.takeovers || undefined,
+        code: end.error?.code ?? end.denied?.reason,
+        delivery: end.delivery?.status,
       },
       'stream outcome',
     );

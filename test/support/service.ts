@@ -42,10 +42,10 @@ export interface TestService extends RunningService {
 
 export async function startTestService(
   env: Record<string, string | undefined> = {},
-  options: Partial<Omit<ServiceOptions, 'config' | 'logger'>> = {},
+  options: Partial<Omit<ServiceOptions, 'config' | 'logger'>> & { logTo?: NodeJS.WritableStream } = {},
 ): Promise<TestService> {
   const config = testConfig(env);
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, options.logTo);
   const service = await startService({ config, logger, ...options });
   return { ...service, config, stop: () => service.shutdown() };
 }
