@@ -64,4 +64,20 @@ describe('wecom-dify serve', () => {
     expect(stdout).toMatch(/in this process only/);
     expect(code).toBe(0);
   });
+
+  it('with a directory it cannot reach says so in one line, no stack, exit code 1', async () => {
+    const { code, stderr } = await run({
+      WECOM_TOKEN: testBot.token,
+      WECOM_ENCODING_AES_KEY: testBot.encodingAESKey,
+      DIFY_API_KEY: 'app-x',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      AUTH_MODE: 'allowlist',
+      MYSQL_URL: 'mysql://root:pw-not-printed@127.0.0.1:1/nowhere',
+    });
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/^wecom-dify: cannot start: directory .*ECONNREFUSED/m);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(stderr).not.toContain('pw-not-printed');
+  });
 });

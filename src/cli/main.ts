@@ -26,7 +26,17 @@ async function serve(): Promise<void> {
   const config = loadConfigOrExit();
   const logger = createLogger(config.logLevel);
   const { startService } = await import('../service.js');
-  const service = await startService({ config, logger });
+  let service: Awaited<ReturnType<typeof startService>>;
+  try {
+    service = await startService({ config, logger });
+  } catch (error) {
+    // What stops a start is a setting or a dependency (the port is taken, the directory cannot be
+    // reached or migrated): one clear line, not a stack; the log keeps the details.
+    const message = error instanceof Error ? error.message : String(error);
+    logger.fatal({ err: error }, 'could not start');
+    process.stderr.write(`wecom-dify: cannot start: ${message}\n`);
+    process.exit(1);
+  }
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;
