@@ -78,6 +78,7 @@ const baseSchema = z.object({
   WINDOW_MARGIN_SECONDS: int(1, 600).default(30),
   LEASE_SECONDS: int(2, 600).default(15),
   DRAIN_SECONDS: int(0, 3600).default(25),
+  ANSWER_TIMEOUT_SECONDS: int(1, 3 * 3600).default(1200),
   NODE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   INSPECTOR: bool.default(false),
   INSPECTOR_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
@@ -130,7 +131,7 @@ export interface Config {
     secretKey?: Buffer;
     deniedText?: string;
   };
-  stream: { windowMs: number; marginMs: number; leaseMs: number; drainMs: number };
+  stream: { windowMs: number; marginMs: number; leaseMs: number; drainMs: number; answerTimeoutMs: number };
   inspector: { enabled: boolean; token?: string };
 }
 
@@ -230,6 +231,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
         marginMs: e.WINDOW_MARGIN_SECONDS * 1000,
         leaseMs: e.LEASE_SECONDS * 1000,
         drainMs: e.DRAIN_SECONDS * 1000,
+        answerTimeoutMs: e.ANSWER_TIMEOUT_SECONDS * 1000,
       },
       inspector: { enabled: e.INSPECTOR, token: e.INSPECTOR_TOKEN },
     },

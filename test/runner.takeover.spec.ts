@@ -133,3 +133,52 @@ describe('taking over a stream whose owner is gone', () => {
     expect(await a.sweep()).toBe(0);
   });
 });
+
+describe('an answer that runs out of time', () => {
+  it('ends with a clear error after ANSWER_TIMEOUT_SECONDS, and Dify is let go', async () => {
+    const store = createMemoryStore({ ttlSeconds: 600 });
+    let aborted = false;
+    const hanging: AnswerSource = {
+      async *stream(request): AsyncIterable<DifyEvent> {
+        yield { type: 'started', conversationId: 'c', messageId: 'm', taskId: 't' };
+        yield { type: 'delta', text: '想了很久' };
+        await new Promise<void>((resolve) =>
+          request.signal?.addEventListener('abort', () => {
+            aborted = true;
+            resolve();
+          }),
+        );
+        throw new Error('aborted');
+      },
+      async stop() {},
+    };
+    const runner = new Runner({
+      store,
+      answers: hanging,
+      auth: new NoneAuthenticator(),
+      delivery: { deliver: async () => undefined },
+      config: testConfig({ ANSWER_TIMEOUT_SECONDS: '1' }),
+      logger: silentLogger,
+      metrics: createMetrics({ defaults: false }),
+    });
+    try {
+      const { streamId } = await runner.accept({
+        msgid: 'm-timeout',
+        bot: 'bot',
+        userid: 'slow-user',
+        chattype: 'single',
+        query: '一个要想很久的问题',
+      });
+      await expect
+        .poll(async () => (await store.load(streamId))?.view.value, { timeout: 3_000 })
+        .toBe('error');
+      const reply = await poll(runner, streamId);
+      expect(reply.stream).toMatchObject({ finish: true });
+      expect(reply.stream.content.startsWith('想了很久')).toBe(true);
+      expect(reply.stream.content.endsWith(defaultTexts.failures.answer_timeout!)).toBe(true);
+      expect(aborted).toBe(true);
+    } finally {
+      await runner.drain(1000);
+    }
+  });
+});

@@ -247,7 +247,7 @@ describe('the stream machine', () => {
 
     it('a queued stream can fail', () => {
       given([opened(), granted(), queued()])
-        .when(failed('window_expired', 'waited too long'))
+        .when(failed('answer_timeout', 'waited too long'))
         .thenState('error');
     });
   });

@@ -52,7 +52,7 @@ export const defaultTexts: Texts = {
     auth_unavailable: '暂时无法确认你的身份，请稍后再试。',
     stopped: '已停止回答。',
     takeover_exhausted: '抱歉，服务节点多次故障，这个回答没能完成，请重新提问。',
-    window_expired: '抱歉，这个回答没能在规定时间内完成，请重新提问。',
+    answer_timeout: '抱歉，这个回答没能在规定时间内完成，请换个问法或稍后再试。',
     store_unavailable: '抱歉，服务暂时不可用，请稍后再试。',
     attachment_failed: '抱歉，没能读取你发送的图片或文件（链接可能已过期），请重新发送。',
     attachment_too_large: '抱歉，你发送的文件太大了，请发送小一些的文件。',

@@ -25,8 +25,11 @@ import { LeaseKeeper } from './lease.js';
 import type { AnswerSource, Delivery, MediaSource } from './ports.js';
 import type { StreamWriter } from './writer.js';
 
-/** Why an answer was cut short from outside: the user's /stop, a drain, or the lease gone elsewhere. */
-export type AbortReason = 'stop' | 'drain' | 'lease_lost';
+/**
+ * Why an answer was cut short from outside: the user's /stop, a drain, the lease gone elsewhere, or
+ * the answer running past ANSWER_TIMEOUT_SECONDS.
+ */
+export type AbortReason = 'stop' | 'drain' | 'lease_lost' | 'timeout';
 
 export interface OwnerDeps {
   store: StreamStore;
@@ -54,6 +57,15 @@ export function conversationScope(m: Pick<StreamContext, 'chattype' | 'chatid' |
 class Lost extends Error {
   override readonly name = 'Lost';
 }
+
+class TimedOut extends Error {
+  override readonly name = 'TimedOut';
+}
+
+const timedOut = {
+  code: 'answer_timeout',
+  message: 'the answer ran past ANSWER_TIMEOUT_SECONDS',
+} as const;
 
 export class OwnerJob {
   readonly done: Promise<void>;
@@ -127,6 +139,9 @@ export class OwnerJob {
           { err: error instanceof Lost ? undefined : error },
           'another node owns the stream now',
         );
+      } else if (error instanceof TimedOut || this.#reason === 'timeout') {
+        this.#log.warn('the answer ran out of time');
+        await this.#emit({ type: 'answer.failed', at: this.#now(), ...timedOut }).catch(() => undefined);
       } else if (this.#reason !== 'drain') {
         this.#log.error({ err: error }, 'the answer could not be recorded');
         await this.#fail(error);
@@ -210,7 +225,17 @@ export class OwnerJob {
         });
       }
     } catch (error) {
-      if (error instanceof Lost || this.#reason === 'drain' || this.#reason === 'lease_lost') throw error;
+      const reason = this.#reason;
+      if (error instanceof Lost || error instanceof TimedOut || (reason && reason !== 'stop')) throw error;
+      if (reason === 'stop') {
+        await this.#emit({
+          type: 'answer.failed',
+          at: this.#now(),
+          code: 'stopped',
+          message: 'stopped by the user',
+        });
+        return false;
+      }
       const failure =
         media && answers.upload
           ? attachmentFailure(error)
@@ -325,6 +350,10 @@ export class OwnerJob {
       const reason = this.#reason;
       if (reason === 'drain' || reason === 'lease_lost' || error instanceof Lost || isConflict(error))
         throw error;
+      if (reason === 'timeout') {
+        await this.#emit({ type: 'answer.failed', at: this.#now(), ...timedOut });
+        return;
+      }
       if (reason === 'stop') {
         await this.#emit({
           type: 'answer.failed',
@@ -365,7 +394,11 @@ export class OwnerJob {
     const closeAt = this.#ctx.openedAt + config.stream.windowMs - config.stream.marginMs;
     const window = setTimeout(() => void this.#closeWindow(), Math.max(0, closeAt - this.#now()));
     window.unref();
-    this.#timers.push(check, window);
+    // No answer runs for ever, even on a Dify that keeps pinging: the user is told, and the slot freed.
+    const endAt = this.#ctx.openedAt + config.stream.answerTimeoutMs;
+    const deadline = setTimeout(() => this.abort('timeout'), Math.max(0, endAt - this.#now()));
+    deadline.unref();
+    this.#timers.push(check, window, deadline);
   }
 
   async #closeWindow(): Promise<void> {
@@ -458,6 +491,7 @@ export class OwnerJob {
     const reason = this.#reason;
     if (reason === 'lease_lost') throw new Lost('the lease is gone');
     if (reason === 'drain') throw new Error('draining');
+    if (reason === 'timeout') throw new TimedOut('the answer ran out of time');
   }
 
   async #sleep(ms: number): Promise<void> {
