@@ -63,6 +63,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     options.auth ??
     (await createAuthenticator(config.auth, {
       redis,
+      ownKeyPrefix: options.keyPrefix ?? config.store.prefix,
       logger,
       onTokenRequest: (outcome) => metrics.tokenService.inc({ outcome }),
     }));
@@ -107,6 +108,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       ? (router) => mountInspector(router, { store, token: config.inspector.token, logger })
       : undefined,
   });
+  if (config.inspector.enabled && !config.inspector.token)
+    logger.warn('INSPECTOR=1 without INSPECTOR_TOKEN: anyone who reaches this port can read every stream');
   const server = createServer(app).listen({ port: config.port, host: config.host });
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);

@@ -206,7 +206,12 @@ async function forgetToken(
       own = new Cluster(config.store.clusterNodes, { lazyConnect: true, redisOptions: opts });
     redis = own;
   }
-  if (!redis) return;
+  if (!redis) {
+    // Without Redis the cached token cannot be reached: AUTH_MODE=directory lets the user in until it expires.
+    if (config.auth.mode === 'directory')
+      out(`note: REDIS_URL is not set, so ${userid}'s cached token stays valid until it expires`);
+    return;
+  }
   try {
     const cache = new TokenCache(redis, { keyPrefix: deps.keyPrefix ?? '' });
     if (await cache.revoke(userid)) out(`forgot the cached token of ${userid}`);

@@ -45,6 +45,7 @@ export interface DirectoryUserWithSecret extends DirectoryUser {
 export interface NewDirectoryUser {
   userid: string;
   account: string;
+  /** Left unchanged on an existing row when undefined, like the department. */
   name?: string;
   department?: string;
   /** Left unchanged on an existing row when undefined; new rows are enabled. */
@@ -195,17 +196,18 @@ export function openDirectory(options: DirectoryOptions): Directory {
           throw new SecretBoxError('AUTH_SECRET_KEY must be set to store a secret in the directory');
         secretEnc = seal(options.secretKey, user.secret, user.userid);
       }
+      // Only what is given changes an existing row: `users add zhangsan --account E2` keeps the name.
       const changes = {
         account: user.account,
-        display_name: user.name ?? null,
-        department: user.department ?? null,
+        ...(user.name !== undefined ? { display_name: user.name } : {}),
+        ...(user.department !== undefined ? { department: user.department } : {}),
         ...(user.enabled !== undefined ? { enabled: user.enabled } : {}),
         ...(secretEnc !== undefined ? { secret_enc: secretEnc } : {}),
       };
       await guarded('write', () =>
         db
           .insertInto('wecom_users')
-          .values({ userid: user.userid, ...changes })
+          .values({ userid: user.userid, display_name: null, department: null, ...changes })
           .onDuplicateKeyUpdate(changes)
           .execute(),
       );

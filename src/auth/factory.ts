@@ -16,6 +16,8 @@ export interface AuthDeps {
   logger?: AuthLogger;
   /** Prefix for the auth keys; '' (the default) in production, random in tests. */
   keyPrefix?: string;
+  /** REDIS_KEY_PREFIX: of the auth keys that are ours (lock, failure back-off), not the shared ones. */
+  ownKeyPrefix?: string;
   /** Run the directory migrations before answering (default true). */
   migrate?: boolean;
   /** See DirectoryAuthOptions.failureBackoffMs. */
@@ -68,7 +70,7 @@ export async function createAuthenticator(
   return new DirectoryAuthenticator({
     directory,
     tokenService: createTokenService({ url: config.apiUrl, timeoutMs: config.apiTimeoutMs }),
-    cache: new TokenCache(deps.redis, { keyPrefix: deps.keyPrefix ?? '' }),
+    cache: new TokenCache(deps.redis, { keyPrefix: deps.keyPrefix ?? '', ownPrefix: deps.ownKeyPrefix }),
     logger,
     ...(config.deniedText ? { deniedText: config.deniedText } : {}),
     ...(deps.failureBackoffMs !== undefined ? { failureBackoffMs: deps.failureBackoffMs } : {}),

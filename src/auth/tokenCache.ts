@@ -44,6 +44,8 @@ export type RecordedFailure = z.infer<typeof failureSchema>;
 export interface TokenCacheOptions {
   /** Prepended to every key; '' in production so the keys are exactly the shared ones. Tests use a random one. */
   keyPrefix?: string;
+  /** Of our own keys (the lock and the failure marker): REDIS_KEY_PREFIX, `wd:` by default. */
+  ownPrefix?: string;
   /**
    * Renew a token this long before it expires (capped at a tenth of its lifetime), so that an
    * answer that takes a while does not run with a token that dies half way. Default 30 s.
@@ -56,19 +58,21 @@ const UNLOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call(
 export class TokenCache {
   readonly #redis: Redis | Cluster;
   readonly #prefix: string;
+  readonly #own: string;
   readonly #renewBeforeMs: number;
 
   constructor(redis: Redis | Cluster, options: TokenCacheOptions = {}) {
     this.#redis = redis;
     this.#prefix = options.keyPrefix ?? '';
+    this.#own = `${this.#prefix}${options.ownPrefix ?? 'wd:'}`;
     this.#renewBeforeMs = options.renewBeforeMs ?? 30_000;
   }
 
   readonly keys = {
     wechatid: (userid: string) => `${this.#prefix}authorization:wechatid:${userid}`,
     token: (token: string) => `${this.#prefix}authorization:token:${token}`,
-    lock: (userid: string) => `${this.#prefix}wd:auth:lock:${userid}`,
-    failure: (userid: string) => `${this.#prefix}wd:auth:fail:${userid}`,
+    lock: (userid: string) => `${this.#own}auth:lock:${userid}`,
+    failure: (userid: string) => `${this.#own}auth:fail:${userid}`,
   };
 
   /** The cached token of a user, if it is there, belongs to them and has not (nearly) expired. */

@@ -312,8 +312,8 @@ export class OwnerJob {
             await store.clearConversation(ctx.bot, scope);
             break;
           case 'started':
-            if (event.conversationId && event.conversationId !== stored)
-              await store.setConversation(ctx.bot, scope, event.conversationId);
+            // Written even when unchanged: each use starts the conversation's 30 days again.
+            if (event.conversationId) await store.setConversation(ctx.bot, scope, event.conversationId);
             await this.#emit({
               type: 'dify.started',
               at: this.#now(),

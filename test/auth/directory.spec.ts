@@ -56,8 +56,15 @@ describe('the directory in MariaDB', () => {
     });
     expect(found?.createdAt).toBeInstanceOf(Date);
 
+    // An update changes what it names and keeps the rest.
     await directory.addUser({ userid: 'zhangsan', account: 'E1001b', name: '张三丰' });
-    expect(await directory.findUser('zhangsan')).toMatchObject({ account: 'E1001b', name: '张三丰' });
+    expect(await directory.findUser('zhangsan')).toMatchObject({
+      account: 'E1001b',
+      name: '张三丰',
+      department: '研发部',
+    });
+    await directory.addUser({ userid: 'zhangsan', account: 'E1001b', department: '' });
+    expect(await directory.findUser('zhangsan')).toMatchObject({ name: '张三丰' });
     expect((await directory.findUser('zhangsan'))?.department).toBeUndefined();
 
     expect(await directory.setEnabled('zhangsan', false)).toBe(true);
