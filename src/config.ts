@@ -58,6 +58,9 @@ const baseSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1..64 of A-Z a-z 0-9 _ . : -')
     .default('wd:'),
+  HTTP_PROXY: httpUrl.optional(),
+  HTTPS_PROXY: httpUrl.optional(),
+  NO_PROXY: z.string().optional(),
   AUTH_MODE: z.enum(['none', 'allowlist', 'directory']).default('none'),
   MYSQL_URL: z
     .string()
@@ -133,6 +136,8 @@ export interface Config {
   };
   stream: { windowMs: number; marginMs: number; leaseMs: number; drainMs: number; answerTimeoutMs: number };
   inspector: { enabled: boolean; token?: string };
+  /** The proxy outbound HTTP goes through, when the network asks for one. */
+  proxy: { httpProxy?: string; httpsProxy?: string; noProxy?: string };
 }
 
 /** The names of the settings that hold secrets: never printed. */
@@ -234,6 +239,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
         answerTimeoutMs: e.ANSWER_TIMEOUT_SECONDS * 1000,
       },
       inspector: { enabled: e.INSPECTOR, token: e.INSPECTOR_TOKEN },
+      proxy: { httpProxy: e.HTTP_PROXY, httpsProxy: e.HTTPS_PROXY, noProxy: e.NO_PROXY },
     },
   };
 }

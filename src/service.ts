@@ -64,6 +64,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     (await createAuthenticator(config.auth, {
       redis,
       ownKeyPrefix: options.keyPrefix ?? config.store.prefix,
+      proxy: config.proxy,
       logger,
       onTokenRequest: (outcome) => metrics.tokenService.inc({ outcome }),
     }));
@@ -75,10 +76,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       appType: config.dify.appType,
       timeoutMs: config.dify.timeoutMs,
       logger,
+      proxy: config.proxy,
     });
-  const delivery: Delivery & { close?: () => Promise<void> } = options.delivery ?? new ResponseUrlClient();
+  const delivery: Delivery & { close?: () => Promise<void> } =
+    options.delivery ?? new ResponseUrlClient({ proxy: config.proxy });
   const crypto = new WecomCrypto({ token: config.wecom.token, encodingAESKey: config.wecom.encodingAESKey });
-  const media = new MediaFetcher({ crypto });
+  const media = new MediaFetcher({ crypto, proxy: config.proxy });
   const runner = new Runner({
     store,
     answers,

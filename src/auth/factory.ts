@@ -2,6 +2,7 @@
 // service client and Redis token cache.
 import type { Cluster, Redis } from 'ioredis';
 import type { Config } from '../config.js';
+import type { ProxySettings } from '../outbound.js';
 import { AllowlistAuthenticator } from './allowlist.js';
 import { type Directory, type DirectoryOptions, openDirectory } from './directory.js';
 import { DirectoryAuthenticator, type DirectoryAuthOptions } from './directoryAuth.js';
@@ -22,6 +23,8 @@ export interface AuthDeps {
   migrate?: boolean;
   /** See DirectoryAuthOptions.failureBackoffMs. */
   failureBackoffMs?: number;
+  /** HTTP_PROXY / HTTPS_PROXY / NO_PROXY for the token service. */
+  proxy?: ProxySettings;
   /** See DirectoryAuthOptions.onTokenRequest. */
   onTokenRequest?: DirectoryAuthOptions['onTokenRequest'];
   /** Connect and query deadlines of the directory. */
@@ -69,7 +72,11 @@ export async function createAuthenticator(
   if (!config.apiUrl || !deps.redis) throw new Error('unreachable');
   return new DirectoryAuthenticator({
     directory,
-    tokenService: createTokenService({ url: config.apiUrl, timeoutMs: config.apiTimeoutMs }),
+    tokenService: createTokenService({
+      url: config.apiUrl,
+      timeoutMs: config.apiTimeoutMs,
+      proxy: deps.proxy,
+    }),
     cache: new TokenCache(deps.redis, { keyPrefix: deps.keyPrefix ?? '', ownPrefix: deps.ownKeyPrefix }),
     logger,
     ...(config.deniedText ? { deniedText: config.deniedText } : {}),

@@ -14,8 +14,9 @@
 //   no answer within AUTH_API_TIMEOUT_MS, a connection error or a 5xx → 'token_service_unavailable';
 //   a 4xx, or a 2xx whose body is not that JSON → 'token_service_bad_response'.
 // The request and its answer are never logged: they carry the secret and the token.
-import { Agent, type Dispatcher, request } from 'undici';
+import { type Dispatcher, request } from 'undici';
 import { z } from 'zod';
+import { outboundAgent, type ProxySettings } from '../outbound.js';
 import type { Secret } from './secretBox.js';
 import { AuthError } from './types.js';
 
@@ -53,6 +54,8 @@ export interface TokenServiceOptions {
   /** The whole exchange (connect, headers, body) must finish within this (AUTH_API_TIMEOUT_MS). */
   timeoutMs: number;
   dispatcher?: Dispatcher;
+  /** HTTP_PROXY / HTTPS_PROXY / NO_PROXY (an internal token service is usually in NO_PROXY). */
+  proxy?: ProxySettings;
 }
 
 /** Bodies larger than this are not a token answer. */
@@ -61,7 +64,7 @@ const MAX_BODY_BYTES = 64 * 1024;
 export function createTokenService(options: TokenServiceOptions): TokenService {
   const ownAgent = options.dispatcher
     ? undefined
-    : new Agent({ connectTimeout: options.timeoutMs, keepAliveTimeout: 10_000 });
+    : outboundAgent(options.proxy, { connectTimeout: options.timeoutMs, keepAliveTimeout: 10_000 });
   const dispatcher = options.dispatcher ?? ownAgent;
   const where = (() => {
     try {

@@ -2,8 +2,9 @@
 // events, plus stop, feedback, upload and app info. undici underneath: one keep-alive Agent with
 // explicit connect, headers and idle timeouts. The algorithm is reference/dify-api.md §11.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, type Dispatcher, FormData, request } from 'undici';
+import { type Dispatcher, FormData, request } from 'undici';
 import { z } from 'zod';
+import { outboundAgent, type ProxySettings } from '../outbound.js';
 import { DifyError, fromHttpResponse, fromNetworkError } from './errors.js';
 import { AnswerFold, type DifyEvent } from './events.js';
 import { DifyFrameReader, FrameTooLargeError } from './sse.js';
@@ -42,6 +43,8 @@ export interface DifyClientOptions {
   /** On abort after the run started, also POST its stop (§11.6), so it does not run on unseen. Default true. */
   stopOnAbort?: boolean;
   logger?: DifyLogger;
+  /** HTTP_PROXY / HTTPS_PROXY / NO_PROXY, when Dify is reached through a proxy. */
+  proxy?: ProxySettings;
 }
 
 /** §2.1 InputFileObject. */
@@ -98,7 +101,7 @@ export class DifyClient {
   readonly #queryVariable: string;
   readonly #stopOnAbort: boolean;
   readonly #retry: Required<DifyRetryOptions>;
-  readonly #agent: Agent;
+  readonly #agent: Dispatcher;
   readonly #log: DifyLogger;
 
   constructor(opts: DifyClientOptions) {
@@ -111,7 +114,7 @@ export class DifyClient {
     this.#log = opts.logger ?? noopLogger;
     // bodyTimeout is undici's idle timer: re-armed by every chunk of bytes, so `event: ping`
     // frames (which no SSE parser dispatches) keep a silent run alive (§7, §8.2).
-    this.#agent = new Agent({
+    this.#agent = outboundAgent(opts.proxy, {
       connect: { timeout: opts.connectTimeoutMs ?? Math.min(10_000, opts.timeoutMs) },
       headersTimeout: opts.timeoutMs,
       bodyTimeout: opts.timeoutMs,

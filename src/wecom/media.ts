@@ -1,7 +1,8 @@
 // The images and files a user sends (reference/wecom-aibot.md §6, §7): their URLs answer with the raw
 // AES-256-CBC ciphertext of the file, under the callback's own key, with no framing, and expire after
 // five minutes. Downloaded with a deadline and a size cap, decrypted, and named from the response.
-import { Agent, request } from 'undici';
+import { type Dispatcher, request } from 'undici';
+import { outboundAgent, type ProxySettings } from '../outbound.js';
 import type { WecomCrypto } from './crypto.js';
 
 export type MediaErrorCode = 'expired' | 'unreachable' | 'too_large' | 'undecryptable';
@@ -29,6 +30,7 @@ export interface MediaFetcherOptions {
   timeoutMs?: number;
   /** Larger downloads are refused. Default 20 MiB (Dify's own default limits are 10–15 MB). */
   maxBytes?: number;
+  proxy?: ProxySettings;
 }
 
 /** What the bytes are, by their magic numbers: WeCom's download names are not always telling. */
@@ -72,13 +74,16 @@ export class MediaFetcher {
   readonly #crypto: WecomCrypto;
   readonly #timeoutMs: number;
   readonly #maxBytes: number;
-  readonly #agent: Agent;
+  readonly #agent: Dispatcher;
 
   constructor(options: MediaFetcherOptions) {
     this.#crypto = options.crypto;
     this.#timeoutMs = options.timeoutMs ?? 20_000;
     this.#maxBytes = options.maxBytes ?? 20 << 20;
-    this.#agent = new Agent({ connect: { timeout: this.#timeoutMs }, keepAliveTimeout: 4_000 });
+    this.#agent = outboundAgent(options.proxy, {
+      connect: { timeout: this.#timeoutMs },
+      keepAliveTimeout: 4_000,
+    });
   }
 
   async fetch(url: string, kind: 'image' | 'file'): Promise<FetchedMedia> {

@@ -3,7 +3,8 @@
 // (a late or too long answer) goes this way. Sent at most once: only a refused connection, which
 // cannot have reached WeCom, is tried again.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request } from 'undici';
+import { type Dispatcher, request } from 'undici';
+import { outboundAgent, type ProxySettings } from '../outbound.js';
 
 export class DeliveryError extends Error {
   override readonly name = 'DeliveryError';
@@ -21,20 +22,24 @@ export interface ResponseUrlClientOptions {
   timeoutMs?: number;
   /** Attempts when the connection is refused (nothing reached WeCom). Default 3. */
   attempts?: number;
+  proxy?: ProxySettings;
 }
 
 /** WeCom's cap on a markdown message, in UTF-8 bytes (§8). The caller fits the content. */
 export const MAX_MARKDOWN_BYTES = 20480;
 
 export class ResponseUrlClient {
-  readonly #agent: Agent;
+  readonly #agent: Dispatcher;
   readonly #timeoutMs: number;
   readonly #attempts: number;
 
   constructor(options: ResponseUrlClientOptions = {}) {
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#attempts = options.attempts ?? 3;
-    this.#agent = new Agent({ connect: { timeout: this.#timeoutMs }, keepAliveTimeout: 4_000 });
+    this.#agent = outboundAgent(options.proxy, {
+      connect: { timeout: this.#timeoutMs },
+      keepAliveTimeout: 4_000,
+    });
   }
 
   /** POST `{msgtype: markdown}`; resolves when WeCom took it (2xx and errcode 0 or none). */
