@@ -52,7 +52,9 @@ const baseSchema = z.object({
     .optional(),
   REDIS_CLUSTER_NODES: z
     .string()
-    .regex(/^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$/, 'must be host:port,host:port')
+    .refine((v) => parseClusterNodes(v) !== undefined, {
+      message: 'must be host:port,host:port (or redis://[user:password@]host:port,… ; rediss:// for TLS)',
+    })
     .optional(),
   REDIS_KEY_PREFIX: z
     .string()
@@ -121,7 +123,7 @@ export interface Config {
   };
   store: {
     redisUrl?: string;
-    clusterNodes?: { host: string; port: number }[];
+    cluster?: ClusterSettings;
     /** Of every key the store writes (not of the auth keys shared with other systems). */
     prefix: string;
     ttlSeconds: number;
@@ -182,16 +184,49 @@ export function parseSettings<K extends SettingName>(
 }
 
 /** The store's part of the settings, from parsed values. */
+/** The seed nodes of a Redis Cluster, and the credentials and TLS the first `redis[s]://` one gives. */
+export interface ClusterSettings {
+  nodes: { host: string; port: number }[];
+  username?: string;
+  password?: string;
+  tls: boolean;
+}
+
+/**
+ * `host:port,host:port`, or the same as `redis://[user:password@]host:port` (`rediss://` for TLS),
+ * whose first credentials apply to every node (a cluster has one). Undefined when malformed.
+ */
+export function parseClusterNodes(value: string): ClusterSettings | undefined {
+  const settings: ClusterSettings = { nodes: [], tls: false };
+  for (const [i, entry] of value.split(',').entries()) {
+    const url = /^rediss?:\/\//.test(entry) ? safeUrl(entry) : safeUrl(`redis://${entry}`);
+    if (!url || !url.hostname || !/^\d+$/.test(url.port) || (url.pathname !== '' && url.pathname !== '/'))
+      return undefined;
+    settings.nodes.push({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port) });
+    if (i === 0) {
+      settings.tls = url.protocol === 'rediss:';
+      if (url.username) settings.username = decodeURIComponent(url.username);
+      if (url.password) settings.password = decodeURIComponent(url.password);
+    }
+  }
+  return settings.nodes.length > 0 ? settings : undefined;
+}
+
+function safeUrl(text: string): URL | undefined {
+  try {
+    return new URL(text);
+  } catch {
+    return undefined;
+  }
+}
+
 export function storeSettings(
   e: Pick<Env, 'REDIS_URL' | 'REDIS_CLUSTER_NODES' | 'REDIS_KEY_PREFIX' | 'STREAM_TTL_SECONDS'>,
 ): Config['store'] {
   return {
     redisUrl: e.REDIS_URL,
     prefix: e.REDIS_KEY_PREFIX,
-    clusterNodes: e.REDIS_CLUSTER_NODES?.split(',').map((hp) => {
-      const [host, port] = hp.split(':');
-      return { host: host ?? '', port: Number(port) };
-    }),
+    cluster: e.REDIS_CLUSTER_NODES ? parseClusterNodes(e.REDIS_CLUSTER_NODES) : undefined,
     ttlSeconds: e.STREAM_TTL_SECONDS,
   };
 }

@@ -13,9 +13,10 @@ let cluster: RedisClusterHandle;
 let admin: Cluster;
 
 beforeAll(async () => {
-  cluster = await startRedisCluster();
+  // With a password, as production clusters have: the store must pass it to every node.
+  cluster = await startRedisCluster({ password: 'cluster-secret' });
   // A plain client with an offline queue: test plumbing, not the store's fail-fast one.
-  admin = new Cluster(cluster.nodes);
+  admin = new Cluster(cluster.nodes, { redisOptions: { password: cluster.password } });
   await admin.ping();
 });
 
@@ -26,7 +27,14 @@ afterAll(async () => {
 
 storeContract('redis cluster', async () => {
   const prefix = randomPrefix('cluster');
-  const make = () => createRedisStore(connectRedis({ clusterNodes: cluster.nodes }), { prefix, ttlSeconds });
+  const make = () =>
+    createRedisStore(
+      connectRedis({ clusterNodes: cluster.nodes, clusterAuth: { password: cluster.password } }),
+      {
+        prefix,
+        ttlSeconds,
+      },
+    );
   return {
     store: make(),
     ttlSeconds,

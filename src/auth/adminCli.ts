@@ -202,8 +202,13 @@ async function forgetToken(
   if (!redis) {
     const opts = { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000 };
     if (config.store?.redisUrl) own = new Redis(config.store.redisUrl, opts);
-    else if (config.store?.clusterNodes?.length)
-      own = new Cluster(config.store.clusterNodes, { lazyConnect: true, redisOptions: opts });
+    else if (config.store?.cluster) {
+      const { nodes, username, password, tls } = config.store.cluster;
+      own = new Cluster(nodes, {
+        lazyConnect: true,
+        redisOptions: { ...opts, username, password, ...(tls ? { tls: {} } : {}) },
+      });
+    }
     redis = own;
   }
   if (!redis) {

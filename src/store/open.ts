@@ -17,12 +17,17 @@ export function openStore(
   /** `prefix` overrides the settings' REDIS_KEY_PREFIX. */
   options: { prefix?: string; onError?: (error: Error) => void; onIndexError?: (error: Error) => void } = {},
 ): OpenedStore {
-  const { redisUrl, clusterNodes, ttlSeconds } = settings;
-  if (redisUrl || clusterNodes) {
-    const redis = connectRedis({ url: redisUrl, clusterNodes, onError: options.onError });
+  const { redisUrl, cluster, ttlSeconds } = settings;
+  if (redisUrl || cluster) {
+    const redis = connectRedis({
+      url: redisUrl,
+      clusterNodes: cluster?.nodes,
+      clusterAuth: cluster,
+      onError: options.onError,
+    });
     const prefix = options.prefix ?? settings.prefix;
     const store = createRedisStore(redis, { ttlSeconds, prefix, onIndexError: options.onIndexError });
-    return { store, redis, kind: clusterNodes ? 'redis-cluster' : 'redis' };
+    return { store, redis, kind: cluster ? 'redis-cluster' : 'redis' };
   }
   return { store: createMemoryStore({ ttlSeconds }), kind: 'memory' };
 }

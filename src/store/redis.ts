@@ -575,6 +575,8 @@ export interface ConnectRedisOptions {
   url?: string;
   /** Seed nodes of a Redis Cluster; wins over `url`. */
   clusterNodes?: { host: string; port: number }[];
+  /** The cluster's credentials and TLS, the same for every node. */
+  clusterAuth?: { username?: string; password?: string; tls?: boolean };
   connectTimeoutMs?: number;
   /** Upper bound of one command, including a Redis that accepts the connection but hangs. */
   commandTimeoutMs?: number;
@@ -607,7 +609,14 @@ export function connectRedis(options: ConnectRedisOptions): RedisClient {
       enableAutoPipelining: true,
       clusterRetryStrategy: retryStrategy,
       slotsRefreshTimeout: connectTimeout,
-      redisOptions: { connectTimeout, commandTimeout, maxRetriesPerRequest: 1 },
+      redisOptions: {
+        connectTimeout,
+        commandTimeout,
+        maxRetriesPerRequest: 1,
+        ...(options.clusterAuth?.username ? { username: options.clusterAuth.username } : {}),
+        ...(options.clusterAuth?.password ? { password: options.clusterAuth.password } : {}),
+        ...(options.clusterAuth?.tls ? { tls: {} } : {}),
+      },
     });
   } else if (options.url) {
     client = new Redis(options.url, {

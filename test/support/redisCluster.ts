@@ -12,10 +12,14 @@ const run = promisify(execFile);
 
 export interface RedisClusterHandle {
   nodes: { host: string; port: number }[];
+  /** The password every node asks for, when started with one. */
+  password?: string;
   stop(): Promise<void>;
 }
 
-export async function startRedisCluster(): Promise<RedisClusterHandle> {
+/** `password`: every node requires it (`requirepass`), as a production cluster would. */
+export async function startRedisCluster(options: { password?: string } = {}): Promise<RedisClusterHandle> {
+  const auth = options.password ? ['--requirepass', options.password, '--masterauth', options.password] : [];
   const dir = await mkdtemp(join(tmpdir(), 'wd-cluster-'));
   const children: ChildProcess[] = [];
   const stop = async (): Promise<void> => {
@@ -29,7 +33,7 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
       const port = await freePort([10_000]);
       if (ports.includes(port)) continue;
       try {
-        const cluster = ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`];
+        const cluster = ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, ...auth];
         children.push(await spawnRedis(port, dir, cluster));
         ports.push(port);
       } catch {
@@ -37,18 +41,27 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
       }
     }
     const addresses = ports.map((p) => `127.0.0.1:${p}`);
-    await run('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-yes'], { timeout: 30_000 });
-    await waitForClusterOk(ports);
-    return { nodes: ports.map((port) => ({ host: '127.0.0.1', port })), stop };
+    const cliAuth = options.password ? ['-a', options.password, '--no-auth-warning'] : [];
+    await run('redis-cli', [...cliAuth, '--cluster', 'create', ...addresses, '--cluster-yes'], {
+      timeout: 30_000,
+    });
+    await waitForClusterOk(ports, options.password);
+    return {
+      nodes: ports.map((port) => ({ host: '127.0.0.1', port })),
+      ...(options.password ? { password: options.password } : {}),
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;
   }
 }
 
-async function waitForClusterOk(ports: number[]): Promise<void> {
+async function waitForClusterOk(ports: number[], password?: string): Promise<void> {
   const deadline = Date.now() + 20_000;
-  const clients = ports.map((port) => new Redis({ port, host: '127.0.0.1' }));
+  const clients = ports.map(
+    (port) => new Redis({ port, host: '127.0.0.1', ...(password ? { password } : {}) }),
+  );
   try {
     while (Date.now() < deadline) {
       const infos = await Promise.all(clients.map((c) => c.cluster('INFO') as Promise<string>));

@@ -72,13 +72,21 @@ export async function spawnRedis(port: number, dir: string, extra: string[] = []
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`redis-server on ${port} exited: ${stderr.trim()}`);
-    const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null });
+    const probe = new Redis({
+      port,
+      host: '127.0.0.1',
+      lazyConnect: true,
+      enableReadyCheck: false,
+      retryStrategy: () => null,
+    });
     probe.on('error', () => undefined);
     try {
       await probe.connect();
       if ((await probe.ping()) === 'PONG') return child;
-    } catch {
-      // not up yet
+    } catch (error) {
+      // Up, and asking for the password it was started with (requirepass): that is an answer too.
+      if (String(error).includes('NOAUTH')) return child;
+      // otherwise not up yet
     } finally {
       probe.disconnect();
     }
