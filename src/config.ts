@@ -200,7 +200,7 @@ export function parseClusterNodes(value: string): ClusterSettings | undefined {
   const settings: ClusterSettings = { nodes: [], tls: false };
   for (const [i, entry] of value.split(',').entries()) {
     const url = /^rediss?:\/\//.test(entry) ? safeUrl(entry) : safeUrl(`redis://${entry}`);
-    if (!url || !url.hostname || !/^\d+$/.test(url.port) || (url.pathname !== '' && url.pathname !== '/'))
+    if (!url?.hostname || !/^\d+$/.test(url.port) || (url.pathname !== '' && url.pathname !== '/'))
       return undefined;
     settings.nodes.push({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port) });
     if (i === 0) {
