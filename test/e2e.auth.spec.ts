@@ -25,6 +25,17 @@ const run = randomBytes(3).toString('hex');
 /** Userids of this run only: the auth cache keys are shared (`authorization:*`), not prefixed. */
 const user = (name: string) => `${name}-${run}`;
 
+/** The shared auth keys this run wrote (its users' tokens), removed when every suite here is done. */
+afterAll(async () => {
+  const redis = new Redis(redisUrl);
+  const keys = await redis.keys(`*${run}*`);
+  const tokenKeys = (await Promise.all(keys.map((k) => (k.includes('wechatid') ? redis.get(k) : null))))
+    .filter((t): t is string => t !== null)
+    .map((t) => `authorization:token:${t}`);
+  if (keys.length + tokenKeys.length) await redis.del(...keys, ...tokenKeys);
+  redis.disconnect();
+});
+
 describe('directory authentication through HTTP, on two nodes', () => {
   let db: TestDatabase;
   let proxy: TcpProxy;
@@ -66,13 +77,6 @@ describe('directory authentication through HTTP, on two nodes', () => {
     await tokens?.close();
     await proxy?.close();
     await db?.drop();
-    const redis = new Redis(redisUrl);
-    const keys = await redis.keys(`*${run}*`);
-    const tokenKeys = (await Promise.all(keys.map((k) => (k.includes('wechatid') ? redis.get(k) : null))))
-      .filter((t): t is string => t !== null)
-      .map((t) => `authorization:token:${t}`);
-    if (keys.length + tokenKeys.length) await redis.del(...keys, ...tokenKeys);
-    redis.disconnect();
   });
 
   const runsOf = (userid: string) =>
