@@ -228,12 +228,7 @@ export class OwnerJob {
       const reason = this.#reason;
       if (error instanceof Lost || error instanceof TimedOut || (reason && reason !== 'stop')) throw error;
       if (reason === 'stop') {
-        await this.#emit({
-          type: 'answer.failed',
-          at: this.#now(),
-          code: 'stopped',
-          message: 'stopped by the user',
-        });
+        await this.#stopped();
         return false;
       }
       const failure =
@@ -355,12 +350,7 @@ export class OwnerJob {
         return;
       }
       if (reason === 'stop') {
-        await this.#emit({
-          type: 'answer.failed',
-          at: this.#now(),
-          code: 'stopped',
-          message: 'stopped by the user',
-        });
+        await this.#stopped();
         return;
       }
       const code = difyErrorCode(error);
@@ -473,6 +463,16 @@ export class OwnerJob {
         .emit({ type: 'delivery.failed', at: this.#now(), message: message.slice(0, 300) })
         .catch(() => undefined);
     }
+  }
+
+  /** The user's /stop, recorded: what was shown stays, the stop is said after it. */
+  #stopped(): Promise<void> {
+    return this.#emit({
+      type: 'answer.failed',
+      at: this.#now(),
+      code: 'stopped',
+      message: 'stopped by the user',
+    });
   }
 
   async #fail(error: unknown): Promise<void> {

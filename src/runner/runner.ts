@@ -5,8 +5,6 @@
 // the periodic sweep.
 import { randomBytes } from 'node:crypto';
 import { difyIdentity } from '../auth/identity.js';
-import type { Authenticator } from '../auth/types.js';
-import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import {
   defaultTexts,
@@ -24,11 +22,9 @@ import {
   stateOf,
   type Texts,
 } from '../machines/index.js';
-import type { Metrics } from '../metrics.js';
-import { StoreError, type StreamStore } from '../store/port.js';
+import { StoreError } from '../store/port.js';
 import { helpText, newConversationText, nothingToStopText, parseCommand, stoppedText } from './commands.js';
-import { conversationScope, OwnerJob } from './owner.js';
-import type { AnswerSource, Delivery, MediaSource } from './ports.js';
+import { conversationScope, type OwnerDeps, OwnerJob } from './owner.js';
 import { StreamWriter, type WriterOptions } from './writer.js';
 
 /** A user message, as the WeCom layer hands it over (mention already stripped). */
@@ -45,22 +41,13 @@ export interface UserMessage {
   responseUrl?: string;
 }
 
-export interface RunnerDeps {
-  store: StreamStore;
-  answers: AnswerSource;
-  auth: Authenticator;
-  delivery: Delivery;
-  media?: MediaSource;
-  config: Pick<Config, 'nodeId' | 'dify' | 'stream'>;
-  logger: Logger;
-  metrics: Metrics;
+/** What a node's runner is given; its owner jobs get the same, with the defaults filled in. */
+export interface RunnerDeps extends Omit<OwnerDeps, 'texts' | 'now' | 'takeOver'> {
   texts?: Texts;
   now?: () => number;
   writer?: WriterOptions;
   /** How many times a stream may be taken over before it ends with an error. Default 2. */
   maxTakeovers?: number;
-  /** How often the owner looks for /stop and at its line (ms). Default 500. */
-  checkEveryMs?: number;
 }
 
 export interface Accepted {
