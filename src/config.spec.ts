@@ -101,3 +101,19 @@ describe('REDIS_CLUSTER_NODES', () => {
     if (!result.ok) expect(result.problems.join('\n')).not.toContain('topsecret');
   });
 });
+
+describe('problems that span settings', () => {
+  it('are reported together with those of single settings', () => {
+    const result = parseConfig({
+      ...required,
+      PORT: 'x',
+      AUTH_MODE: 'directory',
+      WINDOW_MARGIN_SECONDS: '400',
+    });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.problems.map((p) => p.split(':')[0])).toEqual(
+      expect.arrayContaining(['PORT', 'MYSQL_URL', 'AUTH_API_URL', 'WINDOW_MARGIN_SECONDS']),
+    );
+  });
+});

@@ -90,21 +90,31 @@ const baseSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
-const schema = baseSchema.superRefine((env, ctx) => {
-  const need = (name: string, why: string) => ctx.addIssue({ code: 'custom', path: [name], message: why });
-  if (env.AUTH_MODE !== 'none' && !env.MYSQL_URL)
-    need('MYSQL_URL', `required when AUTH_MODE=${env.AUTH_MODE}`);
-  if (env.AUTH_MODE === 'directory' && !env.AUTH_API_URL)
-    need('AUTH_API_URL', 'required when AUTH_MODE=directory');
-  if (env.DIFY_BEARER === 'user_token' && env.AUTH_MODE !== 'directory')
-    need('DIFY_BEARER', 'user_token needs AUTH_MODE=directory (the token comes from the token service)');
+/**
+ * The checks that span settings, on the raw values with their defaults: they are reported with the
+ * problems of single settings, not only once those are fixed.
+ */
+function crossProblems(env: Record<string, string>): string[] {
+  const problems: string[] = [];
+  const mode = env.AUTH_MODE ?? 'none';
+  if ((mode === 'allowlist' || mode === 'directory') && !env.MYSQL_URL)
+    problems.push(`MYSQL_URL: required when AUTH_MODE=${mode}`);
+  if (mode === 'directory' && !env.AUTH_API_URL)
+    problems.push('AUTH_API_URL: required when AUTH_MODE=directory');
+  if (env.DIFY_BEARER === 'user_token' && mode !== 'directory')
+    problems.push(
+      'DIFY_BEARER: user_token needs AUTH_MODE=directory (the token comes from the token service)',
+    );
   if (env.REDIS_URL && env.REDIS_CLUSTER_NODES)
-    need('REDIS_CLUSTER_NODES', 'set REDIS_URL or REDIS_CLUSTER_NODES, not both');
-  if (env.WINDOW_MARGIN_SECONDS >= env.STREAM_WINDOW_SECONDS)
-    need('WINDOW_MARGIN_SECONDS', 'must be less than STREAM_WINDOW_SECONDS');
-});
+    problems.push('REDIS_CLUSTER_NODES: set REDIS_URL or REDIS_CLUSTER_NODES, not both');
+  const window = Number(env.STREAM_WINDOW_SECONDS ?? 360);
+  const margin = Number(env.WINDOW_MARGIN_SECONDS ?? 30);
+  if (Number.isFinite(window) && Number.isFinite(margin) && margin >= window)
+    problems.push('WINDOW_MARGIN_SECONDS: must be less than STREAM_WINDOW_SECONDS');
+  return problems;
+}
 
-type Env = z.infer<typeof schema>;
+type Env = z.infer<typeof baseSchema>;
 export type SettingName = keyof Env;
 
 export interface Config {
@@ -232,8 +242,10 @@ export function storeSettings(
 }
 
 export function parseConfig(env: Record<string, string | undefined>): ConfigResult {
-  const parsed = schema.safeParse(cleanEnv(env));
-  if (!parsed.success) return { ok: false, problems: problemsOf(parsed.error) };
+  const raw = cleanEnv(env) as Record<string, string>;
+  const parsed = baseSchema.safeParse(raw);
+  const problems = [...(parsed.success ? [] : problemsOf(parsed.error)), ...crossProblems(raw)];
+  if (!parsed.success || problems.length > 0) return { ok: false, problems: [...new Set(problems)] };
   const e = parsed.data;
   return {
     ok: true,
