@@ -90,6 +90,14 @@ describe('the WeCom callback over HTTP', () => {
     expect(reply.reply.stream.content).toContain('过期');
   });
 
+  it('answers a poll for an id no stream can have (braces, huge) the same way, not with an error', async () => {
+    for (const id of ['{x}', 'a}b{c', 'x'.repeat(5000)]) {
+      const reply = await wecom.poll(id, { userid: 'zhangsan' });
+      expect(reply.status).toBe(200);
+      expect(reply.reply.stream).toMatchObject({ id, finish: true });
+    }
+  });
+
   it('welcomes a user who opens the chat with the configured text', async () => {
     const result = await wecom.event('enter_chat', {}, { userid: 'zhangsan' });
     expect(result.status).toBe(200);

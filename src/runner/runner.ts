@@ -22,6 +22,7 @@ import {
   stateOf,
   type Texts,
 } from '../machines/index.js';
+import { isStreamId } from '../store/keys.js';
 import { StoreError } from '../store/port.js';
 import { helpText, newConversationText, nothingToStopText, parseCommand, stoppedText } from './commands.js';
 import { conversationScope, type OwnerDeps, OwnerJob } from './owner.js';
@@ -201,6 +202,8 @@ export class Runner {
    * stream; when it finds a running stream with no live owner it starts a takeover in the background.
    */
   async poll(streamId: string): Promise<string> {
+    // An id no stream can have (WeCom only polls ids we gave it) is answered like one that expired.
+    if (!isStreamId(streamId)) return JSON.stringify(render(initialStream(), streamId, this.#texts));
     const polled = await this.#d.store.poll(streamId).catch((error: unknown) => {
       this.#d.metrics.storeErrors.inc({ op: 'load' });
       throw error;
@@ -278,7 +281,7 @@ export class Runner {
   async feedback(f: Feedback): Promise<void> {
     const { store, answers, auth, config } = this.#d;
     const log = this.#log.child({ streamId: f.id, userid: f.userid });
-    if (f.id.length === 0 || /[{}]/.test(f.id)) return;
+    if (!isStreamId(f.id)) return;
     const loaded = await store.load(f.id);
     if (!loaded || stateOf(loaded.snapshot) !== 'completed') {
       log.info({ type: f.type }, 'feedback for a stream that is gone or not completed: ignored');

@@ -19,8 +19,11 @@ export interface StreamKeys {
  * The keys of one stream. A brace in the id would move the hash tag and split the stream over slots
  * (a CROSSSLOT error on a cluster), so such an id is refused here: it is a programming error.
  */
+/** Whether an id can name a stream's keys (not empty, no brace to move the hash tag). */
+export const isStreamId = (id: string): boolean => id.length > 0 && id.length <= 200 && !/[{}]/.test(id);
+
 export function streamKeys(prefix: string, streamId: string): StreamKeys {
-  if (streamId.length === 0 || /[{}]/.test(streamId)) {
+  if (!isStreamId(streamId)) {
     throw new RangeError(`stream id must be non-empty and free of braces: ${JSON.stringify(streamId)}`);
   }
   const base = `${prefix}stream:{${streamId}}`;

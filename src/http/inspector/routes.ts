@@ -83,7 +83,11 @@ const listQuery = z.object({
 });
 
 /** Stream ids are short (base64url of 16 bytes); anything unlike one cannot be a stream. */
-const streamIdSchema = z.string().min(1).max(200);
+const streamIdSchema = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[^{}]+$/);
 
 // The page is plain HTML, CSS and JS from this server only; the policy makes sure of it.
 const pagePolicy = [
