@@ -58,12 +58,12 @@ async function serveCallback(
   res: ServerResponse,
 ): Promise<void> {
   const requestId = requestIdOf(req.headers['x-request-id']);
-  const log = deps.logger.child({ requestId });
   try {
     const body = await answerCallback(deps, {
       query: queryOf(req.url),
       body: () => readBody(req, limit),
-      log,
+      requestId,
+      logger: deps.logger,
     });
     // The official demo and plugin answer the encrypted JSON as text/plain (§5.1).
     res.writeHead(200, {
@@ -73,7 +73,7 @@ async function serveCallback(
     });
     res.end(body);
   } catch (error) {
-    const answer = refuse(error, log, 'POST', CALLBACK_PATH);
+    const answer = refuse(error, deps.logger.child({ requestId }), 'POST', CALLBACK_PATH);
     if (res.headersSent) {
       res.destroy();
       return;

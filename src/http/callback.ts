@@ -54,7 +54,9 @@ export interface CallbackRequest {
   query: Query;
   /** The raw body, bounded by the caller. */
   body: () => Promise<Buffer>;
-  log: Logger;
+  requestId: string;
+  /** The root logger: the callback's line names its request id itself (a child per poll costs). */
+  logger: Logger;
 }
 
 /**
@@ -63,7 +65,13 @@ export interface CallbackRequest {
  */
 export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): Promise<string> {
   const started = performance.now();
-  const { query: q, log } = req;
+  const { query: q, requestId, logger } = req;
+  /** The request's logger, made only when something more than the callback's line is said. */
+  let child: Logger | undefined;
+  const log = () => {
+    child ??= logger.child({ requestId });
+    return child;
+  };
   let message: WecomMessage | undefined;
   let outcome = 'error';
   let streamId: string | undefined;
@@ -98,8 +106,9 @@ export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): 
     const seconds = (performance.now() - started) / 1000;
     if (msgtype === 'stream' && !refused) deps.metrics.pollDuration.observe(seconds);
     countCallback(deps.metrics, knownType(msgtype), refused ?? outcome);
-    log.info(
+    logger.info(
       {
+        requestId,
         // The answer this callback is about: a poll's own msgid is the poll's, not the message's.
         streamId: streamId ?? (message?.kind === 'stream' ? message.stream.id : undefined),
         msgid: message?.msgid,
@@ -151,7 +160,7 @@ const knownType = (t: string) => (metricTypes.has(t) ? t : 'other');
 async function dispatch(
   deps: CallbackDeps,
   m: WecomMessage,
-  log: Logger,
+  log: () => Logger,
 ): Promise<{ reply: object | string; result: string; streamId?: string }> {
   switch (m.kind) {
     case 'stream':
@@ -193,7 +202,7 @@ async function dispatch(
           reasons: f.inaccurate_reason_list,
           userid: m.from.userid,
         })
-        .catch((error: unknown) => log.warn({ err: error }, 'feedback could not be recorded'));
+        .catch((error: unknown) => log().warn({ err: error }, 'feedback could not be recorded'));
       return { reply: emptyReply(), result: 'event', streamId: f.id };
     }
     case 'template_card_event':
