@@ -77,20 +77,27 @@ return {1, v}
 `;
 
 /**
- * KEYS: snap, events, lease. ARGV: '1' to return the lease too. One round trip: the snapshot fields,
- * then only the entries after the snapshot's entry (exclusive range), never the whole history; none
- * at all when the snapshot is of the latest version, as the owner writes it.
- * Returns nil for a missing stream, else {v, s, sv, entries, lease}.
+ * The events (KEYS[2]) a reader folds on top of the stored snapshot: only the entries after the
+ * snapshot's entry `sid` (exclusive range), never the whole history; none at all when the snapshot is
+ * of the latest version `v`, as the owner writes it. `sv` and `sid` are false when there is none.
  */
-const loadLua = `
+const entriesAfterSnapshot = `
+local function entriesAfter(v, sv, sid)
+  if v == sv then return {} end
+  local from = '-'
+  if sid then from = '(' .. sid end
+  return redis.call('XRANGE', KEYS[2], from, '+')
+end
+`;
+
+/**
+ * KEYS: snap, events, lease. ARGV: '1' to return the lease too. One round trip: the snapshot fields,
+ * then the entries after it. Returns nil for a missing stream, else {v, s, sv, entries, lease}.
+ */
+const loadLua = `${entriesAfterSnapshot}
 local h = redis.call('HMGET', KEYS[1], 'v', 's', 'sv', 'sid')
 if not h[1] then return false end
-local entries = {}
-if h[1] ~= h[3] then
-  local from = '-'
-  if h[4] then from = '(' .. h[4] end
-  entries = redis.call('XRANGE', KEYS[2], from, '+')
-end
+local entries = entriesAfter(h[1], h[3], h[4])
 local lease = false
 if ARGV[1] == '1' then lease = redis.call('GET', KEYS[3]) end
 return {h[1], h[2], h[3], entries, lease}
@@ -100,18 +107,12 @@ return {h[1], h[2], h[3], entries, lease}
  * KEYS: snap, events, lease. A poll's read: when the stored reply is of the current version, just
  * {1, v, state, reply, lease}; otherwise what `load` returns, after a 0: {0, v, s, sv, entries, lease}.
  */
-const pollLua = `
+const pollLua = `${entriesAfterSnapshot}
 local h = redis.call('HMGET', KEYS[1], 'v', 'sv', 'r', 'st', 's', 'sid')
 if not h[1] then return false end
 local lease = redis.call('GET', KEYS[3])
 if h[3] and h[1] == h[2] then return {1, h[1], h[4], h[3], lease} end
-local entries = {}
-if h[1] ~= h[2] then
-  local from = '-'
-  if h[6] then from = '(' .. h[6] end
-  entries = redis.call('XRANGE', KEYS[2], from, '+')
-end
-return {0, h[1], h[5], h[2], entries, lease}
+return {0, h[1], h[5], h[2], entriesAfter(h[1], h[2], h[6]), lease}
 `;
 
 /**
