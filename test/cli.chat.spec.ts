@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WecomCrypto } from '../src/wecom/index.js';
+import { closedPort } from './auth/support.js';
 import { runCli, tempCwd } from './support/cliRun.js';
 import { type FakeDify, startFakeDify } from './support/fakeDify.js';
 import { randomPrefix, startTestService, type TestService, testBot } from './support/service.js';
@@ -12,15 +13,6 @@ import { randomPrefix, startTestService, type TestService, testBot } from './sup
 const cwd = tempCwd('chat');
 const keys = { WECOM_TOKEN: testBot.token, WECOM_ENCODING_AES_KEY: testBot.encodingAESKey };
 const answer = '你好！我是测试里的 Dify。Streaming, piece by piece.';
-
-/** A port nothing listens on: one the OS just gave out and took back. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe('wecom-dify chat', { timeout: 90_000 }, () => {
   let dify: FakeDify;
