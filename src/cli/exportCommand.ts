@@ -1,11 +1,10 @@
 // `wecom-dify export`: a stream's events, its lease and the time, written to a file for a bug report;
 // `wecom-dify replay --file` reads it back offline.
 import { writeFile } from 'node:fs/promises';
-import { StoreError } from '../store/port.js';
 import { parseCommandArgs } from './args.js';
 import { toExport } from './exportFile.js';
 import { type Io, UsageError } from './io.js';
-import { isStreamId, openSharedStore } from './settings.js';
+import { isStreamId, withSharedStore } from './settings.js';
 import { commandUsage } from './usage.js';
 
 export async function runExport(args: string[], io: Io): Promise<number> {
@@ -20,10 +19,7 @@ export async function runExport(args: string[], io: Io): Promise<number> {
   if (!isStreamId(streamId)) throw new UsageError(`"${streamId}" is not a stream id`, usage);
   const out = values.out ?? `${streamId}.json`;
 
-  const opened = openSharedStore(io, 'export', values.prefix);
-  if (typeof opened === 'number') return opened;
-  const { store, prefix } = opened;
-  try {
+  return withSharedStore(io, 'export', values.prefix, async ({ store, prefix }) => {
     const events = await store.read(streamId);
     if (events.length === 0) {
       io.err(`export: no stream ${streamId} under the prefix "${prefix}": it does not exist, or it expired`);
@@ -35,20 +31,13 @@ export async function runExport(args: string[], io: Io): Promise<number> {
       io.write(text);
       return 0;
     }
-    await writeFile(out, text);
-    io.out(`wrote ${events.length} events of stream ${streamId} to ${out}`);
-    return 0;
-  } catch (error) {
-    if (error instanceof StoreError) {
-      io.err(`export: ${error.message}`);
-      return 1;
-    }
-    if ((error as NodeJS.ErrnoException).code !== undefined) {
+    try {
+      await writeFile(out, text);
+    } catch (error) {
       io.err(`export: cannot write ${out}: ${(error as Error).message}`);
       return 1;
     }
-    throw error;
-  } finally {
-    await store.close();
-  }
+    io.out(`wrote ${events.length} events of stream ${streamId} to ${out}`);
+    return 0;
+  });
 }

@@ -3,12 +3,12 @@
 import { readFile } from 'node:fs/promises';
 import { parseSettings } from '../config.js';
 import { fold } from '../machines/index.js';
-import { StoreError, type StreamStore } from '../store/port.js';
+import type { StreamStore } from '../store/port.js';
 import { durationFlag, parseCommandArgs } from './args.js';
 import { parseExport } from './exportFile.js';
 import { type Io, UsageError } from './io.js';
 import { buildReplay, formatReplay, type ReplayOptions, type ReplayReport } from './replayReport.js';
-import { isStreamId, openSharedStore, reportProblems } from './settings.js';
+import { isStreamId, reportProblems, withSharedStore } from './settings.js';
 import { commandUsage } from './usage.js';
 
 export async function runReplay(args: string[], io: Io): Promise<number> {
@@ -36,10 +36,7 @@ export async function runReplay(args: string[], io: Io): Promise<number> {
 
   const window = parseSettings(io.env, ['STREAM_WINDOW_SECONDS']);
   if (!window.ok) return reportProblems(io, window.problems);
-  const opened = openSharedStore(io, 'replay', values.prefix);
-  if (typeof opened === 'number') return opened;
-  const { store, prefix } = opened;
-  try {
+  return withSharedStore(io, 'replay', values.prefix, async ({ store, prefix }) => {
     const events = await store.read(streamId);
     if (events.length === 0) {
       io.err(`replay: no stream ${streamId} under the prefix "${prefix}": it does not exist, or it expired`);
@@ -59,15 +56,7 @@ export async function runReplay(args: string[], io: Io): Promise<number> {
     });
     print(report, Boolean(values.json), io);
     return 0;
-  } catch (error) {
-    if (error instanceof StoreError) {
-      io.err(`replay: ${error.message}`);
-      return 1;
-    }
-    throw error;
-  } finally {
-    await store.close();
-  }
+  });
 }
 
 /** The state of the stream a queued one waits for: often the whole answer to "why is it stuck". */

@@ -2,6 +2,7 @@
 // a problem is reported one line per setting, as `serve` does, with exit code 2.
 import { parseSettings, storeSettings } from '../config.js';
 import { type OpenedStore, openStore } from '../store/index.js';
+import { StoreError } from '../store/port.js';
 import type { Io } from './io.js';
 
 /** Prints each problem on its own line; returns the exit code for it. */
@@ -44,6 +45,31 @@ export function openSharedStore(
     onIndexError: () => undefined,
   });
   return { ...opened, prefix };
+}
+
+/**
+ * Runs `use` with the shared store (openSharedStore), closes it after, and says a store failure as
+ * `command: …`, exit code 1: what `streams`, `replay` and `export` all do around their reading.
+ */
+export async function withSharedStore(
+  io: Io,
+  command: string,
+  prefixFlag: string | undefined,
+  use: (opened: OpenedStore & { prefix: string }) => Promise<number>,
+): Promise<number> {
+  const opened = openSharedStore(io, command, prefixFlag);
+  if (typeof opened === 'number') return opened;
+  try {
+    return await use(opened);
+  } catch (error) {
+    if (error instanceof StoreError) {
+      io.err(`${command}: ${error.message}`);
+      return 1;
+    }
+    throw error;
+  } finally {
+    await opened.store.close();
+  }
 }
 
 /** Stream ids are url-safe; a brace would name another key slot (store/keys.ts), so it is refused here. */

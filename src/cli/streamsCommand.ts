@@ -1,8 +1,7 @@
 // `wecom-dify streams`: the recent streams of a deployment, read from its Redis, as a table or JSON.
-import { StoreError } from '../store/port.js';
 import { countFlag, durationFlag, parseCommandArgs } from './args.js';
 import { type Io, UsageError } from './io.js';
-import { openSharedStore } from './settings.js';
+import { withSharedStore } from './settings.js';
 import { selectStreams, streamsTable } from './streamsView.js';
 import { commandUsage } from './usage.js';
 
@@ -28,10 +27,7 @@ export async function runStreams(args: string[], io: Io): Promise<number> {
   const stuckAfterMs = durationFlag(values.stuck, '--stuck', usage);
   const limit = countFlag(values.limit, '--limit', usage) ?? DEFAULT_LIMIT;
 
-  const opened = openSharedStore(io, 'streams', values.prefix);
-  if (typeof opened === 'number') return opened;
-  const { store } = opened;
-  try {
+  return withSharedStore(io, 'streams', values.prefix, async ({ store }) => {
     const unfinishedOnly = Boolean(values.unfinished) || stuckAfterMs !== undefined;
     // Filters other than "unfinished" are applied here, so look through more than will be shown.
     const scan =
@@ -51,13 +47,5 @@ export async function runStreams(args: string[], io: Io): Promise<number> {
     if (values.json) io.out(JSON.stringify(rows, null, 2));
     else for (const line of streamsTable(rows, now)) io.out(line);
     return 0;
-  } catch (error) {
-    if (error instanceof StoreError) {
-      io.err(`streams: ${error.message}`);
-      return 1;
-    }
-    throw error;
-  } finally {
-    await store.close();
-  }
+  });
 }
