@@ -63,6 +63,17 @@ describe('settings', () => {
       ]),
     );
   });
+
+  it('take one Redis: a server or a cluster, not both', () => {
+    const result = parseConfig({
+      ...required,
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      REDIS_CLUSTER_NODES: '127.0.0.1:7000',
+    });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.problems).toEqual(['REDIS_CLUSTER_NODES: set REDIS_URL or REDIS_CLUSTER_NODES, not both']);
+  });
 });
 
 describe('REDIS_CLUSTER_NODES', () => {

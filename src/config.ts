@@ -90,6 +90,16 @@ const baseSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
+/** Redis is one server or one cluster: both set is a problem (the service's and the tools'). */
+export function redisChoiceProblem(s: {
+  REDIS_URL?: string;
+  REDIS_CLUSTER_NODES?: string;
+}): string | undefined {
+  return s.REDIS_URL && s.REDIS_CLUSTER_NODES
+    ? 'REDIS_CLUSTER_NODES: set REDIS_URL or REDIS_CLUSTER_NODES, not both'
+    : undefined;
+}
+
 /**
  * The checks that span settings, on the raw values with their defaults: they are reported with the
  * problems of single settings, not only once those are fixed.
@@ -105,8 +115,8 @@ function crossProblems(env: Record<string, string>): string[] {
     problems.push(
       'DIFY_BEARER: user_token needs AUTH_MODE=directory (the token comes from the token service)',
     );
-  if (env.REDIS_URL && env.REDIS_CLUSTER_NODES)
-    problems.push('REDIS_CLUSTER_NODES: set REDIS_URL or REDIS_CLUSTER_NODES, not both');
+  const redis = redisChoiceProblem(env);
+  if (redis) problems.push(redis);
   const window = Number(env.STREAM_WINDOW_SECONDS ?? 360);
   const margin = Number(env.WINDOW_MARGIN_SECONDS ?? 30);
   if (Number.isFinite(window) && Number.isFinite(margin) && margin >= window)
@@ -193,7 +203,6 @@ export function parseSettings<K extends SettingName>(
   return { ok: true, settings: parsed.data as Pick<Env, K> };
 }
 
-/** The store's part of the settings, from parsed values. */
 /** The seed nodes of a Redis Cluster, and the credentials and TLS the first `redis[s]://` one gives. */
 export interface ClusterSettings {
   nodes: { host: string; port: number }[];
@@ -230,6 +239,7 @@ function safeUrl(text: string): URL | undefined {
   }
 }
 
+/** The store's part of the settings, from parsed values. */
 export function storeSettings(
   e: Pick<Env, 'REDIS_URL' | 'REDIS_CLUSTER_NODES' | 'REDIS_KEY_PREFIX' | 'STREAM_TTL_SECONDS'>,
 ): Config['store'] {

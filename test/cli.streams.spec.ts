@@ -192,6 +192,15 @@ describe('wecom-dify streams', { timeout: 90_000 }, () => {
     expect(unknown.stderr).toContain("Unknown option '--colour'");
   });
 
+  it('a server and a cluster both set is a settings problem, exit code 2, as for the service', async () => {
+    const { code, stderr } = await runCli(['streams'], {
+      cwd: cwd.dir,
+      env: { ...env, REDIS_CLUSTER_NODES: '127.0.0.1:7000' },
+    });
+    expect(code).toBe(2);
+    expect(stderr).toBe('wecom-dify: REDIS_CLUSTER_NODES: set REDIS_URL or REDIS_CLUSTER_NODES, not both\n');
+  });
+
   it('an unreachable Redis is a failure, exit code 1, said in one line', async () => {
     const { code, stderr } = await runCli(['streams'], {
       cwd: cwd.dir,
