@@ -80,4 +80,31 @@ describe('Redis stops for a few seconds during answers', () => {
     const ready = await fetch(`${a.url}/readyz`);
     expect(ready.status).toBe(200);
   }, 60_000);
+
+  it('Dify starting to answer while Redis is down: the answer arrives whole, and the conversation goes on', async () => {
+    const userid = `slow-${Date.now()}`;
+    const answer = '这是在停机期间开始的回答。';
+    const before = dify.runs().length;
+    dify.script({ kind: 'answer', pieces: answer.match(/.{1,3}/gu)!, pause: { afterFrames: 0, ms: 1_500 } });
+    const first = await toA.text('第一个问题', { userid });
+    const id = first.reply.stream.id as string;
+    await expect.poll(async () => (await a.store.load(id))?.view.value).toBe('thinking');
+    await expect.poll(() => dify.runs().length).toBe(before + 1);
+    await redis.stop();
+    await sleep(3_000); // Dify's first frame, with the conversation id, comes meanwhile
+    await redis.start();
+    // WeCom's polls meanwhile get 503 and go on; the first ones after, until the node has reconnected, too.
+    await expect.poll(async () => (await toB.poll(id)).status, { timeout: 10_000, interval: 200 }).toBe(200);
+    const done = await toB.pollUntilFinished(id, { intervalMs: 100, timeoutMs: 20_000 });
+    expect(done.reply.stream.content).toBe(answer);
+    const started = (await a.store.read(id)).find((e) => e.event.type === 'dify.started')?.event;
+    const conversationId = (started as { conversationId?: string } | undefined)?.conversationId;
+    expect(conversationId).toBeTruthy();
+
+    // The next question of the same user goes on in the same Dify conversation.
+    const second = await toB.text('第二个问题', { userid });
+    await toA.pollUntilFinished(second.reply.stream.id, { intervalMs: 100, timeoutMs: 20_000 });
+    const runs = dify.runs().slice(before) as Array<{ body: { conversation_id?: string } }>;
+    expect(runs.map((r) => r.body.conversation_id || undefined)).toEqual([undefined, conversationId]);
+  }, 60_000);
 });

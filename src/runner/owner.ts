@@ -19,9 +19,10 @@ import {
   type UploadedFile,
 } from '../machines/index.js';
 import type { Metrics } from '../metrics.js';
-import { StoreError, type StreamStore } from '../store/port.js';
+import type { StreamStore } from '../store/port.js';
 import { attachmentFailure, difyErrorCode, failureOf } from './failures.js';
 import { LeaseKeeper } from './lease.js';
+import { isConflict, isUnavailable, type Patience, whileStoreDown } from './patience.js';
 import type { AnswerSource, Delivery, MediaSource } from './ports.js';
 import type { StreamWriter } from './writer.js';
 
@@ -47,6 +48,8 @@ export interface OwnerDeps {
   takeOver: (streamId: string) => void;
   /** How often the owner looks for a /stop and at the head of its line. */
   checkEveryMs?: number;
+  /** How long, and how often, store operations are tried again during an outage (the writer's). */
+  storePatience?: Pick<Patience, 'delays' | 'forMs'>;
 }
 
 /** Where a Dify conversation lives: the user in a single chat, the chat and the user in a group. */
@@ -79,6 +82,7 @@ export class OwnerJob {
   #lost = false;
   #firstVisibleAt = 0;
   #answerBytes = 0;
+  #conversation: Promise<void> = Promise.resolve();
 
   constructor(deps: OwnerDeps, writer: StreamWriter) {
     this.#d = deps;
@@ -270,7 +274,7 @@ export class OwnerJob {
           announced = true;
         }
       } catch (error) {
-        if (!(error instanceof StoreError) || error.code !== 'unavailable') throw error;
+        if (!isUnavailable(error)) throw error;
         this.#log.warn({ err: error }, 'cannot see the line; waiting');
       }
       await this.#sleep(this.#checkEveryMs);
@@ -285,8 +289,9 @@ export class OwnerJob {
     const ctx = this.#ctx;
     const scope = conversationScope(ctx);
     // `/new <question>`: the new conversation starts with this question, once its turn has come.
-    if (ctx.fresh && !ctx.conversationId) await store.clearConversation(ctx.bot, scope);
-    const stored = await store.getConversation(ctx.bot, scope);
+    if (ctx.fresh && !ctx.conversationId)
+      await this.#patiently(() => store.clearConversation(ctx.bot, scope));
+    const stored = await this.#patiently(() => store.getConversation(ctx.bot, scope));
     try {
       for await (const event of answers.stream({
         query: ctx.query,
@@ -304,11 +309,12 @@ export class OwnerJob {
         switch (event.type) {
           case 'conversation_reset':
             this.#log.info('the stored Dify conversation is gone; a new one starts');
-            await store.clearConversation(ctx.bot, scope);
+            this.#remember(() => store.clearConversation(ctx.bot, scope));
             break;
-          case 'started':
+          case 'started': {
             // Written even when unchanged: each use starts the conversation's 30 days again.
-            if (event.conversationId) await store.setConversation(ctx.bot, scope, event.conversationId);
+            const { conversationId } = event;
+            if (conversationId) this.#remember(() => store.setConversation(ctx.bot, scope, conversationId));
             await this.#emit({
               type: 'dify.started',
               at: this.#now(),
@@ -318,6 +324,7 @@ export class OwnerJob {
               workflowRunId: event.workflowRunId,
             });
             break;
+          }
           case 'delta':
             this.#answerBytes += Buffer.byteLength(event.text);
             w.delta(event.text);
@@ -406,6 +413,7 @@ export class OwnerJob {
     for (const timer of this.#timers) clearTimeout(timer);
     this.#lease.stop();
     await this.#w.flush().catch(() => undefined);
+    await this.#conversation;
     const ctx = this.#ctx;
     if (this.#lost) return;
     if (this.#reason === 'drain' && !this.#w.finished) {
@@ -487,6 +495,36 @@ export class OwnerJob {
     await this.#w.emit(...events);
   }
 
+  /** A store operation the answer needs, tried again while the store is unreachable (patience.ts). */
+  #patiently<T>(op: () => Promise<T>): Promise<T> {
+    return whileStoreDown(op, {
+      ...this.#d.storePatience,
+      now: this.#d.now,
+      wait: (ms) => this.#sleep(ms),
+      onError: (error) => {
+        if (isUnavailable(error)) this.#log.warn({ err: error }, 'the store is unreachable; trying again');
+      },
+    });
+  }
+
+  /**
+   * The conversation's id, kept for the next turn, in the background and in order: the answer streams
+   * on while the store is unreachable, and the stream's end waits for it (#finish).
+   */
+  #remember(op: () => Promise<void>): void {
+    this.#conversation = this.#conversation.then(() =>
+      whileStoreDown(op, {
+        ...this.#d.storePatience,
+        now: this.#d.now,
+        // A draining node does not hold its exit for it: the node taking over asks Dify again anyway.
+        wait: (ms) => (this.#reason === 'drain' ? Promise.reject(new Error('draining')) : sleep(ms)),
+      }).catch((error: unknown) => {
+        this.#d.metrics.storeErrors.inc({ op: 'conversation' });
+        this.#log.warn({ err: error }, 'the conversation id could not be kept; the next turn starts anew');
+      }),
+    );
+  }
+
   #checkAbort(): void {
     const reason = this.#reason;
     if (reason === 'lease_lost') throw new Lost('the lease is gone');
@@ -507,8 +545,4 @@ export class OwnerJob {
   #now(): number {
     return this.#d.now();
   }
-}
-
-function isConflict(error: unknown): boolean {
-  return error instanceof StoreError && error.code === 'version_conflict';
 }

@@ -475,6 +475,7 @@ export class Runner {
         texts: this.#texts,
         now: this.#now,
         takeOver: (id) => this.takeOver(id),
+        storePatience: { delays: this.#d.writer?.retryDelays, forMs: this.#d.writer?.retryForMs },
       },
       writer,
     );

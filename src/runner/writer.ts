@@ -2,9 +2,10 @@
 // events and snapshot in one atomic append, and coalesces answer deltas (at most every ~150 ms or
 // ~1 KB) so a long answer is tens of events, not thousands. Appends are serialized; while the store is
 // unreachable the events wait in memory (bounded) and are written, in order, when it is back.
+import { isDeepStrictEqual } from 'node:util';
 import { fold, isFinished, persist, type StreamEvent, type StreamSnapshot } from '../machines/index.js';
 import type { StreamStore } from '../store/port.js';
-import { StoreError } from '../store/port.js';
+import { isConflict, isUnavailable, whileStoreDown } from './patience.js';
 
 export interface WriterOptions {
   flushMs?: number;
@@ -105,29 +106,48 @@ export class StreamWriter {
     // true. Every queued event is taken here and `snapshot` has folded each as it was queued, so it is
     // that fold already (the events are not folded twice).
     const target = this.snapshot;
-    const delays = this.options.retryDelays ?? [100, 250, 500, 1000, 2000];
-    const deadline = this.now() + (this.options.retryForMs ?? 60_000);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const { version } = await this.store.append(this.streamId, events, {
-          expectedVersion: this.version,
-          snapshot: persist(target),
-          reply: this.options.replyOf?.(target),
-        });
-        this.version = version;
-        this.onAppended?.(events);
-        return;
-      } catch (error) {
-        this.options.onStoreError?.(error);
-        const transient = error instanceof StoreError && error.code === 'unavailable';
-        const tooMuch = textBytes(events) + textBytes(this.queue) > (this.options.maxPendingBytes ?? 4 << 20);
-        if (!transient || tooMuch || this.now() > deadline) {
-          this.failed = error;
-          throw error;
-        }
-        await new Promise((resolve) => setTimeout(resolve, delays[Math.min(attempt, delays.length - 1)]));
-      }
+    try {
+      // An append cut off by the outage may have been written all the same: the retry then conflicts
+      // with our own events, which count as written (nothing doubled, and no false "lost the stream").
+      let uncertain = false;
+      const { version } = await whileStoreDown(
+        async () => {
+          try {
+            return await this.store.append(this.streamId, events, {
+              expectedVersion: this.version,
+              snapshot: persist(target),
+              reply: this.options.replyOf?.(target),
+            });
+          } catch (error) {
+            const landed = uncertain && isConflict(error) ? await this.landed(events) : undefined;
+            if (landed) return { version: landed };
+            if (isUnavailable(error)) uncertain = true;
+            throw error;
+          }
+        },
+        {
+          delays: this.options.retryDelays,
+          forMs: this.options.retryForMs,
+          now: this.now,
+          onError: this.options.onStoreError,
+          giveUp: () => textBytes(events) + textBytes(this.queue) > (this.options.maxPendingBytes ?? 4 << 20),
+        },
+      );
+      this.version = version;
+      this.onAppended?.(events);
+    } catch (error) {
+      this.failed = error;
+      throw error;
     }
+  }
+
+  /** The stream's version when exactly `events` follow our version in the store; else undefined. */
+  private async landed(events: StreamEvent[]): Promise<number | undefined> {
+    const stored = await this.store.read(this.streamId);
+    if (stored.length !== this.version + events.length) return undefined;
+    const ours = events.map((e) => JSON.parse(JSON.stringify(e)) as unknown);
+    const same = stored.slice(this.version).every((s, i) => isDeepStrictEqual(s.event, ours[i]));
+    return same ? stored.length : undefined;
   }
 
   /** Stop the timer; buffered text is dropped unless flushed first. */

@@ -1,0 +1,146 @@
+// An owner rides out a store outage around its Dify call (issue "outages"): the conversation id it
+// needs before asking is waited for, the one Dify gives is kept once the store is back, and the answer
+// neither fails nor waits for it meanwhile. An in-memory store stands in for Redis here, made
+// unreachable for the conversation keys only, so the outage falls exactly where it is tested; the
+// whole-Redis outage, with a real redis-server stopped and started, is test/e2e.outage.spec.ts.
+import { describe, expect, it } from 'vitest';
+import { NoneAuthenticator } from '../src/auth/none.js';
+import { silentLogger } from '../src/log.js';
+import { createMetrics } from '../src/metrics.js';
+import type { AnswerSource, DifyEvent, DifyStreamRequest } from '../src/runner/ports.js';
+import { Runner } from '../src/runner/runner.js';
+import type { WriterOptions } from '../src/runner/writer.js';
+import { createMemoryStore, StoreError, type StreamStore } from '../src/store/index.js';
+import { testConfig } from './support/service.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The in-memory store, with its conversation keys unreachable while `down` is set. */
+function withConversationOutage(): {
+  store: StreamStore;
+  setDown(down: boolean): void;
+  failures: () => number;
+} {
+  const inner = createMemoryStore({ ttlSeconds: 600 });
+  let down = false;
+  let failures = 0;
+  const guard =
+    <A extends unknown[], R>(op: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      if (down) {
+        failures++;
+        throw new StoreError('unavailable', 'connect ECONNREFUSED 127.0.0.1:6379');
+      }
+      return op(...args);
+    };
+  const store: StreamStore = {
+    ...inner,
+    getConversation: guard(inner.getConversation),
+    setConversation: guard(inner.setConversation),
+    clearConversation: guard(inner.clearConversation),
+  };
+  const setDown = (d: boolean) => {
+    down = d;
+  };
+  return { store, setDown, failures: () => failures };
+}
+
+function runnerOn(store: StreamStore, answers: AnswerSource, writer?: WriterOptions): Runner {
+  return new Runner({
+    store,
+    answers,
+    auth: new NoneAuthenticator(),
+    delivery: { deliver: async () => undefined },
+    config: testConfig({}),
+    logger: silentLogger,
+    metrics: createMetrics({ defaults: false }),
+    checkEveryMs: 20,
+    writer,
+  });
+}
+
+const ask = (runner: Runner, msgid: string, query: string) =>
+  runner.accept({ msgid, bot: 'bot', userid: 'zhangsan', chattype: 'single', query });
+
+describe('the store unreachable around the Dify call', () => {
+  it('waits for the conversation id before asking, and asks with it once the store is back', async () => {
+    const { store, setDown, failures } = withConversationOutage();
+    const asked: DifyStreamRequest[] = [];
+    const runner = runnerOn(store, {
+      async *stream(request): AsyncIterable<DifyEvent> {
+        asked.push(request);
+        yield { type: 'started', conversationId: 'conv-1', messageId: 'm', taskId: 't' };
+        yield { type: 'delta', text: '第二个回答' };
+        yield { type: 'end' };
+      },
+      async stop() {},
+    });
+    try {
+      await store.setConversation('bot', 'zhangsan', 'conv-1');
+      setDown(true);
+      const { streamId } = await ask(runner, 'm-1', '接着上次的问题');
+      await expect.poll(failures).toBeGreaterThan(2);
+      expect(asked).toHaveLength(0);
+      setDown(false);
+      await expect.poll(async () => (await store.load(streamId))?.view.value).toBe('completed');
+      expect(asked).toHaveLength(1);
+      expect(asked[0]?.conversationId).toBe('conv-1');
+      expect((await store.load(streamId))?.view.context.answer).toBe('第二个回答');
+    } finally {
+      await runner.drain(1000);
+    }
+  });
+
+  it('streams on while the new conversation id cannot be kept, and keeps it when the store is back', async () => {
+    const { store, setDown, failures } = withConversationOutage();
+    let release!: () => void;
+    const later = new Promise<void>((resolve) => (release = resolve));
+    const runner = runnerOn(store, {
+      async *stream(): AsyncIterable<DifyEvent> {
+        setDown(true); // the store goes away just as Dify starts answering
+        yield { type: 'started', conversationId: 'conv-new', messageId: 'm', taskId: 't' };
+        yield { type: 'delta', text: '先到的' };
+        await later;
+        yield { type: 'delta', text: '后到的' };
+        yield { type: 'end' };
+      },
+      async stop() {},
+    });
+    try {
+      const { streamId } = await ask(runner, 'm-2', '新问题');
+      // The answer's text reaches the stream although the conversation id is not written yet.
+      await expect.poll(async () => (await store.load(streamId))?.view.context.answer).toBe('先到的');
+      await expect.poll(failures).toBeGreaterThan(1);
+      release();
+      await expect.poll(async () => (await store.load(streamId))?.view.value).toBe('completed');
+      expect((await store.load(streamId))?.view.context.answer).toBe('先到的后到的');
+      expect(await store.getLease(streamId)).toBeDefined(); // the owner holds on until the id is kept
+      setDown(false);
+      await expect.poll(() => store.getLease(streamId)).toBeUndefined();
+      expect(await store.getConversation('bot', 'zhangsan')).toBe('conv-new');
+    } finally {
+      await runner.drain(1000);
+    }
+  });
+
+  it('an outage longer than the owner’s patience ends the answer with a clear message', async () => {
+    const { store, setDown } = withConversationOutage();
+    const ending: AnswerSource = {
+      async *stream(): AsyncIterable<DifyEvent> {
+        yield { type: 'end' };
+      },
+      async stop() {},
+    };
+    const runner = runnerOn(store, ending, { retryForMs: 300 });
+    try {
+      setDown(true);
+      const { streamId } = await ask(runner, 'm-3', '问题');
+      await sleep(50);
+      await expect
+        .poll(async () => (await store.load(streamId))?.view.context.error?.code, { timeout: 3_000 })
+        .toBe('store_unavailable');
+    } finally {
+      await runner.drain(1000);
+    }
+  });
+});
