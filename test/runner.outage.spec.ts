@@ -1,11 +1,14 @@
-// An owner rides out a store outage around its Dify call (issue "outages"): the conversation id it
-// needs before asking is waited for, the one Dify gives is kept once the store is back, and the answer
-// neither fails nor waits for it meanwhile. An in-memory store stands in for Redis here, made
-// unreachable for the conversation keys only, so the outage falls exactly where it is tested; the
-// whole-Redis outage, with a real redis-server stopped and started, is test/e2e.outage.spec.ts.
+// An owner rides out a store outage around its Dify call (issue "outages"): the token cache and the
+// conversation id it needs before asking are waited for, the conversation id Dify gives is kept once
+// the store is back, and the answer neither fails nor waits for it meanwhile. An in-memory store stands
+// in for Redis here, made unreachable for the conversation keys only, so that the outage falls exactly
+// where it is tested; the whole-Redis outage, with a real redis-server stopped and started, is
+// test/e2e.outage.spec.ts.
 import { describe, expect, it } from 'vitest';
 import { NoneAuthenticator } from '../src/auth/none.js';
+import { AuthError, type AuthErrorCode, type Authenticator } from '../src/auth/types.js';
 import { silentLogger } from '../src/log.js';
+import { defaultTexts } from '../src/machines/index.js';
 import { createMetrics } from '../src/metrics.js';
 import type { AnswerSource, DifyEvent, DifyStreamRequest } from '../src/runner/ports.js';
 import { Runner } from '../src/runner/runner.js';
@@ -45,11 +48,16 @@ function withConversationOutage(): {
   return { store, setDown, failures: () => failures };
 }
 
-function runnerOn(store: StreamStore, answers: AnswerSource, writer?: WriterOptions): Runner {
+function runnerOn(
+  store: StreamStore,
+  answers: AnswerSource,
+  writer?: WriterOptions,
+  auth: Authenticator = new NoneAuthenticator(),
+): Runner {
   return new Runner({
     store,
     answers,
-    auth: new NoneAuthenticator(),
+    auth,
     delivery: { deliver: async () => undefined },
     config: testConfig({}),
     logger: silentLogger,
@@ -139,6 +147,58 @@ describe('the store unreachable around the Dify call', () => {
       await expect
         .poll(async () => (await store.load(streamId))?.view.context.error?.code, { timeout: 3_000 })
         .toBe('store_unavailable');
+    } finally {
+      await runner.drain(1000);
+    }
+  });
+});
+
+/** A directory authenticator whose first `failures` answers are `code`: its token cache or service down. */
+function failingAuth(code: AuthErrorCode, failures: number): Authenticator & { calls: () => number } {
+  let calls = 0;
+  return {
+    async authenticate({ userid }) {
+      if (++calls <= failures) throw new AuthError(code, `token cache read failed: Connection is closed.`);
+      return { granted: true, user: { id: `E-${userid}`, name: '张三' } };
+    },
+    async close() {},
+    calls: () => calls,
+  };
+}
+
+describe('authentication while a dependency is down', () => {
+  const answered: AnswerSource = {
+    async *stream(): AsyncIterable<DifyEvent> {
+      yield { type: 'delta', text: '你好，张三' };
+      yield { type: 'end' };
+    },
+    async stop() {},
+  };
+
+  it('the token cache (in Redis) unreachable is waited out, and the user answered', async () => {
+    const store = createMemoryStore({ ttlSeconds: 600 });
+    const auth = failingAuth('cache_unavailable', 3);
+    const runner = runnerOn(store, answered, { retryDelays: [20] }, auth);
+    try {
+      const { streamId } = await ask(runner, 'm-4', '你好');
+      await expect.poll(async () => (await store.load(streamId))?.view.value).toBe('completed');
+      expect((await store.load(streamId))?.view.context.answer).toBe('你好，张三');
+      expect(auth.calls()).toBe(4);
+    } finally {
+      await runner.drain(1000);
+    }
+  });
+
+  it('a token service that is down is not asked again: the user is told to try later', async () => {
+    const store = createMemoryStore({ ttlSeconds: 600 });
+    const auth = failingAuth('token_service_unavailable', 3);
+    const runner = runnerOn(store, answered, { retryDelays: [20] }, auth);
+    try {
+      const { streamId } = await ask(runner, 'm-5', '你好');
+      await expect.poll(async () => (await store.load(streamId))?.view.value).toBe('error');
+      const reply = JSON.parse(await runner.poll(streamId)) as { stream: { content: string } };
+      expect(reply.stream.content).toBe(defaultTexts.failures.auth_unavailable);
+      expect(auth.calls()).toBe(1);
     } finally {
       await runner.drain(1000);
     }

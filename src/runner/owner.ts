@@ -4,7 +4,7 @@
 // could not show. It ends when the stream is settled, handed over (drain) or lost to another node.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { difyIdentity } from '../auth/identity.js';
-import type { Authenticator, AuthOutcome } from '../auth/types.js';
+import { type Authenticator, type AuthOutcome, isAuthError } from '../auth/types.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import {
@@ -161,7 +161,10 @@ export class OwnerJob {
     const ctx = this.#ctx;
     let outcome: AuthOutcome;
     try {
-      outcome = await auth.authenticate({ userid: ctx.userid, bot: ctx.bot });
+      // The token cache lives in the store's Redis: its outage is waited out like the store's.
+      outcome = await this.#patiently(() => auth.authenticate({ userid: ctx.userid, bot: ctx.bot }), {
+        transient: (e) => isAuthError(e) && e.code === 'cache_unavailable',
+      });
     } catch (error) {
       this.#log.warn({ err: error }, 'authentication unavailable');
       await this.#fail(error);
@@ -496,13 +499,15 @@ export class OwnerJob {
   }
 
   /** A store operation the answer needs, tried again while the store is unreachable (patience.ts). */
-  #patiently<T>(op: () => Promise<T>): Promise<T> {
+  #patiently<T>(op: () => Promise<T>, options: Pick<Patience, 'transient'> = {}): Promise<T> {
     return whileStoreDown(op, {
       ...this.#d.storePatience,
+      ...options,
       now: this.#d.now,
       wait: (ms) => this.#sleep(ms),
       onError: (error) => {
-        if (isUnavailable(error)) this.#log.warn({ err: error }, 'the store is unreachable; trying again');
+        if ((options.transient ?? isUnavailable)(error))
+          this.#log.warn({ err: error }, 'the store is unreachable; trying again');
       },
     });
   }

@@ -16,6 +16,8 @@ export interface Patience {
   onError?: (error: unknown) => void;
   /** Checked after a failed attempt: true ends the trying at once (too much waits in memory, say). */
   giveUp?: () => boolean;
+  /** Which errors mean the store is unreachable; `isUnavailable` by default. */
+  transient?: (error: unknown) => boolean;
 }
 
 export const STORE_RETRY_DELAYS = [100, 250, 500, 1000, 2000];
@@ -40,7 +42,8 @@ export async function whileStoreDown<T>(op: () => Promise<T>, patience: Patience
       return await op();
     } catch (error) {
       patience.onError?.(error);
-      if (!isUnavailable(error) || patience.giveUp?.() || now() > deadline) throw error;
+      const transient = patience.transient ?? isUnavailable;
+      if (!transient(error) || patience.giveUp?.() || now() > deadline) throw error;
       await wait(delays[Math.min(attempt, delays.length - 1)] ?? 1000);
     }
   }
