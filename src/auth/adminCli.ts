@@ -1,8 +1,9 @@
 // `wecom-dify migrate` and `wecom-dify users …`: the directory's admin commands. They return an
 // exit code (0 done, 1 failed, 2 usage) and write lines through `out`; a secret is never written.
 import { parseArgs } from 'node:util';
-import { Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Config } from '../config.js';
+import { connectRedis, firstConnection, type RedisClient } from '../store/redis.js';
 import { type DirectoryUser, openDirectory } from './directory.js';
 import { SecretBoxError } from './secretBox.js';
 import { TokenCache } from './tokenCache.js';
@@ -198,17 +199,12 @@ async function forgetToken(
   deps: AdminDeps,
 ) {
   let redis = deps.redis;
-  let own: Redis | Cluster | undefined;
-  if (!redis) {
-    const opts = { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000 };
-    if (config.store?.redisUrl) own = new Redis(config.store.redisUrl, opts);
-    else if (config.store?.cluster) {
-      const { nodes, username, password, tls } = config.store.cluster;
-      own = new Cluster(nodes, {
-        lazyConnect: true,
-        redisOptions: { ...opts, username, password, ...(tls ? { tls: {} } : {}) },
-      });
-    }
+  let own: RedisClient | undefined;
+  const { redisUrl, cluster } = config.store ?? {};
+  if (!redis && (redisUrl || cluster)) {
+    // The service's own client (credentials, TLS, time-outs), once it has connected.
+    own = connectRedis({ url: redisUrl, clusterNodes: cluster?.nodes, clusterAuth: cluster });
+    await firstConnection(own);
     redis = own;
   }
   if (!redis) {

@@ -1,7 +1,9 @@
 // The `wecom-dify` command's dispatch, as a child process: help, usage errors (stderr, exit code 2),
 // and the directory's admin commands needing only their own settings, not the bot's secrets.
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createTestDatabase } from '../../test/auth/support.js';
+import { closedPort, createTestDatabase } from '../../test/auth/support.js';
 import { runCli, tempCwd } from '../../test/support/cliRun.js';
 import { redisUrl } from '../../test/support/service.js';
 
@@ -75,8 +77,10 @@ describe('wecom-dify', { timeout: 60_000 }, () => {
     expect(stdout).toBe('');
   });
 
-  it('migrate and users manage the directory on the real MariaDB with MYSQL_URL alone', async () => {
+  it('migrate and users manage the directory on the real MariaDB with MYSQL_URL alone; disable forgets the cached token', async () => {
     const db = await createTestDatabase();
+    // Its own userid: the token cache's keys are the shared, unprefixed ones.
+    const alice = `alice-${randomBytes(4).toString('hex')}`;
     try {
       const env = { MYSQL_URL: db.url };
       const migrated = await run(['migrate'], env);
@@ -84,16 +88,36 @@ describe('wecom-dify', { timeout: 60_000 }, () => {
       expect(migrated.code).toBe(0);
       expect(migrated.stdout).toMatch(/^applied: /);
       expect((await run(['migrate'], env)).stdout).toBe('directory is up to date\n');
-      const added = await run(['users', 'add', 'alice', '--account', 'A001', '--name', '爱丽丝'], env);
+      const added = await run(['users', 'add', alice, '--account', 'A001', '--name', '爱丽丝'], env);
       expect(added.code).toBe(0);
-      expect(added.stdout).toBe('saved alice (account A001)\n');
+      expect(added.stdout).toBe(`saved ${alice} (account A001)\n`);
       const listed = await run(['users', 'list', '--json'], env);
       expect(JSON.parse(listed.stdout)).toMatchObject([
-        { userid: 'alice', account: 'A001', name: '爱丽丝', enabled: true },
+        { userid: alice, account: 'A001', name: '爱丽丝', enabled: true },
       ]);
-      const disabled = await run(['users', 'disable', 'alice'], { ...env, REDIS_URL: redisUrl });
-      expect(disabled.code).toBe(0);
-      expect(disabled.stdout).toContain('disabled alice');
+      // Disabling forgets the user's cached token (the shared keys of the system replaced), at once.
+      const redis = new Redis(redisUrl);
+      const token = `tok-${randomBytes(6).toString('hex')}`;
+      await redis.set(`authorization:wechatid:${alice}`, token, 'EX', 60);
+      await redis.set(`authorization:token:${token}`, JSON.stringify({ userid: alice }), 'EX', 60);
+      try {
+        const disabled = await run(['users', 'disable', alice], { ...env, REDIS_URL: redisUrl });
+        expect(disabled.code).toBe(0);
+        expect(disabled.stdout).toBe(`disabled ${alice}\nforgot the cached token of ${alice}\n`);
+        expect(await redis.exists(`authorization:wechatid:${alice}`, `authorization:token:${token}`)).toBe(0);
+      } finally {
+        await redis.del(`authorization:wechatid:${alice}`, `authorization:token:${token}`);
+        redis.disconnect();
+      }
+      // A Redis that does not answer: the user is disabled all the same, and told what it means.
+      const cut = await run(['users', 'disable', alice], {
+        ...env,
+        REDIS_URL: `redis://127.0.0.1:${await closedPort()}`,
+      });
+      expect(cut.code).toBe(0);
+      expect(cut.stdout).toContain(
+        `disabled ${alice}\ncould not forget the cached token (it expires by itself): `,
+      );
     } finally {
       await db.drop();
     }

@@ -549,7 +549,7 @@ function failedPipeline(results: [Error | null, unknown][] | null): void {
  * client was created would fail before it ever had a chance to connect. Once the client has been
  * up, an outage is not waited out here: commands fail at once and the store reports `unavailable`.
  */
-async function firstConnection(redis: RedisClient): Promise<void> {
+export async function firstConnection(redis: RedisClient): Promise<void> {
   if (redis.status === 'wait') {
     await redis.connect().catch(() => undefined);
     return;
