@@ -1,6 +1,6 @@
 // Settings, read once and validated: a problem is one line naming the setting, never its value.
 import { describe, expect, it } from 'vitest';
-import { parseClusterNodes, parseConfig } from './config.js';
+import { parseClusterNodes, parseConfig, parseSettings } from './config.js';
 
 const required = {
   WECOM_TOKEN: 'token',
@@ -73,6 +73,21 @@ describe('settings', () => {
     expect(result.ok).toBe(false);
     if (result.ok) return;
     expect(result.problems).toEqual(['REDIS_CLUSTER_NODES: set REDIS_URL or REDIS_CLUSTER_NODES, not both']);
+  });
+
+  it('a tool reading Redis gets the same check, with its other problems; one that does not, does not', () => {
+    const env = {
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      REDIS_CLUSTER_NODES: '127.0.0.1:7000',
+      STREAM_TTL_SECONDS: 'soon',
+    };
+    const result = parseSettings(env, ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'STREAM_TTL_SECONDS']);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.problems).toHaveLength(2);
+    expect(result.problems[0]).toMatch(/^STREAM_TTL_SECONDS: /);
+    expect(result.problems[1]).toBe('REDIS_CLUSTER_NODES: set REDIS_URL or REDIS_CLUSTER_NODES, not both');
+    expect(parseSettings(env, ['REDIS_URL']).ok).toBe(true);
   });
 });
 

@@ -91,10 +91,7 @@ const baseSchema = z.object({
 });
 
 /** Redis is one server or one cluster: both set is a problem (the service's and the tools'). */
-export function redisChoiceProblem(s: {
-  REDIS_URL?: string;
-  REDIS_CLUSTER_NODES?: string;
-}): string | undefined {
+function redisChoiceProblem(s: { REDIS_URL?: string; REDIS_CLUSTER_NODES?: string }): string | undefined {
   return s.REDIS_URL && s.REDIS_CLUSTER_NODES
     ? 'REDIS_CLUSTER_NODES: set REDIS_URL or REDIS_CLUSTER_NODES, not both'
     : undefined;
@@ -191,15 +188,19 @@ function problemsOf(error: z.ZodError): string[] {
 
 /**
  * Some settings only, validated the same way: for the commands that need a few of them (`streams`
- * needs the store, `chat` the bot's Token and key), not the whole service's.
+ * needs the store, `chat` the bot's Token and key), not the whole service's. A command that reads
+ * Redis gets the service's check that only one Redis is named, with the other problems.
  */
 export function parseSettings<K extends SettingName>(
   env: Record<string, string | undefined>,
   names: readonly K[],
 ): { ok: true; settings: Pick<Env, K> } | { ok: false; problems: string[] } {
   const mask: Partial<Record<SettingName, true>> = Object.fromEntries(names.map((name) => [name, true]));
-  const parsed = (baseSchema.pick(mask) as z.ZodType<unknown>).safeParse(cleanEnv(env));
-  if (!parsed.success) return { ok: false, problems: problemsOf(parsed.error) };
+  const raw = cleanEnv(env);
+  const parsed = (baseSchema.pick(mask) as z.ZodType<unknown>).safeParse(raw);
+  const redis = mask.REDIS_URL && mask.REDIS_CLUSTER_NODES ? redisChoiceProblem(raw) : undefined;
+  const problems = [...(parsed.success ? [] : problemsOf(parsed.error)), ...(redis ? [redis] : [])];
+  if (!parsed.success || problems.length > 0) return { ok: false, problems };
   return { ok: true, settings: parsed.data as Pick<Env, K> };
 }
 

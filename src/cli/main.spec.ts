@@ -68,6 +68,17 @@ describe('wecom-dify', { timeout: 60_000 }, () => {
     expect(stderr).not.toContain(secret);
   });
 
+  it('users takes one Redis, as the service does: both named is one line, exit code 2', async () => {
+    const { code, stdout, stderr } = await run(['users', 'list'], {
+      MYSQL_URL: 'mysql://u:p@127.0.0.1:1/db',
+      REDIS_URL: 'redis://127.0.0.1:1',
+      REDIS_CLUSTER_NODES: '127.0.0.1:7000',
+    });
+    expect(code).toBe(2);
+    expect(stderr).toBe('wecom-dify: REDIS_CLUSTER_NODES: set REDIS_URL or REDIS_CLUSTER_NODES, not both\n');
+    expect(stdout).toBe('');
+  });
+
   it('users with a wrong sub-command shows the users usage on standard error, exit code 2', async () => {
     const { code, stdout, stderr } = await run(['users', 'rename', 'x'], {
       MYSQL_URL: 'mysql://u:p@127.0.0.1:1/db',

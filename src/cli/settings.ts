@@ -1,6 +1,6 @@
 // The few settings a tool needs, read with config.parseSettings, and the Redis store the tools read:
 // a problem is reported one line per setting, as `serve` does, with exit code 2.
-import { parseSettings, redisChoiceProblem, storeSettings } from '../config.js';
+import { parseSettings, storeSettings } from '../config.js';
 import { type OpenedStore, openStore } from '../store/index.js';
 import { StoreError } from '../store/port.js';
 import type { Io } from './io.js';
@@ -29,8 +29,6 @@ export function openSharedStore(
   ]);
   if (!parsed.ok) return reportProblems(io, parsed.problems);
   const s = parsed.settings;
-  const both = redisChoiceProblem(s);
-  if (both) return reportProblems(io, [both]);
   if (!s.REDIS_URL && !s.REDIS_CLUSTER_NODES) {
     return reportProblems(io, [
       `REDIS_URL: required: \`wecom-dify ${command}\` reads the streams in Redis (set REDIS_URL or REDIS_CLUSTER_NODES as the service has them); a service without Redis keeps its streams in its own memory, which no other process can read`,
