@@ -20,8 +20,8 @@ export interface Patience {
   transient?: (error: unknown) => boolean;
 }
 
-export const STORE_RETRY_DELAYS = [100, 250, 500, 1000, 2000];
-export const STORE_RETRY_FOR_MS = 60_000;
+const STORE_RETRY_DELAYS = [100, 250, 500, 1000, 2000];
+const STORE_RETRY_FOR_MS = 60_000;
 
 export function isUnavailable(error: unknown): error is StoreError {
   return error instanceof StoreError && error.code === 'unavailable';

@@ -26,6 +26,7 @@ import { isStreamId } from '../store/keys.js';
 import { StoreError } from '../store/port.js';
 import { helpText, newConversationText, nothingToStopText, parseCommand, stoppedText } from './commands.js';
 import { conversationScope, type OwnerDeps, OwnerJob } from './owner.js';
+import { isConflict } from './patience.js';
 import { StreamWriter, type WriterOptions } from './writer.js';
 
 /** A user message, as the WeCom layer hands it over (mention already stripped). */
@@ -172,7 +173,7 @@ export class Runner {
     } catch (error) {
       writer.dispose();
       await store.releaseLease(streamId, config.nodeId).catch(() => undefined);
-      if (error instanceof StoreError && error.code === 'version_conflict') {
+      if (isConflict(error)) {
         const loaded = await store.load(streamId);
         return {
           streamId,
@@ -261,7 +262,7 @@ export class Runner {
       writer.dispose();
       await store.releaseLease(streamId, config.nodeId).catch(() => undefined);
       // A version conflict: the owner wrote after all, and keeps the stream.
-      if (error instanceof StoreError && error.code === 'version_conflict') return;
+      if (isConflict(error)) return;
       throw error;
     }
     metrics.takeovers.inc();
@@ -329,7 +330,7 @@ export class Runner {
         log.info({ rating, forwarded }, 'feedback recorded');
         return;
       } catch (error) {
-        if (!(error instanceof StoreError) || error.code !== 'version_conflict') throw error;
+        if (!isConflict(error)) throw error;
       }
     }
   }
