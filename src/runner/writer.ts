@@ -106,6 +106,7 @@ export class StreamWriter {
     // true. Every queued event is taken here and `snapshot` has folded each as it was queued, so it is
     // that fold already (the events are not folded twice).
     const target = this.snapshot;
+    const written = { snapshot: persist(target), reply: this.options.replyOf?.(target) };
     try {
       // An append cut off by the outage may have been written all the same: the retry then conflicts
       // with our own events, which count as written (nothing doubled, and no false "lost the stream").
@@ -115,8 +116,7 @@ export class StreamWriter {
           try {
             return await this.store.append(this.streamId, events, {
               expectedVersion: this.version,
-              snapshot: persist(target),
-              reply: this.options.replyOf?.(target),
+              ...written,
             });
           } catch (error) {
             const landed = uncertain && isConflict(error) ? await this.landed(events) : undefined;
