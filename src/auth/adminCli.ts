@@ -2,6 +2,7 @@
 // exit code (0 done, 1 failed, 2 usage) and write lines through `out`; a secret is never written.
 import { parseArgs } from 'node:util';
 import type { Cluster, Redis } from 'ioredis';
+import { formatTable } from '../cli/table.js';
 import type { Config } from '../config.js';
 import { connectRedis, firstConnection, type RedisClient } from '../store/redis.js';
 import { type DirectoryUser, openDirectory } from './directory.js';
@@ -118,7 +119,7 @@ export async function runUsers(
       case 'list': {
         const users = await directory.listUsers();
         if (values.json) out(JSON.stringify(users.map(toJson), null, 2));
-        else formatTable(users).forEach(out);
+        else usersTable(users).forEach(out);
         return 0;
       }
       default: {
@@ -171,7 +172,7 @@ const toJson = (u: DirectoryUser) => ({
   updatedAt: u.updatedAt.toISOString(),
 });
 
-function formatTable(users: DirectoryUser[]): string[] {
+function usersTable(users: DirectoryUser[]): string[] {
   const header = ['USERID', 'ACCOUNT', 'NAME', 'DEPARTMENT', 'ENABLED', 'SECRET', 'UPDATED'];
   const rows = users.map((u) => [
     u.userid,
@@ -182,13 +183,7 @@ function formatTable(users: DirectoryUser[]): string[] {
     u.hasSecret ? 'yes' : 'no',
     u.updatedAt.toISOString(),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd();
-  return [line(header), ...rows.map(line), `${users.length} user${users.length === 1 ? '' : 's'}`];
+  return [...formatTable(header, rows), `${users.length} user${users.length === 1 ? '' : 's'}`];
 }
 
 /** A disabled user's cached token would keep working until it expires: forget it now, if we can. */

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runMigrate, runUsers } from '../../src/auth/adminCli.js';
 import { openDirectory } from '../../src/auth/directory.js';
 import { TokenCache } from '../../src/auth/tokenCache.js';
+import { displayWidth } from '../../src/cli/table.js';
 import type { Config } from '../../src/config.js';
 import {
   closedPort,
@@ -74,6 +75,10 @@ describe('wecom-dify users', () => {
     expect(list.out).toMatch(/zhangsan\s+E1001\s+张三\s+研发部\s+yes\s+no/);
     expect(list.out).toMatch(/lisi\s+E1002\s+yes\s+yes/);
     expect(list.out).toMatch(/2 users$/);
+    // Columns line up on a terminal, Chinese names (two columns each) included.
+    const [head, ...rows] = list.out.split('\n').slice(0, 3);
+    const column = (line: string, text: string) => displayWidth(line.slice(0, line.indexOf(text)));
+    for (const row of rows) expect(column(row!, ' yes ')).toBe(column(head!, ' ENABLED'));
     expect(list.out).not.toContain('pw-very-secret');
 
     const json = JSON.parse((await run(['list', '--json'])).out) as Record<string, unknown>[];
