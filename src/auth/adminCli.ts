@@ -30,9 +30,10 @@ export const usersUsage = [
   '  --secret - reads the secret from standard input (keeps it out of shell history).',
 ];
 
-function directoryFor(config: AdminConfig, out: (line: string) => void) {
+/** The directory, or undefined when MYSQL_URL is missing, said through `err`. */
+function directoryFor(config: AdminConfig, err: (line: string) => void) {
   if (!config.auth.mysqlUrl) {
-    out('MYSQL_URL: required for the directory (mysql://user:pass@host:3306/db)');
+    err('MYSQL_URL: required for the directory (mysql://user:pass@host:3306/db)');
     return undefined;
   }
   return openDirectory({
@@ -46,8 +47,9 @@ function directoryFor(config: AdminConfig, out: (line: string) => void) {
 export async function runMigrate(
   config: AdminConfig,
   out: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
+  err: (line: string) => void = out,
 ): Promise<number> {
-  const directory = directoryFor(config, out);
+  const directory = directoryFor(config, err);
   if (!directory) return 2;
   try {
     const { applied } = await directory.migrate();
@@ -96,7 +98,7 @@ export async function runUsers(
     return 2;
   }
 
-  const directory = directoryFor(config, out);
+  const directory = directoryFor(config, err);
   if (!directory) return 2;
   try {
     await directory.migrate();

@@ -39,10 +39,7 @@ export async function runMigrateCommand(args: string[], io: Io): Promise<number>
   }
   const config = adminConfig(io);
   if (typeof config === 'number') return config;
-  // Said here rather than by runMigrate so that it goes to standard error like every settings problem.
-  if (!config.auth.mysqlUrl)
-    return reportProblems(io, ['MYSQL_URL: required for the directory (mysql://user:pass@host:3306/db)']);
-  return runMigrate(config, io.out);
+  return runMigrate(config, io.out, io.err);
 }
 
 export async function runUsersCommand(args: string[], io: Io): Promise<number> {

@@ -46,13 +46,15 @@ describe('wecom-dify', { timeout: 60_000 }, () => {
     );
   });
 
-  it('migrate needs MYSQL_URL, and neither the WeCom nor the Dify secrets', async () => {
-    const { code, stdout, stderr } = await run(['migrate']);
-    expect(code).toBe(2);
-    expect(stdout).toBe('');
-    expect(stderr).toBe(
-      'wecom-dify: MYSQL_URL: required for the directory (mysql://user:pass@host:3306/db)\n',
-    );
+  it('migrate and users need MYSQL_URL, and neither the WeCom nor the Dify secrets', async () => {
+    for (const args of [['migrate'], ['users', 'list']]) {
+      const { code, stdout, stderr } = await run(args);
+      expect(code).toBe(2);
+      expect(stdout).toBe('');
+      expect(stderr).toBe(
+        'wecom-dify: MYSQL_URL: required for the directory (mysql://user:pass@host:3306/db)\n',
+      );
+    }
   });
 
   it('a malformed admin setting is one line naming it, exit code 2, its value never printed', async () => {
