@@ -287,6 +287,10 @@ describe('the @mention of a bot whose display name is known (WECOM_BOT_NAME)', (
   it('leaves other mentions alone', () => {
     expect(query('@AI 助手 问问 @张三 的意见', 'AI 助手')).toBe('问问 @张三 的意见');
     expect(query('@张三 你看', 'AI 助手')).toBe('@张三 你看');
+    // A member whose name starts with the bot's is not the bot.
+    expect(query('@AIsha 你看 @AI', 'AI')).toBe('@AIsha 你看');
+    expect(query('@AIsha 你看', 'AI')).toBe('@AIsha 你看');
+    expect(query('@AI', 'AI')).toBe('');
   });
 
   it('without the name, a leading @word goes: a name with a space leaves its second word', () => {

@@ -166,7 +166,9 @@ export function stripMention(text: string, botName?: string): string {
   if (botName) {
     const mention = `@${botName}`;
     let t = text.trim();
-    if (t.startsWith(mention)) t = t.slice(mention.length);
+    // Leading, only as a whole name: `@AIsha` is another member when the bot is `AI`.
+    const next = t.charAt(mention.length);
+    if (t.startsWith(mention) && (next === '' || /\s/u.test(next))) t = t.slice(mention.length);
     else if (t.endsWith(mention)) t = t.slice(0, -mention.length);
     return t.trim();
   }
