@@ -204,3 +204,48 @@ describe('authentication while a dependency is down', () => {
     }
   });
 });
+
+describe('a message whose place in its conversation’s line was not kept', () => {
+  it('takes one itself, and waits for the answer ahead instead of running beside it', async () => {
+    const inner = createMemoryStore({ ttlSeconds: 600 });
+    let failJoins = 0;
+    const store: StreamStore = {
+      ...inner,
+      async joinQueue(bot, scope, streamId) {
+        if (failJoins > 0) {
+          failJoins--;
+          throw new StoreError('unavailable', 'Connection is closed.');
+        }
+        return inner.joinQueue(bot, scope, streamId);
+      },
+    };
+    const asked: string[] = [];
+    let finishFirst!: () => void;
+    const firstMayEnd = new Promise<void>((resolve) => (finishFirst = resolve));
+    const runner = runnerOn(store, {
+      async *stream(request): AsyncIterable<DifyEvent> {
+        asked.push(request.query);
+        if (request.query === '第一个问题') await firstMayEnd;
+        yield { type: 'delta', text: `回答：${request.query}` };
+        yield { type: 'end' };
+      },
+      async stop() {},
+    });
+    try {
+      const first = await ask(runner, 'm-6', '第一个问题');
+      await expect.poll(() => asked).toEqual(['第一个问题']);
+      failJoins = 1; // the second message's join at accept fails
+      const second = await ask(runner, 'm-7', '第二个问题');
+      await sleep(300);
+      expect(asked).toEqual(['第一个问题']);
+      expect((await store.load(second.streamId))?.view.value).toBe('queued');
+      finishFirst();
+      await expect.poll(async () => (await store.load(second.streamId))?.view.value).toBe('completed');
+      expect(asked).toEqual(['第一个问题', '第二个问题']);
+      expect((await store.load(first.streamId))?.view.value).toBe('completed');
+    } finally {
+      finishFirst();
+      await runner.drain(1000);
+    }
+  });
+});

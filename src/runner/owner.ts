@@ -262,7 +262,12 @@ export class OwnerJob {
       let line: string[];
       try {
         line = await store.queue(bot, scope);
-        if (!line.includes(id)) break; // not in any line (it expired): nobody to wait for
+        if (!line.includes(id)) {
+          // Its place was not kept (the join at accept failed, or the line expired): it takes one now,
+          // at the end, rather than run beside the answer of this conversation that heads the line.
+          await store.joinQueue(bot, scope, id);
+          continue;
+        }
         const head = line[0];
         if (head === id) break;
         const loaded = head ? await store.load(head, { withLease: true }) : undefined;
