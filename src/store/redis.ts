@@ -3,6 +3,7 @@
 // and one round trip on either topology. Needs Redis ≥ 6.2 (exclusive XRANGE starts).
 import { Cluster, Redis } from 'ioredis';
 import {
+  isFinished,
   type PersistedStream,
   parseEventJson,
   restore,
@@ -309,8 +310,7 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
           { streamId, expected: expectedVersion, actual: version },
         );
       }
-      if (events.length > 0)
-        await touchIndex(streamId, snapshot !== undefined && finishedStates.has(snapshot.value));
+      if (events.length > 0) await touchIndex(streamId, snapshot !== undefined && isFinished(snapshot));
       return { version };
     },
 
@@ -497,8 +497,6 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
     },
   };
 }
-
-const finishedStates: ReadonlySet<string> = new Set(['completed', 'error']);
 
 function fieldOf(fields: string[], name: string): string {
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1] ?? '';
