@@ -58,8 +58,6 @@ export interface Accepted {
   reply: StreamReply;
 }
 
-export { conversationScope };
-
 /**
  * The first reply to a message carries `feedback.id` (the stream id), so that a rating comes back as
  * feedback_event (reference/wecom-aibot.md §5.3, §6).
@@ -122,11 +120,6 @@ export class Runner {
   /** How many answers this node is running now. */
   get inflight(): number {
     return this.#jobs.size;
-  }
-
-  /** The streams this node owns now. */
-  get owned(): string[] {
-    return [...this.#jobs.keys()];
   }
 
   /**
@@ -204,12 +197,12 @@ export class Runner {
    */
   async poll(streamId: string): Promise<string> {
     // An id no stream can have (WeCom only polls ids we gave it) is answered like one that expired.
-    if (!isStreamId(streamId)) return JSON.stringify(render(initialStream(), streamId, this.#texts));
+    if (!isStreamId(streamId)) return this.#replyOf(initialStream(), streamId);
     const polled = await this.#d.store.poll(streamId).catch((error: unknown) => {
       this.#d.metrics.storeErrors.inc({ op: 'load' });
       throw error;
     });
-    if (!polled) return JSON.stringify(render(initialStream(), streamId, this.#texts));
+    if (!polled) return this.#replyOf(initialStream(), streamId);
     if (!polled.lease && isRunningState(polled.state)) this.takeOver(streamId);
     if (polled.reply !== undefined) return polled.reply;
     return this.#replyOf(polled.loaded?.view ?? initialStream(), streamId);
