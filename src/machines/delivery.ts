@@ -4,8 +4,8 @@
 // Pure: the owner asks these functions what to record and what to send.
 import type { EventOf } from './events.js';
 import { isFinished, type StreamView, stateOf } from './fold.js';
-import { cutUtf8, finishedContent, MAX_CONTENT_BYTES, utf8Length } from './render.js';
-import { defaultTexts, failureText, type Texts } from './texts.js';
+import { cutUtf8, failureReason, finishedContent, MAX_CONTENT_BYTES, utf8Length, visible } from './render.js';
+import { defaultTexts, type Texts } from './texts.js';
 
 /** The `bubble.closed` event that finishes the bubble now, with what it shows. */
 export function closeBubble(
@@ -48,15 +48,12 @@ export function deliveryFor(snapshot: StreamView, texts: Texts = defaultTexts): 
   const state = stateOf(snapshot);
   if (state === 'error') {
     if (!ctx.bubble) return undefined;
-    const reason = ctx.denied
-      ? (ctx.denied.text ?? texts.denied)
-      : (ctx.error?.text ?? failureText(ctx.error?.code ?? 'internal', texts));
-    return texts.deliveryFailed + reason;
+    return texts.deliveryFailed + failureReason(ctx, texts);
   }
   const answer = ctx.answer;
   const tooLong = overflows(answer);
   if (!ctx.bubble && !tooLong) return undefined;
-  if (!tooLong) return visibleMarkdown(answer, texts);
+  if (!tooLong) return visible(answer, texts.emptyAnswer);
   // What the bubble showed stays there; the rest follows. The bubble's own count when it recorded one
   // and its text is still the start of the answer (a replaced answer starts over).
   const shownByBubble = ctx.bubble?.shown;
@@ -69,6 +66,3 @@ export function deliveryFor(snapshot: StreamView, texts: Texts = defaultTexts): 
   if (utf8Length(body) <= MAX_CONTENT_BYTES) return body;
   return cutUtf8(body, MAX_CONTENT_BYTES - utf8Length(texts.deliveryTruncated)) + texts.deliveryTruncated;
 }
-
-const visibleMarkdown = (answer: string, texts: Texts): string =>
-  answer.trim() === '' ? texts.emptyAnswer : answer;

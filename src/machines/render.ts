@@ -1,6 +1,7 @@
 // The WeCom `stream` reply body for a snapshot (reference/wecom-aibot.md §5.3): content is the whole
 // answer so far, never a delta, at most 20480 UTF-8 bytes, and `finish:true` only once settled.
 import { type StreamView, stateOf } from './fold.js';
+import type { StreamContext } from './streamMachine.js';
 import { defaultTexts, failureText, type Texts } from './texts.js';
 
 /** WeCom's cap on `stream.content`, in UTF-8 bytes (§5.3). */
@@ -53,7 +54,15 @@ function closeThink(text: string): string {
 }
 
 /** Whitespace-only content does not clear WeCom's spinner (§11), so a visible text stands in. */
-const visible = (text: string, fallback: string): string => (text.trim() === '' ? fallback : text);
+/** The text, or `fallback` when it shows nothing. */
+export const visible = (text: string, fallback: string): string => (text.trim() === '' ? fallback : text);
+
+/** Why a stream ended in error, as the user reads it: the denial, the failure's own text, or its code's. */
+export function failureReason(ctx: StreamContext, texts: Texts = defaultTexts): string {
+  return ctx.denied
+    ? (ctx.denied.text ?? texts.denied)
+    : (ctx.error?.text ?? failureText(ctx.error?.code ?? 'internal', texts));
+}
 
 export function renderContent(
   snapshot: StreamView,
@@ -78,9 +87,7 @@ export function renderContent(
     case 'completed':
       return { finish: true, content: visible(fitFinished(ctx.answer, texts.truncated), texts.emptyAnswer) };
     case 'error': {
-      const reason = ctx.denied
-        ? (ctx.denied.text ?? texts.denied)
-        : (ctx.error?.text ?? failureText(ctx.error?.code ?? 'internal', texts));
+      const reason = failureReason(ctx, texts);
       if (!ctx.answer.trim() || ctx.denied) return { finish: true, content: reason };
       // What was already shown stays; the reason follows it.
       return { finish: true, content: fitFinished(ctx.answer, texts.truncated, `\n\n---\n${reason}`) };
