@@ -2,7 +2,7 @@
 // EncodingAESKey (flags, or WECOM_TOKEN / WECOM_ENCODING_AES_KEY from the environment or .env).
 import { parseSettings } from '../config.js';
 import { durationFlag, parseCommandArgs } from './args.js';
-import { askAll, type ChatSessionOptions, converse } from './chatSession.js';
+import { askAll, type ChatSessionOptions, converse, POLL_EVERY_MS, POLL_FOR_MS } from './chatSession.js';
 import { startDeliveryReceiver } from './deliveries.js';
 import { type Io, UsageError } from './io.js';
 import { reportProblems } from './settings.js';
@@ -12,10 +12,6 @@ import { commandUsage } from './usage.js';
 /** The `aibotid` when neither --bot nor WECOM_BOT_ID says otherwise. */
 export const DEFAULT_BOT_ID = 'wecom-dify-sim';
 export const DEFAULT_USER = 'sim-user';
-/** WeCom polls about once a second (reference/wecom-aibot.md §9)... */
-const DEFAULT_INTERVAL_MS = 1000;
-/** ...for at most 6 minutes after the message. */
-const DEFAULT_TIMEOUT_MS = 360_000;
 
 export async function runChat(args: string[], io: Io): Promise<number> {
   const usage = commandUsage.chat;
@@ -35,8 +31,8 @@ export async function runChat(args: string[], io: Io): Promise<number> {
     usage,
   );
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`, usage);
-  const intervalMs = durationFlag(values.interval, '--interval', usage) ?? DEFAULT_INTERVAL_MS;
-  const timeoutMs = durationFlag(values.timeout, '--timeout', usage) ?? DEFAULT_TIMEOUT_MS;
+  const intervalMs = durationFlag(values.interval, '--interval', usage) ?? POLL_EVERY_MS;
+  const timeoutMs = durationFlag(values.timeout, '--timeout', usage) ?? POLL_FOR_MS;
 
   // Flags win over the environment, and are checked by the same rules.
   const env = {

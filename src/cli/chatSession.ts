@@ -9,6 +9,11 @@ import { formatDuration } from './duration.js';
 import { growth } from './growth.js';
 import { type Sender, SimulatorError, type WecomSimulator } from './simulator.js';
 
+/** WeCom polls about once a second (reference/wecom-aibot.md §9)... */
+export const POLL_EVERY_MS = 1000;
+/** ...for at most 6 minutes after the message. */
+export const POLL_FOR_MS = 360_000;
+
 export interface ChatSessionOptions {
   simulator: WecomSimulator;
   sender: Sender;

@@ -8,7 +8,7 @@ import { type DifyStandIn, startDifyStandIn } from '../demo/difyStandIn.js';
 import { createLogger } from '../log.js';
 import type { RunningService } from '../service.js';
 import { parseCommandArgs } from './args.js';
-import { askAll, type ChatSessionOptions, converse } from './chatSession.js';
+import { askAll, type ChatSessionOptions, converse, POLL_EVERY_MS, POLL_FOR_MS } from './chatSession.js';
 import { type DeliveryReceiver, startDeliveryReceiver } from './deliveries.js';
 import { type Io, UsageError } from './io.js';
 import { WecomSimulator } from './simulator.js';
@@ -97,8 +97,8 @@ export async function runDemo(args: string[], io: Io, hooks: DemoHooks): Promise
       simulator,
       deliveries,
       sender: { userid: values.user ?? 'demo-user' },
-      intervalMs: 1000,
-      timeoutMs: 360_000,
+      intervalMs: POLL_EVERY_MS,
+      timeoutMs: POLL_FOR_MS,
       write: io.write,
       fail: io.err,
       signal: ended.signal,

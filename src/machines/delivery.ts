@@ -40,7 +40,8 @@ export const overflows = (answer: string): boolean =>
 /**
  * The markdown owed through response_url, or undefined when nothing is owed: the stream is settled,
  * nothing was delivered yet, and the bubble could not show the whole outcome (it was closed early,
- * or the answer did not fit).
+ * or the answer did not fit). At most MAX_CONTENT_BYTES, which is also WeCom's cap on a markdown
+ * message (reference/wecom-aibot.md §8).
  */
 export function deliveryFor(snapshot: StreamView, texts: Texts = defaultTexts): string | undefined {
   const ctx = snapshot.context;

@@ -25,9 +25,6 @@ export interface ResponseUrlClientOptions {
   proxy?: ProxySettings;
 }
 
-/** WeCom's cap on a markdown message, in UTF-8 bytes (§8). The caller fits the content. */
-export const MAX_MARKDOWN_BYTES = 20480;
-
 export class ResponseUrlClient {
   readonly #agent: Dispatcher;
   readonly #timeoutMs: number;
