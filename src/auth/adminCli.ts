@@ -4,7 +4,8 @@ import { parseArgs } from 'node:util';
 import type { Cluster, Redis } from 'ioredis';
 import { formatTable } from '../cli/table.js';
 import type { Config } from '../config.js';
-import { connectRedis, firstConnection, type RedisClient } from '../store/redis.js';
+import { redisFor } from '../store/open.js';
+import { firstConnection } from '../store/redis.js';
 import { type DirectoryUser, openDirectory } from './directory.js';
 import { SecretBoxError } from './secretBox.js';
 import { TokenCache } from './tokenCache.js';
@@ -196,11 +197,9 @@ async function forgetToken(
   deps: AdminDeps,
 ) {
   let redis = deps.redis;
-  let own: RedisClient | undefined;
-  const { redisUrl, cluster } = config.store ?? {};
-  if (!redis && (redisUrl || cluster)) {
-    // The service's own client (credentials, TLS, time-outs), once it has connected.
-    own = connectRedis({ url: redisUrl, clusterNodes: cluster?.nodes, clusterAuth: cluster });
+  // Else the service's own client (credentials, TLS, time-outs), once it has connected.
+  const own = redis || !config.store ? undefined : redisFor(config.store);
+  if (own) {
     await firstConnection(own);
     redis = own;
   }

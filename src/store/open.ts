@@ -17,17 +17,22 @@ export function openStore(
   /** `prefix` overrides the settings' REDIS_KEY_PREFIX. */
   options: { prefix?: string; onError?: (error: Error) => void; onIndexError?: (error: Error) => void } = {},
 ): OpenedStore {
-  const { redisUrl, cluster, ttlSeconds } = settings;
-  if (redisUrl || cluster) {
-    const redis = connectRedis({
-      url: redisUrl,
-      clusterNodes: cluster?.nodes,
-      clusterAuth: cluster,
-      onError: options.onError,
-    });
+  const { cluster, ttlSeconds } = settings;
+  const redis = redisFor(settings, options.onError);
+  if (redis) {
     const prefix = options.prefix ?? settings.prefix;
     const store = createRedisStore(redis, { ttlSeconds, prefix, onIndexError: options.onIndexError });
     return { store, redis, kind: cluster ? 'redis-cluster' : 'redis' };
   }
   return { store: createMemoryStore({ ttlSeconds }), kind: 'memory' };
+}
+
+/** The Redis client the settings name (a server or a cluster, with its credentials), or none. */
+export function redisFor(
+  settings: Pick<Config['store'], 'redisUrl' | 'cluster'>,
+  onError?: (error: Error) => void,
+): RedisClient | undefined {
+  const { redisUrl, cluster } = settings;
+  if (!redisUrl && !cluster) return undefined;
+  return connectRedis({ url: redisUrl, clusterNodes: cluster?.nodes, clusterAuth: cluster, onError });
 }
