@@ -241,6 +241,21 @@ function safeUrl(text: string): URL | undefined {
 }
 
 /** The store's part of the settings, from parsed values. */
+/** The directory and token-service settings, for the service and the admin commands. */
+export function authSettings(
+  e: Pick<Env, 'AUTH_MODE' | 'MYSQL_URL' | 'AUTH_API_URL' | 'AUTH_API_TIMEOUT_MS' | 'AUTH_SECRET_KEY'> &
+    Partial<Pick<Env, 'AUTH_DENIED_TEXT'>>,
+): Config['auth'] {
+  return {
+    mode: e.AUTH_MODE,
+    mysqlUrl: e.MYSQL_URL,
+    apiUrl: e.AUTH_API_URL,
+    apiTimeoutMs: e.AUTH_API_TIMEOUT_MS,
+    secretKey: e.AUTH_SECRET_KEY ? Buffer.from(e.AUTH_SECRET_KEY, 'base64') : undefined,
+    deniedText: e.AUTH_DENIED_TEXT,
+  };
+}
+
 export function storeSettings(
   e: Pick<Env, 'REDIS_URL' | 'REDIS_CLUSTER_NODES' | 'REDIS_KEY_PREFIX' | 'STREAM_TTL_SECONDS'>,
 ): Config['store'] {
@@ -281,14 +296,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
         bearer: e.DIFY_BEARER,
       },
       store: storeSettings(e),
-      auth: {
-        mode: e.AUTH_MODE,
-        mysqlUrl: e.MYSQL_URL,
-        apiUrl: e.AUTH_API_URL,
-        apiTimeoutMs: e.AUTH_API_TIMEOUT_MS,
-        secretKey: e.AUTH_SECRET_KEY ? Buffer.from(e.AUTH_SECRET_KEY, 'base64') : undefined,
-        deniedText: e.AUTH_DENIED_TEXT,
-      },
+      auth: authSettings(e),
       stream: {
         windowMs: e.STREAM_WINDOW_SECONDS * 1000,
         marginMs: e.WINDOW_MARGIN_SECONDS * 1000,

@@ -2,7 +2,7 @@
 // use: the directory's MYSQL_URL and AUTH_SECRET_KEY, and Redis to forget a disabled user's token.
 // The bot's secrets are not needed to manage its users, so they are not asked for.
 import { type AdminConfig, runMigrate, runUsers } from '../auth/adminCli.js';
-import { parseSettings, storeSettings } from '../config.js';
+import { authSettings, parseSettings, storeSettings } from '../config.js';
 import type { Io } from './io.js';
 import { reportProblems } from './settings.js';
 
@@ -19,17 +19,7 @@ function adminConfig(io: Io): AdminConfig | number {
     'STREAM_TTL_SECONDS',
   ]);
   if (!parsed.ok) return reportProblems(io, parsed.problems);
-  const s = parsed.settings;
-  return {
-    auth: {
-      mode: s.AUTH_MODE,
-      mysqlUrl: s.MYSQL_URL,
-      apiUrl: s.AUTH_API_URL,
-      apiTimeoutMs: s.AUTH_API_TIMEOUT_MS,
-      secretKey: s.AUTH_SECRET_KEY ? Buffer.from(s.AUTH_SECRET_KEY, 'base64') : undefined,
-    },
-    store: storeSettings(s),
-  };
+  return { auth: authSettings(parsed.settings), store: storeSettings(parsed.settings) };
 }
 
 export async function runMigrateCommand(args: string[], io: Io): Promise<number> {
