@@ -34,14 +34,8 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
  * half a second on a quiet node; what is pending is flushed when the process exits (pino does that).
  */
 function stdout(): pino.DestinationStream {
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
-  setInterval(() => {
-    // Flushing while the stream is not ready yet (still opening) throws; the next tick will do.
-    try {
-      destination.flush();
-    } catch {}
-  }, 500).unref();
-  return destination;
+  // sonic-boom's own unref'd timer does the half-second flush (and stops when the stream is closed).
+  return pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 500 });
 }
 
 /** A logger that writes nothing, for tests and library use. */
