@@ -357,13 +357,9 @@ export class OwnerJob {
           message: 'stream ended early',
         });
     } catch (error) {
+      // A drain, a lost lease and the answer timeout are #run's to record, as for the attachments.
       const reason = this.#reason;
-      if (reason === 'drain' || reason === 'lease_lost' || error instanceof Lost || isConflict(error))
-        throw error;
-      if (reason === 'timeout') {
-        await this.#emit({ type: 'answer.failed', at: this.#now(), ...timedOut });
-        return;
-      }
+      if (error instanceof Lost || isConflict(error) || (reason && reason !== 'stop')) throw error;
       if (reason === 'stop') {
         await this.#stopped();
         return;
