@@ -8,7 +8,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { answerCallback, type CallbackDeps, type Query, verifyUrl } from './callback.js';
+import { answerCallback, type CallbackDeps, queryOf, verifyUrl } from './callback.js';
 import { refuse } from './errors.js';
 import { errorBoundary, readBody, requestContext, requestIdOf } from './middleware.js';
 
@@ -40,15 +40,6 @@ export function createHttpApp(deps: AppDeps): RequestListener {
 function pathOf(url: string | undefined): string {
   const q = url?.indexOf('?') ?? -1;
   return q < 0 ? (url ?? '') : (url ?? '').slice(0, q);
-}
-
-/** The first value of each query parameter, URL-decoded (a repeated one counts by its first). */
-function queryOf(url: string | undefined): Query {
-  const at = url?.indexOf('?') ?? -1;
-  const q: Query = {};
-  if (at < 0 || !url) return q;
-  for (const [k, v] of new URLSearchParams(url.slice(at + 1))) if (!(k in q)) q[k] = v;
-  return q;
 }
 
 async function serveCallback(

@@ -22,9 +22,12 @@ export interface CallbackDeps {
 
 export type Query = Record<string, string | undefined>;
 
-function query(ctx: Context): Query {
+/** The first value of each query parameter, URL-decoded (a repeated one counts by its first). */
+export function queryOf(url: string | undefined): Query {
+  const at = url?.indexOf('?') ?? -1;
   const q: Query = {};
-  for (const [k, v] of Object.entries(ctx.query)) q[k] = Array.isArray(v) ? v[0] : v;
+  if (at < 0 || !url) return q;
+  for (const [k, v] of new URLSearchParams(url.slice(at + 1))) if (!(k in q)) q[k] = v;
   return q;
 }
 
@@ -33,7 +36,7 @@ export function verifyUrl(deps: CallbackDeps) {
   return async (ctx: Context) => {
     let plain: string;
     try {
-      plain = deps.crypto.verifyUrl(query(ctx));
+      plain = deps.crypto.verifyUrl(queryOf(ctx.url));
     } catch (error) {
       deps.metrics.callbacks.inc({ msgtype: 'verify', outcome: refusal(error) });
       throw error;
