@@ -74,7 +74,7 @@ async function serveCallback(
       'content-length': Buffer.byteLength(answer.body),
       'x-request-id': requestId,
     };
-    if (answer.status === 503) headers['retry-after'] = '2';
+    if (answer.retryAfter) headers['retry-after'] = String(answer.retryAfter);
     res.writeHead(answer.status, headers);
     res.end(answer.body);
   }

@@ -7,7 +7,7 @@ import type { Metrics } from '../metrics.js';
 import type { Runner } from '../runner/runner.js';
 import { parseMessage, type UserMessage, type WecomCrypto, type WecomMessage } from '../wecom/index.js';
 import { emptyReply, textReply } from '../wecom/reply.js';
-import { answerFor, HttpError } from './errors.js';
+import { answerFor, type HttpAnswer, HttpError } from './errors.js';
 import type { State } from './middleware.js';
 
 export interface CallbackDeps {
@@ -38,7 +38,7 @@ export function verifyUrl(deps: CallbackDeps) {
     try {
       plain = deps.crypto.verifyUrl(queryOf(ctx.url));
     } catch (error) {
-      deps.metrics.callbacks.inc({ msgtype: 'verify', outcome: refusal(error) });
+      deps.metrics.callbacks.inc({ msgtype: 'verify', outcome: refusal(answerFor(error)) });
       throw error;
     }
     deps.metrics.callbacks.inc({ msgtype: 'verify', outcome: 'verified' });
@@ -49,8 +49,7 @@ export function verifyUrl(deps: CallbackDeps) {
 }
 
 /** The outcome label of a refused callback: `rejected` for a 4xx (its fault), `error` for a 5xx (ours). */
-const refusal = (error: unknown): 'rejected' | 'error' =>
-  answerFor(error).status >= 500 ? 'error' : 'rejected';
+const refusal = (answer: HttpAnswer): 'rejected' | 'error' => (answer.status >= 500 ? 'error' : 'rejected');
 
 /** What `answerCallback` needs of a POST: its query, its body (read on demand) and its logger. */
 export interface CallbackRequest {
@@ -101,8 +100,9 @@ export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): 
     const replyJson = typeof reply === 'string' ? reply : JSON.stringify(reply);
     return JSON.stringify(deps.crypto.encryptReply(replyJson, q.nonce, q.timestamp));
   } catch (error) {
-    refused = refusal(error);
-    outcome = `${refused}:${answerFor(error).code}`;
+    const answer = answerFor(error);
+    refused = refusal(answer);
+    outcome = `${refused}:${answer.code}`;
     throw error;
   } finally {
     const msgtype = message?.msgtype ?? 'unparsed';

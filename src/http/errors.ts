@@ -6,6 +6,8 @@ export interface HttpAnswer {
   /** A short, safe body: never a stack trace, never a secret. */
   body: string;
   level: 'warn' | 'error' | 'info';
+  /** Seconds for `Retry-After`: set on the answers that ask to be tried again soon (a 503). */
+  retryAfter?: number;
 }
 
 const table: Record<string, HttpAnswer> = {
@@ -22,9 +24,14 @@ const table: Record<string, HttpAnswer> = {
   wrong_bot: { status: 403, body: 'wrong bot', level: 'warn' },
   body_too_large: { status: 413, body: 'body too large', level: 'warn' },
   unsupported_media_type: { status: 415, body: 'unsupported media type', level: 'warn' },
-  unavailable: { status: 503, body: 'temporarily unavailable, retry later', level: 'error' },
-  version_conflict: { status: 503, body: 'temporarily unavailable, retry later', level: 'error' },
-  draining: { status: 503, body: 'node is shutting down, retry later', level: 'info' },
+  unavailable: { status: 503, body: 'temporarily unavailable, retry later', level: 'error', retryAfter: 2 },
+  version_conflict: {
+    status: 503,
+    body: 'temporarily unavailable, retry later',
+    level: 'error',
+    retryAfter: 2,
+  },
+  draining: { status: 503, body: 'node is shutting down, retry later', level: 'info', retryAfter: 2 },
   unauthorized: { status: 401, body: 'unauthorized', level: 'warn' },
   not_found: { status: 404, body: 'not found', level: 'info' },
 };

@@ -37,7 +37,7 @@ export function errorBoundary() {
       ctx.status = answer.status;
       ctx.type = 'text/plain';
       ctx.body = answer.body;
-      if (answer.status === 503) ctx.set('retry-after', '2');
+      if (answer.retryAfter) ctx.set('retry-after', String(answer.retryAfter));
     }
   };
 }
