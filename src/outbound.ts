@@ -21,3 +21,13 @@ export function outboundAgent(proxy: ProxySettings | undefined, options: Agent.O
     noProxy: proxy.noProxy ?? '',
   });
 }
+
+/**
+ * Let go of a response body that is not read to its end. Destroying it makes undici emit an
+ * AbortError on it: expected here, and without a listener an uncaught exception that would take the
+ * process down.
+ */
+export function discard(body: Dispatcher.ResponseData['body']): void {
+  body.on('error', () => {});
+  body.destroy();
+}

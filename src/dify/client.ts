@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Dispatcher, FormData, request } from 'undici';
 import { z } from 'zod';
-import { outboundAgent, type ProxySettings } from '../outbound.js';
+import { discard, outboundAgent, type ProxySettings } from '../outbound.js';
 import { DifyError, fromHttpResponse, fromNetworkError } from './errors.js';
 import { AnswerFold, type DifyEvent } from './events.js';
 import { DifyFrameReader, FrameTooLargeError } from './sse.js';
@@ -311,12 +311,7 @@ export class DifyClient {
       throw error;
     } finally {
       if (fold.done && !body.destroyed) body.dump().catch(() => {});
-      else {
-        // Destroying an unfinished body makes undici emit an AbortError on it: expected here, and
-        // without a listener it would be an uncaught exception that takes the process down.
-        body.on('error', () => {});
-        body.destroy();
-      }
+      else discard(body);
     }
   }
 
@@ -386,10 +381,7 @@ export class DifyClient {
     } catch {
       // A body cut short still leaves the status to go on.
     } finally {
-      if (!res.body.destroyed) {
-        res.body.on('error', () => {});
-        res.body.destroy();
-      }
+      if (!res.body.destroyed) discard(res.body);
     }
     const text = Buffer.concat(chunks).subarray(0, ERROR_BODY_BYTES).toString('utf8');
     return fromHttpResponse(res.statusCode, text, retryAfterMs(res.headers['retry-after']));

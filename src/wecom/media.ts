@@ -2,7 +2,7 @@
 // AES-256-CBC ciphertext of the file, under the callback's own key, with no framing, and expire after
 // five minutes. Downloaded with a deadline and a size cap, decrypted, and named from the response.
 import { type Dispatcher, request } from 'undici';
-import { outboundAgent, type ProxySettings } from '../outbound.js';
+import { discard, outboundAgent, type ProxySettings } from '../outbound.js';
 import type { WecomCrypto } from './crypto.js';
 
 export type MediaErrorCode = 'expired' | 'unreachable' | 'too_large' | 'undecryptable';
@@ -99,8 +99,7 @@ export class MediaFetcher {
       throw new MediaError('unreachable', `the ${kind} could not be downloaded`, { cause: error });
     }
     if (res.statusCode >= 400) {
-      res.body.on('error', () => {});
-      res.body.destroy();
+      discard(res.body);
       // The URL lasts five minutes; after that WeCom answers 4xx.
       throw new MediaError(
         res.statusCode < 500 ? 'expired' : 'unreachable',
@@ -113,8 +112,7 @@ export class MediaFetcher {
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
         size += chunk.length;
         if (size > this.#maxBytes) {
-          res.body.on('error', () => {});
-          res.body.destroy();
+          discard(res.body);
           throw new MediaError('too_large', `the ${kind} is larger than ${this.#maxBytes} bytes`);
         }
         chunks.push(chunk);
