@@ -5,6 +5,11 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 export interface Metrics {
   registry: Registry;
   callbacks: Counter<'msgtype' | 'outcome'>;
+  /**
+   * Count one callback: the counter's child for these labels is made once, since hashing the label
+   * set on every poll costs more than the count itself.
+   */
+  countCallback(msgtype: string, outcome: string): void;
   pollDuration: Histogram;
   streamsOpened: Counter;
   streamsFinished: Counter<'state'>;
@@ -28,14 +33,25 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
   // The conventional process_* and nodejs_* names (CPU, memory, event-loop lag, GC), unprefixed.
   if (options.defaults ?? true) collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  const callbacks = new Counter({
+    name: 'wecom_dify_callbacks_total',
+    help: 'WeCom callbacks by message type and outcome',
+    labelNames: ['msgtype', 'outcome'] as const,
+    registers,
+  });
+  const callbackChildren = new Map<string, { inc(): void }>();
   return {
     registry,
-    callbacks: new Counter({
-      name: 'wecom_dify_callbacks_total',
-      help: 'WeCom callbacks by message type and outcome',
-      labelNames: ['msgtype', 'outcome'],
-      registers,
-    }),
+    callbacks,
+    countCallback(msgtype, outcome) {
+      const key = `${msgtype} ${outcome}`;
+      let child = callbackChildren.get(key);
+      if (!child) {
+        child = callbacks.labels({ msgtype, outcome });
+        callbackChildren.set(key, child);
+      }
+      child.inc();
+    },
     pollDuration: new Histogram({
       name: 'wecom_dify_poll_duration_seconds',
       help: 'Time to answer a stream refresh poll',

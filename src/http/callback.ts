@@ -38,10 +38,10 @@ export function verifyUrl(deps: CallbackDeps) {
     try {
       plain = deps.crypto.verifyUrl(queryOf(ctx.url));
     } catch (error) {
-      deps.metrics.callbacks.inc({ msgtype: 'verify', outcome: refusal(answerFor(error)) });
+      deps.metrics.countCallback('verify', refusal(answerFor(error)));
       throw error;
     }
-    deps.metrics.callbacks.inc({ msgtype: 'verify', outcome: 'verified' });
+    deps.metrics.countCallback('verify', 'verified');
     (ctx.state as State).log.info({ outcome: 'verified' }, 'callback URL verified');
     ctx.type = 'text/plain';
     ctx.body = plain;
@@ -108,7 +108,7 @@ export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): 
     const msgtype = message?.msgtype ?? 'unparsed';
     const seconds = (performance.now() - started) / 1000;
     if (msgtype === 'stream' && !refused) deps.metrics.pollDuration.observe(seconds);
-    countCallback(deps.metrics, knownType(msgtype), refused ?? outcome);
+    deps.metrics.countCallback(knownType(msgtype), refused ?? outcome);
     logger.info(
       {
         requestId,
@@ -135,26 +135,6 @@ function quotedText(m: UserMessage): string | undefined {
     q.voice?.content ??
     q.mixed?.msg_item.flatMap((item) => (item.text ? [item.text.content] : [])).join('\n');
   return text?.trim() || undefined;
-}
-
-/**
- * The callbacks counter's child for these labels, made once: hashing the label set on every poll
- * costs more than the count itself.
- */
-const counters = new WeakMap<Metrics, Map<string, { inc(): void }>>();
-function countCallback(metrics: Metrics, msgtype: string, outcome: string): void {
-  let children = counters.get(metrics);
-  if (!children) {
-    children = new Map();
-    counters.set(metrics, children);
-  }
-  const key = `${msgtype} ${outcome}`;
-  let child = children.get(key);
-  if (!child) {
-    child = metrics.callbacks.labels({ msgtype, outcome });
-    children.set(key, child);
-  }
-  child.inc();
 }
 
 const metricTypes = new Set(['text', 'image', 'mixed', 'voice', 'file', 'stream', 'event', 'unparsed']);
