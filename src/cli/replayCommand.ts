@@ -2,7 +2,7 @@
 // file that `wecom-dify export` wrote. The report itself is replayReport.ts; this is its IO.
 import { readFile } from 'node:fs/promises';
 import { parseSettings } from '../config.js';
-import { fold } from '../machines/index.js';
+import { fold, isFinished, stateOf } from '../machines/index.js';
 import type { StreamStore } from '../store/port.js';
 import { durationFlag, parseCommandArgs } from './args.js';
 import { parseExport } from './exportFile.js';
@@ -68,8 +68,7 @@ async function behindOf(
   if (!streamId) return undefined;
   const loaded = await store.load(streamId);
   if (!loaded) return { streamId, state: 'gone (expired)', finished: true };
-  const finished = loaded.snapshot.hasTag('finished');
-  return { streamId, state: String(loaded.snapshot.value), finished };
+  return { streamId, state: stateOf(loaded.view), finished: isFinished(loaded.view) };
 }
 
 /** Offline: no settings and no Redis; the diagnosis is as of the export. */
