@@ -17,6 +17,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { setTimeout as pause } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import type { Pool } from 'undici';
+import { formatTable } from '../src/cli/table.js';
 import { conversationKey, messageKey, streamKeys } from '../src/store/keys.js';
 import {
   bucketQuantile,
@@ -428,9 +429,7 @@ function summaryTable(results: readonly LevelResult[]): string[] {
     pct(r.others),
     r.problems.length === 0 ? 'holds' : 'DEGRADED',
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
-  const line = (cells: string[]) => `  ${cells.map((c, i) => c.padStart(widths[i] ?? 0)).join('  ')}`;
-  return [line(header), ...rows.map(line)];
+  return formatTable(header, rows, new Set(header.keys())).map((line) => `  ${line}`);
 }
 
 /** Bytes Redis keeps per finished stream (its events, its snapshot with the stored reply, its dedup key). */

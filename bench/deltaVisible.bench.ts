@@ -31,7 +31,6 @@ interface Watched {
   latencies: number[];
   /** ms per poll of node B. */
   polls: number[];
-  sent: number;
   seen: number;
   finished: boolean;
 }
@@ -40,7 +39,7 @@ interface Watched {
 async function watch(pool: Pool, streamId: string, deadline: number): Promise<Watched> {
   const client = benchClient();
   const seen = new Set<number>();
-  const w: Watched = { latencies: [], polls: [], sent: 0, seen: 0, finished: false };
+  const w: Watched = { latencies: [], polls: [], seen: 0, finished: false };
   for (let next = now(); now() < deadline; ) {
     const p = prepare(client, pollMessage(streamId));
     const t0 = now();
@@ -58,7 +57,6 @@ async function watch(pool: Pool, streamId: string, deadline: number): Promise<Wa
     if (stream.finish) {
       w.finished = true;
       w.seen = seen.size;
-      w.sent = seen.size === 0 ? 0 : Math.max(...seen) + 1;
       return w;
     }
     next += POLL_EVERY_MS;
