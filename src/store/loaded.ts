@@ -7,40 +7,42 @@ import {
   type PersistedStream,
   persist,
   type ReadEvent,
+  restore,
   type StreamSnapshot,
 } from '../machines/index.js';
-import type { Lease, LoadedStream } from './port.js';
+import { type Lease, type LoadedStream, StoreError } from './port.js';
 
 class Loaded implements LoadedStream {
   #snapshot: StreamSnapshot | undefined;
   lease?: Lease;
 
   constructor(
+    readonly streamId: string,
     readonly view: PersistedStream,
     readonly version: number,
     readonly tail: number,
     snapshot: StreamSnapshot | undefined,
-    readonly restoreBase: (stored: PersistedStream) => StreamSnapshot,
   ) {
     this.#snapshot = snapshot;
   }
 
   get snapshot(): StreamSnapshot {
-    this.#snapshot ??= this.restoreBase(this.view);
+    this.#snapshot ??= restoreStored(this.streamId, this.view);
     return this.#snapshot;
   }
 }
 
 /**
- * The stored snapshot (`base`, as read: undefined when none was written) with `tail` folded on top.
- * `restoreBase` turns the stored form into a snapshot, and reports a corrupt one.
+ * The stored snapshot (`baseJson`, as read: undefined when none was written) with `tail` folded on
+ * top. A snapshot that does not parse or restore is a StoreError "corrupt" of this stream.
  */
 export function loadedStream(
-  base: PersistedStream | undefined,
+  streamId: string,
+  baseJson: string | undefined,
   tail: ReadEvent[],
   version: number,
-  restoreBase: (stored: PersistedStream) => StreamSnapshot,
 ): LoadedStream {
+  const base = baseJson === undefined ? undefined : parseStored(streamId, baseJson);
   // The shape is checked now, so that a corrupt snapshot is reported by the load, not by a later use.
   if (
     base &&
@@ -49,7 +51,26 @@ export function loadedStream(
     typeof base.context === 'object' &&
     base.context
   )
-    return new Loaded(base, version, 0, undefined, restoreBase);
-  const snapshot = fold(tail, base ? restoreBase(base) : undefined);
-  return new Loaded(persist(snapshot), version, tail.length, snapshot, restoreBase);
+    return new Loaded(streamId, base, version, 0, undefined);
+  const snapshot = fold(tail, base ? restoreStored(streamId, base) : undefined);
+  return new Loaded(streamId, persist(snapshot), version, tail.length, snapshot);
 }
+
+function parseStored(streamId: string, json: string): PersistedStream {
+  try {
+    return JSON.parse(json) as PersistedStream;
+  } catch (cause) {
+    throw corrupt(streamId, cause);
+  }
+}
+
+function restoreStored(streamId: string, stored: PersistedStream): StreamSnapshot {
+  try {
+    return restore(stored);
+  } catch (cause) {
+    throw corrupt(streamId, cause);
+  }
+}
+
+const corrupt = (streamId: string, cause: unknown): StoreError =>
+  new StoreError('corrupt', `the snapshot of stream ${streamId} cannot be restored`, { streamId }, { cause });

@@ -1,7 +1,7 @@
 // The in-memory event store: the embedded single-node mode and the reference the contract suite holds
 // the Redis adapter to. Same semantics as Redis, down to storing events as JSON text (so a round trip
 // through it is the round trip through Redis) and TTLs, which are emulated with the injectable clock.
-import { type PersistedStream, parseEventJson, restore, type StreamEvent } from '../machines/index.js';
+import { parseEventJson, type StreamEvent } from '../machines/index.js';
 import { loadedStream } from './loaded.js';
 import {
   type AppendOptions,
@@ -90,10 +90,10 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
     return lease;
   }
 
-  function loadStream(stream: MemoryStream): LoadedStream {
+  function loadStream(streamId: string, stream: MemoryStream): LoadedStream {
     const from = stream.snapshot;
     const tail = stream.events.slice(from?.version ?? 0).map(parseEventJson);
-    return loadedStream(from ? parseStored(from.json) : undefined, tail, stream.events.length, restoreStored);
+    return loadedStream(streamId, from?.json, tail, stream.events.length);
   }
 
   return {
@@ -139,7 +139,7 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
       open();
       const stream = live(streams, streamId);
       if (!stream) return undefined;
-      const loaded = loadStream(stream);
+      const loaded = loadStream(streamId, stream);
       const lease = loadOptions.withLease ? liveLease(streamId) : undefined;
       if (lease) loaded.lease = { ...lease };
       return loaded;
@@ -155,7 +155,7 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
         stored?.reply !== undefined && stored.version === stream.events.length
           ? { version: stored.version, state: stored.state, reply: stored.reply }
           : (() => {
-              const loaded = loadStream(stream);
+              const loaded = loadStream(streamId, stream);
               return { version: loaded.version, state: String(loaded.view.value), loaded };
             })();
       if (lease) polled.lease = { ...lease };
@@ -256,7 +256,7 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
       const summaries: StreamSummary[] = [];
       for (const [id, stream] of recent) {
         if (summaries.length >= limit) break;
-        const summary = summarize(id, loadStream(stream).view, liveLease(id));
+        const summary = summarize(id, loadStream(id, stream).view, liveLease(id));
         if (listOptions.unfinishedOnly && summary.finished) continue;
         summaries.push(summary);
       }
@@ -271,20 +271,4 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
       closed = true;
     },
   };
-}
-
-function parseStored(json: string): PersistedStream {
-  try {
-    return JSON.parse(json) as PersistedStream;
-  } catch (cause) {
-    throw new StoreError('corrupt', 'a stored snapshot cannot be restored', {}, { cause });
-  }
-}
-
-function restoreStored(stored: PersistedStream) {
-  try {
-    return restore(stored);
-  } catch (cause) {
-    throw new StoreError('corrupt', 'a stored snapshot cannot be restored', {}, { cause });
-  }
 }

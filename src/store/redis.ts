@@ -2,14 +2,7 @@
 // and reads of one stream are Lua scripts over keys sharing the `{streamId}` hash tag, so each is atomic
 // and one round trip on either topology. Needs Redis ≥ 6.2 (exclusive XRANGE starts).
 import { Cluster, Redis } from 'ioredis';
-import {
-  isFinished,
-  type PersistedStream,
-  parseEventJson,
-  restore,
-  type StreamEvent,
-  type StreamSnapshot,
-} from '../machines/index.js';
+import { isFinished, parseEventJson, type StreamEvent } from '../machines/index.js';
 import {
   conversationKey,
   defaultPrefix,
@@ -240,7 +233,6 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
   function rehydrate(streamId: string, reply: LoadReply): LoadedStream {
     const [versionText, snapshotJson, snapshotVersionText, entries] = reply;
     const version = Number(versionText);
-    const base = snapshotJson ? parseStored(streamId, snapshotJson) : undefined;
     const expected = version - (snapshotJson ? Number(snapshotVersionText) : 0);
     if (entries.length !== expected) {
       throw new StoreError(
@@ -250,7 +242,7 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
       );
     }
     const tail = entries.map(([, fields]) => parseEventJson(fieldOf(fields, 'e')));
-    return loadedStream(base, tail, version, (stored) => restoreStored(streamId, stored));
+    return loadedStream(streamId, snapshotJson || undefined, tail, version);
   }
 
   /** A stream that cannot be rebuilt is left out of a listing rather than failing all of it. */
@@ -502,26 +494,6 @@ function fieldOf(fields: string[], name: string): string {
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1] ?? '';
   return '';
 }
-
-/** A stored snapshot's JSON; a corrupt one is a StoreError "corrupt" of this stream. */
-function parseStored(streamId: string, json: string): PersistedStream {
-  try {
-    return JSON.parse(json) as PersistedStream;
-  } catch (cause) {
-    throw corrupt(streamId, cause);
-  }
-}
-
-function restoreStored(streamId: string, stored: PersistedStream): StreamSnapshot {
-  try {
-    return restore(stored);
-  } catch (cause) {
-    throw corrupt(streamId, cause);
-  }
-}
-
-const corrupt = (streamId: string, cause: unknown): StoreError =>
-  new StoreError('corrupt', `the snapshot of stream ${streamId} cannot be restored`, { streamId }, { cause });
 
 function liveLease(value: string | null, at: number): Lease | undefined {
   if (value === null) return undefined;
