@@ -10,8 +10,8 @@ import { WecomSimulator } from './simulator.js';
 import { commandUsage } from './usage.js';
 
 /** The `aibotid` when neither --bot nor WECOM_BOT_ID says otherwise. */
-export const DEFAULT_BOT_ID = 'wecom-dify-sim';
-export const DEFAULT_USER = 'sim-user';
+const DEFAULT_BOT_ID = 'wecom-dify-sim';
+const DEFAULT_USER = 'sim-user';
 
 export async function runChat(args: string[], io: Io): Promise<number> {
   const usage = commandUsage.chat;

@@ -19,7 +19,7 @@ const BOT_ID = 'wecom-dify-demo';
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
 /** 43 characters of A-Z, a-z, 0-9: what the admin console issues (and config.ts accepts). */
-export function randomEncodingAESKey(): string {
+function randomEncodingAESKey(): string {
   return Array.from({ length: 43 }, () => ALNUM[randomInt(ALNUM.length)]).join('');
 }
 

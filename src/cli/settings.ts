@@ -16,7 +16,7 @@ export function reportProblems(io: Io, problems: readonly string[], hint?: strin
  * The store a running service writes to, for `streams`, `replay` and `export`. Redis only: the
  * in-memory store of a service lives inside its process, and no other process can read it.
  */
-export function openSharedStore(
+function openSharedStore(
   io: Io,
   command: string,
   prefixFlag: string | undefined,
