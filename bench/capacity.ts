@@ -18,7 +18,7 @@ import { setTimeout as pause } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import type { Pool } from 'undici';
 import { formatTable } from '../src/cli/table.js';
-import { conversationKey, messageKey, streamKeys } from '../src/store/keys.js';
+import { conversationKey, streamKeys } from '../src/store/keys.js';
 import {
   bucketQuantile,
   type MachineCpu,
@@ -432,7 +432,7 @@ function summaryTable(results: readonly LevelResult[]): string[] {
   return formatTable(header, rows, new Set(header.keys())).map((line) => `  ${line}`);
 }
 
-/** Bytes Redis keeps per finished stream (its events, its snapshot with the stored reply, its dedup key). */
+/** Bytes Redis keeps per finished stream (its events, its snapshot with the reply projection, its text). */
 async function redisPerStream(redis: Redis, prefix: string, finished: readonly Finished[]) {
   const sample = finished.slice(-40);
   let stream = 0;
@@ -441,7 +441,7 @@ async function redisPerStream(redis: Redis, prefix: string, finished: readonly F
   let answer = 0;
   for (const f of sample) {
     const keys = streamKeys(prefix, f.streamId);
-    stream += await memoryOf(redis, [keys.events, keys.snap, messageKey(prefix, f.msgid)]);
+    stream += await memoryOf(redis, [keys.events, keys.snap, keys.text]);
     conversation += await memoryOf(redis, [conversationKey(prefix, testBot.botId, f.userid)]);
     events += await redis.xlen(keys.events);
     answer += f.answerBytes;

@@ -6,10 +6,19 @@
 // connections, a fixed number in flight, and the two servers are measured in alternating rounds after a
 // warm-up, so that drift on a busy machine hits both alike.
 // Runs inside `npm run bench`, or alone: node --import tsx bench/poll.bench.ts
+
+import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import type { Pool } from 'undici';
-import { fold, persist, render, type StreamEvent } from '../src/machines/index.js';
-import { newStreamId } from '../src/runner/runner.js';
+import {
+  fold,
+  initialStream,
+  persist,
+  render,
+  replyProjection,
+  type StreamEvent,
+} from '../src/machines/index.js';
+import { textChange } from '../src/runner/writer.js';
 import { connectRedis, createRedisStore } from '../src/store/index.js';
 import { piecesOf } from '../test/support/fakeDify.js';
 import type { BenchChild, ProcessStats } from './support/children.js';
@@ -150,18 +159,20 @@ export async function benchPoll(): Promise<string> {
   let floor: BenchChild | undefined;
   const pools: Pool[] = [];
   try {
-    const streamId = newStreamId();
+    const streamId = randomBytes(16).toString('base64url');
     const events = streamEvents(streamId);
     const snapshot = fold(events);
     const persisted = JSON.stringify(persist(snapshot));
-    // Written as an owner writes it: the snapshot, and beside it the reply a poll sends.
+    // Written as an owner writes it: the snapshot, the answer's text and the reply projection.
     await store.append(streamId, events, {
       expectedVersion: 0,
       snapshot: persist(snapshot),
-      reply: JSON.stringify(render(snapshot, streamId)),
+      reply: replyProjection(snapshot, streamId),
+      text: textChange(initialStream(), snapshot, events),
     });
     // A live owner, as while an answer streams: no poll may start a takeover.
-    if (!(await store.acquireLease(streamId, 'bench-owner', 10 * 60_000))) throw new Error('no lease');
+    const owner = { node: 'bench-owner', token: 'bench-owner' };
+    if (!(await store.acquireLease(streamId, owner, 10 * 60_000))) throw new Error('no lease');
     const expected = render(snapshot, streamId);
     const replyBytes = Buffer.byteLength(JSON.stringify(expected));
 

@@ -84,6 +84,7 @@ const baseSchema = z.object({
   LEASE_SECONDS: int(2, 600).default(15),
   DRAIN_SECONDS: int(0, 3600).default(25),
   ANSWER_TIMEOUT_SECONDS: int(1, 3 * 3600).default(1200),
+  ANSWER_MAX_BYTES: int(4096, 16 << 20).default(128 << 10),
   NODE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   INSPECTOR: bool.default(false),
   INSPECTOR_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
@@ -153,7 +154,15 @@ export interface Config {
     secretKey?: Buffer;
     deniedText?: string;
   };
-  stream: { windowMs: number; marginMs: number; leaseMs: number; drainMs: number; answerTimeoutMs: number };
+  stream: {
+    windowMs: number;
+    marginMs: number;
+    leaseMs: number;
+    drainMs: number;
+    answerTimeoutMs: number;
+    /** The most of an answer that is kept (UTF-8 bytes); Dify is stopped there. */
+    answerMaxBytes: number;
+  };
   inspector: { enabled: boolean; token?: string };
   /** The proxy outbound HTTP goes through, when the network asks for one. */
   proxy: { httpProxy?: string; httpsProxy?: string; noProxy?: string };
@@ -303,6 +312,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
         leaseMs: e.LEASE_SECONDS * 1000,
         drainMs: e.DRAIN_SECONDS * 1000,
         answerTimeoutMs: e.ANSWER_TIMEOUT_SECONDS * 1000,
+        answerMaxBytes: e.ANSWER_MAX_BYTES,
       },
       inspector: { enabled: e.INSPECTOR, token: e.INSPECTOR_TOKEN },
       proxy: { httpProxy: e.HTTP_PROXY, httpsProxy: e.HTTPS_PROXY, noProxy: e.NO_PROXY },

@@ -228,7 +228,7 @@ describe('wecom-dify replay and export', { timeout: 90_000 }, () => {
       ],
       { expectedVersion: 0 },
     );
-    await hand.acquireLease(id, 'node-dead', 50);
+    await hand.acquireLease(id, { node: 'node-dead', token: 'node-dead' }, 50);
     await sleep(100);
     const { code, stdout } = await runCli(['replay', id], { cwd: cwd.dir, env: handEnv });
     expect(code).toBe(0);

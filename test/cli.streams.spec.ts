@@ -86,13 +86,13 @@ describe('wecom-dify streams', { timeout: 90_000 }, () => {
     await record(ids.noLease, streamOf(ids.noLease, 'bob', now - 2_000, 'granted'));
     // An owner that died holding its lease: the lease runs out.
     await record(ids.expired, streamOf(ids.expired, 'carol', now - 1_000, 'thinking'));
-    await store.acquireLease(ids.expired, 'node-dead', 50);
+    await store.acquireLease(ids.expired, { node: 'node-dead', token: 'node-dead' }, 50);
     // A live owner, writing.
     await record(ids.alive, streamOf(ids.alive, 'dave', now, 'streaming'));
-    await store.acquireLease(ids.alive, 'node-live', 120_000);
+    await store.acquireLease(ids.alive, { node: 'node-live', token: 'node-live' }, 120_000);
     // A live owner whose answer has been quiet for ten minutes.
     await record(ids.quiet, streamOf(ids.quiet, 'erin', now - 10 * 60_000, 'thinking'));
-    await store.acquireLease(ids.quiet, 'node-slow', 120_000);
+    await store.acquireLease(ids.quiet, { node: 'node-slow', token: 'node-slow' }, 120_000);
     await sleep(100);
   });
 

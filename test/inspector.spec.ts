@@ -94,7 +94,7 @@ describe('the inspector API', () => {
     clock += 10;
     const live = helloStream('live-1', 'lisi').slice(0, 4);
     await store.append('live-1', live, { expectedVersion: 0 });
-    await store.acquireLease('live-1', 'node-a', 15_000);
+    await store.acquireLease('live-1', { node: 'node-a', token: 'node-a' }, 15_000);
     url = await start(store, { now: () => clock });
   });
 

@@ -91,7 +91,7 @@ describe('taking over a stream whose owner is gone', () => {
     const a = node(store, 'a', calls);
     runners.push(a);
     await store.append('s2', [opened('s2'), granted, half], { expectedVersion: 0 });
-    await store.acquireLease('s2', 'alive-node', 10_000);
+    await store.acquireLease('s2', { node: 'alive-node', token: 'alive-node' }, 10_000);
     await a.poll('s2');
     await sleep(100);
     expect((await store.read('s2')).map((e) => e.event.type)).not.toContain('stream.taken_over');

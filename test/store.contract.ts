@@ -9,10 +9,12 @@ import {
   type ReadEvent,
   type StreamEvent,
 } from '../src/machines/index.js';
+import { textChange } from '../src/runner/writer.js';
 import {
   conversationKey,
   indexKey,
-  messageKey,
+  type LeaseHolder,
+  POLL_TEXT_BYTES,
   queueKey,
   runningKey,
   StoreError,
@@ -77,6 +79,24 @@ const asRead = (event: StreamEvent): ReadEvent => parseEvent(JSON.parse(JSON.str
 
 const snapshotOf = (events: StreamEvent[]): PersistedStream => persist(fold(events));
 
+/**
+ * The store as its appender (the runner's writer) uses it: every append says how its events change
+ * the answer's text, computed from the fold before and after them, unless the test says otherwise.
+ */
+function appending(store: StreamStore): StreamStore {
+  return {
+    ...store,
+    async append(streamId, events, options) {
+      if ('text' in options || events.length === 0) return store.append(streamId, events, options);
+      const before = (await store.read(streamId)).map((e) => e.event);
+      const text = textChange(fold(before), fold([...before, ...events]), events);
+      return store.append(streamId, events, { ...options, ...(text ? { text } : {}) });
+    },
+  };
+}
+
+const holder = (node: string, token = `${node}-job`): LeaseHolder => ({ node, token });
+
 let idCounter = 0;
 const newId = (label: string): string =>
   `${label}-${Date.now().toString(36)}-${(++idCounter).toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
@@ -117,7 +137,9 @@ function randomText(random: () => number): string {
     const [lo, hi] = alphabets[Math.floor(random() * alphabets.length)] ?? [0x61, 0x7a];
     text += String.fromCodePoint(lo + Math.floor(random() * (hi - lo + 1)));
   }
-  return text;
+  // A lone surrogate (one of the oddities) becomes U+FFFD, as the runner makes every answer text:
+  // the answer's stored text is UTF-8, which cannot hold one.
+  return text.toWellFormed();
 }
 
 function randomSequence(random: () => number, streamId: string): StreamEvent[] {
@@ -157,7 +179,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
 
     beforeEach(async () => {
       harness = await makeStore();
-      store = harness.store;
+      store = appending(harness.store);
       others = [];
     });
 
@@ -170,7 +192,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       if (!harness.another) return store;
       const other = await harness.another();
       others.push(other);
-      return other;
+      return appending(other);
     };
 
     /** Lets the store's clock move, so that "newer" is unambiguous. */
@@ -321,13 +343,17 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
           const batch = events.slice(version, version + size);
           const withSnapshot = random() < 0.3;
           const upTo = version + batch.length;
+          const text = textChange(fold(events.slice(0, version)), fold(events.slice(0, upTo)), batch);
           const result = await store.append(id, batch, {
             expectedVersion: version,
             snapshot: withSnapshot ? snapshotOf(events.slice(0, upTo)) : undefined,
+            ...(text ? { text } : {}),
           });
           expect(result.version, why).toBe(upTo);
           version = upTo;
           if (withSnapshot) snapshotVersion = upTo;
+          // A text set anew without a snapshot leaves readers folding from the start.
+          else if (text && 'set' in text) snapshotVersion = 0;
         }
 
         const loaded = await store.load(id);
@@ -342,22 +368,25 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       }
     });
 
-    describe('message dedup', () => {
-      it('a retried callback gets the stream id of the first', async () => {
-        const msgid = newId('msg');
-        expect(await store.claimMessage(msgid, 'stream-1')).toEqual({ claimed: true, streamId: 'stream-1' });
-        expect(await store.claimMessage(msgid, 'stream-2')).toEqual({ claimed: false, streamId: 'stream-1' });
-      });
-
-      it('of concurrent claims, exactly one claims and all agree on its stream', async () => {
+    describe('opening a stream: the dedup of a message', () => {
+      it('of many copies opening one stream at once, exactly one opens it and holds its lease', async () => {
         const other = await second();
-        const msgid = newId('msg');
-        const claims = await Promise.all(
-          Array.from({ length: 10 }, (_, i) => (i % 2 ? other : store).claimMessage(msgid, `stream-${i}`)),
+        const id = newId('open');
+        const opens = await Promise.allSettled(
+          Array.from({ length: 10 }, (_, i) =>
+            (i % 2 ? other : store).append(id, [opened(id, `u${i}`)], {
+              expectedVersion: 0,
+              lease: { holder: holder('node-a', `job-${i}`), ttlMs: 10_000 },
+            }),
+          ),
         );
-        const winners = claims.filter((c) => c.claimed);
-        expect(winners).toHaveLength(1);
-        expect(new Set(claims.map((c) => c.streamId))).toEqual(new Set([winners[0]?.streamId]));
+        const won = opens.findIndex((o) => o.status === 'fulfilled');
+        expect(opens.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+        for (const o of opens)
+          if (o.status === 'rejected') expect(o.reason).toMatchObject({ code: 'version_conflict' });
+        expect(await store.read(id)).toHaveLength(1);
+        expect((await other.load(id))?.view.context.userid).toBe(`u${won}`);
+        expect(await other.getLease(id)).toMatchObject({ node: 'node-a', token: `job-${won}` });
       });
     });
 
@@ -377,45 +406,55 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
     });
 
     describe('leases', () => {
-      it('one node holds a stream; another is refused until it is released', async () => {
+      it('one holder holds a stream; another is refused until it is released', async () => {
         const other = await second();
         const id = newId('lease');
+        const [a, b] = [holder('node-a'), holder('node-b')];
         const before = Date.now();
-        expect(await store.acquireLease(id, 'node-a', 10_000)).toBe(true);
+        expect(await store.acquireLease(id, a, 10_000)).toBe(true);
         const lease = await other.getLease(id);
         expect(lease?.node).toBe('node-a');
         expect(lease?.until).toBeGreaterThanOrEqual(before + 10_000 - 5_000);
 
-        expect(await other.acquireLease(id, 'node-b', 10_000)).toBe(false);
-        expect(await store.acquireLease(id, 'node-a', 10_000)).toBe(true);
-        expect(await other.renewLease(id, 'node-b', 10_000)).toBe(false);
-
+        expect(await other.acquireLease(id, b, 10_000)).toBe(false);
         await tick(5);
-        expect(await store.renewLease(id, 'node-a', 20_000)).toBe(true);
+        // Taking it again is how its holder renews it.
+        expect(await store.acquireLease(id, a, 20_000)).toBe(true);
         expect((await store.getLease(id))?.until).toBeGreaterThan(lease!.until);
 
-        await other.releaseLease(id, 'node-b');
+        await other.releaseLease(id, b);
         expect((await store.getLease(id))?.node).toBe('node-a');
-        await store.releaseLease(id, 'node-a');
+        await store.releaseLease(id, a);
         expect(await store.getLease(id)).toBeUndefined();
-        expect(await other.acquireLease(id, 'node-b', 10_000)).toBe(true);
+        expect(await other.acquireLease(id, b, 10_000)).toBe(true);
         expect((await store.getLease(id))?.node).toBe('node-b');
       });
 
-      it('a lease that ran out lets another node take the stream', async () => {
+      it('two jobs of one node are two holders: neither takes nor releases the other’s lease', async () => {
+        const id = newId('same-node');
+        const [winner, loser] = [holder('node-a', 'job-1'), holder('node-a', 'job-2')];
+        expect(await store.acquireLease(id, winner, 10_000)).toBe(true);
+        expect(await store.acquireLease(id, loser, 10_000)).toBe(false);
+        await store.releaseLease(id, loser);
+        expect(await store.getLease(id)).toMatchObject({ node: 'node-a', token: 'job-1' });
+      });
+
+      it('a lease that ran out lets another holder take the stream', async () => {
         const other = await second();
         const id = newId('expiry');
-        expect(await store.acquireLease(id, 'node-a', 100)).toBe(true);
-        expect(await other.acquireLease(id, 'node-b', 100)).toBe(false);
+        const [a, b] = [holder('node-a'), holder('node-b')];
+        expect(await store.acquireLease(id, a, 100)).toBe(true);
+        expect(await other.acquireLease(id, b, 100)).toBe(false);
         await tick(250);
         expect(await store.getLease(id)).toBeUndefined();
-        expect(await store.renewLease(id, 'node-a', 100)).toBe(false);
-        expect(await other.acquireLease(id, 'node-b', 10_000)).toBe(true);
-        expect(await store.acquireLease(id, 'node-a', 10_000)).toBe(false);
+        expect(await other.acquireLease(id, b, 10_000)).toBe(true);
+        expect(await store.acquireLease(id, a, 10_000)).toBe(false);
       });
 
       it('releasing a lease nobody holds is harmless', async () => {
-        await store.releaseLease(newId('free'), 'node-a');
+        const id = newId('free');
+        await store.releaseLease(id, holder('node-a'));
+        expect(await store.getLease(id)).toBeUndefined();
       });
     });
 
@@ -425,7 +464,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
         const id = newId('poll-lease');
         await store.append(id, [opened(id)], { expectedVersion: 0 });
         expect((await other.load(id, { withLease: true }))?.lease).toBeUndefined();
-        await store.acquireLease(id, 'node-a', 10_000);
+        await store.acquireLease(id, holder('node-a'), 10_000);
         const loaded = await other.load(id, { withLease: true });
         expect(loaded?.lease?.node).toBe('node-a');
         expect(loaded?.snapshot.value).toBe('authenticating');
@@ -433,17 +472,17 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       });
     });
 
-    describe('the stored reply a poll sends', () => {
-      it('is sent as it is while it is of the current version, with the lease', async () => {
+    describe('the reply projection a poll reads', () => {
+      it('a fixed reply is sent as it is, with the lease', async () => {
         const other = await second();
         const id = newId('reply');
         const events = [opened(id), granted(), delta('你好')];
         await store.append(id, events, {
           expectedVersion: 0,
           snapshot: snapshotOf(events),
-          reply: '{"r":1}',
+          reply: { fixed: '{"r":1}' },
         });
-        await store.acquireLease(id, 'node-a', 10_000);
+        await store.acquireLease(id, holder('node-a'), 10_000);
         expect(await other.poll(id)).toMatchObject({
           version: 3,
           state: 'streaming',
@@ -453,42 +492,69 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
         expect((await other.poll(id))?.loaded).toBeUndefined();
       });
 
-      it('is not sent once events follow its snapshot: the stream comes loaded instead', async () => {
+      it('a reply made from the text gives the answer’s text as it grows, and its first bytes only', async () => {
+        const other = await second();
+        const id = newId('reply-text');
+        const events = [opened(id), granted(), delta('你好')];
+        await store.append(id, events, {
+          expectedVersion: 0,
+          snapshot: snapshotOf(events),
+          reply: { fromText: true },
+        });
+        expect(await other.poll(id)).toMatchObject({ version: 3, state: 'streaming', text: '你好' });
+        await store.append(id, [delta('，世界')], { expectedVersion: 3, reply: 'unchanged' });
+        expect(await other.poll(id)).toMatchObject({ version: 4, state: 'streaming', text: '你好，世界' });
+        const long = '字'.repeat(10_000);
+        await store.append(id, [delta(long)], { expectedVersion: 4, reply: 'unchanged' });
+        const polled = await other.poll(id);
+        expect(Buffer.byteLength(polled?.text ?? '')).toBeLessThanOrEqual(POLL_TEXT_BYTES + 2);
+        expect((polled?.text ?? '').startsWith(`你好，世界${'字'.repeat(6000)}`)).toBe(true);
+        // The text is the fold's answer, and loading the stream gives all of it.
+        expect((await other.load(id))?.view.context.answer).toBe(`你好，世界${long}`);
+      });
+
+      it('an append without a projection drops it: polls fold the stream, never a stale reply', async () => {
         const other = await second();
         const id = newId('reply-tail');
         const events = [opened(id), granted()];
         await store.append(id, events, {
           expectedVersion: 0,
           snapshot: snapshotOf(events),
-          reply: '{"old":1}',
+          reply: { fixed: '{"old":1}' },
         });
         await store.append(id, [delta('新')], { expectedVersion: 2 });
         const polled = await other.poll(id);
         expect(polled?.reply).toBeUndefined();
+        expect(polled?.text).toBeUndefined();
         expect(polled).toMatchObject({ version: 3, state: 'streaming' });
         expect(polled?.loaded?.view.context.answer).toBe('新');
         expect(polled?.lease).toBeUndefined();
       });
 
-      it('is dropped by a snapshot written without one, never left stale', async () => {
-        const other = await second();
-        const id = newId('reply-stale');
-        const first = [opened(id), granted()];
-        await store.append(id, first, {
-          expectedVersion: 0,
-          snapshot: snapshotOf(first),
-          reply: '{"old":1}',
-        });
-        const all = [...first, delta('x'), completed()];
-        await store.append(id, all.slice(2), { expectedVersion: 2, snapshot: snapshotOf(all) });
-        const polled = await other.poll(id);
-        expect(polled?.reply).toBeUndefined();
-        expect(polled).toMatchObject({ version: 4, state: 'completed' });
-        expect(polled?.loaded?.view.context.answer).toBe('x');
-      });
-
       it('is nothing for a stream that does not exist', async () => {
         expect(await store.poll(newId('none'))).toBeUndefined();
+      });
+    });
+
+    describe('the answer’s text, kept apart from the snapshot', () => {
+      it('a snapshot and later deltas load as the fold, the answer started over after a takeover too', async () => {
+        const other = await second();
+        const id = newId('text');
+        const first = [opened(id), granted(), delta('旧的回答')];
+        await store.append(id, first, { expectedVersion: 0, snapshot: snapshotOf(first) });
+        const takeover: StreamEvent = { type: 'stream.taken_over', at: at(), node: 'n2', attempt: 1 };
+        const second_ = [takeover];
+        await store.append(id, second_, { expectedVersion: 3, snapshot: snapshotOf([...first, ...second_]) });
+        expect((await other.load(id))?.view.context.answer).toBe('旧的回答');
+        const third = [delta('新'), delta('的')];
+        await store.append(id, third, { expectedVersion: 4 });
+        const all = [...first, ...second_, ...third];
+        expect(persist((await other.load(id))!.snapshot)).toEqual(snapshotOf(all));
+        await store.append(id, [completed()], {
+          expectedVersion: 6,
+          snapshot: snapshotOf([...all, completed()]),
+        });
+        expect((await other.load(id))?.view.context.answer).toBe('新的');
       });
     });
 
@@ -532,8 +598,11 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
         const cEvents = [opened(c, 'uc'), granted('uc'), delta('done!'), completed()];
         await store.append(c, cEvents, { expectedVersion: 0, snapshot: snapshotOf(cEvents) });
         await tick();
-        await store.append(a, [delta('你好')], { expectedVersion: 2 });
-        await store.acquireLease(a, 'node-a', 10_000);
+        await store.append(a, [delta('你好')], {
+          expectedVersion: 2,
+          snapshot: snapshotOf([opened(a, 'ua'), granted('ua'), delta('你好')]),
+        });
+        await store.acquireLease(a, holder('node-a'), 10_000);
 
         const all = await store.listStreams();
         expect(all.map((s) => s.streamId)).toEqual([a, c, b]);
@@ -564,10 +633,11 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
         if (!raw) return context.skip();
         const id = newId('ttl');
         const events = [opened(id), granted()];
-        await store.append(id, events, { expectedVersion: 0, snapshot: snapshotOf(events) });
-        await store.acquireLease(id, 'node-a', 10_000);
-        const msgid = newId('ttl-msg');
-        await store.claimMessage(msgid, id);
+        await store.append(id, [...events, delta('答')], {
+          expectedVersion: 0,
+          snapshot: snapshotOf([...events, delta('答')]),
+        });
+        await store.acquireLease(id, holder('node-a'), 10_000);
         await store.setConversation('bot-1', id, 'conv-1');
         await store.requestStop(id);
         await store.joinQueue('bot-1', id, id);
@@ -576,9 +646,9 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
         for (const key of [
           keys.events,
           keys.snap,
+          keys.text,
           keys.lease,
           keys.stop,
-          messageKey(raw.prefix, msgid),
           queueKey(raw.prefix, 'bot-1', id),
           indexKey(raw.prefix),
           runningKey(raw.prefix),
@@ -591,18 +661,16 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
         expect(await raw.ttl(conversationKey(raw.prefix, 'bot-1', id))).toBeGreaterThan(0);
       });
 
-      it('forgets a stream, its dedup and its lease once the TTL has run out, counted from the last append', async (context) => {
+      it('forgets a stream and its lease once the TTL has run out, counted from the last append', async (context) => {
         const advance = harness.advance;
         if (!advance) return context.skip();
         const ttlMs = harness.ttlSeconds * 1000;
         const id = newId('expire');
         await store.append(id, [opened(id)], { expectedVersion: 0 });
-        await store.claimMessage(`msg-${id}`, id);
         advance(ttlMs - 1_000);
         await store.append(id, [granted()], { expectedVersion: 1 });
         advance(2_000);
         expect((await store.load(id))?.version).toBe(2);
-        expect(await store.claimMessage(`msg-${id}`, 'other')).toEqual({ claimed: true, streamId: 'other' });
 
         advance(ttlMs);
         expect(await store.load(id)).toBeUndefined();
@@ -624,8 +692,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
           () => down.load(id),
           () => down.read(id),
           () => down.append(id, [opened(id)], { expectedVersion: 0 }),
-          () => down.claimMessage(id, id),
-          () => down.acquireLease(id, 'node-a', 1_000),
+          () => down.acquireLease(id, holder('node-a'), 1_000),
           () => down.listStreams(),
         ]) {
           const error = await call().then(

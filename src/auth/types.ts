@@ -25,6 +25,11 @@ export type GrantedOutcome = Extract<AuthOutcome, { granted: true }>;
 
 export interface Authenticator {
   authenticate(req: AuthRequest): Promise<AuthOutcome>;
+  /**
+   * The outcome when it is known without asking anyone (AUTH_MODE=none lets everyone in): the first
+   * reply then says the bot is thinking, not that it is checking who asks.
+   */
+  immediate?(req: AuthRequest): GrantedOutcome | undefined;
   /** Throws an AuthError when a dependency (the directory) is unreachable; for /readyz. */
   ping?(): Promise<void>;
   close(): Promise<void>;

@@ -268,6 +268,7 @@ export class DifyClient {
     const fold = new AnswerFold();
     const reader = new DifyFrameReader();
     const body = res.body;
+    let failed = false;
     try {
       // destroyOnReturn off: after a terminal event the rest is drained, so the socket can be reused.
       for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
@@ -301,18 +302,25 @@ export class DifyClient {
         { code: error.code, kind: error.kind, ...fold.ids, err: error.message },
         'dify: stream failed',
       );
-      const taskId = fold.ids.taskId;
-      if (error.code === 'aborted' && this.#stopOnAbort && taskId !== undefined) {
-        // Aborting the socket alone may leave the run going and holding its slot (§11.6).
-        this.stop(taskId, req.user, { bearer: req.bearer }).catch((stopErr: unknown) => {
-          this.#log.warn({ taskId, err: String(stopErr) }, 'dify: stop after abort failed');
-        });
-      }
+      failed = true;
+      if (error.code === 'aborted') this.#stopTask(fold.ids.taskId, req);
       throw error;
     } finally {
       if (fold.done && !body.destroyed) body.dump().catch(() => {});
-      else discard(body);
+      else {
+        discard(body);
+        // The caller let go of the stream before its end (it had enough of the answer).
+        if (!failed) this.#stopTask(fold.ids.taskId, req);
+      }
     }
+  }
+
+  /** Aborting the socket alone may leave the run going and holding its slot (§11.6): stop it too. */
+  #stopTask(taskId: string | undefined, req: DifyStreamRequest): void {
+    if (!this.#stopOnAbort || taskId === undefined) return;
+    this.stop(taskId, req.user, { bearer: req.bearer }).catch((stopErr: unknown) => {
+      this.#log.warn({ taskId, err: String(stopErr) }, 'dify: stop after abort failed');
+    });
   }
 
   async #callJson(

@@ -54,7 +54,8 @@ export function deliveryFor(snapshot: StreamView, texts: Texts = defaultTexts): 
   const answer = ctx.answer;
   const tooLong = overflows(answer);
   if (!ctx.bubble && !tooLong) return undefined;
-  if (!tooLong) return visible(answer, texts.emptyAnswer);
+  const capped = ctx.cut ? texts.answerCapped : '';
+  if (!tooLong) return fitDelivery(visible(answer, texts.emptyAnswer), capped, texts);
   // What the bubble showed stays there; the rest follows. The bubble's own count when it recorded one
   // and its text is still the start of the answer (a replaced answer starts over).
   const shownByBubble = ctx.bubble?.shown;
@@ -62,8 +63,11 @@ export function deliveryFor(snapshot: StreamView, texts: Texts = defaultTexts): 
     shownByBubble !== undefined && shownByBubble > 0
       ? shownByBubble
       : finishedContent(answer, texts.truncated).shown;
-  const rest = answer.slice(shown);
-  const body = texts.continued + rest;
-  if (utf8Length(body) <= MAX_CONTENT_BYTES) return body;
+  return fitDelivery(texts.continued + answer.slice(shown), capped, texts);
+}
+
+/** A delivery's body within WeCom's cap: the body and its ending, or its head and "the rest is lost". */
+function fitDelivery(body: string, ending: string, texts: Texts): string {
+  if (utf8Length(body) + utf8Length(ending) <= MAX_CONTENT_BYTES) return body + ending;
   return cutUtf8(body, MAX_CONTENT_BYTES - utf8Length(texts.deliveryTruncated)) + texts.deliveryTruncated;
 }

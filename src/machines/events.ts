@@ -86,6 +86,8 @@ export const eventSchemas = {
     type: z.literal('answer.completed'),
     at,
     usage: z.record(z.string(), z.unknown()).optional(),
+    /** The answer reached ANSWER_MAX_BYTES: what Dify said past it was not kept, and Dify was stopped. */
+    cut: z.boolean().optional(),
   }),
   'answer.failed': z.looseObject({
     type: z.literal('answer.failed'),

@@ -76,16 +76,24 @@ export function renderContent(
     case 'authenticating':
       return {
         finish: false,
-        content: ctx.restarting && ctx.answer ? fitAnswer(ctx.answer, texts) : texts.authenticating,
+        content: showsText(snapshot) ? textContent(ctx.answer, texts) : texts.authenticating,
       };
     case 'queued':
       return { finish: false, content: texts.queued };
     case 'thinking':
-      return { finish: false, content: ctx.answer ? fitAnswer(ctx.answer, texts) : texts.thinking };
+      return {
+        finish: false,
+        content: showsText(snapshot) ? textContent(ctx.answer, texts) : texts.thinking,
+      };
     case 'streaming':
-      return { finish: false, content: visible(fitAnswer(ctx.answer, texts), texts.thinking) };
-    case 'completed':
-      return { finish: true, content: visible(fitFinished(ctx.answer, texts.truncated), texts.emptyAnswer) };
+      return { finish: false, content: textContent(ctx.answer, texts) };
+    case 'completed': {
+      const capped = ctx.cut ? texts.answerCapped : '';
+      return {
+        finish: true,
+        content: visible(fitFinished(ctx.answer, texts.truncated, capped), texts.emptyAnswer),
+      };
+    }
     case 'error': {
       const reason = failureReason(ctx, texts);
       if (!ctx.answer.trim() || ctx.denied) return { finish: true, content: reason };
@@ -126,4 +134,51 @@ function fitAnswer(answer: string, texts: Texts): string {
 export function render(snapshot: StreamView, streamId: string, texts: Texts = defaultTexts): StreamReply {
   const { finish, content } = renderContent(snapshot, texts);
   return { msgtype: 'stream', stream: { id: streamId, finish, content } };
+}
+
+/**
+ * Whether a poll shows the answer's text as it grows: streaming, or answering again after a takeover
+ * with the old answer still shown. Such a reply depends on nothing but the text (`renderText`).
+ */
+function showsText(view: StreamView): boolean {
+  const ctx = view.context;
+  if (ctx.bubble) return false;
+  const state = stateOf(view);
+  return (
+    state === 'streaming' ||
+    ((state === 'thinking' || state === 'authenticating') && ctx.restarting && ctx.answer !== '')
+  );
+}
+
+/** The bubble's content while the answer grows: the text within the cap, never blank. */
+function textContent(text: string, texts: Texts): string {
+  return visible(fitAnswer(text, texts), texts.thinking);
+}
+
+/**
+ * How polls show a stream after its latest events: a reply fixed in full (JSON text), or "the
+ * answer's text as it grows", which a polling node renders from the stored text (`renderText`). The
+ * second is what lets an answer grow by a delta at the cost of the delta: nothing else changes.
+ */
+export type ReplyProjection = { fixed: string } | { fromText: true };
+
+export function replyProjection(
+  view: StreamView,
+  streamId: string,
+  texts: Texts = defaultTexts,
+): ReplyProjection {
+  return showsText(view) ? { fromText: true } : { fixed: JSON.stringify(render(view, streamId, texts)) };
+}
+
+/**
+ * The reply, as JSON text, of a stream whose projection is its text: `text` is the answer, or its
+ * first bytes (one past the cap is enough to know it overflows; a character cut there is dropped by
+ * the fitting, which cuts lower).
+ */
+export function renderText(text: string, streamId: string, texts: Texts = defaultTexts): string {
+  const reply: StreamReply = {
+    msgtype: 'stream',
+    stream: { id: streamId, finish: false, content: textContent(text, texts) },
+  };
+  return JSON.stringify(reply);
 }

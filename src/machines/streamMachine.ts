@@ -30,6 +30,8 @@ export interface StreamContext {
   denied?: { reason: string; text?: string };
   error?: { code: string; message: string; text?: string };
   usage?: Record<string, unknown>;
+  /** The answer was cut at the size limit (ANSWER_MAX_BYTES). */
+  cut?: boolean;
   /** Set when the WeCom bubble was finished before the answer (6-minute window, or too long). */
   bubble?: { reason: 'window' | 'overflow'; text: string; at: number; shown?: number };
   /** `/new <question>`: a new Dify conversation starts with this question. */
@@ -118,6 +120,7 @@ export const streamMachine = setup({
       assertEvent(event, 'answer.completed');
       return {
         usage: event.usage,
+        cut: event.cut,
         // A takeover whose new answer came back empty still ends with what the user saw.
         restarting: false,
         answer: context.answer,

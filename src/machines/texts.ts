@@ -13,6 +13,8 @@ export interface Texts {
   continued: string;
   /** Ends a delivery that still had to be cut. */
   deliveryTruncated: string;
+  /** Ends an answer that reached the size limit (ANSWER_MAX_BYTES) and was stopped there. */
+  answerCapped: string;
   /** Heads a delivered failure, after the bubble promised the answer would follow. */
   deliveryFailed: string;
   expired: string;
@@ -36,6 +38,7 @@ export const defaultTexts: Texts = {
   windowPending: '回答还在生成中，完成后会单独发送给你。',
   continued: '（接上文）\n\n',
   deliveryTruncated: '\n\n…（回答过长，其余部分无法发送。）',
+  answerCapped: '\n\n…（回答太长，已在这里停止。）',
   deliveryFailed: '刚才那个问题的回答没能完成：',
   expired: '这条回答已经过期，请重新发送你的问题。',
   emptyQuestion: '请用文字告诉我你的问题。',

@@ -1,12 +1,12 @@
 // The owner's hold on a stream (DESIGN.md "The shape"): renewed every third of its length while the
 // answer runs. Renewal takes the lease back when it ran out unclaimed (a Redis outage outlived it);
 // only another node holding it means the stream is lost, and then the owner stops writing at once.
-import type { StreamStore } from '../store/port.js';
+import type { LeaseHolder, StreamStore } from '../store/port.js';
 
 export interface LeaseKeeperOptions {
   store: StreamStore;
   streamId: string;
-  node: string;
+  holder: LeaseHolder;
   leaseMs: number;
   /** Another node holds the lease now. */
   onLost: () => void;
@@ -29,9 +29,9 @@ export class LeaseKeeper {
   }
 
   async renew(): Promise<void> {
-    const { store, streamId, node, leaseMs } = this.#o;
+    const { store, streamId, holder, leaseMs } = this.#o;
     try {
-      if (!(await store.acquireLease(streamId, node, leaseMs))) {
+      if (!(await store.acquireLease(streamId, holder, leaseMs))) {
         this.stop();
         this.#o.onLost();
       }

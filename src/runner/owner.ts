@@ -9,6 +9,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import {
   closeBubble,
+  cutUtf8,
   deliveryFor,
   isFinished,
   MAX_CONTENT_BYTES,
@@ -19,7 +20,7 @@ import {
   type UploadedFile,
 } from '../machines/index.js';
 import type { Metrics } from '../metrics.js';
-import type { StreamStore } from '../store/port.js';
+import type { LeaseHolder, StreamStore } from '../store/port.js';
 import { attachmentFailure, difyErrorCode, failureOf } from './failures.js';
 import { LeaseKeeper } from './lease.js';
 import { isConflict, isUnavailable, type Patience, whileStoreDown } from './patience.js';
@@ -27,10 +28,10 @@ import type { AnswerSource, Delivery, MediaSource } from './ports.js';
 import type { StreamWriter } from './writer.js';
 
 /**
- * Why an answer was cut short from outside: the user's /stop, a drain, the lease gone elsewhere, or
- * the answer running past ANSWER_TIMEOUT_SECONDS.
+ * Why an answer was cut short from outside: the user's /stop, a drain, the lease gone elsewhere, the
+ * answer running past ANSWER_TIMEOUT_SECONDS, or the store no longer taking its events.
  */
-export type AbortReason = 'stop' | 'drain' | 'lease_lost' | 'timeout';
+export type AbortReason = 'stop' | 'drain' | 'lease_lost' | 'timeout' | 'unrecorded';
 
 export interface OwnerDeps {
   store: StreamStore;
@@ -39,7 +40,7 @@ export interface OwnerDeps {
   delivery: Delivery;
   /** Downloads what users send; without it an image or a file is answered as unsupported. */
   media?: MediaSource;
-  config: Pick<Config, 'nodeId' | 'dify' | 'stream'>;
+  config: Pick<Config, 'nodeId' | 'dify' | 'stream' | 'wecom'>;
   logger: Logger;
   metrics: Metrics;
   texts: Texts;
@@ -79,21 +80,25 @@ export class OwnerJob {
   readonly #lease: LeaseKeeper;
   readonly #checkEveryMs: number;
   #timers: NodeJS.Timeout[] = [];
+  readonly #holder: LeaseHolder;
   #lost = false;
   #firstVisibleAt = 0;
   #answerBytes = 0;
   #conversation: Promise<void> = Promise.resolve();
 
-  constructor(deps: OwnerDeps, writer: StreamWriter) {
+  constructor(deps: OwnerDeps, writer: StreamWriter, holder: LeaseHolder) {
     this.#d = deps;
     this.#w = writer;
+    this.#holder = holder;
     this.#checkEveryMs = deps.checkEveryMs ?? 500;
     const ctx = writer.snapshot.context;
     this.#log = deps.logger.child({ streamId: writer.streamId, msgid: ctx.msgid, userid: ctx.userid });
+    // The store no longer takes this answer's events: it is stopped now, not read to its end.
+    writer.onFailed = () => this.abort('unrecorded');
     this.#lease = new LeaseKeeper({
       store: deps.store,
       streamId: writer.streamId,
-      node: deps.config.nodeId,
+      holder,
       leaseMs: deps.config.stream.leaseMs,
       onLost: () => this.abort('lease_lost'),
       onError: (error) => {
@@ -137,7 +142,10 @@ export class OwnerJob {
     try {
       if (!this.#w.finished) await this.#answer();
     } catch (error) {
-      if (error instanceof Lost || this.#reason === 'lease_lost' || isConflict(error)) {
+      if (this.#w.failure) {
+        // #finish tells a takeover (another job holds the lease now) from a store that failed us.
+        this.#log.warn({ err: this.#w.failure }, 'the answer could not be recorded; Dify was let go');
+      } else if (error instanceof Lost || this.#reason === 'lease_lost' || isConflict(error)) {
         this.#lost = true;
         this.#log.warn(
           { err: error instanceof Lost ? undefined : error },
@@ -333,16 +341,22 @@ export class OwnerJob {
             });
             break;
           }
-          case 'delta':
-            this.#answerBytes += Buffer.byteLength(event.text);
-            w.delta(event.text);
+          case 'delta': {
+            const text = this.#withinLimit(event.text, this.#answerBytes);
+            this.#answerBytes += Buffer.byteLength(text);
+            w.delta(text);
             await this.#closeOnOverflow();
+            if (text.length < event.text.length) return this.#cut();
             break;
-          case 'replace':
-            this.#answerBytes = Buffer.byteLength(event.text);
-            await this.#emit({ type: 'answer.replaced', at: this.#now(), text: event.text });
+          }
+          case 'replace': {
+            const text = this.#withinLimit(event.text, 0);
+            this.#answerBytes = Buffer.byteLength(text);
+            await this.#emit({ type: 'answer.replaced', at: this.#now(), text });
             await this.#closeOnOverflow();
+            if (text.length < event.text.length) return this.#cut();
             break;
+          }
           case 'end':
             await this.#emit({ type: 'answer.completed', at: this.#now(), usage: event.usage });
             break;
@@ -369,6 +383,29 @@ export class OwnerJob {
       this.#log.warn({ err: error }, 'answer failed');
       await this.#fail(error);
     }
+  }
+
+  /**
+   * The answer reached ANSWER_MAX_BYTES: it ends here, marked as cut. Leaving the loop lets go of
+   * Dify's stream, and the client then tells Dify to stop the run.
+   */
+  async #cut(): Promise<void> {
+    await this.#emit({ type: 'answer.completed', at: this.#now(), cut: true });
+    this.#log.warn(
+      { limit: this.#d.config.stream.answerMaxBytes },
+      'the answer reached ANSWER_MAX_BYTES: cut',
+    );
+  }
+
+  /**
+   * What of Dify's `text` the answer keeps: all of it, usually; what fits the size limit after `used`
+   * bytes; and never a lone surrogate (JSON can carry one, UTF-8 cannot: the answer's stored text is
+   * UTF-8, and must stay the fold's answer).
+   */
+  #withinLimit(text: string, used: number): string {
+    const room = this.#d.config.stream.answerMaxBytes - used;
+    const whole = text.toWellFormed();
+    return whole.length * 3 <= room ? whole : cutUtf8(whole, Math.max(0, room));
   }
 
   /** The answer outgrew the bubble: finish the bubble with its head now; the rest is delivered later. */
@@ -420,11 +457,15 @@ export class OwnerJob {
     await this.#conversation;
     const ctx = this.#ctx;
     if (this.#lost) return;
+    if (this.#w.failure) {
+      await this.#unrecorded();
+      return;
+    }
     if (this.#reason === 'drain' && !this.#w.finished) {
       await this.#w
         .emit({ type: 'stream.released', at: this.#now(), node: config.nodeId })
         .catch(() => undefined);
-      await store.releaseLease(this.streamId, config.nodeId).catch(() => undefined);
+      await store.releaseLease(this.streamId, this.#holder).catch(() => undefined);
       this.#log.info({ answerLength: ctx.answer.length }, 'handed over: another node answers it');
       return;
     }
@@ -432,7 +473,7 @@ export class OwnerJob {
       await this.#deliver();
       await store.leaveQueue(ctx.bot, conversationScope(ctx), this.streamId).catch(() => undefined);
     }
-    await store.releaseLease(this.streamId, config.nodeId).catch(() => undefined);
+    await store.releaseLease(this.streamId, this.#holder).catch(() => undefined);
     // The context as it ends, the delivery recorded.
     const end = this.#ctx;
     const state = stateOf(this.#w.snapshot);
@@ -451,6 +492,34 @@ export class OwnerJob {
         takeovers: end.takeovers || undefined,
         code: end.error?.code ?? end.denied?.reason,
         delivery: end.delivery?.status,
+      },
+      'stream outcome',
+    );
+  }
+
+  /**
+   * The store stopped taking this answer's events. If another job holds the lease now, the stream was
+   * taken over and is that job's to account for; otherwise the answer is counted and logged as not
+   * recorded (never as completed), and its lease let go, so that a node takes it over once the store
+   * answers again.
+   */
+  async #unrecorded(): Promise<void> {
+    const { store, metrics } = this.#d;
+    const lease = await store.getLease(this.streamId).catch(() => undefined);
+    if (lease && lease.token !== this.#holder.token) {
+      this.#log.warn('another node owns the stream now');
+      return;
+    }
+    await store.releaseLease(this.streamId, this.#holder).catch(() => undefined);
+    metrics.streamsFinished.inc({ state: 'unrecorded' });
+    const ctx = this.#ctx;
+    this.#log.warn(
+      {
+        state: 'unrecorded',
+        durationMs: this.#now() - ctx.openedAt,
+        answerLength: ctx.answer.length,
+        events: this.#w.version,
+        err: this.#w.failure,
       },
       'stream outcome',
     );

@@ -15,6 +15,8 @@ import {
   isRunningState,
   persist,
   render,
+  renderText,
+  replyProjection,
   type StreamEvent,
   type StreamReply,
   type StreamSnapshot,
@@ -23,11 +25,12 @@ import {
   type Texts,
 } from '../machines/index.js';
 import { isStreamId } from '../store/keys.js';
-import { StoreError } from '../store/port.js';
+import { type LeaseHolder, StoreError } from '../store/port.js';
 import { helpText, newConversationText, nothingToStopText, parseCommand, stoppedText } from './commands.js';
 import { conversationScope, type OwnerDeps, OwnerJob } from './owner.js';
 import { isConflict } from './patience.js';
-import { StreamWriter, type WriterOptions } from './writer.js';
+import { streamIdFor } from './streamId.js';
+import { StreamWriter, textChange, type WriterOptions } from './writer.js';
 
 /** A user message, as the WeCom layer hands it over (mention already stripped). */
 export interface UserMessage {
@@ -94,10 +97,8 @@ function quote(text: string): string {
     .join('\n');
 }
 
-/** Stream ids: 22 url-safe characters, unguessable (they name a user's answer in every poll). */
-export function newStreamId(): string {
-  return randomBytes(16).toString('base64url');
-}
+/** A lease token: which owner job of this node holds a stream (a node may hold many). */
+const newToken = (): string => randomBytes(9).toString('base64url');
 
 export class Runner {
   readonly #d: RunnerDeps;
@@ -123,9 +124,10 @@ export class Runner {
   }
 
   /**
-   * Accept a user message: claim its msgid (a retried callback gets the first stream and starts
-   * nothing), take the stream's lease, record `stream.opened`, start answering in the background,
-   * and return the first reply. A store failure is thrown: the edge answers 503 and WeCom retries.
+   * Accept a user message: open its stream (the first copy of a message to reach the store does; the
+   * others, on any node, find it and start nothing), with this node's lease in the same atomic step,
+   * start answering in the background, and return the first reply. A store failure is thrown: the
+   * edge answers 503 and WeCom retries.
    */
   async accept(m: UserMessage): Promise<Accepted> {
     try {
@@ -138,62 +140,57 @@ export class Runner {
 
   async #accept(m: UserMessage): Promise<Accepted> {
     const { store, metrics, config } = this.#d;
-    const claim = await store.claimMessage(m.msgid, newStreamId());
-    const streamId = claim.streamId;
-    if (!claim.claimed) {
-      metrics.dedupHits.inc();
-      const loaded = await store.load(streamId);
-      if (loaded)
-        return {
-          streamId,
-          duplicate: true,
-          reply: withFeedback(render(loaded.view, streamId, this.#texts)),
-        };
-      // The first callback claimed the msgid but its stream is not there: it failed before opening it,
-      // or is opening it right now. Open it here; the version check lets exactly one of us do it.
-    }
+    const streamId = streamIdFor(config.wecom.encodingAESKey, m.bot, m.msgid);
+    // A retried callback finds its stream, and is answered from it. (Checked before the opening
+    // events are made: a late copy of `/new` must not start the conversation over again.)
+    const existing = await store.load(streamId);
+    if (existing) return this.#duplicate(streamId, existing.view);
     const events = await this.#openingEvents(m, streamId);
     const snapshot = fold(events);
-    const placeholder = withFeedback(render(snapshot, streamId, this.#texts));
-    // The lease comes first, so that no poll ever sees an open stream without an owner.
-    if (!(await store.acquireLease(streamId, config.nodeId, config.stream.leaseMs))) {
-      // Another node holds it: the first callback is opening this very stream.
-      return { streamId, duplicate: true, reply: placeholder };
-    }
-    const writer = this.#writer(streamId, initialStream(), 0);
+    const finished = isFinished(snapshot);
+    const holder = this.#holder();
     try {
-      await writer.emit(...events);
+      await store.append(streamId, events, {
+        expectedVersion: 0,
+        snapshot: persist(snapshot),
+        reply: replyProjection(snapshot, streamId, this.#texts),
+        text: textChange(initialStream(), snapshot, events) ?? { append: '' },
+        // The lease comes with the opening, so that no poll ever sees an open stream without an owner.
+        ...(finished ? {} : { lease: { holder, ttlMs: config.stream.leaseMs } }),
+      });
     } catch (error) {
-      writer.dispose();
-      await store.releaseLease(streamId, config.nodeId).catch(() => undefined);
-      if (isConflict(error)) {
-        const loaded = await store.load(streamId);
-        return {
-          streamId,
-          duplicate: true,
-          reply: withFeedback(render(loaded?.view ?? snapshot, streamId, this.#texts)),
-        };
-      }
-      throw error;
+      if (!isConflict(error)) throw error;
+      // Another copy of this message opened the stream first.
+      const loaded = await store.load(streamId);
+      return this.#duplicate(streamId, loaded?.view ?? snapshot);
     }
     metrics.streamsOpened.inc();
-    if (isFinished(snapshot)) {
+    if (finished) {
       metrics.streamsFinished.inc({ state: stateOf(snapshot) });
-      await store.releaseLease(streamId, config.nodeId).catch(() => undefined);
     } else {
       // Arrival order is the conversation's order; the owner joins the line itself if this fails.
       await store.joinQueue(m.bot, conversationScope(m), streamId).catch((error: unknown) => {
         this.#log.warn({ streamId, err: error }, 'could not join the conversation line');
       });
-      this.#launch(writer);
+      this.#launch(this.#writer(streamId, snapshot, events.length), holder);
     }
-    return { streamId, duplicate: !claim.claimed, reply: placeholder };
+    return { streamId, duplicate: false, reply: withFeedback(render(snapshot, streamId, this.#texts)) };
+  }
+
+  #duplicate(streamId: string, view: StreamView): Accepted {
+    this.#d.metrics.dedupHits.inc();
+    return { streamId, duplicate: true, reply: withFeedback(render(view, streamId, this.#texts)) };
+  }
+
+  #holder(): LeaseHolder {
+    return { node: this.#d.config.nodeId, token: newToken() };
   }
 
   /**
-   * A WeCom refresh poll, as the reply's JSON text: the reply the owner stored with its latest
-   * snapshot, or the snapshot + tail rendered here, in one store round trip. A poll never changes the
-   * stream; when it finds a running stream with no live owner it starts a takeover in the background.
+   * A WeCom refresh poll, as the reply's JSON text: from the stream's reply projection (a fixed reply,
+   * or the answer's text as it grows), or the snapshot + tail rendered here, in one store round trip.
+   * A poll never changes the stream; when it finds a running stream with no live owner it starts a
+   * takeover in the background.
    */
   async poll(streamId: string): Promise<string> {
     // An id no stream can have (WeCom only polls ids we gave it) is answered like one that expired.
@@ -205,10 +202,11 @@ export class Runner {
     if (!polled) return this.#replyOf(initialStream(), streamId);
     if (!polled.lease && isRunningState(polled.state)) this.takeOver(streamId);
     if (polled.reply !== undefined) return polled.reply;
+    if (polled.text !== undefined) return renderText(polled.text, streamId, this.#texts);
     return this.#replyOf(polled.loaded?.view ?? initialStream(), streamId);
   }
 
-  /** The reply JSON for a stream: what polls send, and what the owner stores beside its snapshot. */
+  /** The reply JSON for a stream, rendered here. */
   #replyOf(view: StreamView, streamId: string): string {
     return JSON.stringify(render(view, streamId, this.#texts));
   }
@@ -228,10 +226,11 @@ export class Runner {
 
   async #takeOver(streamId: string): Promise<void> {
     const { store, config, metrics } = this.#d;
-    if (!(await store.acquireLease(streamId, config.nodeId, config.stream.leaseMs))) return;
+    const holder = this.#holder();
+    if (!(await store.acquireLease(streamId, holder, config.stream.leaseMs))) return;
     const loaded = await store.load(streamId);
     if (!loaded || !isRunning(loaded.snapshot) || this.#draining) {
-      await store.releaseLease(streamId, config.nodeId);
+      await store.releaseLease(streamId, holder);
       return;
     }
     const ctx = loaded.snapshot.context;
@@ -253,7 +252,7 @@ export class Runner {
       await writer.emit(...events);
     } catch (error) {
       writer.dispose();
-      await store.releaseLease(streamId, config.nodeId).catch(() => undefined);
+      await store.releaseLease(streamId, holder).catch(() => undefined);
       // A version conflict: the owner wrote after all, and keeps the stream.
       if (isConflict(error)) return;
       throw error;
@@ -264,7 +263,7 @@ export class Runner {
       attempt > max ? 'stream lost its owner too often: ended' : 'took over a stream whose owner is gone',
     );
     // An exhausted stream is settled already; the job still delivers what the bubble promised.
-    this.#launch(writer);
+    this.#launch(writer, holder);
   }
 
   /**
@@ -318,7 +317,8 @@ export class Runner {
         await store.append(f.id, [event], {
           expectedVersion: current.version,
           snapshot: persist(after),
-          reply: this.#replyOf(after, f.id),
+          reply: replyProjection(after, f.id, this.#texts),
+          text: { append: '' },
         });
         log.info({ rating, forwarded }, 'feedback recorded');
         return;
@@ -420,11 +420,15 @@ export class Runner {
       opened,
       { type: 'command.handled', at, command: name, text },
     ];
+    // Where everyone may ask, the grant is known now: the first reply says the bot is thinking.
+    const granted = this.#d.auth.immediate?.({ userid: m.userid, bot: m.bot });
+    const asking = (event: StreamEvent & { type: 'stream.opened' }): StreamEvent[] =>
+      granted ? [event, { type: 'auth.granted', at, user: granted.user }] : [event];
     switch (command.kind) {
       case 'help':
         return handled('help', helpText);
       case 'new':
-        if (command.question) return [{ ...opened, query: question(command.question), fresh: true }];
+        if (command.question) return asking({ ...opened, query: question(command.question), fresh: true });
         await this.#d.store.clearConversation(m.bot, conversationScope(m));
         return handled('new', newConversationText);
       case 'stop':
@@ -432,7 +436,7 @@ export class Runner {
       case 'ask': {
         const asked = question(attachments.length > 0 ? m.query : command.question);
         if (asked === '') return handled('empty', this.#texts.emptyQuestion);
-        return [{ ...opened, query: asked }];
+        return asking({ ...opened, query: asked });
       }
     }
   }
@@ -453,7 +457,7 @@ export class Runner {
   #writer(streamId: string, snapshot: StreamSnapshot, version: number): StreamWriter {
     return new StreamWriter(this.#d.store, streamId, snapshot, version, {
       now: this.#now,
-      replyOf: (s) => this.#replyOf(s, streamId),
+      projectionOf: (s) => replyProjection(s, streamId, this.#texts),
       ...this.#d.writer,
       onStoreError: (error) => {
         this.#d.metrics.storeErrors.inc({ op: 'append' });
@@ -462,7 +466,7 @@ export class Runner {
     });
   }
 
-  #launch(writer: StreamWriter): void {
+  #launch(writer: StreamWriter, holder: LeaseHolder): void {
     const job = new OwnerJob(
       {
         ...this.#d,
@@ -472,6 +476,7 @@ export class Runner {
         storePatience: { delays: this.#d.writer?.retryDelays, forMs: this.#d.writer?.retryForMs },
       },
       writer,
+      holder,
     );
     this.#jobs.set(writer.streamId, job);
     void job.done.finally(() => {

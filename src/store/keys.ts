@@ -7,9 +7,15 @@ export const defaultPrefix = 'wd:';
 export interface StreamKeys {
   /** Redis Stream of the events, one entry per event (`t` = type, `e` = JSON). */
   events: string;
-  /** Hash: `v` version; `s` snapshot JSON, `sv` its version, `sid` the last entry folded into it. */
+  /**
+   * Hash: `v` version; `s` snapshot JSON (its answer left out), `sv` its version, `sid` the last entry
+   * folded into it, `sl` its answer's length in the text (bytes), `st` the state now; the poll reply
+   * projection: `rm` `f` (fixed, in `r`) or `t` (from the text).
+   */
   snap: string;
-  /** String: JSON `{node, until}`, with its own PX TTL. */
+  /** String: the answer's text as the events built it, appended to delta by delta. */
+  text: string;
+  /** String: JSON `{node, token, until}`, with its own PX TTL. */
   lease: string;
   /** String `1` while the user asked the owner to stop (/stop). */
   stop: string;
@@ -27,11 +33,14 @@ export function streamKeys(prefix: string, streamId: string): StreamKeys {
     throw new RangeError(`stream id must be non-empty and free of braces: ${JSON.stringify(streamId)}`);
   }
   const base = `${prefix}stream:{${streamId}}`;
-  return { events: `${base}:events`, snap: `${base}:snap`, lease: `${base}:lease`, stop: `${base}:stop` };
+  return {
+    events: `${base}:events`,
+    snap: `${base}:snap`,
+    text: `${base}:text`,
+    lease: `${base}:lease`,
+    stop: `${base}:stop`,
+  };
 }
-
-/** The dedup key of a WeCom msgid (retried callbacks carry the same msgid). */
-export const messageKey = (prefix: string, msgid: string): string => `${prefix}msg:${msgid}`;
 
 /** The Dify conversation id of a user (single chat) or of a user in a group chat. */
 export const conversationKey = (prefix: string, bot: string, scope: string): string =>

@@ -34,15 +34,20 @@ class Loaded implements LoadedStream {
 
 /**
  * The stored snapshot (`baseJson`, as read: undefined when none was written) with `tail` folded on
- * top. A snapshot that does not parse or restore is a StoreError "corrupt" of this stream.
+ * top. `answer` is the snapshot's answer when the store keeps it apart (in its text projection)
+ * rather than in the snapshot. A snapshot that does not parse or restore is a StoreError "corrupt"
+ * of this stream.
  */
 export function loadedStream(
   streamId: string,
   baseJson: string | undefined,
   tail: ReadEvent[],
   version: number,
+  answer?: string,
 ): LoadedStream {
   const base = baseJson === undefined ? undefined : parseStored(streamId, baseJson);
+  if (base && answer !== undefined && typeof base.context === 'object' && base.context)
+    base.context.answer = answer;
   // The shape is checked now, so that a corrupt snapshot is reported by the load, not by a later use.
   if (
     base &&

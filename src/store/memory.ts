@@ -1,13 +1,15 @@
 // The in-memory event store: the embedded single-node mode and the reference the contract suite holds
 // the Redis adapter to. Same semantics as Redis, down to storing events as JSON text (so a round trip
 // through it is the round trip through Redis) and TTLs, which are emulated with the injectable clock.
-import { parseEventJson, type StreamEvent } from '../machines/index.js';
+import { parseEventJson, type ReplyProjection, type StreamEvent } from '../machines/index.js';
 import { loadedStream } from './loaded.js';
 import {
   type AppendOptions,
   type Lease,
+  type LeaseHolder,
   type LoadedStream,
   type LoadOptions,
+  POLL_TEXT_BYTES,
   type PolledStream,
   type StoredEvent,
   StoreError,
@@ -25,8 +27,12 @@ export interface MemoryStoreOptions extends StoreOptions {
 interface MemoryStream {
   /** Event JSON texts, in order; the version is their count. */
   events: string[];
-  /** The stored snapshot's JSON and the version it was taken at. */
-  snapshot?: { json: string; version: number; state: string; reply?: string };
+  /** The stored snapshot's JSON and the version it was taken at, and the state now. */
+  snapshot?: { json: string; version: number; state: string };
+  /** The answer's text projection. */
+  text: string;
+  /** The poll reply projection. */
+  reply?: ReplyProjection;
   expiresAt: number;
   /** The store's clock at the last append, then a counter for appends in the same ms: the index order. */
   touchedAt: number;
@@ -45,7 +51,6 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
   const ttlMs = options.ttlSeconds * 1000;
   const conversationTtlMs = (options.conversationTtlSeconds ?? defaultConversationTtlSeconds) * 1000;
   const streams = new Map<string, MemoryStream>();
-  const messages = new Map<string, Expiring<string>>();
   const conversations = new Map<string, Expiring<string>>();
   const leases = new Map<string, Lease>();
   const stops = new Map<string, Expiring<true>>();
@@ -58,10 +63,7 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
   function sweep(at: number): void {
     if (at - sweptAt < 60_000) return;
     sweptAt = at;
-    for (const map of [streams, messages, conversations, stops, queues] as Map<
-      string,
-      { expiresAt: number }
-    >[]) {
+    for (const map of [streams, conversations, stops, queues] as Map<string, { expiresAt: number }>[]) {
       for (const [key, entry] of map) if (entry.expiresAt <= at) map.delete(key);
     }
     for (const [key, lease] of leases) if (lease.until <= at) leases.delete(key);
@@ -99,6 +101,7 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
   return {
     async append(streamId: string, events: StreamEvent[], appendOptions: AppendOptions) {
       open();
+      const { snapshot, reply, text, lease } = appendOptions;
       const stream = live(streams, streamId);
       const actual = stream?.events.length ?? 0;
       if (actual !== appendOptions.expectedVersion) {
@@ -111,19 +114,31 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
       if (events.length === 0) return { version: actual };
       const at = now();
       sweep(at);
-      const target: MemoryStream = stream ?? { events: [], expiresAt: 0, touchedAt: 0, touchedSeq: 0 };
+      const target: MemoryStream = stream ?? {
+        events: [],
+        text: '',
+        expiresAt: 0,
+        touchedAt: 0,
+        touchedSeq: 0,
+      };
       for (const event of events) target.events.push(JSON.stringify(event));
-      if (appendOptions.snapshot) {
+      if (text) target.text = 'append' in text ? target.text + text.append : text.set;
+      if (snapshot) {
         target.snapshot = {
-          json: JSON.stringify(appendOptions.snapshot),
+          json: JSON.stringify(snapshot),
           version: target.events.length,
-          state: String(appendOptions.snapshot.value),
-          ...(appendOptions.reply ? { reply: appendOptions.reply } : {}),
+          state: String(snapshot.value),
         };
-      }
+        // As in Redis: a text set anew without a snapshot leaves readers folding from the start.
+      } else if (text && 'set' in text) target.snapshot = undefined;
+      if (reply !== 'unchanged') target.reply = reply;
+      if (lease) leases.set(streamId, { ...lease.holder, until: at + lease.ttlMs });
       target.expiresAt = at + ttlMs;
-      target.touchedAt = at;
-      target.touchedSeq = ++appends;
+      // The index order follows the stream's recorded state, as Redis's does: opened, snapshots.
+      if (snapshot || !stream) {
+        target.touchedAt = at;
+        target.touchedSeq = ++appends;
+      }
       streams.set(streamId, target);
       return { version: target.events.length };
     },
@@ -149,25 +164,20 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
       open();
       const stream = live(streams, streamId);
       if (!stream) return undefined;
-      const stored = stream.snapshot;
+      const { reply } = stream;
+      const version = stream.events.length;
+      const state = stream.snapshot?.state ?? '';
       const lease = liveLease(streamId);
-      const polled: PolledStream =
-        stored?.reply !== undefined && stored.version === stream.events.length
-          ? { version: stored.version, state: stored.state, reply: stored.reply }
-          : (() => {
-              const loaded = loadStream(streamId, stream);
-              return { version: loaded.version, state: String(loaded.view.value), loaded };
-            })();
+      const polled: PolledStream = !reply
+        ? (() => {
+            const loaded = loadStream(streamId, stream);
+            return { version: loaded.version, state: String(loaded.view.value), loaded };
+          })()
+        : 'fixed' in reply
+          ? { version, state, reply: reply.fixed }
+          : { version, state, text: firstBytes(stream.text, POLL_TEXT_BYTES) };
       if (lease) polled.lease = { ...lease };
       return polled;
-    },
-
-    async claimMessage(msgid: string, streamId: string) {
-      open();
-      const existing = live(messages, msgid);
-      if (existing) return { claimed: false, streamId: existing.value };
-      messages.set(msgid, { value: streamId, expiresAt: now() + ttlMs });
-      return { claimed: true, streamId };
     },
 
     async getConversation(bot: string, scope: string) {
@@ -185,25 +195,17 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
       conversations.delete(`${bot}:${scope}`);
     },
 
-    async acquireLease(streamId: string, node: string, leaseMs: number) {
+    async acquireLease(streamId: string, holder: LeaseHolder, leaseMs: number) {
       open();
       const held = liveLease(streamId);
-      if (held && held.node !== node) return false;
-      leases.set(streamId, { node, until: now() + leaseMs });
+      if (held && held.token !== holder.token) return false;
+      leases.set(streamId, { node: holder.node, token: holder.token, until: now() + leaseMs });
       return true;
     },
 
-    async renewLease(streamId: string, node: string, leaseMs: number) {
+    async releaseLease(streamId: string, holder: LeaseHolder) {
       open();
-      const held = liveLease(streamId);
-      if (!held || held.node !== node) return false;
-      leases.set(streamId, { node, until: now() + leaseMs });
-      return true;
-    },
-
-    async releaseLease(streamId: string, node: string) {
-      open();
-      if (liveLease(streamId)?.node === node) leases.delete(streamId);
+      if (liveLease(streamId)?.token === holder.token) leases.delete(streamId);
     },
 
     async getLease(streamId: string) {
@@ -271,4 +273,11 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
       closed = true;
     },
   };
+}
+
+/** The first `max` bytes of a text's UTF-8, as Redis's GETRANGE gives them (a cut character decodes as U+FFFD). */
+function firstBytes(text: string, max: number): string {
+  if (text.length * 3 <= max) return text;
+  const bytes = Buffer.from(text, 'utf8');
+  return bytes.length <= max ? text : bytes.subarray(0, max).toString('utf8');
 }

@@ -3,6 +3,7 @@
 import type {
   PersistedStream,
   ReadEvent,
+  ReplyProjection,
   StreamEvent,
   StreamSnapshot,
   StreamView,
@@ -40,34 +41,69 @@ export interface AppendOptions {
   expectedVersion: number;
   /**
    * The snapshot after these events, computed by the appender (the owner holds it anyway), written
-   * in the same atomic step. Without it the stored snapshot stays where it was and `load` folds the tail.
+   * in the same atomic step. Without it the stored snapshot stays where it was and `load` folds the
+   * tail. Expected with `text.set` (the store rebuilds a snapshot's answer from the text; a text set
+   * anew without one leaves readers folding the whole stream until the next snapshot).
    */
   snapshot?: PersistedStream;
   /**
-   * What a poll answers for that snapshot (the rendered WeCom reply, JSON text), kept beside it: a
-   * poll of a stream with nothing after its snapshot sends it as it is, with no fold and no render.
-   * Only with `snapshot`; a snapshot written without one drops the old one, so it is never stale.
+   * What a poll answers after these events (the poll reply projection, machines/render.ts), kept
+   * beside the stream: a poll of a stream whose projection is set answers from it, with no fold (a
+   * projection from the text costs a poll the text's first bytes only). `unchanged` keeps the
+   * current one (the appender knows it still holds); without it the projection is dropped, and polls
+   * fold and render until an appender sets one again, so it is never stale.
    */
-  reply?: string;
+  reply?: ReplyProjection | 'unchanged';
+  /**
+   * How these events change the answer's text, kept as its own projection: an appender that keeps it
+   * says so on every append (`{append: ''}` when the text did not change), and a snapshot it writes
+   * then leaves the answer to the text. Without it, the snapshot holds its answer itself.
+   */
+  text?: TextChange;
+  /** Take the stream's lease for `holder` in the same atomic step (opening a stream). */
+  lease?: { holder: LeaseHolder; ttlMs: number };
 }
+
+/**
+ * The answer's text after some events: more text at its end (`''` for none: the appender keeps the
+ * text projection, and these events did not change it), or all of it anew.
+ */
+export type TextChange = { append: string } | { set: string };
+
+/** The most of the answer's text a poll reads: one byte past WeCom's cap tells that it overflows. */
+export const POLL_TEXT_BYTES = 20481;
 
 /** What a poll reads, in one round trip (`StreamStore.poll`). */
 export interface PolledStream {
   version: number;
   /** The stream's state, for the takeover check. */
   state: string;
-  /** The stored reply when it is of the current version: sent as it is. */
+  /** The projected reply, when it is fixed: sent as it is. */
   reply?: string;
+  /** The projected reply is the answer's text: its first `POLL_TEXT_BYTES` bytes at most. */
+  text?: string;
   /** Otherwise the stream, loaded, for the caller to render. */
   loaded?: LoadedStream;
   /** The owner's lease, when live. */
   lease?: Lease;
 }
 
+/**
+ * Who holds a lease: a node, and the one owner job on it (a node may own many streams, and may even
+ * run two jobs for one stream at once, a winner and a loser of a race: only the winner's token is
+ * the lease's).
+ */
+export interface LeaseHolder {
+  node: string;
+  token: string;
+}
+
 export interface Lease {
   node: string;
   /** Epoch ms after which the lease counts as run out. */
   until: number;
+  /** Which of the node's jobs holds it (absent in a lease an older version wrote). */
+  token?: string;
 }
 
 export interface StreamSummary {
@@ -90,17 +126,16 @@ export interface StreamStore {
   load(streamId: string, options?: LoadOptions): Promise<LoadedStream | undefined>;
   /** What a poll needs: the stored reply when current (else the loaded stream) and the lease. */
   poll(streamId: string): Promise<PolledStream | undefined>;
-  /** SET NX of a WeCom msgid: the first caller claims it; later callers get the first stream id. */
-  claimMessage(msgid: string, streamId: string): Promise<{ claimed: boolean; streamId: string }>;
   getConversation(bot: string, scope: string): Promise<string | undefined>;
   setConversation(bot: string, scope: string, conversationId: string): Promise<void>;
   clearConversation(bot: string, scope: string): Promise<void>;
-  /** Take the lease when it is free, expired, or already ours. Returns whether we hold it now. */
-  acquireLease(streamId: string, node: string, ttlMs: number): Promise<boolean>;
-  /** Extend our lease; false when another node holds it now. */
-  renewLease(streamId: string, node: string, ttlMs: number): Promise<boolean>;
-  /** Drop our lease (no-op if another node holds it). */
-  releaseLease(streamId: string, node: string): Promise<void>;
+  /**
+   * Take the lease when it is free, expired, or already this holder's (by token), and set its
+   * deadline `ttlMs` from now: the one call to take and to renew. Returns whether the holder has it.
+   */
+  acquireLease(streamId: string, holder: LeaseHolder, ttlMs: number): Promise<boolean>;
+  /** Drop the lease if this holder (by token) has it; another's is never touched. */
+  releaseLease(streamId: string, holder: LeaseHolder): Promise<void>;
   getLease(streamId: string): Promise<Lease | undefined>;
   /**
    * Ask the owner of a stream to stop its answer (the user typed /stop). A flag, not an event: only
@@ -116,7 +151,10 @@ export interface StreamStore {
   joinQueue(bot: string, scope: string, streamId: string): Promise<void>;
   leaveQueue(bot: string, scope: string, streamId: string): Promise<void>;
   queue(bot: string, scope: string): Promise<string[]>;
-  /** Recent streams, newest first (by last event). */
+  /**
+   * Recent streams, newest first: by when their state was last recorded (opened, or an append with a
+   * snapshot: every change of state and every few events), not by every piece of an answer.
+   */
   listStreams(options?: { limit?: number; unfinishedOnly?: boolean }): Promise<StreamSummary[]>;
   /** Round trip to the backend, for /readyz. */
   ping(): Promise<void>;

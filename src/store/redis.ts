@@ -7,7 +7,6 @@ import {
   conversationKey,
   defaultPrefix,
   indexKey,
-  messageKey,
   queueKey,
   runningKey,
   type StreamKeys,
@@ -17,8 +16,10 @@ import { loadedStream } from './loaded.js';
 import {
   type AppendOptions,
   type Lease,
+  type LeaseHolder,
   type LoadedStream,
   type LoadOptions,
+  POLL_TEXT_BYTES,
   type PolledStream,
   type StoredEvent,
   StoreError,
@@ -44,10 +45,14 @@ export interface RedisStoreOptions extends StoreOptions {
 const defaultConversationTtlSeconds = 30 * 24 * 3600;
 
 /**
- * KEYS: events, snap. ARGV: expectedVersion, ttlSeconds, n, snapshot JSON ('' = none), its state,
- * its reply ('' = none), then n pairs (type, event JSON). The version lives in the snap hash so the
- * check and the XADDs are one step. Returns {1, version} or, on a conflict, {0, actual} having
- * written nothing.
+ * KEYS: events, snap, text, lease. ARGV: expectedVersion, ttlSeconds, n, snapshot JSON ('' = none),
+ * its state, the reply projection ('' drop, '=' keep, 't' from the text, else the fixed reply JSON),
+ * the text change ('' none, 'a' append, 's' set), its text, the lease JSON ('' = none), its TTL (ms),
+ * '1' when the snapshot leaves its answer to the text, then n pairs (type, event JSON). The version
+ * lives in the snap hash so the check and the XADDs are one step. A snapshot that leaves its answer
+ * out records how long the text was then (`sl`), and a reader takes its answer from there; a text
+ * set anew without a snapshot drops the stored one, so that readers fold from the start. Returns
+ * {1, version} or, on a conflict, {0, actual} having written nothing.
  */
 const appendLua = `
 local v = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
@@ -56,97 +61,124 @@ local n = tonumber(ARGV[3])
 if n == 0 then return {1, v} end
 local id
 for i = 0, n - 1 do
-  id = redis.call('XADD', KEYS[1], '*', 't', ARGV[7 + 2 * i], 'e', ARGV[8 + 2 * i])
+  id = redis.call('XADD', KEYS[1], '*', 't', ARGV[12 + 2 * i], 'e', ARGV[13 + 2 * i])
 end
 v = v + n
+if ARGV[7] == 'a' then
+  redis.call('APPEND', KEYS[3], ARGV[8])
+elseif ARGV[7] == 's' then
+  redis.call('SET', KEYS[3], ARGV[8])
+end
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[2], 'v', v, 's', ARGV[4], 'sv', v, 'sid', id, 'st', ARGV[5])
-  if ARGV[6] ~= '' then redis.call('HSET', KEYS[2], 'r', ARGV[6]) else redis.call('HDEL', KEYS[2], 'r') end
+  if ARGV[11] == '1' then
+    redis.call('HSET', KEYS[2], 'sl', redis.call('STRLEN', KEYS[3]))
+  else
+    redis.call('HDEL', KEYS[2], 'sl')
+  end
 else
   redis.call('HSET', KEYS[2], 'v', v)
+  -- The text no longer starts with the stored snapshot's answer: readers fold from the start.
+  if ARGV[7] == 's' then redis.call('HDEL', KEYS[2], 's', 'sv', 'sid', 'sl') end
 end
+local reply = ARGV[6]
+if reply == 't' then
+  redis.call('HSET', KEYS[2], 'rm', 't')
+  redis.call('HDEL', KEYS[2], 'r')
+elseif reply == '' then
+  redis.call('HDEL', KEYS[2], 'rm', 'r')
+elseif reply ~= '=' then
+  redis.call('HSET', KEYS[2], 'rm', 'f', 'r', reply)
+end
+if ARGV[9] ~= '' then redis.call('SET', KEYS[4], ARGV[9], 'PX', ARGV[10]) end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[3], ARGV[2])
 return {1, v}
 `;
 
 /**
  * The events (KEYS[2]) a reader folds on top of the stored snapshot: only the entries after the
  * snapshot's entry `sid` (exclusive range), never the whole history; none at all when the snapshot is
- * of the latest version `v`, as the owner writes it. `sv` and `sid` are false when there is none.
+ * of the latest version `v`. `sv` and `sid` are false when there is none. And the snapshot's answer:
+ * the first `sl` bytes of the text (KEYS[4]); false for a snapshot that holds its answer itself.
  */
-const entriesAfterSnapshot = `
+const afterSnapshot = `
 local function entriesAfter(v, sv, sid)
   if v == sv then return {} end
   local from = '-'
   if sid then from = '(' .. sid end
   return redis.call('XRANGE', KEYS[2], from, '+')
 end
+local function answerAt(s, sl)
+  if not s or not sl then return false end
+  local n = tonumber(sl)
+  if n == 0 then return '' end
+  return redis.call('GETRANGE', KEYS[4], 0, n - 1)
+end
 `;
 
 /**
- * KEYS: snap, events, lease. ARGV: '1' to return the lease too. One round trip: the snapshot fields,
- * then the entries after it. Returns nil for a missing stream, else {v, s, sv, entries, lease}.
+ * KEYS: snap, events, lease, text. ARGV: '1' to return the lease too. One round trip: the snapshot
+ * fields, the entries after it, its answer. Returns nil for a missing stream, else
+ * {v, s, sv, entries, lease, answer}.
  */
-const loadLua = `${entriesAfterSnapshot}
-local h = redis.call('HMGET', KEYS[1], 'v', 's', 'sv', 'sid')
+const loadLua = `${afterSnapshot}
+local h = redis.call('HMGET', KEYS[1], 'v', 's', 'sv', 'sid', 'sl')
 if not h[1] then return false end
 local entries = entriesAfter(h[1], h[3], h[4])
 local lease = false
 if ARGV[1] == '1' then lease = redis.call('GET', KEYS[3]) end
-return {h[1], h[2], h[3], entries, lease}
+return {h[1], h[2], h[3], entries, lease, answerAt(h[2], h[5])}
 `;
 
 /**
- * KEYS: snap, events, lease. A poll's read: when the stored reply is of the current version, just
- * {1, v, state, reply, lease}; otherwise what `load` returns, after a 0: {0, v, s, sv, entries, lease}.
+ * KEYS: snap, events, lease, text. ARGV: how many bytes of the text a poll reads. A poll's read, from
+ * the reply projection when there is one: {1, v, state, reply, lease} for a fixed reply, {2, v,
+ * state, the text's first bytes, lease} for one made from the text; otherwise what `load` returns,
+ * after a 0: {0, v, s, sv, entries, lease, answer}. (A reply `r` without `rm` was written by an
+ * older version, which kept it current with the snapshot's version.)
  */
-const pollLua = `${entriesAfterSnapshot}
-local h = redis.call('HMGET', KEYS[1], 'v', 'sv', 'r', 'st', 's', 'sid')
+const pollLua = `${afterSnapshot}
+local h = redis.call('HMGET', KEYS[1], 'v', 'rm', 'r', 'st', 's', 'sv', 'sid', 'sl')
 if not h[1] then return false end
 local lease = redis.call('GET', KEYS[3])
-if h[3] and h[1] == h[2] then return {1, h[1], h[4], h[3], lease} end
-return {0, h[1], h[5], h[2], entriesAfter(h[1], h[2], h[6]), lease}
+if h[2] == 'f' or (not h[2] and h[3] and h[1] == h[6]) then return {1, h[1], h[4], h[3], lease} end
+if h[2] == 't' then
+  return {2, h[1], h[4], redis.call('GETRANGE', KEYS[4], 0, tonumber(ARGV[1]) - 1), lease}
+end
+return {0, h[1], h[5], h[6], entriesAfter(h[1], h[6], h[7]), lease, answerAt(h[5], h[8])}
 `;
 
 /**
- * Whether the current lease (KEYS[1]) is held by another node: present, parseable, not ours, and not
- * past its deadline on the caller's clock. The key's own PX TTL normally removes it at that deadline;
- * the deadline check keeps the memory and Redis adapters alike when clocks are injected.
+ * Whether the current lease (KEYS[1]) is held by another holder: present, parseable, not this
+ * token's, and not past its deadline on the caller's clock. The key's own PX TTL normally removes it
+ * at that deadline; the deadline check keeps the memory and Redis adapters alike when clocks are
+ * injected.
  */
 const leaseHeldByOther = `
-local function heldByOther(node, now)
+local function heldByOther(token, now)
   local cur = redis.call('GET', KEYS[1])
-  if not cur then return false, false end
+  if not cur then return false end
   local ok, lease = pcall(cjson.decode, cur)
-  if not ok or type(lease) ~= 'table' then return false, false end
-  local live = tonumber(lease['until'] or 0) > now
-  return live and lease['node'] ~= node, live and lease['node'] == node
+  if not ok or type(lease) ~= 'table' then return false end
+  return tonumber(lease['until'] or 0) > now and lease['token'] ~= token
 end
 `;
 
-/** KEYS: lease. ARGV: node, ttlMs, now, value JSON. Take when free, expired or ours. */
+/** KEYS: lease. ARGV: token, ttlMs, now, value JSON. Take (or renew) when free, expired or this holder's. */
 const acquireLua = `${leaseHeldByOther}
-local other = heldByOther(ARGV[1], tonumber(ARGV[3]))
-if other then return 0 end
+if heldByOther(ARGV[1], tonumber(ARGV[3])) then return 0 end
 redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[2])
 return 1
 `;
 
-/** KEYS: lease. ARGV: node, ttlMs, now, value JSON. Extend only a live lease of ours. */
-const renewLua = `${leaseHeldByOther}
-local _, mine = heldByOther(ARGV[1], tonumber(ARGV[3]))
-if not mine then return 0 end
-redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[2])
-return 1
-`;
-
-/** KEYS: lease. ARGV: node. Compare-and-delete: never drop another node's lease. */
+/** KEYS: lease. ARGV: token. Compare-and-delete: never drop another holder's lease. */
 const releaseLua = `
 local cur = redis.call('GET', KEYS[1])
 if not cur then return 0 end
 local ok, lease = pcall(cjson.decode, cur)
-if ok and type(lease) == 'table' and lease['node'] == ARGV[1] then
+if ok and type(lease) == 'table' and lease['token'] == ARGV[1] then
   redis.call('DEL', KEYS[1])
   return 1
 end
@@ -157,31 +189,44 @@ type Arg = string | number;
 
 /** The commands `defineCommand` adds; ioredis types them only at runtime. */
 interface ScriptCommands {
-  wdStoreAppend(events: string, snap: string, ...args: Arg[]): Promise<[number, number]>;
-  wdStoreLoad(snap: string, events: string, lease: string, withLease: Arg): Promise<LoadReply | null>;
-  wdStorePoll(snap: string, events: string, lease: string): Promise<PollReply | null>;
+  wdStoreAppend(
+    events: string,
+    snap: string,
+    text: string,
+    lease: string,
+    ...args: Arg[]
+  ): Promise<[number, number]>;
+  wdStoreLoad(
+    snap: string,
+    events: string,
+    lease: string,
+    text: string,
+    withLease: Arg,
+  ): Promise<LoadReply | null>;
+  wdStorePoll(
+    snap: string,
+    events: string,
+    lease: string,
+    text: string,
+    bytes: Arg,
+  ): Promise<PollReply | null>;
   wdStoreAcquire(lease: string, ...args: Arg[]): Promise<number>;
-  wdStoreRenew(lease: string, ...args: Arg[]): Promise<number>;
-  wdStoreRelease(lease: string, node: string): Promise<number>;
+  wdStoreRelease(lease: string, token: string): Promise<number>;
 }
 
 type Entry = [id: string, fields: string[]];
 type PollReply =
-  | [current: 1, version: string, state: string, reply: string, lease: string | null]
-  | [
-      current: 0,
-      version: string,
-      snapshot: string | null,
-      snapshotVersion: string | null,
-      entries: Entry[],
-      lease: string | null,
-    ];
+  | [kind: 1, version: string, state: string, reply: string, lease: string | null]
+  | [kind: 2, version: string, state: string, text: string, lease: string | null]
+  | [kind: 0, ...LoadReply];
 type LoadReply = [
   version: string,
   snapshot: string | null,
   snapshotVersion: string | null,
   entries: Entry[],
   lease: string | null,
+  /** The snapshot's answer, from the text; null when the snapshot holds its own (an older version's). */
+  answer: string | null,
 ];
 
 export function createRedisStore(redis: RedisClient, options: RedisStoreOptions): StreamStore {
@@ -192,11 +237,10 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
   const index = indexKey(prefix);
   const running = runningKey(prefix);
 
-  redis.defineCommand('wdStoreAppend', { numberOfKeys: 2, lua: appendLua });
-  redis.defineCommand('wdStoreLoad', { numberOfKeys: 3, lua: loadLua });
-  redis.defineCommand('wdStorePoll', { numberOfKeys: 3, lua: pollLua });
+  redis.defineCommand('wdStoreAppend', { numberOfKeys: 4, lua: appendLua });
+  redis.defineCommand('wdStoreLoad', { numberOfKeys: 4, lua: loadLua });
+  redis.defineCommand('wdStorePoll', { numberOfKeys: 4, lua: pollLua });
   redis.defineCommand('wdStoreAcquire', { numberOfKeys: 1, lua: acquireLua });
-  redis.defineCommand('wdStoreRenew', { numberOfKeys: 1, lua: renewLua });
   redis.defineCommand('wdStoreRelease', { numberOfKeys: 1, lua: releaseLua });
   const scripts = redis as unknown as ScriptCommands;
 
@@ -227,11 +271,11 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
   }
 
   function loadRaw(keys: StreamKeys, withLease: boolean): Promise<LoadReply | null> {
-    return scripts.wdStoreLoad(keys.snap, keys.events, keys.lease, withLease ? '1' : '0');
+    return scripts.wdStoreLoad(keys.snap, keys.events, keys.lease, keys.text, withLease ? '1' : '0');
   }
 
   function rehydrate(streamId: string, reply: LoadReply): LoadedStream {
-    const [versionText, snapshotJson, snapshotVersionText, entries] = reply;
+    const [versionText, snapshotJson, snapshotVersionText, entries, , answer] = reply;
     const version = Number(versionText);
     const expected = version - (snapshotJson ? Number(snapshotVersionText) : 0);
     if (entries.length !== expected) {
@@ -242,7 +286,7 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
       );
     }
     const tail = entries.map(([, fields]) => parseEventJson(fieldOf(fields, 'e')));
-    return loadedStream(streamId, snapshotJson || undefined, tail, version);
+    return loadedStream(streamId, snapshotJson || undefined, tail, version, answer ?? undefined);
   }
 
   /** A stream that cannot be rebuilt is left out of a listing rather than failing all of it. */
@@ -281,19 +325,32 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
 
   return {
     async append(streamId: string, events: StreamEvent[], appendOptions: AppendOptions) {
-      const { expectedVersion, snapshot } = appendOptions;
+      const { expectedVersion, snapshot, reply, text, lease } = appendOptions;
       const keys = streamKeys(prefix, streamId);
+      // An appender that says how its events change the text keeps the text projection: the
+      // snapshot's answer is then not stored twice (the snapshot records the text's length instead,
+      // and a reader takes the answer from the text), so a snapshot costs the same for any answer.
+      const apart = snapshot !== undefined && (text !== undefined || snapshot.context.answer === '');
       const args: Arg[] = [
         expectedVersion,
         ttl,
         events.length,
-        snapshot ? JSON.stringify(snapshot) : '',
+        snapshot
+          ? JSON.stringify(
+              apart ? { value: snapshot.value, context: { ...snapshot.context, answer: '' } } : snapshot,
+            )
+          : '',
         snapshot?.value ?? '',
-        (snapshot && appendOptions.reply) || '',
+        reply === undefined ? '' : reply === 'unchanged' ? '=' : 'fixed' in reply ? reply.fixed : 't',
+        text === undefined || ('append' in text && text.append === '') ? '' : 'append' in text ? 'a' : 's',
+        text === undefined ? '' : 'append' in text ? text.append : text.set,
+        lease ? leaseValue(lease.holder, now() + lease.ttlMs) : '',
+        lease ? Math.max(1, Math.ceil(lease.ttlMs)) : 0,
+        apart ? '1' : '',
       ];
       for (const event of events) args.push(event.type, JSON.stringify(event));
       const [ok, version] = await guard('append', { streamId }, () =>
-        scripts.wdStoreAppend(keys.events, keys.snap, ...args),
+        scripts.wdStoreAppend(keys.events, keys.snap, keys.text, keys.lease, ...args),
       );
       if (ok !== 1) {
         throw new StoreError(
@@ -302,7 +359,10 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
           { streamId, expected: expectedVersion, actual: version },
         );
       }
-      if (events.length > 0) await touchIndex(streamId, snapshot !== undefined && isFinished(snapshot));
+      // The indexes follow the stream's state: touched when a snapshot is written (every state change
+      // and now and then), not for every piece of an answer.
+      if (events.length > 0 && (snapshot || expectedVersion === 0))
+        await touchIndex(streamId, snapshot !== undefined && isFinished(snapshot));
       return { version };
     },
 
@@ -330,35 +390,19 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
     async poll(streamId: string) {
       const keys = streamKeys(prefix, streamId);
       const reply = await guard('poll', { streamId }, () =>
-        scripts.wdStorePoll(keys.snap, keys.events, keys.lease),
+        scripts.wdStorePoll(keys.snap, keys.events, keys.lease, keys.text, POLL_TEXT_BYTES),
       );
       if (!reply) return undefined;
-      if (reply[0] === 1) {
-        const [, version, state, stored, lease] = reply;
-        const polled: PolledStream = { version: Number(version), state, reply: stored };
-        const live = liveLease(lease, now());
-        if (live) polled.lease = live;
-        return polled;
+      let polled: PolledStream;
+      if (reply[0] === 1) polled = { version: Number(reply[1]), state: reply[2], reply: reply[3] };
+      else if (reply[0] === 2) polled = { version: Number(reply[1]), state: reply[2], text: reply[3] };
+      else {
+        const loaded = rehydrate(streamId, reply.slice(1) as LoadReply);
+        polled = { version: loaded.version, state: String(loaded.view.value), loaded };
       }
-      const [, version, snapshotJson, snapshotVersion, entries, lease] = reply;
-      const loaded = rehydrate(streamId, [version, snapshotJson, snapshotVersion, entries, lease]);
-      const polled: PolledStream = { version: loaded.version, state: String(loaded.view.value), loaded };
-      const live = liveLease(lease, now());
+      const live = liveLease(reply[0] === 0 ? reply[5] : reply[4], now());
       if (live) polled.lease = live;
       return polled;
-    },
-
-    async claimMessage(msgid: string, streamId: string) {
-      const key = messageKey(prefix, msgid);
-      return guard('claimMessage', { msgid }, async () => {
-        // Twice at most: the first claim's key may expire between our SET and our GET.
-        for (let attempt = 0; attempt < 2; attempt++) {
-          if ((await redis.set(key, streamId, 'EX', ttl, 'NX')) === 'OK') return { claimed: true, streamId };
-          const existing = await redis.get(key);
-          if (existing !== null) return { claimed: false, streamId: existing };
-        }
-        throw new StoreError('unavailable', `message ${msgid} could not be claimed`, { msgid });
-      });
     },
 
     async getConversation(bot: string, scope: string) {
@@ -378,29 +422,26 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
       await guard('clearConversation', { bot, scope }, () => redis.del(conversationKey(prefix, bot, scope)));
     },
 
-    async acquireLease(streamId: string, node: string, ttlMs: number) {
+    async acquireLease(streamId: string, holder: LeaseHolder, ttlMs: number) {
       const at = now();
-      const value = JSON.stringify({ node, until: at + ttlMs } satisfies Lease);
       const key = streamKeys(prefix, streamId).lease;
-      const won = await guard('acquireLease', { streamId, node }, () =>
-        scripts.wdStoreAcquire(key, node, Math.max(1, Math.ceil(ttlMs)), at, value),
+      const won = await guard('acquireLease', { streamId, node: holder.node }, () =>
+        scripts.wdStoreAcquire(
+          key,
+          holder.token,
+          Math.max(1, Math.ceil(ttlMs)),
+          at,
+          leaseValue(holder, at + ttlMs),
+        ),
       );
       return won === 1;
     },
 
-    async renewLease(streamId: string, node: string, ttlMs: number) {
-      const at = now();
-      const value = JSON.stringify({ node, until: at + ttlMs } satisfies Lease);
+    async releaseLease(streamId: string, holder: LeaseHolder) {
       const key = streamKeys(prefix, streamId).lease;
-      const renewed = await guard('renewLease', { streamId, node }, () =>
-        scripts.wdStoreRenew(key, node, Math.max(1, Math.ceil(ttlMs)), at, value),
+      await guard('releaseLease', { streamId, node: holder.node }, () =>
+        scripts.wdStoreRelease(key, holder.token),
       );
-      return renewed === 1;
-    },
-
-    async releaseLease(streamId: string, node: string) {
-      const key = streamKeys(prefix, streamId).lease;
-      await guard('releaseLease', { streamId, node }, () => scripts.wdStoreRelease(key, node));
     },
 
     async getLease(streamId: string) {
@@ -495,13 +536,18 @@ function fieldOf(fields: string[], name: string): string {
   return '';
 }
 
+const leaseValue = (holder: LeaseHolder, until: number): string =>
+  JSON.stringify({ node: holder.node, token: holder.token, until } satisfies Lease);
+
 function liveLease(value: string | null, at: number): Lease | undefined {
   if (value === null) return undefined;
   try {
     const lease = JSON.parse(value) as Partial<Lease>;
     if (typeof lease.node !== 'string' || typeof lease.until !== 'number' || lease.until <= at)
       return undefined;
-    return { node: lease.node, until: lease.until };
+    return typeof lease.token === 'string'
+      ? { node: lease.node, until: lease.until, token: lease.token }
+      : { node: lease.node, until: lease.until };
   } catch {
     return undefined;
   }
