@@ -10,7 +10,14 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { answerCallback, type CallbackDeps, queryOf, verifyUrl } from './callback.js';
 import { refuse } from './errors.js';
-import { errorBoundary, readBody, requestContext, requestIdOf } from './middleware.js';
+import {
+  closeUnreadBodies,
+  errorBoundary,
+  hasUnreadBody,
+  readBody,
+  requestContext,
+  requestIdOf,
+} from './middleware.js';
 
 export interface ReadinessCheck {
   name: string;
@@ -26,6 +33,13 @@ export interface AppDeps extends CallbackDeps {
 }
 
 export const CALLBACK_PATH = '/wecom/callback';
+
+/**
+ * A callback's body must have arrived this long after it began to be read, or the request is
+ * answered 408 and its connection closed: WeCom sends a few KB at once, a body trickling in holds a
+ * connection for nothing. (Node's own request timeout, service.ts, bounds every other route.)
+ */
+export const CALLBACK_BODY_DEADLINE_MS = 10_000;
 
 /** The service's request listener: POST /wecom/callback on its own path, everything else through Koa. */
 export function createHttpApp(deps: AppDeps): RequestListener {
@@ -52,7 +66,7 @@ async function serveCallback(
   try {
     const body = await answerCallback(deps, {
       query: queryOf(req.url),
-      body: () => readBody(req, limit),
+      body: () => readBody(req, limit, CALLBACK_BODY_DEADLINE_MS),
       requestId,
       logger: deps.logger,
     });
@@ -75,6 +89,9 @@ async function serveCallback(
       'x-request-id': requestId,
     };
     if (answer.retryAfter) headers['retry-after'] = String(answer.retryAfter);
+    // A body left unread (refused as too large or too slow, or before it was read) is not drained:
+    // Node closes the connection once this answer is flushed.
+    if (hasUnreadBody(req)) headers.connection = 'close';
     res.writeHead(answer.status, headers);
     res.end(answer.body);
   }
@@ -111,6 +128,7 @@ function createKoaApp(deps: AppDeps): Koa {
   });
   deps.extend?.(router);
   app.use(requestContext(deps.logger));
+  app.use(closeUnreadBodies());
   app.use(errorBoundary());
   app.use(router.routes());
   app.use(router.allowedMethods());

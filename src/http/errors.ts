@@ -23,6 +23,7 @@ const table: Record<string, HttpAnswer> = {
   bad_message: { status: 400, body: 'bad message', level: 'warn' },
   wrong_bot: { status: 403, body: 'wrong bot', level: 'warn' },
   body_too_large: { status: 413, body: 'body too large', level: 'warn' },
+  body_timeout: { status: 408, body: 'body too slow', level: 'warn' },
   unsupported_media_type: { status: 415, body: 'unsupported media type', level: 'warn' },
   unavailable: { status: 503, body: 'temporarily unavailable, retry later', level: 'error', retryAfter: 2 },
   version_conflict: {
