@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { answerCallback, type CallbackDeps, queryOf, verifyUrl } from './callback.js';
 import { refuse } from './errors.js';
+import { CallbackClock } from './freshness.js';
 import {
   closeUnreadBodies,
   errorBoundary,
@@ -24,7 +25,7 @@ export interface ReadinessCheck {
   check: () => Promise<void>;
 }
 
-export interface AppDeps extends CallbackDeps {
+export interface AppDeps extends Omit<CallbackDeps, 'clock'> {
   logger: Logger;
   metrics: Metrics;
   readiness: ReadinessCheck[];
@@ -42,7 +43,12 @@ export const CALLBACK_PATH = '/wecom/callback';
 export const CALLBACK_BODY_DEADLINE_MS = 10_000;
 
 /** The service's request listener: POST /wecom/callback on its own path, everything else through Koa. */
-export function createHttpApp(deps: AppDeps): RequestListener {
+export function createHttpApp(appDeps: AppDeps): RequestListener {
+  const clock = new CallbackClock({
+    maxSkewSeconds: appDeps.config.wecom.maxSkewSeconds,
+    record: (seconds) => appDeps.metrics.recordCallbackSkew(seconds),
+  });
+  const deps: AppDeps & CallbackDeps = { ...appDeps, clock };
   const koa = createKoaApp(deps).callback();
   const limit = deps.bodyLimit ?? 1 << 20;
   return (req, res) => {
@@ -57,7 +63,7 @@ function pathOf(url: string | undefined): string {
 }
 
 async function serveCallback(
-  deps: AppDeps,
+  deps: AppDeps & CallbackDeps,
   limit: number,
   req: IncomingMessage,
   res: ServerResponse,
@@ -97,7 +103,7 @@ async function serveCallback(
   }
 }
 
-function createKoaApp(deps: AppDeps): Koa {
+function createKoaApp(deps: AppDeps & CallbackDeps): Koa {
   const app = new Koa({ proxy: true });
   const router = new Router();
   router.get(CALLBACK_PATH, verifyUrl(deps));
