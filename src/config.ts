@@ -26,6 +26,7 @@ const baseSchema = z.object({
     .regex(/^[A-Za-z0-9]{43}$/, 'must be exactly 43 characters of A-Z, a-z and 0-9'),
   WECOM_BOT_ID: z.string().min(1).optional(),
   WECOM_BOT_NAME: z.string().min(1).optional(),
+  CALLBACK_MAX_SKEW_SECONDS: int(10, 7 * 24 * 3600).default(300),
   WELCOME_TEXT: z.string().default('你好，我是 AI 助手，有什么可以帮你？发送 /help 查看可用命令。'),
   DIFY_API_URL: httpUrl.default('https://api.dify.ai/v1'),
   DIFY_API_KEY: z.string({ error: "required: the Dify app's API key (app-…)" }).min(1, 'required'),
@@ -119,6 +120,13 @@ function crossProblems(env: Record<string, string>): string[] {
   const margin = Number(env.WINDOW_MARGIN_SECONDS ?? 30);
   if (Number.isFinite(window) && Number.isFinite(margin) && margin >= window)
     problems.push('WINDOW_MARGIN_SECONDS: must be less than STREAM_WINDOW_SECONDS');
+  // A callback replayed within the tolerance must still find its msgid's dedup key.
+  const skew = Number(env.CALLBACK_MAX_SKEW_SECONDS ?? 300);
+  const ttl = Number(env.STREAM_TTL_SECONDS ?? 1800);
+  if (Number.isFinite(skew) && Number.isFinite(ttl) && skew > ttl)
+    problems.push(
+      'CALLBACK_MAX_SKEW_SECONDS: must be at most STREAM_TTL_SECONDS (how long a msgid is remembered), so that a replayed callback is refused or deduplicated',
+    );
   return problems;
 }
 
@@ -130,7 +138,15 @@ export interface Config {
   host: string;
   nodeId: string;
   logLevel: Env['LOG_LEVEL'];
-  wecom: { token: string; encodingAESKey: string; botId?: string; botName?: string; welcomeText: string };
+  wecom: {
+    token: string;
+    encodingAESKey: string;
+    botId?: string;
+    botName?: string;
+    welcomeText: string;
+    /** How far a signed callback's timestamp may be from this node's clock, either way. */
+    maxSkewSeconds: number;
+  };
   dify: {
     apiUrl: string;
     apiKey: string;
@@ -295,6 +311,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
         botId: e.WECOM_BOT_ID,
         botName: e.WECOM_BOT_NAME,
         welcomeText: e.WELCOME_TEXT,
+        maxSkewSeconds: e.CALLBACK_MAX_SKEW_SECONDS,
       },
       dify: {
         apiUrl: e.DIFY_API_URL.replace(/\/+$/, ''),

@@ -11,6 +11,12 @@ export interface Metrics {
    */
   countCallback(msgtype: string, outcome: string): void;
   pollDuration: Histogram;
+  /**
+   * now − timestamp, in seconds, of the latest signed callback accepted: a plain number per callback,
+   * the gauge reads it when scraped.
+   */
+  recordCallbackSkew(seconds: number): void;
+  callbackClockSkew: Gauge;
   streamsOpened: Counter;
   streamsFinished: Counter<'state'>;
   firstToken: Histogram;
@@ -40,6 +46,7 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
     registers,
   });
   const callbackChildren = new Map<string, { inc(): void }>();
+  let callbackSkew = 0;
   return {
     registry,
     callbacks,
@@ -52,6 +59,17 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
       }
       child.inc();
     },
+    recordCallbackSkew(seconds) {
+      callbackSkew = seconds;
+    },
+    callbackClockSkew: new Gauge({
+      name: 'wecom_dify_callback_clock_skew_seconds',
+      help: "How far the latest accepted callback's signed timestamp was behind this node's clock (negative: ahead)",
+      registers,
+      collect() {
+        this.set(callbackSkew);
+      },
+    }),
     pollDuration: new Histogram({
       name: 'wecom_dify_poll_duration_seconds',
       help: 'Time to answer a stream refresh poll',

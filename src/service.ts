@@ -113,15 +113,24 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   });
   if (config.inspector.enabled && !config.inspector.token)
     logger.warn('INSPECTOR=1 without INSPECTOR_TOKEN: anyone who reaches this port can read every stream');
-  const server = createServer(app).listen({ port: config.port, host: config.host });
+  const server = createServer(
+    {
+      // Node looks for requests past these every connectionsCheckingInterval (30 s by default), and
+      // takes the larger of the two as the request timeout when headersTimeout exceeds requestTimeout:
+      // with 66 s and 30 s a body trickling a byte a second held its connection for 90 s.
+      headersTimeout: 10_000,
+      requestTimeout: 15_000,
+      connectionsCheckingInterval: 1_000,
+    },
+    app,
+  ).listen({ port: config.port, host: config.host });
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
   });
-  // WeCom's callbacks are short; keep-alive from a load balancer should outlive its own idle timeout.
+  // Keep-alive from a load balancer should outlive its own idle timeout. (The headers timeout runs
+  // from a request's first byte, not over an idle keep-alive connection: it need not exceed this.)
   server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  server.requestTimeout = 30_000;
   const { port } = server.address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   logger.info(

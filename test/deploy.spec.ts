@@ -960,6 +960,7 @@ describe('deploy/METRICS.md', () => {
   it('lists every metric the service promises, with its type', () => {
     const promised = {
       wecom_dify_callbacks_total: 'counter',
+      wecom_dify_callback_clock_skew_seconds: 'gauge',
       wecom_dify_poll_duration_seconds: 'histogram',
       wecom_dify_streams_opened_total: 'counter',
       wecom_dify_streams_finished_total: 'counter',

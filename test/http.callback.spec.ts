@@ -29,7 +29,11 @@ describe('the WeCom callback over HTTP', () => {
     await dropPrefix(prefix);
   });
 
-  const signedQuery = (encrypted: string, nonce = 'nonce123', timestamp = '1700000000') =>
+  const signedQuery = (
+    encrypted: string,
+    nonce = 'nonce123',
+    timestamp = String(Math.floor(Date.now() / 1000)),
+  ) =>
     new URLSearchParams({
       msg_signature: getSignature(testBot.token, timestamp, nonce, encrypted),
       timestamp,

@@ -12,11 +12,11 @@
 //
 // Anything else is an AuthError, and nothing is cached:
 //   no answer within AUTH_API_TIMEOUT_MS, a connection error or a 5xx → 'token_service_unavailable';
-//   a 4xx, or a 2xx whose body is not that JSON → 'token_service_bad_response'.
+//   a 4xx, or a 2xx whose body is not that JSON (or is over 64 KiB) → 'token_service_bad_response'.
 // The request and its answer are never logged: they carry the secret and the token.
 import { type Dispatcher, request } from 'undici';
 import { z } from 'zod';
-import { outboundAgent, type ProxySettings } from '../outbound.js';
+import { BodyTooLargeError, discard, outboundAgent, type ProxySettings, readBounded } from '../outbound.js';
 import type { Secret } from './secretBox.js';
 import { AuthError } from './types.js';
 
@@ -61,6 +61,21 @@ export interface TokenServiceOptions {
 /** Bodies larger than this are not a token answer. */
 const MAX_BODY_BYTES = 64 * 1024;
 
+/** A 2xx's body, bounded: a larger one is a bad response, read no further. */
+async function readAnswer(
+  body: Dispatcher.ResponseData['body'],
+  where: string,
+  status: number,
+): Promise<string> {
+  try {
+    return (await readBounded(body, MAX_BODY_BYTES, `token service ${where}`)).toString('utf8');
+  } catch (error) {
+    if (error instanceof BodyTooLargeError)
+      throw new AuthError('token_service_bad_response', error.message, { status });
+    throw error;
+  }
+}
+
 export function createTokenService(options: TokenServiceOptions): TokenService {
   const ownAgent = options.dispatcher
     ? undefined
@@ -95,19 +110,10 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
         bodyTimeout: options.timeoutMs,
       });
       status = res.statusCode;
-      const declared = Number(res.headers['content-length'] ?? 0);
-      if (declared > MAX_BODY_BYTES) {
-        res.body.on('error', () => {});
-        res.body.destroy();
-        throw new AuthError(
-          'token_service_bad_response',
-          `token service ${where} answered ${declared} bytes`,
-          {
-            status,
-          },
-        );
-      }
-      text = await res.body.text();
+      const ok = status >= 200 && status < 300;
+      // Only a 2xx's body is read: the status says enough of the others.
+      if (!ok) discard(res.body);
+      text = ok ? await readAnswer(res.body, where, status) : '';
     } catch (error) {
       if (error instanceof AuthError) throw error;
       const timedOut = signal.aborted || (error as { code?: unknown }).code === 'UND_ERR_HEADERS_TIMEOUT';

@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Dispatcher, FormData, request } from 'undici';
 import { z } from 'zod';
-import { discard, outboundAgent, type ProxySettings } from '../outbound.js';
+import { BodyTooLargeError, discard, outboundAgent, type ProxySettings, readBounded } from '../outbound.js';
 import { DifyError, fromHttpResponse, fromNetworkError } from './errors.js';
 import { AnswerFold, type DifyEvent } from './events.js';
 import { DifyFrameReader, FrameTooLargeError } from './sse.js';
@@ -91,6 +91,8 @@ export type DifyUploadedFile = z.infer<typeof uploadedFileSchema>;
 
 /** How much of an error body is read: enough for any JSON envelope or an HTML page's title. */
 const ERROR_BODY_BYTES = 64 * 1024;
+/** The largest JSON answer read (an upload's, the app's info, a stop's or a feedback's are small). */
+const JSON_BODY_BYTES = 1 << 20;
 
 const noopLogger: DifyLogger = { debug() {}, info() {}, warn() {} };
 
@@ -208,7 +210,7 @@ export class DifyClient {
       form.append('file', blob, file.filename);
       form.append('user', user);
       const res = await this.#send('POST', '/files/upload', form, 'application/json', opts);
-      return this.#readJson(res);
+      return this.#readJson(res, '/files/upload');
     });
     const parsed = uploadedFileSchema.safeParse(json);
     if (!parsed.success)
@@ -339,13 +341,26 @@ export class DifyClient {
         opts,
         body ? 'application/json' : undefined,
       );
-      return this.#readJson(res);
+      return this.#readJson(res, path);
     });
   }
 
-  async #readJson(res: Dispatcher.ResponseData): Promise<unknown> {
+  async #readJson(res: Dispatcher.ResponseData, path: string): Promise<unknown> {
     if (res.statusCode < 200 || res.statusCode >= 300) throw await this.#errorOf(res);
-    const text = await res.body.text();
+    let text: string;
+    try {
+      text = (await readBounded(res.body, JSON_BODY_BYTES, `Dify (${path})`)).toString('utf8');
+    } catch (err) {
+      if (!(err instanceof BodyTooLargeError)) throw err;
+      // Not retried: the request was taken, only its answer is unreadable.
+      throw new DifyError({
+        code: 'body_too_large',
+        status: res.statusCode,
+        kind: 'failed',
+        retryable: false,
+        message: err.message,
+      });
+    }
     if (text === '') return {}; // 204 and friends
     try {
       return JSON.parse(text) as unknown;
@@ -378,21 +393,15 @@ export class DifyClient {
 
   /** Read a non-success answer (bounded: it may be a large HTML page) into a typed error (§11.2). */
   async #errorOf(res: Dispatcher.ResponseData): Promise<DifyError> {
-    const chunks: Buffer[] = [];
-    let size = 0;
+    let bytes: Buffer;
     try {
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        chunks.push(chunk);
-        size += chunk.length;
-        if (size >= ERROR_BODY_BYTES) break;
-      }
-    } catch {
-      // A body cut short still leaves the status to go on.
-    } finally {
+      bytes = await readBounded(res.body, ERROR_BODY_BYTES, 'Dify');
+    } catch (err) {
+      // A longer body is read no further, its start is enough; one cut short leaves the status.
+      bytes = err instanceof BodyTooLargeError ? err.head : Buffer.alloc(0);
       if (!res.body.destroyed) discard(res.body);
     }
-    const text = Buffer.concat(chunks).subarray(0, ERROR_BODY_BYTES).toString('utf8');
-    return fromHttpResponse(res.statusCode, text, retryAfterMs(res.headers['retry-after']));
+    return fromHttpResponse(res.statusCode, bytes.toString('utf8'), retryAfterMs(res.headers['retry-after']));
   }
 
   /** Run `attempt` and try again on retryable errors with exponential backoff and jitter (§8.12). */

@@ -10,14 +10,22 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { answerCallback, type CallbackDeps, queryOf, verifyUrl } from './callback.js';
 import { refuse } from './errors.js';
-import { errorBoundary, readBody, requestContext, requestIdOf } from './middleware.js';
+import { CallbackClock } from './freshness.js';
+import {
+  closeUnreadBodies,
+  errorBoundary,
+  hasUnreadBody,
+  readBody,
+  requestContext,
+  requestIdOf,
+} from './middleware.js';
 
 export interface ReadinessCheck {
   name: string;
   check: () => Promise<void>;
 }
 
-export interface AppDeps extends CallbackDeps {
+export interface AppDeps extends Omit<CallbackDeps, 'clock'> {
   logger: Logger;
   metrics: Metrics;
   readiness: ReadinessCheck[];
@@ -27,8 +35,20 @@ export interface AppDeps extends CallbackDeps {
 
 export const CALLBACK_PATH = '/wecom/callback';
 
+/**
+ * A callback's body must have arrived this long after it began to be read, or the request is
+ * answered 408 and its connection closed: WeCom sends a few KB at once, a body trickling in holds a
+ * connection for nothing. (Node's own request timeout, service.ts, bounds every other route.)
+ */
+export const CALLBACK_BODY_DEADLINE_MS = 10_000;
+
 /** The service's request listener: POST /wecom/callback on its own path, everything else through Koa. */
-export function createHttpApp(deps: AppDeps): RequestListener {
+export function createHttpApp(appDeps: AppDeps): RequestListener {
+  const clock = new CallbackClock({
+    maxSkewSeconds: appDeps.config.wecom.maxSkewSeconds,
+    record: (seconds) => appDeps.metrics.recordCallbackSkew(seconds),
+  });
+  const deps: AppDeps & CallbackDeps = { ...appDeps, clock };
   const koa = createKoaApp(deps).callback();
   const limit = deps.bodyLimit ?? 1 << 20;
   return (req, res) => {
@@ -43,7 +63,7 @@ function pathOf(url: string | undefined): string {
 }
 
 async function serveCallback(
-  deps: AppDeps,
+  deps: AppDeps & CallbackDeps,
   limit: number,
   req: IncomingMessage,
   res: ServerResponse,
@@ -52,7 +72,7 @@ async function serveCallback(
   try {
     const body = await answerCallback(deps, {
       query: queryOf(req.url),
-      body: () => readBody(req, limit),
+      body: () => readBody(req, limit, CALLBACK_BODY_DEADLINE_MS),
       requestId,
       logger: deps.logger,
     });
@@ -75,12 +95,15 @@ async function serveCallback(
       'x-request-id': requestId,
     };
     if (answer.retryAfter) headers['retry-after'] = String(answer.retryAfter);
+    // A body left unread (refused as too large or too slow, or before it was read) is not drained:
+    // Node closes the connection once this answer is flushed.
+    if (hasUnreadBody(req)) headers.connection = 'close';
     res.writeHead(answer.status, headers);
     res.end(answer.body);
   }
 }
 
-function createKoaApp(deps: AppDeps): Koa {
+function createKoaApp(deps: AppDeps & CallbackDeps): Koa {
   const app = new Koa({ proxy: true });
   const router = new Router();
   router.get(CALLBACK_PATH, verifyUrl(deps));
@@ -111,6 +134,7 @@ function createKoaApp(deps: AppDeps): Koa {
   });
   deps.extend?.(router);
   app.use(requestContext(deps.logger));
+  app.use(closeUnreadBodies());
   app.use(errorBoundary());
   app.use(router.routes());
   app.use(router.allowedMethods());

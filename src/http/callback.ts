@@ -1,5 +1,5 @@
 // The WeCom callback route: verify, decrypt, parse, dispatch, and reply with the encrypted envelope
-// (reference/wecom-aibot.md §3–§5). One log line per callback: msgid, msgtype, userid, outcome, ms.
+// (reference/wecom-aibot.md §3–§5). One log line per callback: msgid, aibotid, msgtype, userid, outcome, ms.
 import type { Context } from 'koa';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
@@ -8,6 +8,7 @@ import type { Runner } from '../runner/runner.js';
 import { parseMessage, type UserMessage, type WecomCrypto, type WecomMessage } from '../wecom/index.js';
 import { emptyReply, textReply } from '../wecom/reply.js';
 import { answerFor, type HttpAnswer, HttpError } from './errors.js';
+import type { CallbackClock } from './freshness.js';
 import type { State } from './middleware.js';
 
 export interface CallbackDeps {
@@ -17,6 +18,8 @@ export interface CallbackDeps {
   metrics: Metrics;
   /** True while the node drains: new messages are refused so WeCom retries them elsewhere. */
   isDraining: () => boolean;
+  /** Refuses a signed callback whose timestamp is too far from now (a replay), and records the skew. */
+  clock: CallbackClock;
   bodyLimit?: number;
 }
 
@@ -35,14 +38,17 @@ export function queryOf(url: string | undefined): Query {
 export function verifyUrl(deps: CallbackDeps) {
   return async (ctx: Context) => {
     let plain: string;
+    const log = (ctx.state as State).log;
     try {
-      plain = deps.crypto.verifyUrl(queryOf(ctx.url));
+      const query = queryOf(ctx.url);
+      plain = deps.crypto.verifyUrl(query);
+      deps.clock.check(query.timestamp ?? '', () => log);
     } catch (error) {
       deps.metrics.countCallback('verify', refusal(answerFor(error)));
       throw error;
     }
     deps.metrics.countCallback('verify', 'verified');
-    (ctx.state as State).log.info({ outcome: 'verified' }, 'callback URL verified');
+    log.info({ outcome: 'verified' }, 'callback URL verified');
     ctx.type = 'text/plain';
     ctx.body = plain;
   };
@@ -89,6 +95,8 @@ export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): 
       throw new HttpError('bad_body', 'the body is not JSON');
     }
     const plaintext = deps.crypto.decryptCallback(q, body);
+    // Once the signature holds, before anything is done: a replay is refused here.
+    deps.clock.check(q.timestamp, log);
     message = parseMessage(plaintext, { botName: deps.config.wecom.botName });
     const botId = deps.config.wecom.botId;
     if (botId && message.aibotid !== botId)
@@ -115,6 +123,7 @@ export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): 
         // The answer this callback is about: a poll's own msgid is the poll's, not the message's.
         streamId: streamId ?? (message?.kind === 'stream' ? message.stream.id : undefined),
         msgid: message?.msgid,
+        aibotid: message?.aibotid,
         msgtype,
         userid: message?.from?.userid,
         chattype: message?.chattype,

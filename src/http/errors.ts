@@ -22,7 +22,9 @@ const table: Record<string, HttpAnswer> = {
   bad_json: { status: 400, body: 'bad JSON', level: 'warn' },
   bad_message: { status: 400, body: 'bad message', level: 'warn' },
   wrong_bot: { status: 403, body: 'wrong bot', level: 'warn' },
+  stale_timestamp: { status: 401, body: 'stale timestamp', level: 'warn' },
   body_too_large: { status: 413, body: 'body too large', level: 'warn' },
+  body_timeout: { status: 408, body: 'body too slow', level: 'warn' },
   unsupported_media_type: { status: 415, body: 'unsupported media type', level: 'warn' },
   unavailable: { status: 503, body: 'temporarily unavailable, retry later', level: 'error', retryAfter: 2 },
   version_conflict: {
@@ -44,6 +46,8 @@ export class HttpError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** Fields for the refusal's log line. */
+    readonly details?: Record<string, unknown>,
   ) {
     super(message);
   }
@@ -58,7 +62,13 @@ export function refuse(
 ): HttpAnswer & { code: string } {
   const answer = answerFor(error);
   log[answer.level](
-    { err: answer.status >= 500 ? error : undefined, code: answer.code, status: answer.status, path },
+    {
+      err: answer.status >= 500 ? error : undefined,
+      code: answer.code,
+      status: answer.status,
+      path,
+      ...(error instanceof HttpError ? error.details : undefined),
+    },
     `${method} ${path} refused: ${(error as Error)?.message ?? answer.code}`,
   );
   return answer;

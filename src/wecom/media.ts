@@ -2,7 +2,7 @@
 // AES-256-CBC ciphertext of the file, under the callback's own key, with no framing, and expire after
 // five minutes. Downloaded with a deadline and a size cap, decrypted, and named from the response.
 import { type Dispatcher, request } from 'undici';
-import { discard, outboundAgent, type ProxySettings } from '../outbound.js';
+import { BodyTooLargeError, discard, outboundAgent, type ProxySettings, readBounded } from '../outbound.js';
 import type { WecomCrypto } from './crypto.js';
 
 export type MediaErrorCode = 'expired' | 'unreachable' | 'too_large' | 'undecryptable';
@@ -106,24 +106,17 @@ export class MediaFetcher {
         `the ${kind} download answered HTTP ${res.statusCode}`,
       );
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
+    let ciphertext: Buffer;
     try {
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        size += chunk.length;
-        if (size > this.#maxBytes) {
-          discard(res.body);
-          throw new MediaError('too_large', `the ${kind} is larger than ${this.#maxBytes} bytes`);
-        }
-        chunks.push(chunk);
-      }
+      ciphertext = await readBounded(res.body, this.#maxBytes, `the ${kind} download`);
     } catch (error) {
-      if (error instanceof MediaError) throw error;
+      if (error instanceof BodyTooLargeError)
+        throw new MediaError('too_large', `the ${kind} is larger than ${this.#maxBytes} bytes`);
       throw new MediaError('unreachable', `the ${kind} download broke off`, { cause: error });
     }
     let data: Buffer;
     try {
-      data = this.#crypto.decryptMedia(Buffer.concat(chunks));
+      data = this.#crypto.decryptMedia(ciphertext);
     } catch (error) {
       throw new MediaError('undecryptable', `the ${kind} could not be decrypted`, { cause: error });
     }

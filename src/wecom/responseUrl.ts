@@ -4,7 +4,10 @@
 // cannot have reached WeCom, is tried again.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Dispatcher, request } from 'undici';
-import { outboundAgent, type ProxySettings } from '../outbound.js';
+import { BodyTooLargeError, outboundAgent, type ProxySettings, readBounded } from '../outbound.js';
+
+/** WeCom answers `{"errcode":0,"errmsg":"ok"}`; anything much longer is not its answer. */
+const ANSWER_BYTES = 64 * 1024;
 
 export class DeliveryError extends Error {
   override readonly name = 'DeliveryError';
@@ -71,8 +74,10 @@ export class ResponseUrlClient {
         bodyTimeout: this.#timeoutMs,
       });
       status = res.statusCode;
-      text = (await res.body.text()).slice(0, 2000);
+      text = (await readBounded(res.body, ANSWER_BYTES, 'response_url')).toString('utf8');
     } catch (error) {
+      if (error instanceof BodyTooLargeError)
+        throw new DeliveryError('http_error', error.message, { cause: error });
       const code =
         (error as { code?: unknown }).code ?? (error as { cause?: { code?: unknown } }).cause?.code;
       if (code === 'ECONNREFUSED')

@@ -60,7 +60,12 @@ export interface RawResult {
   headers: Headers;
 }
 
-export interface SenderOptions {
+export interface CallbackOptions {
+  /** The `timestamp` the callback is signed with, in seconds; now when not given. */
+  timestamp?: string;
+}
+
+export interface SenderOptions extends CallbackOptions {
   userid?: string;
   /** Set for a group chat (chattype group); absent for a single chat. */
   chatid?: string;
@@ -134,9 +139,10 @@ export class WecomClient {
   /** GET URL verification (§3); `expected` is the plaintext a correct server answers with. */
   async verifyUrl(
     echoPlain: string = String(BigInt(`0x${randomBytes(8).toString('hex')}`)),
+    options: CallbackOptions = {},
   ): Promise<{ status: number; body: string; expected: string }> {
     const echostr = this.encrypt(echoPlain);
-    const { status, body } = await this.getRaw({ ...this.sign(echostr), echostr });
+    const { status, body } = await this.getRaw({ ...this.sign(echostr, options.timestamp), echostr });
     return { status, body, expected: echoPlain };
   }
 
@@ -144,9 +150,9 @@ export class WecomClient {
    * POSTs one callback (§4) and checks the reply as WeCom would: the envelope's signature over its
    * own encrypt, the echoed nonce, and the receiveid "". A reply that fails a check throws.
    */
-  async send(plaintext: Record<string, unknown>): Promise<SendResult> {
+  async send(plaintext: Record<string, unknown>, options: CallbackOptions = {}): Promise<SendResult> {
     const encryptValue = this.encrypt(JSON.stringify(plaintext));
-    const query = this.sign(encryptValue);
+    const query = this.sign(encryptValue, options.timestamp);
     const {
       status,
       body: raw,
@@ -193,23 +199,29 @@ export class WecomClient {
     options: TextOptions = {},
   ): Promise<SendResult & { msgid: string }> {
     const msgid = options.msgid ?? randomMsgid();
-    const result = await this.send({
-      ...this.#common(msgid, options),
-      response_url:
-        options.responseUrl ??
-        `https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code=${randomBytes(12).toString('hex')}`,
-      ...body,
-    });
+    const result = await this.send(
+      {
+        ...this.#common(msgid, options),
+        response_url:
+          options.responseUrl ??
+          `https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code=${randomBytes(12).toString('hex')}`,
+        ...body,
+      },
+      options,
+    );
     return { ...result, msgid };
   }
 
   /** A stream refresh poll (§6): no response_url. */
   poll(streamId: string, options: SenderOptions = {}): Promise<SendResult> {
-    return this.send({
-      ...this.#common(randomMsgid(), options),
-      msgtype: 'stream',
-      stream: { id: streamId },
-    });
+    return this.send(
+      {
+        ...this.#common(randomMsgid(), options),
+        msgtype: 'stream',
+        stream: { id: streamId },
+      },
+      options,
+    );
   }
 
   /** An event (§6): `{event: {eventtype, [eventtype]: payload}}`, with create_time. */
@@ -218,18 +230,21 @@ export class WecomClient {
     payload: Record<string, unknown> = {},
     options: SenderOptions = {},
   ): Promise<SendResult> {
-    return this.send({
-      ...this.#common(randomMsgid(), options),
-      create_time: nowSeconds(),
-      // template_card_event is the only event that carries a response_url (§8).
-      ...(eventtype === 'template_card_event'
-        ? {
-            response_url: `https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code=${randomBytes(12).toString('hex')}`,
-          }
-        : {}),
-      msgtype: 'event',
-      event: { eventtype, [eventtype]: payload },
-    });
+    return this.send(
+      {
+        ...this.#common(randomMsgid(), options),
+        create_time: nowSeconds(),
+        // template_card_event is the only event that carries a response_url (§8).
+        ...(eventtype === 'template_card_event'
+          ? {
+              response_url: `https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code=${randomBytes(12).toString('hex')}`,
+            }
+          : {}),
+        msgtype: 'event',
+        event: { eventtype, [eventtype]: payload },
+      },
+      options,
+    );
   }
 
   /** Polls like WeCom (about once a second, §9) until a `finish:true` stream reply, or times out. */
