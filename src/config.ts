@@ -84,6 +84,8 @@ const baseSchema = z.object({
   LEASE_SECONDS: int(2, 600).default(15),
   DRAIN_SECONDS: int(0, 3600).default(25),
   ANSWER_TIMEOUT_SECONDS: int(1, 3 * 3600).default(1200),
+  RATE_LIMIT_USER_PER_MINUTE: int(0, 10_000).default(10),
+  RATE_LIMIT_CONVERSATION_PER_MINUTE: int(0, 10_000).default(20),
   NODE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   INSPECTOR: bool.default(false),
   INSPECTOR_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
@@ -155,6 +157,8 @@ export interface Config {
   };
   stream: { windowMs: number; marginMs: number; leaseMs: number; drainMs: number; answerTimeoutMs: number };
   inspector: { enabled: boolean; token?: string };
+  /** New messages let through per sliding minute; 0 = that limit is off. */
+  limits: { userPerMinute: number; conversationPerMinute: number };
   /** The proxy outbound HTTP goes through, when the network asks for one. */
   proxy: { httpProxy?: string; httpsProxy?: string; noProxy?: string };
 }
@@ -305,6 +309,10 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
         answerTimeoutMs: e.ANSWER_TIMEOUT_SECONDS * 1000,
       },
       inspector: { enabled: e.INSPECTOR, token: e.INSPECTOR_TOKEN },
+      limits: {
+        userPerMinute: e.RATE_LIMIT_USER_PER_MINUTE,
+        conversationPerMinute: e.RATE_LIMIT_CONVERSATION_PER_MINUTE,
+      },
       proxy: { httpProxy: e.HTTP_PROXY, httpsProxy: e.HTTPS_PROXY, noProxy: e.NO_PROXY },
     },
   };
