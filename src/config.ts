@@ -86,6 +86,8 @@ const baseSchema = z.object({
   DRAIN_SECONDS: int(0, 3600).default(25),
   ANSWER_TIMEOUT_SECONDS: int(1, 3 * 3600).default(1200),
   ANSWER_MAX_BYTES: int(4096, 16 << 20).default(128 << 10),
+  RATE_LIMIT_USER_PER_MINUTE: int(0, 10_000).default(10),
+  RATE_LIMIT_CONVERSATION_PER_MINUTE: int(0, 10_000).default(20),
   NODE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   INSPECTOR: bool.default(false),
   INSPECTOR_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
@@ -180,6 +182,8 @@ export interface Config {
     answerMaxBytes: number;
   };
   inspector: { enabled: boolean; token?: string };
+  /** New messages let through per sliding minute; 0 = that limit is off. */
+  limits: { userPerMinute: number; conversationPerMinute: number };
   /** The proxy outbound HTTP goes through, when the network asks for one. */
   proxy: { httpProxy?: string; httpsProxy?: string; noProxy?: string };
 }
@@ -332,6 +336,10 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
         answerMaxBytes: e.ANSWER_MAX_BYTES,
       },
       inspector: { enabled: e.INSPECTOR, token: e.INSPECTOR_TOKEN },
+      limits: {
+        userPerMinute: e.RATE_LIMIT_USER_PER_MINUTE,
+        conversationPerMinute: e.RATE_LIMIT_CONVERSATION_PER_MINUTE,
+      },
       proxy: { httpProxy: e.HTTP_PROXY, httpsProxy: e.HTTPS_PROXY, noProxy: e.NO_PROXY },
     },
   };

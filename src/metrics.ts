@@ -27,6 +27,8 @@ export interface Metrics {
   deliveries: Counter<'outcome'>;
   tokenService: Counter<'outcome'>;
   storeErrors: Counter<'op'>;
+  /** New messages refused by a rate limit, by the limit's scope (user, conversation). */
+  rateLimited: Counter<'scope'>;
   inflight: Gauge;
   draining: Gauge;
 }
@@ -133,6 +135,7 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
       labelNames: ['op'],
       registers,
     }),
+    rateLimited: rateLimitedCounter(registers),
     inflight: new Gauge({
       name: 'wecom_dify_inflight_answers',
       help: 'Answers this node is running',
@@ -144,4 +147,16 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
       registers,
     }),
   };
+}
+
+/** Both scopes exist from the start, at 0, so a rate over them is defined before the first refusal. */
+function rateLimitedCounter(registers: Registry[]): Counter<'scope'> {
+  const counter = new Counter({
+    name: 'wecom_dify_rate_limited_total',
+    help: 'New messages refused by a rate limit, by scope',
+    labelNames: ['scope'] as const,
+    registers,
+  });
+  for (const scope of ['user', 'conversation']) counter.labels({ scope }).inc(0);
+  return counter;
 }

@@ -972,6 +972,7 @@ describe('deploy/METRICS.md', () => {
       wecom_dify_deliveries_total: 'counter',
       wecom_dify_token_service_requests_total: 'counter',
       wecom_dify_store_errors_total: 'counter',
+      wecom_dify_rate_limited_total: 'counter',
       wecom_dify_inflight_answers: 'gauge',
       wecom_dify_draining: 'gauge',
     };
