@@ -8,6 +8,7 @@ import type { Config } from './config.js';
 import { DifyClient } from './dify/index.js';
 import { createHttpApp, type ReadinessCheck } from './http/app.js';
 import { mountInspector } from './http/inspector/index.js';
+import { createMemoryRateLimiter, createRedisRateLimiter } from './limits/index.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import type { AnswerSource, Delivery } from './runner/ports.js';
@@ -82,6 +83,16 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     options.delivery ?? new ResponseUrlClient({ proxy: config.proxy });
   const crypto = new WecomCrypto({ token: config.wecom.token, encodingAESKey: config.wecom.encodingAESKey });
   const media = new MediaFetcher({ crypto, proxy: config.proxy });
+  // Across nodes in Redis; in this process with the in-memory store.
+  const limiter = redis
+    ? createRedisRateLimiter(redis, {
+        prefix: options.keyPrefix ?? config.store.prefix,
+        onError: (error) => {
+          metrics.storeErrors.inc({ op: 'rate_limit' });
+          logger.warn({ err: error }, 'rate limits not checked: the message goes on');
+        },
+      })
+    : createMemoryRateLimiter();
   const runner = new Runner({
     store,
     answers,
@@ -92,6 +103,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     logger,
     metrics,
     writer: options.writer,
+    limiter,
   });
   // Orphans exist only where other nodes can die while this one lives: a shared store. (Tests that
   // pass their own store decide for themselves.)

@@ -40,7 +40,7 @@ export interface OwnerDeps {
   delivery: Delivery;
   /** Downloads what users send; without it an image or a file is answered as unsupported. */
   media?: MediaSource;
-  config: Pick<Config, 'nodeId' | 'dify' | 'stream' | 'wecom'>;
+  config: Pick<Config, 'nodeId' | 'dify' | 'stream' | 'wecom' | 'limits'>;
   logger: Logger;
   metrics: Metrics;
   texts: Texts;

@@ -5,9 +5,11 @@
 // the periodic sweep.
 import { randomBytes } from 'node:crypto';
 import { difyIdentity } from '../auth/identity.js';
+import { messageLimits, type RateLimiter, rateLimitedTexts } from '../limits/index.js';
 import type { Logger } from '../log.js';
 import {
   defaultTexts,
+  type EventOf,
   fold,
   initialStream,
   isFinished,
@@ -53,6 +55,8 @@ export interface RunnerDeps extends Omit<OwnerDeps, 'texts' | 'now' | 'takeOver'
   writer?: WriterOptions;
   /** How many times a stream may be taken over before it ends with an error. Default 2. */
   maxTakeovers?: number;
+  /** Per-user and per-conversation limits on new messages; none without it. */
+  limiter?: RateLimiter;
 }
 
 export interface Accepted {
@@ -145,7 +149,10 @@ export class Runner {
     // events are made: a late copy of `/new` must not start the conversation over again.)
     const existing = await store.load(streamId);
     if (existing) return this.#duplicate(streamId, existing.view);
-    const events = await this.#openingEvents(m, streamId);
+    // A message past a rate limit is answered at once, not asked; its stream records why, so that a
+    // retry of it gets the same answer and counts against no limit again.
+    const limited = await this.#limited(m);
+    const events = limited ? [this.#opened(m, streamId), limited] : await this.#openingEvents(m, streamId);
     const snapshot = fold(events);
     const finished = isFinished(snapshot);
     const holder = this.#holder();
@@ -175,6 +182,32 @@ export class Runner {
       this.#launch(this.#writer(streamId, snapshot, events.length), holder);
     }
     return { streamId, duplicate: false, reply: withFeedback(render(snapshot, streamId, this.#texts)) };
+  }
+
+  /** The `answer.failed` of a message past one of its rate limits, or undefined when it may go on. */
+  async #limited(m: UserMessage): Promise<StreamEvent | undefined> {
+    const { limiter, config, metrics } = this.#d;
+    if (!limiter) return undefined;
+    const verdict = await limiter.hit(messageLimits(config.limits, m));
+    if (verdict.allowed) return undefined;
+    metrics.rateLimited.inc({ scope: verdict.scope });
+    this.#log.info(
+      {
+        msgid: m.msgid,
+        userid: m.userid,
+        aibotid: m.bot,
+        scope: verdict.scope,
+        retryAfterMs: verdict.retryAfterMs,
+      },
+      'message past a rate limit: not asked',
+    );
+    return {
+      type: 'answer.failed',
+      at: this.#now(),
+      code: 'rate_limited',
+      message: `the ${verdict.scope} rate limit is full for ${Math.ceil(verdict.retryAfterMs / 1000)} s`,
+      text: rateLimitedTexts[verdict.scope],
+    };
   }
 
   #duplicate(streamId: string, view: StreamView): Accepted {
@@ -386,12 +419,10 @@ export class Runner {
     return { finished: jobs.length - remaining.length, handedOver: remaining.length };
   }
 
-  /** The events that open a stream for this message; commands are answered here, without Dify. */
-  async #openingEvents(m: UserMessage, streamId: string): Promise<StreamEvent[]> {
-    const at = this.#now();
-    const opened: StreamEvent & { type: 'stream.opened' } = {
+  #opened(m: UserMessage, streamId: string): EventOf<'stream.opened'> {
+    const opened: EventOf<'stream.opened'> = {
       type: 'stream.opened',
-      at,
+      at: this.#now(),
       streamId,
       msgid: m.msgid,
       bot: m.bot,
@@ -402,8 +433,15 @@ export class Runner {
       responseUrl: m.responseUrl,
       node: this.#d.config.nodeId,
     };
+    if (m.attachments?.length) opened.attachments = m.attachments;
+    return opened;
+  }
+
+  /** The events that open a stream for this message; commands are answered here, without Dify. */
+  async #openingEvents(m: UserMessage, streamId: string): Promise<StreamEvent[]> {
+    const opened = this.#opened(m, streamId);
+    const at = opened.at;
     const attachments = m.attachments ?? [];
-    if (attachments.length > 0) opened.attachments = attachments;
     // An image or a file alone still asks something; a quoted message is context for the question.
     const question = (text: string): string => {
       const asked =
@@ -422,7 +460,7 @@ export class Runner {
     ];
     // Where everyone may ask, the grant is known now: the first reply says the bot is thinking.
     const granted = this.#d.auth.immediate?.({ userid: m.userid, bot: m.bot });
-    const asking = (event: StreamEvent & { type: 'stream.opened' }): StreamEvent[] =>
+    const asking = (event: EventOf<'stream.opened'>): StreamEvent[] =>
       granted ? [event, { type: 'auth.granted', at, user: granted.user }] : [event];
     switch (command.kind) {
       case 'help':
