@@ -14,10 +14,12 @@ export const commandUsage = {
     '  than REDIS_KEY_PREFIX (as replay and export do).',
   ].join('\n'),
   replay: [
-    'wecom-dify replay <streamId> [--json] [--stuck <duration>] [--prefix P]',
+    'wecom-dify replay <streamId> [--json] [--stuck <duration>] [--prefix P | --url <service>]',
     'wecom-dify replay --file <export.json> [--json]',
     '  every event with its time, the state after it and how the answer grew; why an unfinished stream',
-    '  is stuck. --file replays an export offline, with no Redis and no settings.',
+    '  is stuck. --url reads the stream from a running service\u2019s inspector (INSPECTOR=1, with',
+    '  INSPECTOR_TOKEN when it has one): a service without Redis, or the demo. --file replays an export',
+    '  offline, with no Redis and no settings.',
   ].join('\n'),
   export: [
     'wecom-dify export <streamId> [--out <file> | --out -] [--prefix P]',
