@@ -2,12 +2,12 @@
 // `npx wecom-dify …` finds the package's own `bin` and runs it. The launcher behind that bin runs the
 // sources through tsx, the compiled dist/ where there are no sources (the image, a package), and says
 // what to do when it can run neither.
-import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { root } from './support/cli.js';
-import { type CliResult, tempCwd } from './support/cliRun.js';
+import { tempCwd } from './support/cliRun.js';
+import { runCommand } from './support/shell.js';
 
 const npmCache = tempCwd('npm-cache');
 const scratch = tempCwd('launcher');
@@ -16,33 +16,8 @@ afterAll(() => {
   scratch.remove();
 });
 
-/** Runs a command to its end with only PATH and HOME, and npm's cache in a fresh folder (as on a new machine). */
-function run(command: string, args: string[], cwd: string): Promise<CliResult> {
-  const child = spawn(command, args, {
-    cwd,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? npmCache.dir,
-      npm_config_cache: npmCache.dir,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => {
-    stdout += d;
-  });
-  child.stderr.on('data', (d) => {
-    stderr += d;
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) => {
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
+const run = (command: string, args: string[], cwd: string) =>
+  runCommand(command, args, { cwd, npmCache: npmCache.dir });
 
 /** A folder holding the launcher as bin/wecom-dify.js, and the given files beside it. */
 function launcherIn(name: string, files: Record<string, string>): string {
