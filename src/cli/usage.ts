@@ -4,8 +4,10 @@ export const commandUsage = {
   serve: 'wecom-dify serve                 run the service (settings from the environment and .env)',
   migrate: 'wecom-dify migrate               create or update the directory tables in MYSQL_URL',
   users: [
-    'wecom-dify users add <userid> --account <code> [--name N] [--department D] [--secret S | --secret -] [--disabled]',
+    'wecom-dify users add <userid> [--account <code>] [--name N] [--department D] [--secret S | --secret -] [--disabled]',
     'wecom-dify users list [--json] | users disable <userid> | users enable <userid>',
+    '  the directory (MYSQL_URL); --account, the token service\u2019s code for the user, is required when',
+    '  AUTH_MODE=directory.',
   ].join('\n'),
   streams: [
     'wecom-dify streams [--unfinished] [--stuck <duration>] [--user <userid>] [--limit N] [--json] [--prefix P]',
