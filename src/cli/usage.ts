@@ -3,6 +3,10 @@
 export const commandUsage = {
   serve: 'wecom-dify serve                 run the service (settings from the environment and .env)',
   migrate: 'wecom-dify migrate               create or update the directory tables in MYSQL_URL',
+  doctor: [
+    'wecom-dify doctor                check the settings and reach each service they name (Redis, MySQL,',
+    '                                 the token service, Dify): one line each, ok or the problem',
+  ].join('\n'),
   users: [
     'wecom-dify users add <userid> [--account <code>] [--name N] [--department D] [--secret S | --secret -] [--disabled]',
     'wecom-dify users list [--json] | users disable <userid> | users enable <userid>',
