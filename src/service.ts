@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { createAuthenticator } from './auth/factory.js';
 import type { Authenticator } from './auth/types.js';
 import type { Config } from './config.js';
+import { checkDifyApp } from './dify/appCheck.js';
 import { DifyClient } from './dify/index.js';
 import { createHttpApp, type ReadinessCheck } from './http/app.js';
 import { mountInspector } from './http/inspector/index.js';
@@ -149,10 +150,23 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     { port, host: config.host, node: config.nodeId, store: redis ? 'redis' : 'memory' },
     'listening',
   );
+  // A Dify that cannot be reached, or refuses the key, is said now rather than at the first
+  // question; in the background, so it never holds up the start or readiness.
+  const difyCheck = new AbortController();
+  if (!options.answers)
+    checkDifyApp({ ...config.dify, proxy: config.proxy }, difyCheck.signal)
+      .then((check) => {
+        const dify = config.dify.apiUrl;
+        if (difyCheck.signal.aborted) return;
+        if (check.ok) logger.info({ dify, app: check.name, mode: check.mode }, 'dify app found');
+        else logger.warn({ dify, code: check.code, status: check.status }, `dify: ${check.problem}`);
+      })
+      .catch((error) => logger.warn({ err: error }, 'dify check failed'));
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = () => {
     shuttingDown ??= (async () => {
+      difyCheck.abort();
       draining = true;
       metrics.draining.set(1);
       logger.info({ inflight: runner.inflight, deadlineMs: config.stream.drainMs }, 'draining');

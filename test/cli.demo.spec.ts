@@ -1,14 +1,16 @@
 // `wecom-dify demo` (`npm run demo`) as a child process: with no settings and no external service it
 // starts, prints the inspector's address, answers a scripted question through the whole loop, and
-// exits cleanly: after --say, at EOF, and when told to with SIGTERM.
+// exits cleanly: after --say, at EOF, and when told to with SIGTERM. Every command it prints runs as
+// printed, pasted into a terminal in the checkout.
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { demoAnswer } from '../src/demo/script.js';
-import { spawnCli } from './support/cli.js';
+import { root, spawnCli } from './support/cli.js';
 import { runCli, tempCwd } from './support/cliRun.js';
+import { runLine } from './support/shell.js';
 
 const cwd = tempCwd('demo');
 // Settings that would break `serve`: the demo builds its own and reads none of these.
@@ -16,7 +18,11 @@ writeFileSync(
   join(cwd.dir, '.env'),
   'WECOM_ENCODING_AES_KEY=bad\nREDIS_URL=redis://127.0.0.1:1\nDIFY_API_URL=http://127.0.0.1:9/v1\n',
 );
-afterAll(() => cwd.remove());
+const npmCache = tempCwd('demo-npm-cache');
+afterAll(() => {
+  cwd.remove();
+  npmCache.remove();
+});
 
 const inspectorLine = /inspector {3}(http:\/\/127\.0\.0\.1:(\d+))\/inspector/;
 
@@ -81,5 +87,45 @@ describe('wecom-dify demo', { timeout: 90_000 }, () => {
     expect(await exited).toBe(0);
     expect(stdout).toContain('demo: stopping');
     await expect(fetch(`${base}/healthz`)).rejects.toThrow();
+  });
+
+  it('the commands it prints run as printed in the checkout: chat against it, and replay of its streams', async () => {
+    const child = spawnCli(['demo', '--port', '0'], { cwd: cwd.dir, env: {} });
+    let stdout = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const seen = (pattern: RegExp) =>
+      new Promise<RegExpExecArray>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no ${pattern} in 30 s: ${stdout}`)), 30_000);
+        const check = () => {
+          const match = pattern.exec(stdout);
+          if (!match) return;
+          clearTimeout(timer);
+          resolve(match);
+        };
+        child.stdout.on('data', check);
+        child.on('exit', () => reject(new Error(`demo exited early: ${stdout}`)));
+        check();
+      });
+    try {
+      const chatLine = (await seen(/from another terminal: (npx wecom-dify chat [^\n]+)\n/))[1]!;
+      child.stdin.write('你好\n');
+      const [, replayLine, streamId] = await seen(/replay it: (npx wecom-dify replay (\S+) --url \S+)\n/);
+
+      const replay = await runLine(replayLine!, { cwd: root, npmCache: npmCache.dir });
+      expect(replay.stderr).toBe('');
+      expect(replay.code).toBe(0);
+      expect(replay.stdout).toContain(`stream ${streamId} · demo-user asked "你好"`);
+      expect(replay.stdout).toContain('final state: completed');
+
+      const chat = await runLine(`${chatLine} --say hello`, { cwd: root, npmCache: npmCache.dir });
+      expect(chat.code).toBe(0);
+      expect(chat.stdout).toContain(demoAnswer('hello'));
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
   });
 });

@@ -24,12 +24,34 @@ export interface AdminDeps {
 }
 
 export const usersUsage = [
-  'usage: wecom-dify users add <userid> --account <code> [--name <name>] [--department <dept>] [--secret <s> | --secret -] [--disabled]',
+  'usage: wecom-dify users add <userid> [--account <code>] [--name <name>] [--department <dept>] [--secret <s> | --secret -] [--disabled]',
   '       wecom-dify users list [--json]',
   '       wecom-dify users disable <userid>',
   '       wecom-dify users enable <userid>',
+  '  --account is the code the token service knows the user by: required when AUTH_MODE=directory.',
   '  --secret - reads the secret from standard input (keeps it out of shell history).',
 ];
+
+const subcommands = ['add', 'list', 'disable', 'enable'];
+
+/** What is wrong with a `users` command line, said for a person, or undefined when it fits. */
+function usageProblem(
+  command: string | undefined,
+  positionals: string[],
+  account: string | undefined,
+  mode: AdminConfig['auth']['mode'],
+): string | undefined {
+  if (!command) return 'users: say what to do: add, list, disable or enable';
+  if (!subcommands.includes(command))
+    return `users: unknown subcommand "${command}" (add, list, disable or enable)`;
+  if (command === 'list')
+    return positionals.length > 0 ? `users list: unexpected argument "${positionals[0]}"` : undefined;
+  if (positionals.length === 0) return `users ${command}: give the userid`;
+  if (positionals.length > 1) return `users ${command}: one userid at a time, not also "${positionals[1]}"`;
+  if (command === 'add' && account === undefined && mode === 'directory')
+    return 'users add: --account <code> is required when AUTH_MODE=directory (the token service needs it)';
+  return undefined;
+}
 
 /** The directory, or undefined when MYSQL_URL is missing, said through `err`. */
 function directoryFor(config: AdminConfig, err: (line: string) => void) {
@@ -83,14 +105,9 @@ export async function runUsers(
   }
   const { values, positionals } = parsed;
   const userid = positionals[0];
-  const needsUserid = command === 'add' || command === 'disable' || command === 'enable';
-  if (
-    !command ||
-    !['add', 'list', 'disable', 'enable'].includes(command) ||
-    (needsUserid && (!userid || positionals.length !== 1)) ||
-    (command === 'list' && positionals.length > 0) ||
-    (command === 'add' && !values.account)
-  ) {
+  const problem = usageProblem(command, positionals, values.account, config.auth.mode);
+  if (problem) {
+    err(problem);
     usersUsage.forEach(err);
     return 2;
   }
@@ -105,18 +122,22 @@ export async function runUsers(
     await directory.migrate();
     switch (command) {
       case 'add': {
-        if (!userid || !values.account) return 2;
+        if (!userid) return 2;
         let secret = values.secret;
         if (secret === '-') secret = (await (deps.readSecret ?? readStdin)()).replace(/\r?\n$/, '');
         await directory.addUser({
           userid,
-          account: values.account,
+          ...(values.account !== undefined ? { account: values.account } : {}),
           ...(values.name !== undefined ? { name: values.name } : {}),
           ...(values.department !== undefined ? { department: values.department } : {}),
           ...(values.disabled ? { enabled: false } : {}),
           ...(secret !== undefined ? { secret } : {}),
         });
-        out(`saved ${userid} (account ${values.account}${secret !== undefined ? ', secret sealed' : ''})`);
+        const notes = [
+          ...(values.account !== undefined ? [`account ${values.account}`] : []),
+          ...(secret !== undefined ? ['secret sealed'] : []),
+        ];
+        out(`saved ${userid}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}`);
         return 0;
       }
       case 'list': {

@@ -44,7 +44,8 @@ export interface DirectoryUserWithSecret extends DirectoryUser {
 
 export interface NewDirectoryUser {
   userid: string;
-  account: string;
+  /** The token service's code for the user (AUTH_MODE=directory); a new row without one has ''. */
+  account?: string;
   /** Left unchanged on an existing row when undefined, like the department. */
   name?: string;
   department?: string;
@@ -198,7 +199,7 @@ export function openDirectory(options: DirectoryOptions): Directory {
       }
       // Only what is given changes an existing row: `users add zhangsan --account E2` keeps the name.
       const changes = {
-        account: user.account,
+        ...(user.account !== undefined ? { account: user.account } : {}),
         ...(user.name !== undefined ? { display_name: user.name } : {}),
         ...(user.department !== undefined ? { department: user.department } : {}),
         ...(user.enabled !== undefined ? { enabled: user.enabled } : {}),
@@ -207,8 +208,9 @@ export function openDirectory(options: DirectoryOptions): Directory {
       await guarded('write', () =>
         db
           .insertInto('wecom_users')
-          .values({ userid: user.userid, display_name: null, department: null, ...changes })
-          .onDuplicateKeyUpdate(changes)
+          .values({ userid: user.userid, account: '', display_name: null, department: null, ...changes })
+          // Nothing to change (`users add alice` again) still needs an update clause: a no-op one.
+          .onDuplicateKeyUpdate(Object.keys(changes).length > 0 ? changes : { userid: user.userid })
           .execute(),
       );
     },

@@ -28,6 +28,8 @@ export interface ChatSessionOptions {
   signal?: AbortSignal;
   /** Where the service sends what its bubble cannot show; without it, that is not shown. */
   deliveries?: DeliveryReceiver;
+  /** Told of each answer once it has finished (the demo prints how to replay it). */
+  onAnswered?(answered: Answered): void;
 }
 
 export interface Answered {
@@ -148,7 +150,8 @@ export async function converse(
 
 async function attempt(question: string, o: ChatSessionOptions): Promise<'answered' | 'failed' | 'aborted'> {
   try {
-    await ask(question, o);
+    const answered = await ask(question, o);
+    o.onAnswered?.(answered);
     return 'answered';
   } catch (error) {
     if (o.signal?.aborted) return 'aborted';

@@ -1,7 +1,9 @@
 // `wecom-dify demo` (`npm run demo`): the whole loop on this machine with no settings and no external
 // service. The real service on the in-memory store, the Dify stand-in (src/demo) behind the real Dify
 // client, the WeCom simulator in the terminal, and the inspector. Its Token and key are made up per
-// run, so printing them (to point `wecom-dify chat` at the demo) gives nothing away.
+// run, so printing them (to point `wecom-dify chat` at the demo) gives nothing away. Every command it
+// prints runs as printed from the checkout (`npx wecom-dify …`); its streams live in this process, so
+// `replay` reaches them through the inspector (`--url`).
 import { randomBytes, randomInt } from 'node:crypto';
 import { type Config, parseConfig } from '../config.js';
 import { type DifyStandIn, startDifyStandIn } from '../demo/difyStandIn.js';
@@ -89,8 +91,9 @@ export async function runDemo(args: string[], io: Io, hooks: DemoHooks): Promise
     io.out(`  service     ${service.url}/wecom/callback  (in-memory store, one node)`);
     io.out(`  inspector   ${service.url}/inspector`);
     io.out(`  dify        ${dify.url}  (a stand-in that streams scripted answers)`);
-    io.out(`  from another terminal: wecom-dify chat --url ${service.url} --token ${token} --key ${key}`);
+    io.out(`  from another terminal: npx wecom-dify chat --url ${service.url} --token ${token} --key ${key}`);
     io.out('');
+    const serviceUrl = service.url;
     const simulator = new WecomSimulator({ baseUrl: service.url, token, encodingAESKey: key, botId: BOT_ID });
     deliveries = await startDeliveryReceiver();
     const session: ChatSessionOptions = {
@@ -102,6 +105,9 @@ export async function runDemo(args: string[], io: Io, hooks: DemoHooks): Promise
       write: io.write,
       fail: io.err,
       signal: ended.signal,
+      onAnswered: once(({ streamId }) =>
+        io.out(`      replay it: npx wecom-dify replay ${streamId} --url ${serviceUrl}`),
+      ),
     };
     let code: number;
     if (values.say && values.say.length > 0) code = await askAll(values.say, session);
@@ -117,4 +123,14 @@ export async function runDemo(args: string[], io: Io, hooks: DemoHooks): Promise
     await dify?.close();
     await deliveries?.close();
   }
+}
+
+/** The hint is for the first answer: the next ones only change the stream id. */
+function once<T>(action: (value: T) => void): (value: T) => void {
+  let done = false;
+  return (value) => {
+    if (done) return;
+    done = true;
+    action(value);
+  };
 }

@@ -18,6 +18,7 @@ describe('wecom-dify', { timeout: 60_000 }, () => {
     for (const command of [
       'serve',
       'migrate',
+      'doctor',
       'users',
       'streams',
       'replay',

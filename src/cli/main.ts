@@ -6,6 +6,7 @@ import { createLogger } from '../log.js';
 import { runMigrateCommand, runUsersCommand } from './adminCommands.js';
 import { runChat } from './chatCommand.js';
 import { runDemo } from './demoCommand.js';
+import { runDoctor } from './doctorCommand.js';
 import { runExport } from './exportCommand.js';
 import { type Io, UsageError } from './io.js';
 import { runReplay } from './replayCommand.js';
@@ -110,6 +111,8 @@ async function run(command: string, args: string[]): Promise<number | undefined>
       return runMigrateCommand(args, processIo());
     case 'users':
       return runUsersCommand(args, processIo());
+    case 'doctor':
+      return runDoctor(args, processIo());
     case 'streams':
       return runStreams(args, processIo());
     case 'replay':

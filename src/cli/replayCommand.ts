@@ -1,11 +1,13 @@
-// `wecom-dify replay`: a stream's events folded one by one, from the shared Redis or, offline, from a
-// file that `wecom-dify export` wrote. The report itself is replayReport.ts; this is its IO.
+// `wecom-dify replay`: a stream's events folded one by one, from the shared Redis, from a running
+// service's inspector (`--url`: a service without Redis, the demo) or, offline, from a file that
+// `wecom-dify export` wrote. The report itself is replayReport.ts; this is its IO.
 import { readFile } from 'node:fs/promises';
 import { parseSettings } from '../config.js';
 import { fold, isFinished, stateOf } from '../machines/index.js';
-import type { StreamStore } from '../store/port.js';
+import type { StoredEvent } from '../store/port.js';
 import { durationFlag, parseCommandArgs } from './args.js';
 import { parseExport } from './exportFile.js';
+import { InspectorSource, serviceBase } from './inspectorSource.js';
 import { type Io, UsageError } from './io.js';
 import { buildReplay, formatReplay, type ReplayOptions, type ReplayReport } from './replayReport.js';
 import { isStreamId, reportProblems, withSharedStore } from './settings.js';
@@ -20,6 +22,7 @@ export async function runReplay(args: string[], io: Io): Promise<number> {
       json: { type: 'boolean' },
       stuck: { type: 'string' },
       prefix: { type: 'string' },
+      url: { type: 'string' },
     },
     usage,
   );
@@ -27,6 +30,7 @@ export async function runReplay(args: string[], io: Io): Promise<number> {
   const tuning = stuckAfterMs !== undefined ? { stuckAfterMs } : {};
   if (values.file !== undefined) {
     if (positionals.length > 0) throw new UsageError('give a stream id or --file, not both', usage);
+    if (values.url !== undefined) throw new UsageError('give --file or --url, not both', usage);
     return replayFile(values.file, Boolean(values.json), tuning, io);
   }
   const [streamId, ...extra] = positionals;
@@ -36,6 +40,17 @@ export async function runReplay(args: string[], io: Io): Promise<number> {
 
   const window = parseSettings(io.env, ['STREAM_WINDOW_SECONDS']);
   if (!window.ok) return reportProblems(io, window.problems);
+  const windowMs = window.settings.STREAM_WINDOW_SECONDS * 1000;
+  if (values.url !== undefined) {
+    if (values.prefix !== undefined)
+      throw new UsageError('--prefix names Redis keys; --url reads from the service: give one', usage);
+    const base = serviceBase(values.url);
+    if (!base) throw new UsageError(`--url must be an http:// or https:// URL, not "${values.url}"`, usage);
+    const token = parseSettings(io.env, ['INSPECTOR_TOKEN']);
+    if (!token.ok) return reportProblems(io, token.problems);
+    const source = new InspectorSource(base, token.settings.INSPECTOR_TOKEN);
+    return replayFromService(source, streamId, Boolean(values.json), { windowMs, ...tuning }, io);
+  }
   return withSharedStore(io, 'replay', values.prefix, async ({ store, prefix }) => {
     const events = await store.read(streamId);
     if (events.length === 0) {
@@ -43,14 +58,14 @@ export async function runReplay(args: string[], io: Io): Promise<number> {
       return 1;
     }
     const lease = (await store.getLease(streamId)) ?? null;
-    const behind = await behindOf(
-      store,
-      events.map((e) => e.event),
-    );
+    const behind = await behindOf(events, async (id) => {
+      const loaded = await store.load(id);
+      return loaded && { state: stateOf(loaded.view), finished: isFinished(loaded.view) };
+    });
     const report = buildReplay(events, {
       lease,
       now: io.now(),
-      windowMs: window.settings.STREAM_WINDOW_SECONDS * 1000,
+      windowMs,
       ...tuning,
       ...(behind ? { behind } : {}),
     });
@@ -59,16 +74,39 @@ export async function runReplay(args: string[], io: Io): Promise<number> {
   });
 }
 
+/** `--url`: the events as the service's inspector reads them from its store; leases on its clock. */
+async function replayFromService(
+  source: InspectorSource,
+  streamId: string,
+  json: boolean,
+  options: Pick<ReplayOptions, 'windowMs' | 'stuckAfterMs'>,
+  io: Io,
+): Promise<number> {
+  const read = await source.events(streamId);
+  if (!read.ok) {
+    io.err(`replay: ${read.problem}`);
+    return 1;
+  }
+  const { events, lease, now } = read.value;
+  const behind = await behindOf(events, async (id) => {
+    const state = await source.state(id);
+    if (state.ok) return state.value;
+    if (state.missing) return undefined;
+    return { state: `unknown (${state.problem})`, finished: false };
+  });
+  print(buildReplay(events, { lease, now, ...options, ...(behind ? { behind } : {}) }), json, io);
+  return 0;
+}
+
 /** The state of the stream a queued one waits for: often the whole answer to "why is it stuck". */
 async function behindOf(
-  store: StreamStore,
-  events: Parameters<typeof fold>[0],
+  events: readonly StoredEvent[],
+  stateOfStream: (streamId: string) => Promise<{ state: string; finished: boolean } | undefined>,
 ): Promise<ReplayOptions['behind']> {
-  const streamId = fold(events).context.queuedBehind;
+  const streamId = fold(events.map((e) => e.event)).context.queuedBehind;
   if (!streamId) return undefined;
-  const loaded = await store.load(streamId);
-  if (!loaded) return { streamId, state: 'gone (expired)', finished: true };
-  return { streamId, state: stateOf(loaded.view), finished: isFinished(loaded.view) };
+  const found = await stateOfStream(streamId);
+  return found ? { streamId, ...found } : { streamId, state: 'gone (expired)', finished: true };
 }
 
 /** Offline: no settings and no Redis; the diagnosis is as of the export. */

@@ -31,7 +31,7 @@ function openSharedStore(
   const s = parsed.settings;
   if (!s.REDIS_URL && !s.REDIS_CLUSTER_NODES) {
     return reportProblems(io, [
-      `REDIS_URL: required: \`wecom-dify ${command}\` reads the streams in Redis (set REDIS_URL or REDIS_CLUSTER_NODES as the service has them); a service without Redis keeps its streams in its own memory, which no other process can read`,
+      `REDIS_URL: required: \`wecom-dify ${command}\` reads the streams in Redis (set REDIS_URL or REDIS_CLUSTER_NODES as the service has them); a service without Redis keeps its streams in its own memory, which no other process can read${command === 'replay' ? ' (`replay <streamId> --url <service>` reads them through its inspector)' : ''}`,
     ]);
   }
   // --prefix wins over REDIS_KEY_PREFIX: a tool may look at another deployment's keys.

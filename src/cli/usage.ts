@@ -3,9 +3,15 @@
 export const commandUsage = {
   serve: 'wecom-dify serve                 run the service (settings from the environment and .env)',
   migrate: 'wecom-dify migrate               create or update the directory tables in MYSQL_URL',
+  doctor: [
+    'wecom-dify doctor                check the settings and reach each service they name (Redis, MySQL,',
+    '                                 the token service, Dify): one line each, ok or the problem',
+  ].join('\n'),
   users: [
-    'wecom-dify users add <userid> --account <code> [--name N] [--department D] [--secret S | --secret -] [--disabled]',
+    'wecom-dify users add <userid> [--account <code>] [--name N] [--department D] [--secret S | --secret -] [--disabled]',
     'wecom-dify users list [--json] | users disable <userid> | users enable <userid>',
+    '  the directory (MYSQL_URL); --account, the token service\u2019s code for the user, is required when',
+    '  AUTH_MODE=directory.',
   ].join('\n'),
   streams: [
     'wecom-dify streams [--unfinished] [--stuck <duration>] [--user <userid>] [--limit N] [--json] [--prefix P]',
@@ -14,10 +20,12 @@ export const commandUsage = {
     '  than REDIS_KEY_PREFIX (as replay and export do).',
   ].join('\n'),
   replay: [
-    'wecom-dify replay <streamId> [--json] [--stuck <duration>] [--prefix P]',
+    'wecom-dify replay <streamId> [--json] [--stuck <duration>] [--prefix P | --url <service>]',
     'wecom-dify replay --file <export.json> [--json]',
     '  every event with its time, the state after it and how the answer grew; why an unfinished stream',
-    '  is stuck. --file replays an export offline, with no Redis and no settings.',
+    '  is stuck. --url reads the stream from a running service\u2019s inspector (INSPECTOR=1, with',
+    '  INSPECTOR_TOKEN when it has one): a service without Redis, or the demo. --file replays an export',
+    '  offline, with no Redis and no settings.',
   ].join('\n'),
   export: [
     'wecom-dify export <streamId> [--out <file> | --out -] [--prefix P]',

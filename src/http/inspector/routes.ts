@@ -8,6 +8,7 @@ import type { Logger } from '../../log.js';
 import {
   defaultTexts,
   isFinished,
+  isKnown,
   isRunning,
   type StreamContext,
   streamMachine,
@@ -56,6 +57,15 @@ export interface StreamDetail {
   lease: Lease | null;
   leaseLive: boolean;
   steps: Step[];
+}
+
+/** A stream's events as stored, for `wecom-dify replay --url`, which folds them itself. */
+export interface StreamEvents {
+  now: number;
+  streamId: string;
+  lease: Lease | null;
+  /** Each event as stored; one this version cannot read, as it was written. */
+  events: { seq: number; id: string; event: unknown }[];
 }
 
 type ErrorCode = 'not_found' | 'bad_request' | 'store_unavailable' | 'internal';
@@ -193,24 +203,29 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
     }),
   );
 
+  /** The stream the request names: its events and its lease, or not_found. */
+  async function streamOf(ctx: Context) {
+    const notFound = () => new InspectorError('not_found', 'no such stream (never opened, or expired)');
+    // Anything unlike a stream id (store/keys.ts) cannot be a stream.
+    const streamId = String(ctx.params.id ?? '');
+    if (!isStreamId(streamId)) throw notFound();
+    const [events, lease] = await Promise.all([
+      fromStore('read', () => store.read(streamId)),
+      fromStore('getLease', () => store.getLease(streamId)),
+    ]);
+    if (events.length === 0) throw notFound();
+    return { streamId, events, lease };
+  }
+
   router.get(
     '/inspector/api/streams/:id',
     common,
     guard,
     api(async (ctx): Promise<StreamDetail> => {
-      const notFound = () => new InspectorError('not_found', 'no such stream (never opened, or expired)');
-      // Anything unlike a stream id (store/keys.ts) cannot be a stream.
-      const streamId = String(ctx.params.id ?? '');
-      if (!isStreamId(streamId)) throw notFound();
-      const [events, lease] = await Promise.all([
-        fromStore('read', () => store.read(streamId)),
-        fromStore('getLease', () => store.getLease(streamId)),
-      ]);
-      if (events.length === 0) throw notFound();
+      const { streamId, events, lease } = await streamOf(ctx);
       const { steps, snapshot } = replaySteps(events, texts);
       const { answer, ...rest } = snapshot.context;
-      // A response_url lets whoever holds it message the user for an hour: say it is there, not what it is.
-      const context = { ...rest, ...(rest.responseUrl ? { responseUrl: '(set, not shown)' } : {}) };
+      const context = { ...rest, ...(rest.responseUrl ? { responseUrl: HIDDEN } : {}) };
       const at = now();
       return {
         now: at,
@@ -229,6 +244,25 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
   );
 
   router.get(
+    '/inspector/api/streams/:id/events',
+    common,
+    guard,
+    api(async (ctx): Promise<StreamEvents> => {
+      const { streamId, events, lease } = await streamOf(ctx);
+      return {
+        now: now(),
+        streamId,
+        lease: lease ?? null,
+        events: events.map(({ seq, id, event }) => ({
+          seq,
+          id,
+          event: withoutResponseUrl(isKnown(event) ? event : event.raw),
+        })),
+      };
+    }),
+  );
+
+  router.get(
     '/inspector/api/{*rest}',
     common,
     guard,
@@ -236,6 +270,14 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
       throw new InspectorError('not_found', 'no such inspector API');
     }),
   );
+}
+
+// A response_url lets whoever holds it message the user for an hour: say it is there, not what it is.
+const HIDDEN = '(set, not shown)';
+
+function withoutResponseUrl(event: unknown): unknown {
+  const url = typeof event === 'object' && event !== null && 'responseUrl' in event && event.responseUrl;
+  return url ? { ...event, responseUrl: HIDDEN } : event;
 }
 
 function escapeHtml(text: string): string {
