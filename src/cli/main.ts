@@ -141,11 +141,13 @@ async function main(argv: string[]): Promise<void> {
     process.stderr.write(usage);
     return exit(2);
   }
-  // `wecom-dify streams | head` closes the pipe early: that is not an error.
-  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') process.exit(0);
-    throw error;
-  });
+  // `wecom-dify streams | head` closes the pipe early: that is not an error. A node's log reader
+  // going away does not end the node (src/log.ts stops writing).
+  if (command !== 'serve')
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') process.exit(0);
+      throw error;
+    });
   try {
     const code = await run(command, args);
     if (code !== undefined) exit(code);
