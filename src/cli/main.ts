@@ -9,6 +9,7 @@ import { runDemo } from './demoCommand.js';
 import { runExport } from './exportCommand.js';
 import { type Io, UsageError } from './io.js';
 import { runReplay } from './replayCommand.js';
+import { stopOnSignals } from './stopOnSignals.js';
 import { runStreams } from './streamsCommand.js';
 import { type CommandName, commandUsage, usage } from './usage.js';
 
@@ -21,6 +22,9 @@ export function loadConfigOrExit() {
   }
   return result.config;
 }
+
+/** How long after the drain's deadline a stopping node exits, finished or not (a few seconds). */
+const SHUTDOWN_MARGIN_MS = 5000;
 
 async function serve(): Promise<void> {
   const config = loadConfigOrExit();
@@ -37,24 +41,11 @@ async function serve(): Promise<void> {
     process.stderr.write(`wecom-dify: cannot start: ${message}\n`);
     process.exit(1);
   }
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals++;
-    if (signals > 1) {
-      logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    logger.info({ signal }, 'shutting down');
-    service.shutdown().then(
-      () => process.exit(0),
-      (error) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  stopOnSignals({
+    shutdown: () => service.shutdown(),
+    logger,
+    deadlineMs: config.stream.drainMs + SHUTDOWN_MARGIN_MS,
+  });
   process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection'));
 }
 
