@@ -212,6 +212,34 @@ describe('AUTH_MODE=directory: a warm cache', () => {
   });
 });
 
+describe('AUTH_MODE=directory: a token Dify refuses', () => {
+  it('is forgotten, so that the next message gets a new one from the token service', async () => {
+    const a = await node();
+    const refused = tokenOf(await a.authenticate({ userid: 'lisi', bot: 'b1' }))!;
+    await a.tokenRejected!('lisi', refused);
+    expect(await redis.exists(`${tr.prefix}authorization:wechatid:lisi`)).toBe(0);
+    expect(await redis.exists(`${tr.prefix}authorization:token:${refused}`)).toBe(0);
+    const b = await node(); // any node
+    const fresh = tokenOf(await b.authenticate({ userid: 'lisi', bot: 'b1' }));
+    expect(fresh).toBe(fake.issued[1]);
+    expect(fresh).not.toBe(refused);
+    expect(fake.requests).toHaveLength(2);
+  });
+
+  it('leaves alone the fresh token another node already got in its place', async () => {
+    const a = await node();
+    const refused = tokenOf(await a.authenticate({ userid: 'lisi', bot: 'b1' }))!;
+    const b = await node();
+    await b.tokenRejected!('lisi', refused);
+    const fresh = tokenOf(await b.authenticate({ userid: 'lisi', bot: 'b1' }))!;
+    // Node a learns late that the old token was refused too.
+    await a.tokenRejected!('lisi', refused);
+    expect(await redis.get(`${tr.prefix}authorization:wechatid:lisi`)).toBe(fresh);
+    expect(tokenOf(await a.authenticate({ userid: 'lisi', bot: 'b1' }))).toBe(fresh);
+    expect(fake.requests).toHaveLength(2);
+  });
+});
+
 describe('AUTH_MODE=directory: denials', () => {
   it('a user not in the directory is denied with the configured text, and no token is asked for', async () => {
     const a = await node();
