@@ -91,8 +91,7 @@ export class TokenCache {
     const parsed = cachedUserInfoSchema.safeParse(json);
     if (!parsed.success) return { status: 'miss', why: 'invalid' };
     const info = parsed.data;
-    if (info.userid !== undefined && info.userid.toLowerCase() !== userid.toLowerCase())
-      return { status: 'miss', why: 'other_user' };
+    if (info.userid !== undefined && info.userid !== userid) return { status: 'miss', why: 'other_user' };
     if (info.expiresAt !== undefined) {
       const lifetime =
         info.issuedAt !== undefined ? info.expiresAt - info.issuedAt : Number.POSITIVE_INFINITY;

@@ -256,6 +256,20 @@ describe('AUTH_MODE=directory: denials', () => {
     expect(await redis.exists(`${tr.prefix}authorization:wechatid:stranger`)).toBe(0);
   });
 
+  it('"LISI" is not lisi: not in the directory, nor through a token cached for lisi under "LISI"', async () => {
+    // What a directory that matched userids case-insensitively left in the cache.
+    await redis.set(`${tr.prefix}authorization:token:lisis`, JSON.stringify({ userid: 'lisi' }), 'EX', 60);
+    await redis.set(`${tr.prefix}authorization:wechatid:LISI`, 'lisis', 'EX', 60);
+    const a = await node();
+    expect(await a.authenticate({ userid: 'LISI', bot: 'b1' })).toMatchObject({
+      granted: false,
+      reason: 'not_in_directory',
+    });
+    expect(await a.authenticate({ userid: 'lisí', bot: 'b1' })).toMatchObject({ granted: false });
+    expect(fake.requests).toHaveLength(0);
+    await redis.del(`${tr.prefix}authorization:wechatid:LISI`, `${tr.prefix}authorization:token:lisis`);
+  });
+
   it('a userid with quotes and SQL in it is just a stranger', async () => {
     const a = await node();
     for (const userid of [`' OR '1'='1`, `zhangsan'; DROP TABLE wecom_users; --`, `"lisi" -- `]) {
