@@ -5,6 +5,7 @@ import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { z } from 'zod';
 import type { Logger } from '../../log.js';
+import { hideResponseUrl } from '../../machines/hiddenResponseUrl.js';
 import {
   defaultTexts,
   isFinished,
@@ -209,8 +210,7 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
       if (events.length === 0) throw notFound();
       const { steps, snapshot } = replaySteps(events, texts);
       const { answer, ...rest } = snapshot.context;
-      // A response_url lets whoever holds it message the user for an hour: say it is there, not what it is.
-      const context = { ...rest, ...(rest.responseUrl ? { responseUrl: '(set, not shown)' } : {}) };
+      const context = hideResponseUrl(rest);
       const at = now();
       return {
         now: at,
