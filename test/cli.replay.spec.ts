@@ -56,6 +56,7 @@ describe('wecom-dify replay and export', { timeout: 90_000 }, () => {
   let service: TestService;
   let hand: StreamStore;
   let streamId: string;
+  let responseUrl: string;
 
   beforeAll(async () => {
     dify = await startFakeDify();
@@ -68,6 +69,7 @@ describe('wecom-dify replay and export', { timeout: 90_000 }, () => {
     const wecom = new WecomClient({ baseUrl: service.url, ...testBot });
     const sent = await wecom.text('你好');
     streamId = sent.reply.stream.id;
+    responseUrl = String(sent.sent.response_url);
     const { reply } = await wecom.pollUntilFinished(streamId, { intervalMs: 50 });
     expect(reply.stream.content).toBe(answer);
   });
@@ -135,9 +137,15 @@ describe('wecom-dify replay and export', { timeout: 90_000 }, () => {
     expect(json.streamId).toBe(streamId);
     expect(json.lease).toBeNull();
     expect(Math.abs(json.exportedAt - Date.now())).toBeLessThan(60_000);
+    // The response_url could message the user for an hour: the file says it was there, not what it is.
+    expect(readFileSync(file, 'utf8')).not.toContain(new URL(responseUrl).searchParams.get('response_code'));
+    expect(json.events[0]).toMatchObject({
+      event: { type: 'stream.opened', responseUrl: '(set, not shown)' },
+    });
 
     const online = await replayJson([streamId]);
     const offline = await replayJson(['--file', `${streamId}.json`], {});
+    expect(online.steps[0]?.event.responseUrl).toBe(responseUrl);
     const essentials = (r: Report) =>
       r.steps.map(({ seq, type, offsetMs, state, answerLength, event }) => ({
         seq,
@@ -145,7 +153,7 @@ describe('wecom-dify replay and export', { timeout: 90_000 }, () => {
         offsetMs,
         state,
         answerLength,
-        event,
+        event: event.responseUrl ? { ...event, responseUrl: '(set, not shown)' } : event,
       }));
     expect(essentials(offline)).toEqual(essentials(online));
     expect(offline.source).toEqual({ file: `${streamId}.json`, exportedAt: json.exportedAt });

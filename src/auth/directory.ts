@@ -184,7 +184,9 @@ export function openDirectory(options: DirectoryOptions): Directory {
       const row = await guarded('lookup', () =>
         db.selectFrom('wecom_users').selectAll().where('userid', '=', userid).executeTakeFirst(),
       );
-      if (!row) return undefined;
+      // The column compares exactly once migrated; this holds on a server with no NO PAD binary
+      // collation too (MySQL 5.7 ignores trailing spaces), and on a directory not migrated yet.
+      if (!row || row.userid !== userid) return undefined;
       const parsed = rowSchema.parse(row);
       const secret = openSecret(parsed);
       return { ...toUser(parsed), ...(secret ? { secret } : {}) };

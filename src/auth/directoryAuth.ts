@@ -150,6 +150,11 @@ export class DirectoryAuthenticator implements Authenticator {
     return granted(userid, issued.token, info);
   }
 
+  async tokenRejected(userid: string, token: string): Promise<void> {
+    const dropped = await this.#o.cache.forget(userid, token);
+    this.#o.logger.info({ userid, dropped }, 'token refused by Dify: forgotten');
+  }
+
   ping(): Promise<void> {
     return this.#o.directory.ping();
   }

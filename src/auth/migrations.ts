@@ -17,8 +17,7 @@ export const migrations: Record<string, Migration> = {
       await db.schema
         .createTable('wecom_users')
         .ifNotExists()
-        // WeCom userids are at most 64 bytes; the default (case-insensitive) collation matches WeCom,
-        // which treats userids case-insensitively.
+        // WeCom userids are at most 64 bytes; compared exactly since 2025_01_002.
         .addColumn('userid', 'varchar(64)', (c) => c.primaryKey())
         .addColumn('account', 'varchar(128)', (c) => c.notNull())
         .addColumn('display_name', 'varchar(128)')
@@ -42,7 +41,33 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropTable('wecom_users').ifExists().execute();
     },
   },
+  // WeCom userids are exact: under the table's default collation "ALICE", "alicé" and "alice " were
+  // all alice, and got alice's access and token. The userid compares byte for byte from here on.
+  '2025_01_002_wecom_users_exact_userid': {
+    async up(db: Kysely<unknown>) {
+      const collation = await exactCollation(db);
+      await sql`ALTER TABLE wecom_users MODIFY userid varchar(64) CHARACTER SET utf8mb4 COLLATE ${sql.raw(collation)} NOT NULL`.execute(
+        db,
+      );
+    },
+    async down(db: Kysely<unknown>) {
+      await sql`ALTER TABLE wecom_users MODIFY userid varchar(64) CHARACTER SET utf8mb4 NOT NULL`.execute(db);
+    },
+  },
 };
+
+/**
+ * The binary collation that also counts trailing spaces (NO PAD): MariaDB's `utf8mb4_nopad_bin`,
+ * MySQL 8's `utf8mb4_0900_bin`; `utf8mb4_bin` (PAD SPACE) only on a server that has neither.
+ */
+async function exactCollation(db: Kysely<unknown>): Promise<string> {
+  const preferred = ['utf8mb4_nopad_bin', 'utf8mb4_0900_bin'];
+  const { rows } = await sql<{
+    Collation: string;
+  }>`SHOW COLLATION WHERE Collation IN (${sql.join(preferred)})`.execute(db);
+  const present = new Set(rows.map((row) => row.Collation));
+  return preferred.find((name) => present.has(name)) ?? 'utf8mb4_bin';
+}
 
 export const codeMigrationProvider: MigrationProvider = {
   async getMigrations() {

@@ -53,7 +53,8 @@ export interface TokenCacheOptions {
   renewBeforeMs?: number;
 }
 
-const UNLOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+/** Delete a key only if it still holds the given value (a lock still ours, a token not yet replaced). */
+const DELETE_IF = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 
 export class TokenCache {
   readonly #redis: Redis | Cluster;
@@ -90,8 +91,7 @@ export class TokenCache {
     const parsed = cachedUserInfoSchema.safeParse(json);
     if (!parsed.success) return { status: 'miss', why: 'invalid' };
     const info = parsed.data;
-    if (info.userid !== undefined && info.userid.toLowerCase() !== userid.toLowerCase())
-      return { status: 'miss', why: 'other_user' };
+    if (info.userid !== undefined && info.userid !== userid) return { status: 'miss', why: 'other_user' };
     if (info.expiresAt !== undefined) {
       const lifetime =
         info.issuedAt !== undefined ? info.expiresAt - info.issuedAt : Number.POSITIVE_INFINITY;
@@ -118,6 +118,18 @@ export class TokenCache {
     return true;
   }
 
+  /**
+   * Forget a token Dify refused: its info, and the user's pointer to it unless the pointer already
+   * names another token (another node may have just got a fresh one). True when the pointer went.
+   */
+  async forget(userid: string, token: string): Promise<boolean> {
+    await this.#do('forget', () => this.#redis.del(this.keys.token(token)));
+    const deleted = await this.#do('forget', () =>
+      this.#redis.eval(DELETE_IF, 1, this.keys.wechatid(userid), token),
+    );
+    return deleted === 1;
+  }
+
   /** `SET NX PX`: the nonce to unlock with when this caller got the lock, else undefined. */
   async tryLock(userid: string, ttlMs: number): Promise<string | undefined> {
     const nonce = randomBytes(12).toString('base64url');
@@ -129,7 +141,7 @@ export class TokenCache {
 
   /** Release the lock only if it is still ours (it may have expired and been taken). */
   async unlock(userid: string, nonce: string): Promise<void> {
-    await this.#do('unlock', () => this.#redis.eval(UNLOCK, 1, this.keys.lock(userid), nonce));
+    await this.#do('unlock', () => this.#redis.eval(DELETE_IF, 1, this.keys.lock(userid), nonce));
   }
 
   async recordFailure(userid: string, failure: RecordedFailure, ttlMs: number): Promise<void> {

@@ -30,6 +30,11 @@ export interface Authenticator {
    * reply then says the bot is thinking, not that it is checking who asks.
    */
   immediate?(req: AuthRequest): GrantedOutcome | undefined;
+  /**
+   * Dify refused the user's token (401): it is dropped, so that the user's next message gets a new one
+   * rather than fail the same way until the token would have expired. Only where there are tokens.
+   */
+  tokenRejected?(userid: string, token: string): Promise<void>;
   /** Throws an AuthError when a dependency (the directory) is unreachable; for /readyz. */
   ping?(): Promise<void>;
   close(): Promise<void>;

@@ -1,6 +1,8 @@
-// The file `wecom-dify export` writes and `replay --file` reads: a stream's events as stored, with its
-// id, the export's time and the owner's lease then, so a bug report replays offline exactly as live.
+// The file `wecom-dify export` writes and `replay --file` reads: a stream's events as stored (but for
+// the response_url, left out), with its id, the export's time and the owner's lease then, so a bug
+// report replays offline exactly as live.
 import { z } from 'zod';
+import { hideResponseUrl } from '../machines/hiddenResponseUrl.js';
 import { isKnown, parseEvent } from '../machines/index.js';
 import type { Lease, StoredEvent } from '../store/port.js';
 
@@ -34,7 +36,12 @@ export function toExport(
     streamId,
     exportedAt: now,
     lease: lease ? { node: lease.node, until: lease.until } : null,
-    events: events.map(({ seq, id, event }) => ({ seq, id, event: isKnown(event) ? event : event.raw })),
+    // Exports go into bug reports: the response_url, which can message the user, stays out of them.
+    events: events.map(({ seq, id, event }) => ({
+      seq,
+      id,
+      event: hideResponseUrl(isKnown(event) ? event : event.raw),
+    })),
   };
 }
 

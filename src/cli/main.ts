@@ -10,6 +10,7 @@ import { runDoctor } from './doctorCommand.js';
 import { runExport } from './exportCommand.js';
 import { type Io, UsageError } from './io.js';
 import { runReplay } from './replayCommand.js';
+import { stopOnSignals } from './stopOnSignals.js';
 import { runStreams } from './streamsCommand.js';
 import { type CommandName, commandUsage, usage } from './usage.js';
 
@@ -22,6 +23,9 @@ export function loadConfigOrExit() {
   }
   return result.config;
 }
+
+/** How long after the drain's deadline a stopping node exits, finished or not (a few seconds). */
+const SHUTDOWN_MARGIN_MS = 5000;
 
 async function serve(): Promise<void> {
   const config = loadConfigOrExit();
@@ -38,24 +42,11 @@ async function serve(): Promise<void> {
     process.stderr.write(`wecom-dify: cannot start: ${message}\n`);
     process.exit(1);
   }
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals++;
-    if (signals > 1) {
-      logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    logger.info({ signal }, 'shutting down');
-    service.shutdown().then(
-      () => process.exit(0),
-      (error) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  stopOnSignals({
+    shutdown: () => service.shutdown(),
+    logger,
+    deadlineMs: config.stream.drainMs + SHUTDOWN_MARGIN_MS,
+  });
   process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection'));
 }
 
@@ -144,11 +135,13 @@ async function main(argv: string[]): Promise<void> {
     process.stderr.write(usage);
     return exit(2);
   }
-  // `wecom-dify streams | head` closes the pipe early: that is not an error.
-  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') process.exit(0);
-    throw error;
-  });
+  // `wecom-dify streams | head` closes the pipe early: that is not an error. A node's log reader
+  // going away does not end the node (src/log.ts stops writing).
+  if (command !== 'serve')
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') process.exit(0);
+      throw error;
+    });
   try {
     const code = await run(command, args);
     if (code !== undefined) exit(code);

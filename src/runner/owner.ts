@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { difyIdentity } from '../auth/identity.js';
 import { type Authenticator, type AuthOutcome, isAuthError } from '../auth/types.js';
 import type { Config } from '../config.js';
+import { isDifyError } from '../dify/errors.js';
 import type { Logger } from '../log.js';
 import {
   closeBubble,
@@ -381,6 +382,11 @@ export class OwnerJob {
       const code = difyErrorCode(error);
       if (code) metrics.difyErrors.inc({ code });
       this.#log.warn({ err: error }, 'answer failed');
+      // Dify refused the user's own token: the next message asks the token service for a new one.
+      if (identity.bearer && isDifyError(error) && (error.status === 401 || error.code === 'unauthorized'))
+        await this.#d.auth
+          .tokenRejected?.(ctx.userid, identity.bearer)
+          .catch((e: unknown) => this.#log.warn({ err: e }, 'could not forget the refused token'));
       await this.#fail(error);
     }
   }

@@ -39,7 +39,10 @@ describe('wecom-dify migrate', () => {
     const lines: string[] = [];
     expect(await runMigrate(config, (l) => lines.push(l))).toBe(0);
     expect(await runMigrate(config, (l) => lines.push(l))).toBe(0);
-    expect(lines).toEqual(['applied: 2025_01_001_wecom_users', 'directory is up to date']);
+    expect(lines).toEqual([
+      'applied: 2025_01_001_wecom_users, 2025_01_002_wecom_users_exact_userid',
+      'directory is up to date',
+    ]);
   });
 
   it('fails clearly (exit 1) when MariaDB is not there, without printing the password', async () => {

@@ -212,6 +212,34 @@ describe('AUTH_MODE=directory: a warm cache', () => {
   });
 });
 
+describe('AUTH_MODE=directory: a token Dify refuses', () => {
+  it('is forgotten, so that the next message gets a new one from the token service', async () => {
+    const a = await node();
+    const refused = tokenOf(await a.authenticate({ userid: 'lisi', bot: 'b1' }))!;
+    await a.tokenRejected!('lisi', refused);
+    expect(await redis.exists(`${tr.prefix}authorization:wechatid:lisi`)).toBe(0);
+    expect(await redis.exists(`${tr.prefix}authorization:token:${refused}`)).toBe(0);
+    const b = await node(); // any node
+    const fresh = tokenOf(await b.authenticate({ userid: 'lisi', bot: 'b1' }));
+    expect(fresh).toBe(fake.issued[1]);
+    expect(fresh).not.toBe(refused);
+    expect(fake.requests).toHaveLength(2);
+  });
+
+  it('leaves alone the fresh token another node already got in its place', async () => {
+    const a = await node();
+    const refused = tokenOf(await a.authenticate({ userid: 'lisi', bot: 'b1' }))!;
+    const b = await node();
+    await b.tokenRejected!('lisi', refused);
+    const fresh = tokenOf(await b.authenticate({ userid: 'lisi', bot: 'b1' }))!;
+    // Node a learns late that the old token was refused too.
+    await a.tokenRejected!('lisi', refused);
+    expect(await redis.get(`${tr.prefix}authorization:wechatid:lisi`)).toBe(fresh);
+    expect(tokenOf(await a.authenticate({ userid: 'lisi', bot: 'b1' }))).toBe(fresh);
+    expect(fake.requests).toHaveLength(2);
+  });
+});
+
 describe('AUTH_MODE=directory: denials', () => {
   it('a user not in the directory is denied with the configured text, and no token is asked for', async () => {
     const a = await node();
@@ -226,6 +254,20 @@ describe('AUTH_MODE=directory: denials', () => {
     });
     expect(fake.requests).toHaveLength(0);
     expect(await redis.exists(`${tr.prefix}authorization:wechatid:stranger`)).toBe(0);
+  });
+
+  it('"LISI" is not lisi: not in the directory, nor through a token cached for lisi under "LISI"', async () => {
+    // What a directory that matched userids case-insensitively left in the cache.
+    await redis.set(`${tr.prefix}authorization:token:lisis`, JSON.stringify({ userid: 'lisi' }), 'EX', 60);
+    await redis.set(`${tr.prefix}authorization:wechatid:LISI`, 'lisis', 'EX', 60);
+    const a = await node();
+    expect(await a.authenticate({ userid: 'LISI', bot: 'b1' })).toMatchObject({
+      granted: false,
+      reason: 'not_in_directory',
+    });
+    expect(await a.authenticate({ userid: 'lisí', bot: 'b1' })).toMatchObject({ granted: false });
+    expect(fake.requests).toHaveLength(0);
+    await redis.del(`${tr.prefix}authorization:wechatid:LISI`, `${tr.prefix}authorization:token:lisis`);
   });
 
   it('a userid with quotes and SQL in it is just a stranger', async () => {

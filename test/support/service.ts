@@ -29,6 +29,9 @@ export function testConfig(env: Record<string, string | undefined> = {}): Config
     DIFY_API_URL: 'http://127.0.0.1:9/v1',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     NODE_ID: `node-${randomBytes(3).toString('hex')}`,
+    // Tests send many messages as one user; the limits have tests of their own.
+    RATE_LIMIT_USER_PER_MINUTE: '0',
+    RATE_LIMIT_CONVERSATION_PER_MINUTE: '0',
     ...env,
   });
   if (!result.ok) throw new Error(result.problems.join('\n'));

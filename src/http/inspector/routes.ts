@@ -5,6 +5,7 @@ import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { z } from 'zod';
 import type { Logger } from '../../log.js';
+import { hideResponseUrl } from '../../machines/hiddenResponseUrl.js';
 import {
   defaultTexts,
   isFinished,
@@ -225,7 +226,7 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
       const { streamId, events, lease } = await streamOf(ctx);
       const { steps, snapshot } = replaySteps(events, texts);
       const { answer, ...rest } = snapshot.context;
-      const context = { ...rest, ...(rest.responseUrl ? { responseUrl: HIDDEN } : {}) };
+      const context = hideResponseUrl(rest);
       const at = now();
       return {
         now: at,
@@ -256,7 +257,7 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
         events: events.map(({ seq, id, event }) => ({
           seq,
           id,
-          event: withoutResponseUrl(isKnown(event) ? event : event.raw),
+          event: hideResponseUrl(isKnown(event) ? event : event.raw),
         })),
       };
     }),
@@ -270,14 +271,6 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
       throw new InspectorError('not_found', 'no such inspector API');
     }),
   );
-}
-
-// A response_url lets whoever holds it message the user for an hour: say it is there, not what it is.
-const HIDDEN = '(set, not shown)';
-
-function withoutResponseUrl(event: unknown): unknown {
-  const url = typeof event === 'object' && event !== null && 'responseUrl' in event && event.responseUrl;
-  return url ? { ...event, responseUrl: HIDDEN } : event;
 }
 
 function escapeHtml(text: string): string {
