@@ -101,7 +101,11 @@ async function spawnNode(id: string, port: number, env: Record<string, string>):
   };
 }
 
-/** Stops every node that is still running (SIGKILL after a grace period). */
+/**
+ * Stops every node that is still running (SIGKILL after a grace period), and fails if any of them
+ * ever reached the process's last-resort handler of an unhandled rejection: a promise the code left
+ * to fail unseen is a defect, whatever the test was about.
+ */
 export async function stopNodes(nodes: NodeProcess[]): Promise<void> {
   await Promise.all(
     nodes.map(async (node) => {
@@ -112,4 +116,11 @@ export async function stopNodes(nodes: NodeProcess[]): Promise<void> {
       clearTimeout(timer);
     }),
   );
+  for (const node of nodes) {
+    const line = node
+      .output()
+      .split('\n')
+      .find((l) => l.includes('unhandled rejection'));
+    if (line) throw new Error(`node ${node.id} left a promise unhandled: ${line.slice(0, 500)}`);
+  }
 }
