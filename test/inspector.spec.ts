@@ -21,7 +21,7 @@ import { streamMachine } from '../src/machines/streamMachine.js';
 import { defaultTexts } from '../src/machines/texts.js';
 import { createMemoryStore } from '../src/store/memory.js';
 import { StoreError, type StreamStore } from '../src/store/port.js';
-import { at, completed, delta, difyStarted, granted, opened, stored, T0 } from './support/given.js';
+import { at, completed, delta, difyStarted, granted, opened, stored, T0 } from '../src/machines/specification.js';
 
 const TOKEN = 'inspector-test-token';
 

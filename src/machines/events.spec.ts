@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import {
+  type EventType,
+  eventTypes,
+  isKnown,
+  parseEvent,
+  parseEventJson,
+  type ReadEvent,
+  type StreamEvent,
+  type UnknownEvent,
+} from './events.js';
+import {
   bubbleClosed,
   commandHandled,
   completed,
@@ -19,17 +29,7 @@ import {
   replaced,
   T0,
   takenOver,
-} from '../../test/support/given.js';
-import {
-  type EventType,
-  eventTypes,
-  isKnown,
-  parseEvent,
-  parseEventJson,
-  type ReadEvent,
-  type StreamEvent,
-  type UnknownEvent,
-} from './events.js';
+} from './specification.js';
 
 /** A full, valid event of every type, as a node of this version writes it. */
 const valid: { [K in EventType]: StreamEvent & { type: K } } = {

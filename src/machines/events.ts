@@ -2,6 +2,7 @@
 // An event of a type this version does not know is kept as `UnknownEvent`: it is shown by
 // replay and ignored by the fold, so a newer node's events never break an older node's polls.
 import { z } from 'zod';
+import { isFailureCode } from './failures.js';
 
 const at = z.number().int().nonnegative();
 
@@ -89,14 +90,22 @@ export const eventSchemas = {
     /** The answer reached ANSWER_MAX_BYTES: what Dify said past it was not kept, and Dify was stopped. */
     cut: z.boolean().optional(),
   }),
-  'answer.failed': z.looseObject({
-    type: z.literal('answer.failed'),
-    at,
-    code: z.string(),
-    message: z.string(),
-    /** The user-facing text when the owner chose one; otherwise render maps `code`. */
-    text: z.string().optional(),
-  }),
+  'answer.failed': z
+    .looseObject({
+      type: z.literal('answer.failed'),
+      at,
+      code: z.string(),
+      message: z.string(),
+      /** The user-facing text when the owner chose one; otherwise render maps `code`. */
+      text: z.string().optional(),
+    })
+    // A code this version does not know (a newer node's) reads as `internal`, its own name kept in
+    // the message: the stream still settles in error here, with the default text.
+    .transform((e) =>
+      isFailureCode(e.code)
+        ? { ...e, code: e.code }
+        : { ...e, code: 'internal' as const, message: `${e.code}: ${e.message}` },
+    ),
   /** Another node claimed the stream after its owner's lease ran out, and answers again from the start. */
   'stream.taken_over': z.looseObject({
     type: z.literal('stream.taken_over'),

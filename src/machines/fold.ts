@@ -1,13 +1,22 @@
-// Folding events into the machine's snapshot, and the snapshot's persisted form.
-import { initialTransition, type SnapshotFrom, transition } from 'xstate';
+// Folding events into the machine's snapshot, one step at a time, and the snapshot's persisted form.
+// A step also gives the effects the machine names for it (streamMachine.ts): the owner of a stream
+// runs them; a fold drops them.
+import { initialTransition, transition } from 'xstate';
 import { isKnown, type ReadEvent } from './events.js';
-import { type StreamContext, type StreamStateValue, streamMachine } from './streamMachine.js';
+import {
+  type StreamContext,
+  type StreamSnapshot,
+  type StreamStateTree,
+  type StreamStateValue,
+  streamMachine,
+} from './streamMachine.js';
 
-export type StreamSnapshot = SnapshotFrom<typeof streamMachine>;
+export type { StreamSnapshot };
 
 /**
  * What rendering and the simple questions need of a stream: its state and its context. A snapshot is
- * one, and so is a stored snapshot as read, which a poll renders without rebuilding the machine.
+ * one (its `value` nested, `{ running: 'streaming' }`), and so is a stored snapshot as read (its
+ * `value` the state's name, `'streaming'`), which a poll renders without rebuilding the machine.
  */
 export interface StreamView {
   value: unknown;
@@ -20,6 +29,22 @@ export interface PersistedStream {
   context: StreamContext;
 }
 
+/** An effect the machine names for a step (streamMachine.ts), with its parameters. */
+export type Effect =
+  | { type: 'authenticate' }
+  | { type: 'ask' }
+  | { type: 'keepConversation'; conversationId: string }
+  | { type: 'handOver' }
+  | { type: 'finish' };
+
+const effectTypes: ReadonlySet<string> = new Set([
+  'authenticate',
+  'ask',
+  'keepConversation',
+  'handOver',
+  'finish',
+]);
+
 let initialSnapshot: StreamSnapshot | undefined;
 
 /** The snapshot of a stream with no events. */
@@ -28,7 +53,23 @@ export function initialStream(): StreamSnapshot {
   return initialSnapshot;
 }
 
-/** One step of the fold. An unknown event, or one the current state does not take, changes nothing. */
+/**
+ * One step: the snapshot after `event`, and the effects the machine names for it. An unknown event,
+ * or one the current state does not take, changes nothing and names nothing.
+ */
+export function step(snapshot: StreamSnapshot, event: ReadEvent): [StreamSnapshot, Effect[]] {
+  if (!isKnown(event)) return [snapshot, []];
+  const [next, actions] = transition(streamMachine, snapshot, event);
+  const effects: Effect[] = [];
+  for (const action of actions) {
+    if (!effectTypes.has(action.type)) continue;
+    const params = (action.params ?? {}) as Record<string, unknown>;
+    effects.push({ ...params, type: action.type } as Effect);
+  }
+  return [next, effects];
+}
+
+/** One step of the fold: its effects dropped. */
 export function evolve(snapshot: StreamSnapshot, event: ReadEvent): StreamSnapshot {
   if (!isKnown(event)) return snapshot;
   return transition(streamMachine, snapshot, event)[0];
@@ -40,30 +81,58 @@ export function fold(events: Iterable<ReadEvent>, from: StreamSnapshot = initial
   return snapshot;
 }
 
-export function stateOf(view: StreamView): StreamStateValue {
-  return view.value as StreamStateValue;
+// ---- state names -----------------------------------------------------------------------------
+
+interface StateNodeLike {
+  key: string;
+  tags: readonly string[];
+  states: Record<string, StateNodeLike>;
 }
 
-/** Each state's tags, from the machine's own definition. */
-const tags = new Map<string, readonly string[]>(
-  Object.entries(streamMachine.states).map(([name, node]) => [name, node.tags]),
-);
+/** Each innermost state's name, its nested value and its tags (its own and its parents'). */
+const leaves = new Map<string, { tree: StreamStateTree; tags: readonly string[] }>();
+(function walk(node: StateNodeLike, path: string[], tags: readonly string[]) {
+  for (const [name, child] of Object.entries(node.states)) {
+    const childTags = [...tags, ...child.tags];
+    if (Object.keys(child.states).length > 0) walk(child, [...path, name], childTags);
+    else {
+      const tree = path.reduceRight<unknown>((inner, parent) => ({ [parent]: inner }), name);
+      leaves.set(name, { tree: tree as StreamStateTree, tags: childTags });
+    }
+  }
+})(streamMachine.root as unknown as StateNodeLike, [], []);
+
+/** The name of a view's state, whether its value is nested (a snapshot) or a name (a stored one). */
+export function stateOf(view: StreamView): StreamStateValue {
+  let value = view.value;
+  while (typeof value === 'object' && value !== null) value = Object.values(value)[0];
+  return value as StreamStateValue;
+}
+
 /** Whether `value` names a state of the machine (a stored snapshot's, say). */
 export const isStateName = (value: unknown): value is StreamStateValue =>
-  typeof value === 'string' && tags.has(value);
+  typeof value === 'string' && leaves.has(value);
 
 const tagged = (view: StreamView, tag: string): boolean =>
-  tags.get(String(view.value))?.includes(tag) ?? false;
+  leaves.get(stateOf(view))?.tags.includes(tag) ?? false;
 
 export const isFinished = (view: StreamView): boolean => tagged(view, 'finished');
 export const isRunning = (view: StreamView): boolean => tagged(view, 'running');
 /** Whether the state named so (a stored snapshot's, say) is one of a running stream. */
-export const isRunningState = (state: string): boolean => tags.get(state)?.includes('running') ?? false;
+export const isRunningState = (state: string): boolean =>
+  leaves.get(state)?.tags.includes('running') ?? false;
 
 export function persist(snapshot: StreamSnapshot): PersistedStream {
   return { value: stateOf(snapshot), context: snapshot.context };
 }
 
 export function restore(persisted: PersistedStream): StreamSnapshot {
-  return streamMachine.resolveState({ value: persisted.value, context: persisted.context });
+  const tree = leaves.get(persisted.value)?.tree;
+  if (!tree) throw new RangeError(`no state named ${JSON.stringify(persisted.value)}`);
+  // A snapshot an older version wrote has no byte count of its answer: it is counted once here.
+  const context =
+    typeof persisted.context.answerBytes === 'number'
+      ? persisted.context
+      : { ...persisted.context, answerBytes: Buffer.byteLength(persisted.context.answer ?? '') };
+  return streamMachine.resolveState({ value: tree, context });
 }

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { type EventType, isKnown, parseEventJson, type ReadEvent, type StreamEvent } from './events.js';
+import { fold, isFinished, isRunning, persist, restore, stateOf } from './fold.js';
 import {
   at,
   bubbleClosed,
@@ -22,9 +24,7 @@ import {
   stored,
   T0,
   takenOver,
-} from '../../test/support/given.js';
-import { type EventType, isKnown, parseEventJson, type ReadEvent, type StreamEvent } from './events.js';
-import { fold, isFinished, isRunning, persist, restore, stateOf } from './fold.js';
+} from './specification.js';
 import type { StreamStateValue } from './streamMachine.js';
 
 /** One sample of every event type, stamped later than any history below. */
@@ -77,7 +77,7 @@ const transitions: Record<StreamStateValue, Partial<Record<EventType, Outcome>>>
   queued: {
     'stream.dequeued': 'thinking',
     'answer.failed': 'error',
-    'stream.taken_over': 'queued',
+    'stream.taken_over': 'authenticating',
     'stream.released': 'queued',
     'bubble.closed': 'queued',
   },
@@ -89,7 +89,7 @@ const transitions: Record<StreamStateValue, Partial<Record<EventType, Outcome>>>
     'answer.replaced': 'streaming',
     'answer.completed': 'completed',
     'answer.failed': 'error',
-    'stream.taken_over': 'thinking',
+    'stream.taken_over': 'authenticating',
     'stream.released': 'thinking',
     'bubble.closed': 'thinking',
   },
@@ -99,7 +99,7 @@ const transitions: Record<StreamStateValue, Partial<Record<EventType, Outcome>>>
     'answer.replaced': 'streaming',
     'answer.completed': 'completed',
     'answer.failed': 'error',
-    'stream.taken_over': 'thinking',
+    'stream.taken_over': 'authenticating',
     'stream.released': 'streaming',
     'bubble.closed': 'streaming',
   },
@@ -396,37 +396,38 @@ describe('the stream machine', () => {
   });
 
   describe('takeover', () => {
-    it('stream.taken_over while streaming goes back to thinking and keeps the old answer visible', () => {
+    // The new owner starts over from who is asking; what the user saw stays until new text replaces it.
+    it('stream.taken_over while streaming goes back to authenticating and keeps the old answer visible', () => {
       given([opened({ node: 'node-a' }), granted(), delta('old answer')])
         .when(takenOver('node-b', 1))
-        .thenState('thinking')
+        .thenState('authenticating')
         .thenAnswer('old answer')
         .thenContext({ node: 'node-b', takeovers: 1, restarting: true });
     });
 
-    it('the new answer’s first delta replaces the old answer', () => {
-      given([opened(), granted(), delta('old answer'), takenOver('node-b', 1)])
+    it('granted again, the new answer’s first delta replaces the old answer', () => {
+      given([opened(), granted(), delta('old answer'), takenOver('node-b', 1), granted()])
         .when(delta('new'))
         .thenState('streaming')
         .thenAnswer('new')
-        .thenContext({ restarting: false });
+        .thenContext({ restarting: false, answerBytes: 3 });
     });
 
     it('the new answer’s later deltas append again', () => {
-      given([opened(), granted(), delta('old answer'), takenOver('node-b', 1)])
+      given([opened(), granted(), delta('old answer'), takenOver('node-b', 1), granted()])
         .when(delta('new'), delta(' answer'))
         .thenAnswer('new answer');
     });
 
     it('answer.replaced after a takeover replaces the old answer too', () => {
-      given([opened(), granted(), delta('old answer'), takenOver()])
+      given([opened(), granted(), delta('old answer'), takenOver(), granted()])
         .when(replaced('new'), delta('!'))
         .thenAnswer('new!')
         .thenContext({ restarting: false });
     });
 
     it('a takeover whose new answer comes back empty completes with what the user saw', () => {
-      given([opened(), granted(), delta('old answer'), takenOver()])
+      given([opened(), granted(), delta('old answer'), takenOver(), granted()])
         .when(completed())
         .thenState('completed')
         .thenAnswer('old answer')
@@ -434,15 +435,15 @@ describe('the stream machine', () => {
     });
 
     it('a second takeover counts its attempt', () => {
-      given([opened(), granted(), delta('a'), takenOver('node-b', 1), delta('b')])
+      given([opened(), granted(), delta('a'), takenOver('node-b', 1), granted(), delta('b')])
         .when(takenOver('node-c', 2))
-        .thenState('thinking')
+        .thenState('authenticating')
         .thenAnswer('b')
         .thenContext({ node: 'node-c', takeovers: 2, restarting: true });
     });
 
-    it('a takeover while thinking stays thinking', () => {
-      given([opened(), granted()]).when(takenOver('node-b', 1)).thenState('thinking').thenContext({
+    it('a takeover while thinking starts over from authenticating', () => {
+      given([opened(), granted()]).when(takenOver('node-b', 1)).thenState('authenticating').thenContext({
         node: 'node-b',
         takeovers: 1,
       });
@@ -455,11 +456,12 @@ describe('the stream machine', () => {
         .thenContext({ node: 'node-b' });
     });
 
-    it('a takeover while queued stays queued', () => {
-      given([opened(), granted(), queued('stream-0')])
+    it('a takeover while queued starts over: the new owner takes its own place in the line', () => {
+      const then = given([opened(), granted(), queued('stream-0')])
         .when(takenOver('node-b', 1))
-        .thenState('queued')
-        .thenContext({ node: 'node-b', queuedBehind: 'stream-0' });
+        .thenState('authenticating')
+        .thenContext({ node: 'node-b' });
+      expect(then.context.queuedBehind).toBeUndefined();
     });
 
     it('stream.released forgets the owner node and keeps the state', () => {

@@ -1,8 +1,14 @@
-// The conversation stream as an XState v5 machine. Pure data: every action is an `assign`, there is
-// no IO, clock or randomness; time comes in the events' `at`. Folded with `initialTransition` /
-// `transition` (see fold.ts), so any node can rebuild any stream from its events.
-import { assertEvent, assign, setup } from 'xstate';
-import type { Attachment, GrantedUser, StreamEvent, UploadedFile } from './events.js';
+// The conversation stream as an XState v5 machine. Pure data: every context change is an `assign`,
+// there is no IO, clock or randomness (time comes in the events' `at`). Folded with `initialTransition`
+// / `transition` (fold.ts), so any node can rebuild any stream from its events.
+//
+// The machine also names the effects its facts call for, as actions that are never run here:
+// `authenticate`, `ask`, `keepConversation`, `handOver`, `finish`. `transition` returns them as data
+// (fold.ts `step`); the owner of a stream (runner/actor.ts) runs them and reports their outcomes as
+// commands to `decide` (decide.ts), which says which facts to record next. A fold ignores them.
+import { assign, type SnapshotFrom, type StateValueFrom, setup } from 'xstate';
+import type { Attachment, EventOf, GrantedUser, StreamEvent, UploadedFile } from './events.js';
+import type { FailureCode } from './failures.js';
 
 export interface StreamContext {
   streamId: string;
@@ -23,12 +29,14 @@ export interface StreamContext {
   taskId?: string;
   /** The answer so far, as WeCom should show it. */
   answer: string;
+  /** The answer's length in UTF-8 bytes (kept, not counted: the size limit checks it on every piece). */
+  answerBytes: number;
   /** After a takeover the old answer stays visible until the new one's first text replaces it. */
   restarting: boolean;
   takeovers: number;
   queuedBehind?: string;
   denied?: { reason: string; text?: string };
-  error?: { code: string; message: string; text?: string };
+  error?: { code: FailureCode; message: string; text?: string };
   usage?: Record<string, unknown>;
   /** The answer was cut at the size limit (ANSWER_MAX_BYTES). */
   cut?: boolean;
@@ -44,7 +52,7 @@ export interface StreamContext {
   feedback?: { rating: 'like' | 'dislike' | null; at: number };
 }
 
-const emptyContext: StreamContext = {
+export const emptyContext: StreamContext = {
   streamId: '',
   msgid: '',
   bot: '',
@@ -54,203 +62,225 @@ const emptyContext: StreamContext = {
   openedAt: 0,
   lastEventAt: 0,
   answer: '',
+  answerBytes: 0,
   restarting: false,
   takeovers: 0,
 };
 
+const bytesOf = (text: string): number => Buffer.byteLength(text, 'utf8');
+
 export const streamMachine = setup({
   types: { context: {} as StreamContext, events: {} as StreamEvent },
   actions: {
-    open: assign(({ event }) => {
-      assertEvent(event, 'stream.opened');
-      return {
-        streamId: event.streamId,
-        msgid: event.msgid,
-        bot: event.bot,
-        userid: event.userid,
-        chatid: event.chatid,
-        chattype: event.chattype,
-        query: event.query,
-        responseUrl: event.responseUrl,
-        node: event.node,
-        fresh: event.fresh,
-        attachments: event.attachments,
-        openedAt: event.at,
-        lastEventAt: event.at,
-      };
-    }),
+    open: assign((_, e: EventOf<'stream.opened'>) => ({
+      streamId: e.streamId,
+      msgid: e.msgid,
+      bot: e.bot,
+      userid: e.userid,
+      chatid: e.chatid,
+      chattype: e.chattype,
+      query: e.query,
+      responseUrl: e.responseUrl,
+      node: e.node,
+      fresh: e.fresh,
+      attachments: e.attachments,
+      openedAt: e.at,
+    })),
     touch: assign(({ event }) => ({ lastEventAt: event.at })),
-    grant: assign(({ event }) => {
-      assertEvent(event, 'auth.granted');
-      return { user: event.user };
-    }),
-    deny: assign(({ event }) => {
-      assertEvent(event, 'auth.denied');
-      return { denied: { reason: event.reason, text: event.text } };
-    }),
-    queue: assign(({ event }) => {
-      assertEvent(event, 'stream.queued');
-      return { queuedBehind: event.behind };
-    }),
+    grant: assign((_, e: EventOf<'auth.granted'>) => ({ user: e.user })),
+    deny: assign((_, e: EventOf<'auth.denied'>) => ({ denied: { reason: e.reason, text: e.text } })),
+    queue: assign((_, e: EventOf<'stream.queued'>) => ({ queuedBehind: e.behind })),
     dequeue: assign({ queuedBehind: undefined }),
-    recordFiles: assign(({ event }) => {
-      assertEvent(event, 'files.uploaded');
-      return { files: event.files };
-    }),
-    recordDify: assign(({ context, event }) => {
-      assertEvent(event, 'dify.started');
-      return {
-        conversationId: event.conversationId ?? context.conversationId,
-        messageId: event.messageId ?? context.messageId,
-        taskId: event.taskId ?? context.taskId,
-      };
-    }),
-    appendText: assign(({ context, event }) => {
-      assertEvent(event, 'answer.delta');
-      return {
-        answer: context.restarting ? event.text : context.answer + event.text,
-        restarting: false,
-      };
-    }),
-    replaceText: assign(({ event }) => {
-      assertEvent(event, 'answer.replaced');
-      return { answer: event.text, restarting: false };
-    }),
-    complete: assign(({ context, event }) => {
-      assertEvent(event, 'answer.completed');
-      return {
-        usage: event.usage,
-        cut: event.cut,
-        // A takeover whose new answer came back empty still ends with what the user saw.
-        restarting: false,
-        answer: context.answer,
-      };
-    }),
-    fail: assign(({ event }) => {
-      assertEvent(event, 'answer.failed');
-      return {
-        error: { code: event.code, message: event.message, text: event.text },
-      };
-    }),
-    takeOver: assign(({ event }) => {
-      assertEvent(event, 'stream.taken_over');
-      return {
-        node: event.node,
-        takeovers: event.attempt,
-        restarting: true,
-      };
-    }),
+    recordFiles: assign((_, e: EventOf<'files.uploaded'>) => ({ files: e.files })),
+    recordDify: assign(({ context }, e: EventOf<'dify.started'>) => ({
+      conversationId: e.conversationId ?? context.conversationId,
+      messageId: e.messageId ?? context.messageId,
+      taskId: e.taskId ?? context.taskId,
+    })),
+    appendText: assign(({ context }, e: EventOf<'answer.delta'>) =>
+      context.restarting
+        ? { answer: e.text, answerBytes: bytesOf(e.text), restarting: false }
+        : { answer: context.answer + e.text, answerBytes: context.answerBytes + bytesOf(e.text) },
+    ),
+    replaceText: assign((_, e: { text: string }) => ({
+      answer: e.text,
+      answerBytes: bytesOf(e.text),
+      restarting: false,
+    })),
+    // A takeover whose new answer came back empty still ends with what the user saw.
+    complete: assign((_, e: EventOf<'answer.completed'>) => ({
+      usage: e.usage,
+      cut: e.cut,
+      restarting: false,
+    })),
+    fail: assign((_, e: EventOf<'answer.failed'>) => ({
+      error: { code: e.code, message: e.message, text: e.text },
+    })),
+    takeOver: assign((_, e: EventOf<'stream.taken_over'>) => ({
+      node: e.node,
+      takeovers: e.attempt,
+      restarting: true,
+      queuedBehind: undefined,
+    })),
     release: assign({ node: undefined }),
-    answerCommand: assign(({ event }) => {
-      assertEvent(event, 'command.handled');
-      return { answer: event.text };
-    }),
-    closeBubble: assign(({ event }) => {
-      assertEvent(event, 'bubble.closed');
-      return {
-        bubble: { reason: event.reason, text: event.text, at: event.at, shown: event.shown },
-      };
-    }),
-    rate: assign(({ event }) => {
-      assertEvent(event, 'feedback.given');
-      return { feedback: { rating: event.rating, at: event.at } };
-    }),
-    delivered: assign(({ event }) => {
-      assertEvent(event, 'delivery.sent');
-      return { delivery: { status: 'sent' as const, at: event.at } };
-    }),
-    deliveryFailed: assign(({ event }) => {
-      assertEvent(event, 'delivery.failed');
-      return {
-        delivery: { status: 'failed' as const, at: event.at, message: event.message },
-      };
-    }),
+    closeBubble: assign((_, e: EventOf<'bubble.closed'>) => ({
+      bubble: { reason: e.reason, text: e.text, at: e.at, shown: e.shown },
+    })),
+    rate: assign((_, e: EventOf<'feedback.given'>) => ({ feedback: { rating: e.rating, at: e.at } })),
+    delivered: assign((_, e: EventOf<'delivery.sent'>) => ({
+      delivery: { status: 'sent' as const, at: e.at },
+    })),
+    deliveryFailed: assign((_, e: EventOf<'delivery.failed'>) => ({
+      delivery: { status: 'failed' as const, at: e.at, message: e.message },
+    })),
+    // Effects, named for the owner to run (runner/actor.ts); never run by a fold.
+    /** Ask the authenticator who the user is. */
+    authenticate: () => {},
+    /** Bring the user's files to Dify, wait for the conversation's turn, and ask Dify. */
+    ask: () => {},
+    /** Keep Dify's conversation id for the next turn of this conversation. */
+    keepConversation: (_, _params: { conversationId: string }) => {},
+    /** Give the stream back (shutdown): another node takes it over at once. */
+    handOver: () => {},
+    /** The answer is settled: stop asking, deliver what the bubble could not show, let go of the stream. */
+    finish: () => {},
   },
 }).createMachine({
   id: 'stream',
   context: emptyContext,
   initial: 'idle',
-  // Facts that may arrive in any running state.
-  on: {},
   states: {
     idle: {
-      on: { 'stream.opened': { target: 'authenticating', actions: 'open' } },
-    },
-    authenticating: {
-      tags: ['running'],
       on: {
-        'auth.granted': { target: 'thinking', actions: ['grant', 'touch'] },
-        'command.handled': { target: 'completed', actions: ['answerCommand', 'touch'] },
-        'bubble.closed': { actions: ['closeBubble', 'touch'] },
-        'auth.denied': { target: 'error', actions: ['deny', 'touch'] },
-        'answer.failed': { target: 'error', actions: ['fail', 'touch'] },
-        'stream.taken_over': { actions: ['takeOver', 'touch'] },
-        'stream.released': { actions: ['release', 'touch'] },
+        'stream.opened': {
+          target: 'running',
+          actions: [{ type: 'open', params: ({ event }) => event }, 'touch'],
+        },
       },
     },
-    queued: {
+    // Facts that may arrive whatever the answer is doing, held once here for every running state.
+    running: {
       tags: ['running'],
+      initial: 'authenticating',
       on: {
-        'stream.dequeued': { target: 'thinking', actions: ['dequeue', 'touch'] },
-        'bubble.closed': { actions: ['closeBubble', 'touch'] },
-        'answer.failed': { target: 'error', actions: ['fail', 'touch'] },
-        'stream.taken_over': { actions: ['takeOver', 'touch'] },
-        'stream.released': { actions: ['release', 'touch'] },
+        'answer.failed': {
+          target: 'error',
+          actions: [{ type: 'fail', params: ({ event }) => event }, 'touch'],
+        },
+        // The new owner starts over, from who is asking: the old answer stays shown meanwhile.
+        'stream.taken_over': {
+          target: '.authenticating',
+          reenter: true,
+          actions: [{ type: 'takeOver', params: ({ event }) => event }, 'touch'],
+        },
+        'stream.released': { actions: ['release', 'touch', 'handOver'] },
+        'bubble.closed': { actions: [{ type: 'closeBubble', params: ({ event }) => event }, 'touch'] },
+      },
+      states: {
+        authenticating: {
+          entry: 'authenticate',
+          on: {
+            'auth.granted': {
+              target: 'thinking',
+              actions: [{ type: 'grant', params: ({ event }) => event }, 'touch', 'ask'],
+            },
+            'command.handled': {
+              target: '#stream.completed',
+              actions: [{ type: 'replaceText', params: ({ event }) => event }, 'touch'],
+            },
+            'auth.denied': {
+              target: '#stream.error',
+              actions: [{ type: 'deny', params: ({ event }) => event }, 'touch'],
+            },
+          },
+        },
+        queued: {
+          on: {
+            'stream.dequeued': { target: 'thinking', actions: ['dequeue', 'touch'] },
+          },
+        },
+        thinking: {
+          on: {
+            'stream.queued': {
+              target: 'queued',
+              actions: [{ type: 'queue', params: ({ event }) => event }, 'touch'],
+            },
+            'files.uploaded': { actions: [{ type: 'recordFiles', params: ({ event }) => event }, 'touch'] },
+            'dify.started': {
+              actions: [
+                { type: 'recordDify', params: ({ event }) => event },
+                'touch',
+                {
+                  type: 'keepConversation',
+                  params: ({ event }) => ({ conversationId: event.conversationId ?? '' }),
+                },
+              ],
+            },
+            'answer.delta': {
+              target: 'streaming',
+              actions: [{ type: 'appendText', params: ({ event }) => event }, 'touch'],
+            },
+            'answer.replaced': {
+              target: 'streaming',
+              actions: [{ type: 'replaceText', params: ({ event }) => event }, 'touch'],
+            },
+            'answer.completed': {
+              target: '#stream.completed',
+              actions: [{ type: 'complete', params: ({ event }) => event }, 'touch'],
+            },
+          },
+        },
+        streaming: {
+          on: {
+            'dify.started': {
+              actions: [
+                { type: 'recordDify', params: ({ event }) => event },
+                'touch',
+                {
+                  type: 'keepConversation',
+                  params: ({ event }) => ({ conversationId: event.conversationId ?? '' }),
+                },
+              ],
+            },
+            'answer.delta': { actions: [{ type: 'appendText', params: ({ event }) => event }, 'touch'] },
+            'answer.replaced': { actions: [{ type: 'replaceText', params: ({ event }) => event }, 'touch'] },
+            'answer.completed': {
+              target: '#stream.completed',
+              actions: [{ type: 'complete', params: ({ event }) => event }, 'touch'],
+            },
+          },
+        },
       },
     },
-    thinking: {
-      tags: ['running'],
-      on: {
-        'stream.queued': { target: 'queued', actions: ['queue', 'touch'] },
-        'files.uploaded': { actions: ['recordFiles', 'touch'] },
-        'dify.started': { actions: ['recordDify', 'touch'] },
-        'answer.delta': { target: 'streaming', actions: ['appendText', 'touch'] },
-        'answer.replaced': { target: 'streaming', actions: ['replaceText', 'touch'] },
-        'answer.completed': { target: 'completed', actions: ['complete', 'touch'] },
-        'answer.failed': { target: 'error', actions: ['fail', 'touch'] },
-        'stream.taken_over': { actions: ['takeOver', 'touch'] },
-        'stream.released': { actions: ['release', 'touch'] },
-        'bubble.closed': { actions: ['closeBubble', 'touch'] },
-      },
-    },
-    streaming: {
-      tags: ['running'],
-      on: {
-        'dify.started': { actions: ['recordDify', 'touch'] },
-        'answer.delta': { actions: ['appendText', 'touch'] },
-        'answer.replaced': { actions: ['replaceText', 'touch'] },
-        'answer.completed': { target: 'completed', actions: ['complete', 'touch'] },
-        'answer.failed': { target: 'error', actions: ['fail', 'touch'] },
-        'stream.taken_over': { target: 'thinking', actions: ['takeOver', 'touch'] },
-        'stream.released': { actions: ['release', 'touch'] },
-        'bubble.closed': { actions: ['closeBubble', 'touch'] },
-      },
-    },
-    // The answer's facts are settled; only its delivery past the bubble may still be recorded.
+    // The answer's facts are settled; only its delivery past the bubble (and a rating) may follow.
     completed: {
       tags: ['finished'],
+      entry: 'finish',
       on: {
-        'bubble.closed': { actions: ['closeBubble', 'touch'] },
-        'delivery.sent': { actions: ['delivered', 'touch'] },
-        'delivery.failed': { actions: ['deliveryFailed', 'touch'] },
-        'feedback.given': { actions: ['rate', 'touch'] },
+        'bubble.closed': { actions: [{ type: 'closeBubble', params: ({ event }) => event }, 'touch'] },
+        'delivery.sent': { actions: [{ type: 'delivered', params: ({ event }) => event }, 'touch'] },
+        'delivery.failed': { actions: [{ type: 'deliveryFailed', params: ({ event }) => event }, 'touch'] },
+        'feedback.given': { actions: [{ type: 'rate', params: ({ event }) => event }, 'touch'] },
       },
     },
     error: {
       tags: ['finished'],
+      entry: 'finish',
       on: {
-        'delivery.sent': { actions: ['delivered', 'touch'] },
-        'delivery.failed': { actions: ['deliveryFailed', 'touch'] },
+        'delivery.sent': { actions: [{ type: 'delivered', params: ({ event }) => event }, 'touch'] },
+        'delivery.failed': { actions: [{ type: 'deliveryFailed', params: ({ event }) => event }, 'touch'] },
       },
     },
   },
 });
 
-export type StreamStateValue =
-  | 'idle'
-  | 'authenticating'
-  | 'queued'
-  | 'thinking'
-  | 'streaming'
-  | 'completed'
-  | 'error';
+export type StreamSnapshot = SnapshotFrom<typeof streamMachine>;
+
+/** The machine's state value, nested (`{ running: 'streaming' }`), as XState has it. */
+export type StreamStateTree = StateValueFrom<typeof streamMachine>;
+
+/** The innermost state of a value: what a state is called everywhere outside the machine. */
+type Leaf<V> = V extends string ? V : V extends Record<string, infer Child> ? Leaf<Child> : never;
+
+/** The name of a state (`'streaming'`), derived from the machine: its innermost states, no parent. */
+export type StreamStateValue = Exclude<Leaf<StreamStateTree>, keyof Extract<StreamStateTree, object>>;

@@ -1,5 +1,6 @@
 // What the user reads in the WeCom bubble. One table, so that every failure class has a clear,
 // friendly sentence and no user ever sees a stack trace or a bare code.
+import type { FailureCode } from './failures.js';
 export interface Texts {
   thinking: string;
   authenticating: string;
@@ -23,9 +24,13 @@ export interface Texts {
   /** The question Dify gets for an image or a file sent alone. */
   imageQuestion: string;
   fileQuestion: string;
-  failures: Record<string, string>;
-  failureDefault: string;
+  failures: Record<FailureCode, string>;
   denied: string;
+  /** The answers to the commands a user may type (`/help`, `/new`, `/stop`). */
+  help: string;
+  newConversation: string;
+  stopped: string;
+  nothingToStop: string;
 }
 
 export const defaultTexts: Texts = {
@@ -61,12 +66,23 @@ export const defaultTexts: Texts = {
     attachment_too_large: '抱歉，你发送的文件太大了，请发送小一些的文件。',
     attachment_unsupported: '抱歉，这个助手不能处理这种图片或文件，请用文字描述你的问题。',
     denied: '抱歉，你没有使用这个助手的权限。',
+    rate_limited: '你发消息太快了，请稍等一会儿再问。',
     internal: '抱歉，服务内部出错了，请稍后再试。',
   },
-  failureDefault: '抱歉，出了点问题，请稍后再试。',
   denied: '抱歉，你还没有使用这个助手的权限。如需开通，请联系管理员。',
+  help: [
+    '**可用命令**',
+    '- `/new` 或 `新对话`：开始新的对话（之前的上下文不再带入）；`/new 问题` 开新对话并直接提问',
+    '- `/stop` 或 `停止`：停止正在生成的回答',
+    '- `/help` 或 `帮助`：显示这条说明',
+    '',
+    '其他内容都会作为问题发给 AI 助手。',
+  ].join('\n'),
+  newConversation: '好的，已开始新的对话。请提问吧。',
+  stopped: '好的，已停止正在生成的回答。',
+  nothingToStop: '现在没有正在生成的回答。',
 };
 
-export function failureText(code: string, texts: Texts = defaultTexts): string {
-  return texts.failures[code] ?? texts.failureDefault;
+export function failureText(code: FailureCode, texts: Texts = defaultTexts): string {
+  return texts.failures[code];
 }

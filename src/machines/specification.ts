@@ -1,10 +1,13 @@
-// Given/when/then for the stream machine, Emmett style: `given(history).when(event)` folds both and
-// returns the result, with a few chainable `then…` checks that read like the protocol.
-import { expect } from 'vitest';
-import type { EventOf, GrantedUser, ReadEvent, StreamEvent } from '../../src/machines/events.js';
-import { parseEvent } from '../../src/machines/events.js';
-import { fold, persist, type StreamSnapshot, stateOf } from '../../src/machines/fold.js';
-import type { StreamContext, StreamStateValue } from '../../src/machines/streamMachine.js';
+// Specifications of a stream, Emmett style, for the specs of the machine, the decider and whatever
+// else reasons about streams: builders of every event, `given(history).when(event)` for the fold
+// (evolve), and `decider.given(history).when(command).then(events)` for `decide`, as Emmett's
+// DeciderSpecification reads. Plain assertions (node:assert), so any test runner can use them.
+import { deepStrictEqual, throws } from 'node:assert/strict';
+import { type Command, type DecideSettings, decide, defaultDecideSettings } from './decide.js';
+import type { EventOf, GrantedUser, ReadEvent, StreamEvent } from './events.js';
+import { parseEvent } from './events.js';
+import { fold, persist, type StreamSnapshot, stateOf } from './fold.js';
+import type { StreamContext, StreamStateValue } from './streamMachine.js';
 
 /** The time every builder stamps unless `at(…)` says otherwise. */
 export const T0 = 1_700_000_000_000;
@@ -75,7 +78,7 @@ export const completed = (usage?: Record<string, unknown>): EventOf<'answer.comp
   ...(usage === undefined ? {} : { usage }),
 });
 export const failed = (
-  code = 'dify_error',
+  code: EventOf<'answer.failed'>['code'] = 'dify_error',
   message = 'upstream 500',
   text?: string,
 ): EventOf<'answer.failed'> => ({
@@ -138,19 +141,19 @@ function then(before: StreamSnapshot, snapshot: StreamSnapshot): Then {
     state: stateOf(snapshot),
     context: snapshot.context,
     thenState(state) {
-      expect(stateOf(snapshot)).toBe(state);
+      deepStrictEqual(stateOf(snapshot), state);
       return result;
     },
     thenAnswer(answer) {
-      expect(snapshot.context.answer).toBe(answer);
+      deepStrictEqual(snapshot.context.answer, answer);
       return result;
     },
     thenContext(expected) {
-      expect(snapshot.context).toMatchObject(expected);
+      deepStrictEqual(pick(snapshot.context, expected), expected);
       return result;
     },
     thenNothingChanged() {
-      expect(persist(snapshot)).toEqual(persist(before));
+      deepStrictEqual(persist(snapshot), persist(before));
       return result;
     },
   };
@@ -164,3 +167,49 @@ export function given(history: readonly ReadEvent[]) {
     when: (...events: ReadEvent[]): Then => then(before, fold(events, before)),
   };
 }
+
+/** The fields of `actual` that `expected` names, nested objects included: a `toMatchObject`. */
+function pick(actual: unknown, expected: unknown): unknown {
+  if (typeof expected !== 'object' || expected === null || typeof actual !== 'object' || actual === null)
+    return actual;
+  if (Array.isArray(expected)) return actual;
+  return Object.fromEntries(
+    Object.entries(expected).map(([key, value]) => [
+      key,
+      pick((actual as Record<string, unknown>)[key], value),
+    ]),
+  );
+}
+
+/** Given a history and a command, what `decide` records: Emmett's DeciderSpecification. */
+export interface DecisionThen {
+  /** The events recorded, exactly. */
+  then(events: readonly StreamEvent[]): void;
+  /** Nothing recorded. */
+  thenNothing(): void;
+  /** The command is refused: `decide` throws (an error of this class, when given). */
+  thenThrows(error?: new (...args: never[]) => Error): void;
+}
+
+export const decider = {
+  given(history: readonly ReadEvent[], settings: DecideSettings = defaultDecideSettings) {
+    const state = fold(history);
+    return {
+      when(command: Command): DecisionThen {
+        const decided = () => decide(command, state, settings);
+        return {
+          then(events) {
+            deepStrictEqual(decided(), events);
+          },
+          thenNothing() {
+            deepStrictEqual(decided(), []);
+          },
+          thenThrows(error) {
+            if (error) throws(decided, error);
+            else throws(decided);
+          },
+        };
+      },
+    };
+  },
+};
