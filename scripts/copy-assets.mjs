@@ -1,5 +1,10 @@
-// tsc compiles TypeScript only; the inspector's static files are copied beside the compiled routes.
+// tsc compiles TypeScript only; what the code reads beside itself at run time is copied beside the
+// compiled files, where it looks for it: the inspector's static files, the store's Lua scripts.
 import { cpSync, existsSync } from 'node:fs';
 
-const from = 'src/http/inspector/assets';
-if (existsSync(from)) cpSync(from, 'dist/http/inspector/assets', { recursive: true });
+for (const [from, to] of [
+  ['src/http/inspector/assets', 'dist/http/inspector/assets'],
+  ['src/store/lua', 'dist/store/lua'],
+]) {
+  if (existsSync(from)) cpSync(from, to, { recursive: true });
+}

@@ -11,8 +11,10 @@ import { createHttpApp, type ReadinessCheck } from './http/app.js';
 import { mountInspector } from './http/inspector/index.js';
 import { createMemoryRateLimiter, createRedisRateLimiter } from './limits/index.js';
 import type { Logger } from './log.js';
+import { defaultTexts } from './machines/index.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import type { AnswerSource, Delivery } from './runner/ports.js';
+import { pollDelivery } from './runner/pollDelivery.js';
+import type { AnswerSource, ResponseUrlSender } from './runner/ports.js';
 import { Runner } from './runner/runner.js';
 import type { WriterOptions } from './runner/writer.js';
 import { openStore, type RedisClient } from './store/index.js';
@@ -26,7 +28,8 @@ export interface ServiceOptions {
   store?: StreamStore;
   answers?: AnswerSource;
   auth?: Authenticator;
-  delivery?: Delivery;
+  /** Where what the bubble could not show is sent (WeCom's response_url). */
+  responseUrl?: ResponseUrlSender;
   keyPrefix?: string;
   writer?: WriterOptions;
   metrics?: Metrics;
@@ -80,8 +83,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       logger,
       proxy: config.proxy,
     });
-  const delivery: Delivery & { close?: () => Promise<void> } =
-    options.delivery ?? new ResponseUrlClient({ proxy: config.proxy });
+  const responseUrl: ResponseUrlSender & { close?: () => Promise<void> } =
+    options.responseUrl ?? new ResponseUrlClient({ proxy: config.proxy });
+  // The callback transport: WeCom polls, and the reply a poll sends is kept with every append.
+  const delivery = pollDelivery(responseUrl, defaultTexts);
   const crypto = new WecomCrypto({ token: config.wecom.token, encodingAESKey: config.wecom.encodingAESKey });
   const media = new MediaFetcher({ crypto, proxy: config.proxy });
   // Across nodes in Redis; in this process with the in-memory store.
@@ -179,7 +184,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       });
       await Promise.allSettled([
         answers.close?.(),
-        delivery.close?.(),
+        responseUrl.close?.(),
         media.close(),
         auth.close(),
         store.close(),

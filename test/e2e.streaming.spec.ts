@@ -3,7 +3,6 @@
 // service instances share the real Redis. A message lands on one node, the polls on the other.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defaultTexts } from '../src/machines/texts.js';
-import { helpText, newConversationText, stoppedText } from '../src/runner/commands.js';
 import { type E2E, startE2E } from './support/e2e.js';
 import { type FakeDify, fixturesAvailable, readFixture } from './support/fakeDify.js';
 import { redisUrl, startTestService, type TestService, testBot } from './support/service.js';
@@ -122,7 +121,7 @@ describe('a WeCom user asks, and the answer streams in across nodes', () => {
     it('/help answers at once without Dify', async () => {
       const before = dify.runs().length;
       const sent = await toA.text('/help');
-      expect(sent.reply.stream).toMatchObject({ finish: true, content: helpText });
+      expect(sent.reply.stream).toMatchObject({ finish: true, content: defaultTexts.help });
       expect(dify.runs().length).toBe(before);
     });
 
@@ -132,7 +131,7 @@ describe('a WeCom user asks, and the answer streams in across nodes', () => {
       await ask('二', { userid });
       expect((dify.runs().at(-1)!.body as Record<string, unknown>).conversation_id).toBeDefined();
       const reset = await toA.text('/new', { userid });
-      expect(reset.reply.stream).toMatchObject({ finish: true, content: newConversationText });
+      expect(reset.reply.stream).toMatchObject({ finish: true, content: defaultTexts.newConversation });
       await ask('三', { userid });
       expect((dify.runs().at(-1)!.body as Record<string, unknown>).conversation_id).toBeUndefined();
       await ask('新对话 四', { userid });
@@ -153,7 +152,7 @@ describe('a WeCom user asks, and the answer streams in across nodes', () => {
         .poll(async () => (await toB.poll(id)).reply.stream.content.length, { timeout: 5000 })
         .toBeGreaterThan(20);
       const stop = await toB.text('/stop', { userid });
-      expect(stop.reply.stream).toMatchObject({ finish: true, content: stoppedText });
+      expect(stop.reply.stream).toMatchObject({ finish: true, content: defaultTexts.stopped });
       const { reply } = await toB.pollUntilFinished(id, { intervalMs: 50 });
       expect(reply.stream.content).toMatch(new RegExp(`${f.stopped}$`));
       expect(reply.stream.content.length).toBeLessThan(800);
@@ -204,7 +203,7 @@ describe('a WeCom user asks, and the answer streams in across nodes', () => {
         expect(content).not.toMatch(/Error|at \w+ \(|status|code/);
         await expect.poll(() => a.runner.inflight + b.runner.inflight).toBe(0);
         const loaded = await a.store.load(streamId);
-        expect(loaded?.snapshot.value).toBe('error');
+        expect(loaded?.view.value).toBe('error');
         // Polls after the end keep saying the same.
         expect((await toA.poll(streamId)).reply.stream).toMatchObject({ finish: true, content });
       }, 20_000);

@@ -17,11 +17,20 @@ import {
 } from '../src/http/inspector/index.js';
 import { createLogger, silentLogger } from '../src/log.js';
 import type { StreamEvent } from '../src/machines/events.js';
+import {
+  at,
+  completed,
+  delta,
+  difyStarted,
+  granted,
+  opened,
+  stored,
+  T0,
+} from '../src/machines/specification.js';
 import { streamMachine } from '../src/machines/streamMachine.js';
 import { defaultTexts } from '../src/machines/texts.js';
 import { createMemoryStore } from '../src/store/memory.js';
 import { StoreError, type StreamStore } from '../src/store/port.js';
-import { at, completed, delta, difyStarted, granted, opened, stored, T0 } from '../src/machines/specification.js';
 
 const TOKEN = 'inspector-test-token';
 

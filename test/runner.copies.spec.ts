@@ -6,15 +6,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NoneAuthenticator } from '../src/auth/none.js';
 import { silentLogger } from '../src/log.js';
+import { defaultTexts } from '../src/machines/texts.js';
 import { createMetrics } from '../src/metrics.js';
-import type { AnswerSource, DifyEvent } from '../src/runner/ports.js';
+import { pollDelivery } from '../src/runner/pollDelivery.js';
+import type { AnswerEvent, AnswerSource } from '../src/runner/ports.js';
 import { Runner } from '../src/runner/runner.js';
 import { connectRedis, createRedisStore, type StreamStore } from '../src/store/index.js';
 import { dropPrefix, randomPrefix, redisUrl, testConfig } from './support/service.js';
 
 function slowAnswer(calls: string[]): AnswerSource {
   return {
-    async *stream(request): AsyncIterable<DifyEvent> {
+    async *stream(request): AsyncIterable<AnswerEvent> {
       calls.push(request.query);
       yield { type: 'started', conversationId: 'c1', messageId: 'm1', taskId: 't1' };
       for (const piece of ['一', '二', '三', '四', '五']) {
@@ -23,7 +25,6 @@ function slowAnswer(calls: string[]): AnswerSource {
       }
       yield { type: 'end' };
     },
-    async stop() {},
   };
 }
 
@@ -62,13 +63,13 @@ describe('copies of one message on one node', () => {
       store,
       answers: slowAnswer(calls),
       auth: new NoneAuthenticator(),
-      delivery: { deliver: async () => undefined },
+      delivery: pollDelivery({ deliver: async () => undefined }, defaultTexts),
       config: testConfig({ NODE_ID: 'one-node', LEASE_SECONDS: '2' }),
       logger: silentLogger,
       metrics: createMetrics({ defaults: false }),
     });
     cleanups.push(async () => void (await runner.drain(1000)));
-    const message = { msgid: 'copied', bot: 'bot', userid: 'u1', chattype: 'single' as const, query: '问' };
+    const message = { msgid: 'copied', bot: 'bot', userid: 'u1', chattype: 'single' as const, text: '问' };
     const accepted = await Promise.all(Array.from({ length: 5 }, () => runner.accept(message)));
     const [streamId] = new Set(accepted.map((a) => a.streamId));
     expect(new Set(accepted.map((a) => a.streamId)).size).toBe(1);

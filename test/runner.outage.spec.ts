@@ -10,7 +10,8 @@ import { AuthError, type AuthErrorCode, type Authenticator } from '../src/auth/t
 import { silentLogger } from '../src/log.js';
 import { defaultTexts } from '../src/machines/index.js';
 import { createMetrics } from '../src/metrics.js';
-import type { AnswerSource, DifyEvent, DifyStreamRequest } from '../src/runner/ports.js';
+import { pollDelivery } from '../src/runner/pollDelivery.js';
+import type { AnswerEvent, AnswerRequest, AnswerSource } from '../src/runner/ports.js';
 import { Runner } from '../src/runner/runner.js';
 import type { WriterOptions } from '../src/runner/writer.js';
 import { createMemoryStore, StoreError, type StreamStore } from '../src/store/index.js';
@@ -58,7 +59,7 @@ function runnerOn(
     store,
     answers,
     auth,
-    delivery: { deliver: async () => undefined },
+    delivery: pollDelivery({ deliver: async () => undefined }, defaultTexts),
     config: testConfig({}),
     logger: silentLogger,
     metrics: createMetrics({ defaults: false }),
@@ -68,20 +69,19 @@ function runnerOn(
 }
 
 const ask = (runner: Runner, msgid: string, query: string) =>
-  runner.accept({ msgid, bot: 'bot', userid: 'zhangsan', chattype: 'single', query });
+  runner.accept({ msgid, bot: 'bot', userid: 'zhangsan', chattype: 'single', text: query });
 
 describe('the store unreachable around the Dify call', () => {
   it('waits for the conversation id before asking, and asks with it once the store is back', async () => {
     const { store, setDown, failures } = withConversationOutage();
-    const asked: DifyStreamRequest[] = [];
+    const asked: AnswerRequest[] = [];
     const runner = runnerOn(store, {
-      async *stream(request): AsyncIterable<DifyEvent> {
+      async *stream(request): AsyncIterable<AnswerEvent> {
         asked.push(request);
         yield { type: 'started', conversationId: 'conv-1', messageId: 'm', taskId: 't' };
         yield { type: 'delta', text: '第二个回答' };
         yield { type: 'end' };
       },
-      async stop() {},
     });
     try {
       await store.setConversation('bot', 'zhangsan', 'conv-1');
@@ -104,7 +104,7 @@ describe('the store unreachable around the Dify call', () => {
     let release!: () => void;
     const later = new Promise<void>((resolve) => (release = resolve));
     const runner = runnerOn(store, {
-      async *stream(): AsyncIterable<DifyEvent> {
+      async *stream(): AsyncIterable<AnswerEvent> {
         setDown(true); // the store goes away just as Dify starts answering
         yield { type: 'started', conversationId: 'conv-new', messageId: 'm', taskId: 't' };
         yield { type: 'delta', text: '先到的' };
@@ -112,7 +112,6 @@ describe('the store unreachable around the Dify call', () => {
         yield { type: 'delta', text: '后到的' };
         yield { type: 'end' };
       },
-      async stop() {},
     });
     try {
       const { streamId } = await ask(runner, 'm-2', '新问题');
@@ -134,10 +133,9 @@ describe('the store unreachable around the Dify call', () => {
   it('an outage longer than the owner’s patience ends the answer with a clear message', async () => {
     const { store, setDown } = withConversationOutage();
     const ending: AnswerSource = {
-      async *stream(): AsyncIterable<DifyEvent> {
+      async *stream(): AsyncIterable<AnswerEvent> {
         yield { type: 'end' };
       },
-      async stop() {},
     };
     const runner = runnerOn(store, ending, { retryForMs: 300 });
     try {
@@ -168,11 +166,10 @@ function failingAuth(code: AuthErrorCode, failures: number): Authenticator & { c
 
 describe('authentication while a dependency is down', () => {
   const answered: AnswerSource = {
-    async *stream(): AsyncIterable<DifyEvent> {
+    async *stream(): AsyncIterable<AnswerEvent> {
       yield { type: 'delta', text: '你好，张三' };
       yield { type: 'end' };
     },
-    async stop() {},
   };
 
   it('the token cache (in Redis) unreachable is waited out, and the user answered', async () => {
@@ -211,25 +208,24 @@ describe('a message whose place in its conversation’s line was not kept', () =
     let failJoins = 0;
     const store: StreamStore = {
       ...inner,
-      async joinQueue(bot, scope, streamId) {
+      async joinLine(bot, scope, streamId) {
         if (failJoins > 0) {
           failJoins--;
           throw new StoreError('unavailable', 'Connection is closed.');
         }
-        return inner.joinQueue(bot, scope, streamId);
+        return inner.joinLine(bot, scope, streamId);
       },
     };
     const asked: string[] = [];
     let finishFirst!: () => void;
     const firstMayEnd = new Promise<void>((resolve) => (finishFirst = resolve));
     const runner = runnerOn(store, {
-      async *stream(request): AsyncIterable<DifyEvent> {
+      async *stream(request): AsyncIterable<AnswerEvent> {
         asked.push(request.query);
         if (request.query === '第一个问题') await firstMayEnd;
         yield { type: 'delta', text: `回答：${request.query}` };
         yield { type: 'end' };
       },
-      async stop() {},
     });
     try {
       const first = await ask(runner, 'm-6', '第一个问题');

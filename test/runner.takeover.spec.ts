@@ -7,7 +7,8 @@ import { NoneAuthenticator } from '../src/auth/none.js';
 import { silentLogger } from '../src/log.js';
 import { defaultTexts, type StreamEvent } from '../src/machines/index.js';
 import { createMetrics } from '../src/metrics.js';
-import type { AnswerSource, DifyEvent } from '../src/runner/ports.js';
+import { pollDelivery } from '../src/runner/pollDelivery.js';
+import type { AnswerEvent, AnswerSource } from '../src/runner/ports.js';
 import { Runner } from '../src/runner/runner.js';
 import { createMemoryStore, type StreamStore } from '../src/store/index.js';
 import { testConfig } from './support/service.js';
@@ -16,7 +17,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function answering(text: string, calls: string[]): AnswerSource {
   return {
-    async *stream(request): AsyncIterable<DifyEvent> {
+    async *stream(request): AsyncIterable<AnswerEvent> {
       calls.push(request.query);
       yield { type: 'started', conversationId: 'c1', messageId: 'm1', taskId: 't1' };
       for (const piece of text.match(/.{1,3}/gu) ?? []) {
@@ -25,7 +26,6 @@ function answering(text: string, calls: string[]): AnswerSource {
       }
       yield { type: 'end' };
     },
-    async stop() {},
   };
 }
 
@@ -39,7 +39,7 @@ function node(store: StreamStore, name: string, calls: string[]): Runner {
     store,
     answers: answering('重新回答的内容', calls),
     auth: new NoneAuthenticator(),
-    delivery: { deliver: async () => undefined },
+    delivery: pollDelivery({ deliver: async () => undefined }, defaultTexts),
     config,
     logger: silentLogger,
     metrics: createMetrics({ defaults: false }),
@@ -76,7 +76,7 @@ describe('taking over a stream whose owner is gone', () => {
     // What the user saw stays until the new answer's first text replaces it.
     const polls = await Promise.all([poll(a, 's1'), poll(b, 's1'), poll(a, 's1'), poll(b, 's1')]);
     for (const p of polls) expect(p.stream).toMatchObject({ finish: false, content: '半个回答' });
-    await expect.poll(async () => (await store.load('s1'))?.snapshot.value).toBe('completed');
+    await expect.poll(async () => (await store.load('s1'))?.view.value).toBe('completed');
     expect((await poll(a, 's1')).stream).toMatchObject({ finish: true, content: '重新回答的内容' });
     const events = (await store.read('s1')).map((e) => e.event);
     const takeovers = events.filter((e) => e.type === 'stream.taken_over');
@@ -111,7 +111,7 @@ describe('taking over a stream whose owner is gone', () => {
     });
     await store.append('s3', [opened('s3'), granted, half, lost(1), lost(2)], { expectedVersion: 0 });
     await a.poll('s3');
-    await expect.poll(async () => (await store.load('s3'))?.snapshot.value).toBe('error');
+    await expect.poll(async () => (await store.load('s3'))?.view.value).toBe('error');
     const reply = await poll(a, 's3');
     expect(reply.stream.finish).toBe(true);
     expect(reply.stream.content.endsWith(defaultTexts.failures.takeover_exhausted!)).toBe(true);
@@ -129,7 +129,7 @@ describe('taking over a stream whose owner is gone', () => {
     runners.push(a);
     await store.append('s4', [opened('s4'), granted], { expectedVersion: 0 });
     expect(await a.sweep()).toBe(1);
-    await expect.poll(async () => (await store.load('s4'))?.snapshot.value).toBe('completed');
+    await expect.poll(async () => (await store.load('s4'))?.view.value).toBe('completed');
     expect(await a.sweep()).toBe(0);
   });
 });
@@ -139,7 +139,7 @@ describe('an answer that runs out of time', () => {
     const store = createMemoryStore({ ttlSeconds: 600 });
     let aborted = false;
     const hanging: AnswerSource = {
-      async *stream(request): AsyncIterable<DifyEvent> {
+      async *stream(request): AsyncIterable<AnswerEvent> {
         yield { type: 'started', conversationId: 'c', messageId: 'm', taskId: 't' };
         yield { type: 'delta', text: '想了很久' };
         await new Promise<void>((resolve) =>
@@ -150,13 +150,12 @@ describe('an answer that runs out of time', () => {
         );
         throw new Error('aborted');
       },
-      async stop() {},
     };
     const runner = new Runner({
       store,
       answers: hanging,
       auth: new NoneAuthenticator(),
-      delivery: { deliver: async () => undefined },
+      delivery: pollDelivery({ deliver: async () => undefined }, defaultTexts),
       config: testConfig({ ANSWER_TIMEOUT_SECONDS: '1' }),
       logger: silentLogger,
       metrics: createMetrics({ defaults: false }),
@@ -167,7 +166,7 @@ describe('an answer that runs out of time', () => {
         bot: 'bot',
         userid: 'slow-user',
         chattype: 'single',
-        query: '一个要想很久的问题',
+        text: '一个要想很久的问题',
       });
       await expect
         .poll(async () => (await store.load(streamId))?.view.value, { timeout: 3_000 })

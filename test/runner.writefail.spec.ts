@@ -7,8 +7,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NoneAuthenticator } from '../src/auth/none.js';
 import { createLogger } from '../src/log.js';
+import { defaultTexts } from '../src/machines/texts.js';
 import { createMetrics, type Metrics } from '../src/metrics.js';
-import type { AnswerSource, DifyEvent } from '../src/runner/ports.js';
+import { pollDelivery } from '../src/runner/pollDelivery.js';
+import type { AnswerEvent, AnswerSource } from '../src/runner/ports.js';
 import { Runner } from '../src/runner/runner.js';
 import { createMemoryStore, StoreError, type StreamStore } from '../src/store/index.js';
 import { testConfig } from './support/service.js';
@@ -17,7 +19,7 @@ import { testConfig } from './support/service.js';
 function longAnswer() {
   const seen = { pieces: 0, signal: undefined as AbortSignal | undefined };
   const answers: AnswerSource = {
-    async *stream(request): AsyncIterable<DifyEvent> {
+    async *stream(request): AsyncIterable<AnswerEvent> {
       seen.signal = request.signal;
       yield { type: 'started', conversationId: 'c', messageId: 'm', taskId: 'task-1' };
       for (let i = 0; i < 500; i++) {
@@ -31,7 +33,6 @@ function longAnswer() {
       }
       yield { type: 'end' };
     },
-    async stop() {},
   };
   return { answers, seen };
 }
@@ -89,7 +90,7 @@ describe('an owner whose writes fail', () => {
         store,
         answers,
         auth: new NoneAuthenticator(),
-        delivery: { deliver: async () => undefined },
+        delivery: pollDelivery({ deliver: async () => undefined }, defaultTexts),
         config: testConfig({}),
         logger: createLogger('info', log.stream),
         metrics,
@@ -101,7 +102,7 @@ describe('an owner whose writes fail', () => {
         bot: 'bot',
         userid: 'u',
         chattype: 'single',
-        query: '长答案',
+        text: '长答案',
       });
       await expect.poll(() => seen.pieces, { timeout: 5_000 }).toBeGreaterThan(10);
       breakStore();

@@ -84,15 +84,20 @@ const snapshotOf = (events: StreamEvent[]): PersistedStream => persist(fold(even
  * the answer's text, computed from the fold before and after them, unless the test says otherwise.
  */
 function appending(store: StreamStore): StreamStore {
-  return {
-    ...store,
-    async append(streamId, events, options) {
-      if ('text' in options || events.length === 0) return store.append(streamId, events, options);
-      const before = (await store.read(streamId)).map((e) => e.event);
-      const text = textChange(fold(before), fold([...before, ...events]), events);
-      return store.append(streamId, events, { ...options, ...(text ? { text } : {}) });
-    },
+  const append: StreamStore['append'] = async (streamId, events, options) => {
+    if ('text' in options || events.length === 0) return store.append(streamId, events, options);
+    const before = (await store.read(streamId)).map((e) => e.event);
+    const text = textChange(fold(before), fold([...before, ...events]), events);
+    return store.append(streamId, events, { ...options, ...(text ? { text } : {}) });
   };
+  // A proxy, not a spread: an adapter may be a class, its methods on its prototype.
+  return new Proxy(store, {
+    get(target, prop) {
+      if (prop === 'append') return append;
+      const value = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }
 
 const holder = (node: string, token = `${node}-job`): LeaseHolder => ({ node, token });
@@ -229,7 +234,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
         expect(loaded?.tail).toBe(6);
         expect(persist(loaded!.snapshot)).toEqual(persist(fold(events)));
         expect(loaded!.snapshot.context.answer).toBe('一二');
-        expect(loaded!.snapshot.value).toBe('completed');
+        expect(loaded!.view.value).toBe('completed');
       });
 
       it('folds only the events after the stored snapshot', async () => {
@@ -250,7 +255,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
         });
         const settled = await store.load(id);
         expect(settled).toMatchObject({ version: 8, tail: 0 });
-        expect(settled!.snapshot.value).toBe('completed');
+        expect(settled!.view.value).toBe('completed');
         expect(settled!.snapshot.context.answer).toBe('abcd');
       });
 
@@ -264,7 +269,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
         expect(read[1]?.event).toMatchObject({ type: 'future.thing', unknown: true });
         const loaded = await store.load(id);
         expect(loaded?.version).toBe(3);
-        expect(loaded!.snapshot.value).toBe('thinking');
+        expect(loaded!.view.value).toBe('thinking');
       });
 
       it('appending no events changes nothing', async () => {
@@ -292,7 +297,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
         expect(await store.read(id)).toHaveLength(2);
         const loaded = await store.load(id);
         expect(loaded).toMatchObject({ version: 2, tail: 2 });
-        expect(loaded!.snapshot.value).toBe('thinking');
+        expect(loaded!.view.value).toBe('thinking');
       });
 
       it('of two clients appending at the same version, exactly one wins', async () => {
@@ -467,7 +472,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
         await store.acquireLease(id, holder('node-a'), 10_000);
         const loaded = await other.load(id, { withLease: true });
         expect(loaded?.lease?.node).toBe('node-a');
-        expect(loaded?.snapshot.value).toBe('authenticating');
+        expect(loaded?.view.value).toBe('authenticating');
         expect((await other.load(id))?.lease).toBeUndefined();
       });
     });
@@ -546,12 +551,12 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
         const second_ = [takeover];
         await store.append(id, second_, { expectedVersion: 3, snapshot: snapshotOf([...first, ...second_]) });
         expect((await other.load(id))?.view.context.answer).toBe('旧的回答');
-        const third = [delta('新'), delta('的')];
+        const third = [granted(), delta('新'), delta('的')];
         await store.append(id, third, { expectedVersion: 4 });
         const all = [...first, ...second_, ...third];
         expect(persist((await other.load(id))!.snapshot)).toEqual(snapshotOf(all));
         await store.append(id, [completed()], {
-          expectedVersion: 6,
+          expectedVersion: 7,
           snapshot: snapshotOf([...all, completed()]),
         });
         expect((await other.load(id))?.view.context.answer).toBe('新的');
@@ -573,18 +578,18 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       it('keeps arrival order, removes from anywhere, and is separate per bot and scope', async () => {
         const other = await second();
         const scope = newId('scope');
-        await store.joinQueue('bot-1', scope, 's1');
-        await other.joinQueue('bot-1', scope, 's2');
-        await store.joinQueue('bot-1', scope, 's3');
-        await store.joinQueue('bot-2', scope, 'x1');
-        expect(await other.queue('bot-1', scope)).toEqual(['s1', 's2', 's3']);
-        await other.leaveQueue('bot-1', scope, 's2');
-        expect(await store.queue('bot-1', scope)).toEqual(['s1', 's3']);
-        await store.leaveQueue('bot-1', scope, 's1');
-        await store.leaveQueue('bot-1', scope, 's1');
-        expect(await other.queue('bot-1', scope)).toEqual(['s3']);
-        expect(await other.queue('bot-2', scope)).toEqual(['x1']);
-        expect(await other.queue('bot-1', newId('empty'))).toEqual([]);
+        await store.joinLine('bot-1', scope, 's1');
+        await other.joinLine('bot-1', scope, 's2');
+        await store.joinLine('bot-1', scope, 's3');
+        await store.joinLine('bot-2', scope, 'x1');
+        expect(await other.line('bot-1', scope)).toEqual(['s1', 's2', 's3']);
+        await other.leaveLine('bot-1', scope, 's2');
+        expect(await store.line('bot-1', scope)).toEqual(['s1', 's3']);
+        await store.leaveLine('bot-1', scope, 's1');
+        await store.leaveLine('bot-1', scope, 's1');
+        expect(await other.line('bot-1', scope)).toEqual(['s3']);
+        expect(await other.line('bot-2', scope)).toEqual(['x1']);
+        expect(await other.line('bot-1', newId('empty'))).toEqual([]);
       });
     });
 
@@ -640,7 +645,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
         await store.acquireLease(id, holder('node-a'), 10_000);
         await store.setConversation('bot-1', id, 'conv-1');
         await store.requestStop(id);
-        await store.joinQueue('bot-1', id, id);
+        await store.joinLine('bot-1', id, id);
 
         const keys = streamKeys(raw.prefix, id);
         for (const key of [

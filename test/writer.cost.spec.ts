@@ -7,6 +7,12 @@ import { StreamWriter } from '../src/runner/writer.js';
 import { connectRedis, createRedisStore, type StreamStore } from '../src/store/index.js';
 import { dropPrefix, randomPrefix, redisUrl } from './support/service.js';
 
+/** A piece of the answer, as an owner records it: folded, then handed to the writer to coalesce. */
+function piece(w: StreamWriter, text: string): Promise<void> {
+  const event: StreamEvent = { type: 'answer.delta', at: Date.now(), text };
+  return w.record([event], fold([event], w.snapshot));
+}
+
 const opening = (streamId: string): StreamEvent[] => [
   {
     type: 'stream.opened',
@@ -45,7 +51,7 @@ describe('the cost of one more delta', () => {
   });
 
   /** Bytes sent for `rounds` deltas of `piece` after an answer of `before` bytes. */
-  async function bytesPerDelta(streamId: string, before: number, piece: string, rounds: number) {
+  async function bytesPerDelta(streamId: string, before: number, text: string, rounds: number) {
     const events = opening(streamId);
     await store.append(streamId, events, { expectedVersion: 0 });
     const writer = new StreamWriter(store, streamId, fold(events, initialStream()), events.length, {
@@ -53,11 +59,11 @@ describe('the cost of one more delta', () => {
       flushBytes: 1,
     });
     const chunk = 'x'.repeat(1000);
-    for (let written = 0; written < before; written += chunk.length) writer.delta(chunk);
+    for (let written = 0; written < before; written += chunk.length) void piece(writer, chunk);
     await writer.flush();
     const start = sent;
     for (let i = 0; i < rounds; i++) {
-      writer.delta(piece);
+      void piece(writer, text);
       await writer.flush();
     }
     writer.dispose();

@@ -2,19 +2,10 @@
 // The table below is the only place that decides which Dify codes mean what; the runner maps
 // `kind` to the text the user reads (src/machines/texts.ts). Sources: reference/dify-api.md §5.
 import { errors as undiciErrors } from 'undici';
+import type { AnswerFailure, AnswerFailureKind } from '../runner/ports.js';
 
-/** The failure class the runner maps to user-facing text. */
-export type DifyErrorKind =
-  | 'unreachable'
-  | 'timeout'
-  | 'rate_limited'
-  | 'quota'
-  | 'misconfigured'
-  | 'not_found'
-  | 'interrupted'
-  | 'server'
-  | 'aborted'
-  | 'failed';
+/** The failure class the runner maps to user-facing text: the answer source port's kinds. */
+export type DifyErrorKind = AnswerFailureKind;
 
 /** Where the failure happened: before a 200 stream began (`request`) or while reading it (`stream`). */
 export type DifyErrorPhase = 'request' | 'stream';
@@ -46,7 +37,7 @@ export interface DifyErrorInit {
   cause?: unknown;
 }
 
-export class DifyError extends Error {
+export class DifyError extends Error implements AnswerFailure {
   override readonly name = 'DifyError';
   readonly code: string;
   readonly status?: number;
@@ -71,6 +62,11 @@ export class DifyError extends Error {
     this.body = init.body;
     this.ids = init.ids;
     this.retryAfterMs = init.retryAfterMs;
+  }
+
+  /** Whether the code is ours or one Dify documents: a bounded metric label. */
+  get known(): boolean {
+    return isKnownCode(this.code);
   }
 }
 

@@ -170,9 +170,9 @@ async function dispatch(
         userid: m.from.userid,
         chatid: m.chatid,
         chattype: m.chattype,
-        query: m.query,
+        text: m.query,
         quoted: quotedText(m),
-        attachments: m.attachments,
+        attachments: m.attachments.map(({ type, url }) => ({ type, url })),
         responseUrl: m.response_url,
       });
       return {

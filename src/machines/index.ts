@@ -1,5 +1,7 @@
+export * from './decide.js';
 export * from './delivery.js';
 export * from './events.js';
+export * from './failures.js';
 export * from './fold.js';
 export * from './render.js';
 export * from './streamMachine.js';

@@ -198,6 +198,7 @@ export const decider = {
       when(command: Command): DecisionThen {
         const decided = () => decide(command, state, settings);
         return {
+          // biome-ignore lint/suspicious/noThenProperty: Emmett's DeciderSpecification reads given/when/then; never awaited.
           then(events) {
             deepStrictEqual(decided(), events);
           },

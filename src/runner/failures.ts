@@ -1,9 +1,10 @@
-// Maps a failure while answering to the code recorded in `answer.failed` (and from there, through
-// machines/texts.ts, to the sentence the user reads).
-import { isKnownCode } from '../dify/errors.js';
-import type { StoreError } from '../store/port.js';
+// Maps what failed while answering to the failure code `answer.failed` records (and from there, in
+// machines/texts.ts, to the sentence the user reads). One table per kind of failure, each checked to
+// cover every kind against the one set of failure codes.
+import type { Failure, FailureCode } from '../machines/index.js';
+import { type AnswerFailureKind, isAnswerFailure } from './ports.js';
 
-const difyKinds: Record<string, string> = {
+const byAnswerKind = {
   unreachable: 'dify_unreachable',
   timeout: 'dify_timeout',
   rate_limited: 'dify_rate_limited',
@@ -11,37 +12,43 @@ const difyKinds: Record<string, string> = {
   misconfigured: 'dify_misconfigured',
   interrupted: 'dify_interrupted',
   aborted: 'stopped',
-};
+  not_found: 'dify_error',
+  server: 'dify_error',
+  failed: 'dify_error',
+} as const satisfies Record<AnswerFailureKind, FailureCode>;
 
-export interface Failure {
-  code: string;
-  message: string;
-}
+const messageOf = (error: unknown): string =>
+  String((error as { message?: unknown })?.message ?? error).slice(0, 500);
 
+/** The failure an error stands for: the answer source's by its kind, the authenticator's, the store's. */
 export function failureOf(error: unknown): Failure {
-  const e = error as { name?: string; kind?: string; code?: string; message?: string };
-  const message = String(e?.message ?? error).slice(0, 500);
-  if (e?.name === 'DifyError') return { code: difyKinds[e.kind ?? ''] ?? 'dify_error', message };
-  if (e?.name === 'AuthError') return { code: 'auth_unavailable', message };
-  if (e?.name === 'StoreError') return { code: 'store_unavailable', message: (error as StoreError).message };
+  const message = messageOf(error);
+  if (isAnswerFailure(error)) return { code: byAnswerKind[error.kind], message };
+  const name = (error as { name?: unknown })?.name;
+  if (name === 'AuthError') return { code: 'auth_unavailable', message };
+  if (name === 'StoreError') return { code: 'store_unavailable', message };
   return { code: 'internal', message };
 }
 
-/** The low-cardinality label for metrics: a code we know, or `other` for whatever a Dify sends. */
-export function difyErrorCode(error: unknown): string | undefined {
-  const e = error as { name?: string; code?: string };
-  if (e?.name !== 'DifyError') return undefined;
-  const code = String(e.code ?? 'unknown');
-  return isKnownCode(code) ? code : 'other';
+/** The low-cardinality label for metrics: a code the source knows, or `other`. */
+export function answerErrorLabel(error: unknown): string | undefined {
+  if (!isAnswerFailure(error)) return undefined;
+  return error.known ? error.code : 'other';
 }
 
-/** A failure to bring the user's image or file to Dify, as the code the user's text is chosen by. */
+/**
+ * A failure to bring the user's image or file to Dify: too large (a MediaSource says so with the code
+ * `too_large`; the source with `file_too_large`), not taken by the app, or not fetched at all.
+ */
 export function attachmentFailure(error: unknown): Failure {
-  const e = error as { name?: string; code?: string; kind?: string; message?: string };
-  const message = String(e?.message ?? error).slice(0, 500);
+  const message = messageOf(error);
+  const e = error as { name?: string; code?: string };
   if (e?.name === 'MediaError')
     return { code: e.code === 'too_large' ? 'attachment_too_large' : 'attachment_failed', message };
-  if (e?.name === 'DifyError' && e.kind === 'failed')
-    return { code: e.code === 'file_too_large' ? 'attachment_too_large' : 'attachment_unsupported', message };
+  if (isAnswerFailure(error) && error.kind === 'failed')
+    return {
+      code: error.code === 'file_too_large' ? 'attachment_too_large' : 'attachment_unsupported',
+      message,
+    };
   return failureOf(error);
 }

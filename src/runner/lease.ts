@@ -1,10 +1,10 @@
 // The owner's hold on a stream (DESIGN.md "The shape"): renewed every third of its length while the
 // answer runs. Renewal takes the lease back when it ran out unclaimed (a Redis outage outlived it);
 // only another node holding it means the stream is lost, and then the owner stops writing at once.
-import type { LeaseHolder, StreamStore } from '../store/port.js';
+import type { LeaseHolder, Leases } from '../store/port.js';
 
 export interface LeaseKeeperOptions {
-  store: StreamStore;
+  store: Leases;
   streamId: string;
   holder: LeaseHolder;
   leaseMs: number;

@@ -1,33 +1,66 @@
-// What the runner needs from the outside world, as narrow interfaces: the Dify answer source, the
-// response_url delivery and the download of what users send. The real adapters live in src/dify and
-// src/wecom; tests may pass fakes.
-export type DifyEvent =
+// What the owner of a stream needs from the outside world, as narrow interfaces: the source of the
+// answer (Dify), how the user sees the answer (the delivery: a poll reply kept with the events, or
+// frames pushed over a connection), and the download of what users send. The adapters live in
+// src/dify and src/wecom; tests may pass fakes. Nothing here imports an adapter.
+import type { ReplyProjection, StreamView } from '../machines/index.js';
+
+/** What the answer source streams, in order: its ids, the text, its end. */
+export type AnswerEvent =
+  /** The stored conversation was unknown to the source: the question was asked again without it. */
   | { type: 'conversation_reset' }
   | { type: 'started'; conversationId?: string; messageId?: string; taskId?: string; workflowRunId?: string }
   | { type: 'delta'; text: string }
   | { type: 'replace'; text: string }
   | { type: 'end'; usage?: Record<string, unknown> };
 
-/** A file already uploaded to Dify, as a chat request names it (dify-api.md §2.1). */
-export interface DifyFileRef {
+/** A file already uploaded to the source, as a question names it (docs/protocol/dify.md §2.1). */
+export interface AnswerFileRef {
   type: 'image' | 'document';
   transfer_method: 'local_file';
   upload_file_id: string;
 }
 
-export interface DifyStreamRequest {
+export interface AnswerRequest {
   query: string;
   user: string;
   conversationId?: string;
   inputs?: Record<string, string>;
-  files?: DifyFileRef[];
+  files?: AnswerFileRef[];
   bearer?: string;
+  /** Aborting it lets go of the answer; so does leaving the iteration early: the source stops its run. */
   signal?: AbortSignal;
 }
 
+/**
+ * How an answer source fails: every error it throws carries one of these kinds (the runner maps each
+ * to a failure code the user reads), its own short code, and whether that code is one it knows (a
+ * bounded metric label).
+ */
+export type AnswerFailureKind =
+  | 'unreachable'
+  | 'timeout'
+  | 'rate_limited'
+  | 'quota'
+  | 'misconfigured'
+  | 'not_found'
+  | 'interrupted'
+  | 'server'
+  | 'aborted'
+  | 'failed';
+
+export interface AnswerFailure {
+  kind: AnswerFailureKind;
+  code: string;
+  /** Whether `code` is one the source documents (else it counts as `other` in metrics). */
+  known: boolean;
+  status?: number;
+}
+
+export const isAnswerFailure = (error: unknown): error is Error & AnswerFailure =>
+  error instanceof Error && typeof (error as Partial<AnswerFailure>).kind === 'string' && 'known' in error;
+
 export interface AnswerSource {
-  stream(request: DifyStreamRequest): AsyncIterable<DifyEvent>;
-  stop(taskId: string, user: string, options?: { bearer?: string }): Promise<void>;
+  stream(request: AnswerRequest): AsyncIterable<AnswerEvent>;
   /** Rate an answer (`null` takes a rating back); absent where the source takes no ratings. */
   feedback?(
     messageId: string,
@@ -44,12 +77,30 @@ export interface AnswerSource {
   ): Promise<{ id: string }>;
 }
 
-/** Posts a markdown message to a WeCom response_url (reference/wecom-aibot.md §8). */
+/**
+ * How the user sees an answer: its transport. The owner records events; the delivery shows them.
+ * Polled (WeCom asks for the answer about once a second): the reply a poll sends is kept with each
+ * append, as a projection, and there is nothing to push. Pushed (frames over a connection): each
+ * append is sent on. Either way what the bubble could not show goes as a separate message, once.
+ */
 export interface Delivery {
+  /** What a poll answers after these events, kept with them; absent for a pushed transport. */
+  projection?(view: StreamView, streamId: string): ReplyProjection;
+  /** Told after each append, with the stream as it now is (a pushed transport sends it on). */
+  recorded?(streamId: string, view: StreamView): void;
+  /**
+   * Send, once, what the bubble could not show (the rest of a long or late answer, or why it
+   * failed): resolves when the user's side took it, throws when it did not.
+   */
+  sendRest(view: StreamView, markdown: string): Promise<void>;
+}
+
+/** Posts a markdown message to a WeCom response_url (docs/protocol/wecom.md §8). */
+export interface ResponseUrlSender {
   deliver(responseUrl: string, markdown: string): Promise<void>;
 }
 
-/** Downloads and decrypts an image or file a user sent (reference/wecom-aibot.md §7). */
+/** Downloads and decrypts an image or file a user sent (docs/protocol/wecom.md §7). */
 export interface MediaSource {
   fetch(
     url: string,

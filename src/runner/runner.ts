@@ -1,19 +1,25 @@
-// The node's side of the design: a new WeCom message becomes a stream that this node owns and answers
-// (owner.ts); a poll, on any node, is a `load` + `render`. The callback never waits for Dify: `accept`
-// returns the placeholder at once. A stream whose owner is gone (its lease ran out, or it was handed
-// back on shutdown) is taken over by the node that notices: a poll, a stream waiting behind it, or
-// the periodic sweep.
+// A node's side of the design. A new WeCom message opens a stream that this node owns and answers
+// (actor.ts); a poll, on any node, is answered from the stream's reply projection. The callback never
+// waits for Dify: `accept` returns the first reply at once. A stream whose owner is gone (its lease ran
+// out, or it was given back on shutdown) is taken over by the node that notices: a poll, a stream
+// waiting behind it, or the periodic sweep. What to record is always `decide`'s to say.
 import { randomBytes } from 'node:crypto';
 import { difyIdentity } from '../auth/identity.js';
+import type { Authenticator } from '../auth/types.js';
+import type { Config } from '../config.js';
 import { messageLimits, type RateLimiter, rateLimitedTexts } from '../limits/index.js';
 import type { Logger } from '../log.js';
 import {
+  type Command,
+  commandOf,
+  type DecideSettings,
+  decide,
   defaultTexts,
-  type EventOf,
-  fold,
+  type Effect,
+  IllegalCommand,
+  type IncomingMessage,
   initialStream,
   isFinished,
-  isRunning,
   isRunningState,
   persist,
   render,
@@ -24,32 +30,28 @@ import {
   type StreamSnapshot,
   type StreamView,
   stateOf,
+  step,
   type Texts,
 } from '../machines/index.js';
+import type { Metrics } from '../metrics.js';
 import { isStreamId } from '../store/keys.js';
-import { type LeaseHolder, StoreError } from '../store/port.js';
-import { helpText, newConversationText, nothingToStopText, parseCommand, stoppedText } from './commands.js';
-import { conversationScope, type OwnerDeps, OwnerJob } from './owner.js';
+import { type LeaseHolder, StoreError, type StreamStore } from '../store/port.js';
+import { type ActorDeps, conversationScope, StreamActor } from './actor.js';
 import { isConflict } from './patience.js';
+import type { AnswerSource, Delivery, MediaSource } from './ports.js';
 import { streamIdFor } from './streamId.js';
 import { StreamWriter, textChange, type WriterOptions } from './writer.js';
 
-/** A user message, as the WeCom layer hands it over (mention already stripped). */
-export interface UserMessage {
-  msgid: string;
-  bot: string;
-  userid: string;
-  chatid?: string;
-  chattype: 'single' | 'group';
-  query: string;
-  /** The text of a message the user quoted, given to Dify before the question. */
-  quoted?: string;
-  attachments?: Array<{ type: 'image' | 'file'; url: string }>;
-  responseUrl?: string;
-}
-
-/** What a node's runner is given; its owner jobs get the same, with the defaults filled in. */
-export interface RunnerDeps extends Omit<OwnerDeps, 'texts' | 'now' | 'takeOver'> {
+/** What a node's runner is given; its actors get the same, with the defaults filled in. */
+export interface RunnerDeps {
+  store: StreamStore;
+  answers: AnswerSource;
+  auth: Authenticator;
+  delivery: Delivery;
+  media?: MediaSource;
+  config: Pick<Config, 'nodeId' | 'dify' | 'stream' | 'wecom' | 'limits'>;
+  logger: Logger;
+  metrics: Metrics;
   texts?: Texts;
   now?: () => number;
   writer?: WriterOptions;
@@ -57,6 +59,8 @@ export interface RunnerDeps extends Omit<OwnerDeps, 'texts' | 'now' | 'takeOver'
   maxTakeovers?: number;
   /** Per-user and per-conversation limits on new messages; none without it. */
   limiter?: RateLimiter;
+  /** How often an owner looks for a /stop and at the head of its line. */
+  checkEveryMs?: number;
 }
 
 export interface Accepted {
@@ -67,13 +71,13 @@ export interface Accepted {
 
 /**
  * The first reply to a message carries `feedback.id` (the stream id), so that a rating comes back as
- * feedback_event (reference/wecom-aibot.md §5.3, §6).
+ * feedback_event (docs/protocol/wecom.md §5.3, §6).
  */
 function withFeedback(reply: StreamReply): StreamReply {
   return { ...reply, stream: { ...reply.stream, feedback: { id: reply.stream.id } } };
 }
 
-/** WeCom's reasons for "inaccurate" (§6 feedback_event), as Dify's feedback content. */
+/** WeCom's reasons for "inaccurate" (docs/protocol/wecom.md §6, feedback_event), as Dify's feedback content. */
 const inaccurateReasons: Record<string, string> = {
   '1': '与问题无关',
   '2': '回答不完整',
@@ -92,24 +96,28 @@ export interface Feedback {
   userid: string;
 }
 
-/** A quoted message as a markdown quote, shortened: context, not the question. */
-function quote(text: string): string {
-  const short = text.length > 500 ? `${text.slice(0, 500)}…` : text;
-  return short
-    .split('\n')
-    .map((line) => `> ${line}`)
-    .join('\n');
-}
-
 /** A lease token: which owner job of this node holds a stream (a node may hold many). */
 const newToken = (): string => randomBytes(9).toString('base64url');
 
+/** The stream after `events`, and the effects they name. */
+function stepAll(from: StreamSnapshot, events: readonly StreamEvent[]): [StreamSnapshot, Effect[]] {
+  let snapshot = from;
+  const effects: Effect[] = [];
+  for (const event of events) {
+    const [next, named] = step(snapshot, event);
+    snapshot = next;
+    effects.push(...named);
+  }
+  return [snapshot, effects];
+}
+
 export class Runner {
   readonly #d: RunnerDeps;
-  readonly #jobs = new Map<string, OwnerJob>();
+  readonly #actors = new Map<string, StreamActor>();
   /** Takeovers this node is attempting, so that many polls of one stream start one. */
   readonly #taking = new Set<string>();
   readonly #texts: Texts;
+  readonly #settings: DecideSettings;
   readonly #now: () => number;
   readonly #log: Logger;
   #draining = false;
@@ -118,13 +126,18 @@ export class Runner {
   constructor(deps: RunnerDeps) {
     this.#d = deps;
     this.#texts = deps.texts ?? defaultTexts;
+    this.#settings = {
+      texts: this.#texts,
+      answerMaxBytes: deps.config.stream.answerMaxBytes,
+      maxTakeovers: deps.maxTakeovers ?? 2,
+    };
     this.#now = deps.now ?? Date.now;
     this.#log = deps.logger;
   }
 
   /** How many answers this node is running now. */
   get inflight(): number {
-    return this.#jobs.size;
+    return this.#actors.size;
   }
 
   /**
@@ -133,7 +146,7 @@ export class Runner {
    * start answering in the background, and return the first reply. A store failure is thrown: the
    * edge answers 503 and WeCom retries.
    */
-  async accept(m: UserMessage): Promise<Accepted> {
+  async accept(m: IncomingMessage): Promise<Accepted> {
     try {
       return await this.#accept(m);
     } catch (error) {
@@ -142,18 +155,25 @@ export class Runner {
     }
   }
 
-  async #accept(m: UserMessage): Promise<Accepted> {
-    const { store, metrics, config } = this.#d;
+  async #accept(m: IncomingMessage): Promise<Accepted> {
+    const { store, metrics, config, auth } = this.#d;
     const streamId = streamIdFor(config.wecom.encodingAESKey, m.bot, m.msgid);
-    // A retried callback finds its stream, and is answered from it. (Checked before the opening
-    // events are made: a late copy of `/new` must not start the conversation over again.)
+    // A retried callback finds its stream, and is answered from it. (Checked before anything else: a
+    // late copy of `/new` must not start the conversation over again, nor count against a limit.)
     const existing = await store.load(streamId);
     if (existing) return this.#duplicate(streamId, existing.view);
-    // A message past a rate limit is answered at once, not asked; its stream records why, so that a
-    // retry of it gets the same answer and counts against no limit again.
-    const limited = await this.#limited(m);
-    const events = limited ? [this.#opened(m, streamId), limited] : await this.#openingEvents(m, streamId);
-    const snapshot = fold(events);
+    const command: Command = {
+      type: 'open',
+      at: this.#now(),
+      streamId,
+      node: config.nodeId,
+      message: m,
+      ...(await this.#beforeOpening(m)),
+    };
+    const grant = auth.immediate?.({ userid: m.userid, bot: m.bot });
+    if (grant && !command.refused) command.grant = grant.user;
+    const events = decide(command, initialStream(), this.#settings);
+    const [snapshot, effects] = stepAll(initialStream(), events);
     const finished = isFinished(snapshot);
     const holder = this.#holder();
     try {
@@ -176,16 +196,32 @@ export class Runner {
       metrics.streamsFinished.inc({ state: stateOf(snapshot) });
     } else {
       // Arrival order is the conversation's order; the owner joins the line itself if this fails.
-      await store.joinQueue(m.bot, conversationScope(m), streamId).catch((error: unknown) => {
+      await store.joinLine(m.bot, conversationScope(m), streamId).catch((error: unknown) => {
         this.#log.warn({ streamId, err: error }, 'could not join the conversation line');
       });
-      this.#launch(this.#writer(streamId, snapshot, events.length), holder);
+      this.#launch(this.#writer(streamId, snapshot, events.length), holder, effects);
     }
     return { streamId, duplicate: false, reply: withFeedback(render(snapshot, streamId, this.#texts)) };
   }
 
-  /** The `answer.failed` of a message past one of its rate limits, or undefined when it may go on. */
-  async #limited(m: UserMessage): Promise<StreamEvent | undefined> {
+  /**
+   * What opening a message needs done first, in the world: a rate limit's verdict; for `/new`, the
+   * conversation forgotten; for `/stop`, the answer being written in this conversation asked to stop.
+   */
+  async #beforeOpening(
+    m: IncomingMessage,
+  ): Promise<Pick<Extract<Command, { type: 'open' }>, 'refused' | 'stopped'>> {
+    const refused = await this.#limited(m);
+    if (refused) return { refused };
+    const command = commandOf(m);
+    if (command.kind === 'new' && !command.question)
+      await this.#d.store.clearConversation(m.bot, conversationScope(m));
+    if (command.kind === 'stop') return { stopped: await this.#stopRunning(m) };
+    return {};
+  }
+
+  /** Why a message past one of its rate limits is not asked, or undefined when it may go on. */
+  async #limited(m: IncomingMessage): Promise<{ text: string; message: string } | undefined> {
     const { limiter, config, metrics } = this.#d;
     if (!limiter) return undefined;
     const verdict = await limiter.hit(messageLimits(config.limits, m));
@@ -202,12 +238,22 @@ export class Runner {
       'message past a rate limit: not asked',
     );
     return {
-      type: 'answer.failed',
-      at: this.#now(),
-      code: 'rate_limited',
-      message: `the ${verdict.scope} rate limit is full for ${Math.ceil(verdict.retryAfterMs / 1000)} s`,
       text: rateLimitedTexts[verdict.scope],
+      message: `the ${verdict.scope} rate limit is full for ${Math.ceil(verdict.retryAfterMs / 1000)} s`,
     };
+  }
+
+  /** /stop: the answer being written in this conversation (the head of its line) is asked to stop. */
+  async #stopRunning(m: IncomingMessage): Promise<boolean> {
+    const { store } = this.#d;
+    const [head] = await store.line(m.bot, conversationScope(m));
+    if (!head) return false;
+    const loaded = await store.load(head);
+    if (!loaded || isFinished(loaded.view)) return false;
+    await store.requestStop(head);
+    // This node may own it: stop at once rather than at the owner's next look.
+    void this.#actors.get(head)?.tell({ type: 'stop', at: this.#now() });
+    return true;
   }
 
   #duplicate(streamId: string, view: StreamView): Accepted {
@@ -246,11 +292,11 @@ export class Runner {
 
   /**
    * Take over a running stream whose owner's lease is gone: claim the lease (only one node wins),
-   * record `stream.taken_over`, and answer again from the start. After `maxTakeovers` the stream
-   * ends with an error instead. Runs in the background; safe to call often.
+   * record what `decide` says (`stream.taken_over`, and the error past the takeovers allowed), and
+   * answer again from the start. Runs in the background; safe to call often.
    */
   takeOver(streamId: string): void {
-    if (this.#draining || this.#jobs.has(streamId) || this.#taking.has(streamId)) return;
+    if (this.#draining || this.#actors.has(streamId) || this.#taking.has(streamId)) return;
     this.#taking.add(streamId);
     this.#takeOver(streamId)
       .catch((error: unknown) => this.#log.warn({ streamId, err: error }, 'takeover failed'))
@@ -258,28 +304,29 @@ export class Runner {
   }
 
   async #takeOver(streamId: string): Promise<void> {
-    const { store, config, metrics } = this.#d;
+    const { store, config, metrics, auth } = this.#d;
     const holder = this.#holder();
     if (!(await store.acquireLease(streamId, holder, config.stream.leaseMs))) return;
     const loaded = await store.load(streamId);
-    if (!loaded || !isRunning(loaded.snapshot) || this.#draining) {
+    let events: StreamEvent[] = [];
+    if (loaded && !this.#draining) {
+      const ctx = loaded.snapshot.context;
+      const grant = auth.immediate?.({ userid: ctx.userid, bot: ctx.bot });
+      try {
+        events = decide(
+          { type: 'takeOver', at: this.#now(), node: config.nodeId, ...(grant ? { grant: grant.user } : {}) },
+          loaded.snapshot,
+          this.#settings,
+        );
+      } catch (error) {
+        if (!(error instanceof IllegalCommand)) throw error;
+      }
+    }
+    if (!loaded || events.length === 0) {
       await store.releaseLease(streamId, holder);
       return;
     }
-    const ctx = loaded.snapshot.context;
-    const attempt = ctx.takeovers + 1;
-    const events: StreamEvent[] = [
-      { type: 'stream.taken_over', at: this.#now(), node: config.nodeId, attempt, previousNode: ctx.node },
-    ];
-    const max = this.#d.maxTakeovers ?? 2;
-    if (attempt > max) {
-      events.push({
-        type: 'answer.failed',
-        at: this.#now(),
-        code: 'takeover_exhausted',
-        message: `the stream lost its owner ${attempt} times`,
-      });
-    }
+    const [, effects] = stepAll(loaded.snapshot, events);
     const writer = this.#writer(streamId, loaded.snapshot, loaded.version);
     try {
       await writer.emit(...events);
@@ -291,12 +338,15 @@ export class Runner {
       throw error;
     }
     metrics.takeovers.inc();
+    const ctx = loaded.snapshot.context;
     this.#log.info(
-      { streamId, msgid: ctx.msgid, userid: ctx.userid, attempt, previousNode: ctx.node },
-      attempt > max ? 'stream lost its owner too often: ended' : 'took over a stream whose owner is gone',
+      { streamId, msgid: ctx.msgid, userid: ctx.userid, attempt: ctx.takeovers + 1, previousNode: ctx.node },
+      isFinished(writer.snapshot)
+        ? 'stream lost its owner too often: ended'
+        : 'took over a stream whose owner is gone',
     );
-    // An exhausted stream is settled already; the job still delivers what the bubble promised.
-    this.#launch(writer, holder);
+    // An exhausted stream is settled already; its actor still delivers what the bubble promised.
+    this.#launch(writer, holder, effects);
   }
 
   /**
@@ -309,11 +359,11 @@ export class Runner {
     const log = this.#log.child({ streamId: f.id, userid: f.userid });
     if (!isStreamId(f.id)) return;
     const loaded = await store.load(f.id);
-    if (!loaded || stateOf(loaded.snapshot) !== 'completed') {
+    if (!loaded || stateOf(loaded.view) !== 'completed') {
       log.info({ type: f.type }, 'feedback for a stream that is gone or not completed: ignored');
       return;
     }
-    const ctx = loaded.snapshot.context;
+    const ctx = loaded.view.context;
     const rating = f.type === 1 ? 'like' : f.type === 2 ? 'dislike' : null;
     const reasons = (f.reasons ?? []).map((r) => inaccurateReasons[String(r)] ?? String(r));
     const content =
@@ -329,11 +379,11 @@ export class Runner {
       await answers.feedback(ctx.messageId, rating, identity.user, content, { bearer: identity.bearer });
       forwarded = true;
     } catch (error) {
-      problem = (error instanceof Error ? error.message : String(error)).slice(0, 300);
+      problem = error instanceof Error ? error.message : String(error);
       log.warn({ err: error }, 'feedback not passed on to Dify');
     }
-    const event: StreamEvent = {
-      type: 'feedback.given',
+    const command: Command = {
+      type: 'rate',
       at: this.#now(),
       rating,
       by: f.userid,
@@ -345,9 +395,11 @@ export class Runner {
     for (let attempt = 0; attempt < 3; attempt++) {
       const current = attempt === 0 ? loaded : await store.load(f.id);
       if (!current) return;
+      const events = decide(command, current.snapshot, this.#settings);
+      if (events.length === 0) return;
+      const [after] = stepAll(current.snapshot, events);
       try {
-        const after = fold([event], current.snapshot);
-        await store.append(f.id, [event], {
+        await store.append(f.id, events, {
           expectedVersion: current.version,
           snapshot: persist(after),
           reply: replyProjection(after, f.id, this.#texts),
@@ -386,7 +438,7 @@ export class Runner {
     try {
       const streams = await this.#d.store.listStreams({ unfinishedOnly: true, limit: 200 });
       for (const s of streams) {
-        if (s.lease || this.#jobs.has(s.streamId) || this.#now() - s.lastEventAt < quiet) continue;
+        if (s.lease || this.#actors.has(s.streamId) || this.#now() - s.lastEventAt < quiet) continue;
         this.takeOver(s.streamId);
         started++;
       }
@@ -398,104 +450,32 @@ export class Runner {
 
   /**
    * Graceful shutdown: take nothing new, let running answers finish for at most `deadlineMs`, then
-   * hand the rest back (`stream.released`, lease dropped) so that another node takes them over at once.
+   * give the rest back (`stream.released`, lease dropped) so that another node takes them over at once.
    */
   async drain(deadlineMs: number): Promise<{ finished: number; handedOver: number }> {
     this.#draining = true;
     clearTimeout(this.#sweeper);
     this.#sweeper = undefined;
-    const jobs = [...this.#jobs.values()];
+    const actors = [...this.#actors.values()];
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.allSettled(jobs.map((j) => j.done)),
+      Promise.allSettled(actors.map((a) => a.done)),
       new Promise<void>((resolve) => {
         timer = setTimeout(resolve, deadlineMs);
       }),
     ]);
     clearTimeout(timer);
-    const remaining = [...this.#jobs.values()];
-    for (const job of remaining) job.abort('drain');
-    await Promise.allSettled(remaining.map((j) => j.done));
-    return { finished: jobs.length - remaining.length, handedOver: remaining.length };
-  }
-
-  #opened(m: UserMessage, streamId: string): EventOf<'stream.opened'> {
-    const opened: EventOf<'stream.opened'> = {
-      type: 'stream.opened',
-      at: this.#now(),
-      streamId,
-      msgid: m.msgid,
-      bot: m.bot,
-      userid: m.userid,
-      chatid: m.chatid,
-      chattype: m.chattype,
-      query: m.query,
-      responseUrl: m.responseUrl,
-      node: this.#d.config.nodeId,
-    };
-    if (m.attachments?.length) opened.attachments = m.attachments;
-    return opened;
-  }
-
-  /** The events that open a stream for this message; commands are answered here, without Dify. */
-  async #openingEvents(m: UserMessage, streamId: string): Promise<StreamEvent[]> {
-    const opened = this.#opened(m, streamId);
-    const at = opened.at;
-    const attachments = m.attachments ?? [];
-    // An image or a file alone still asks something; a quoted message is context for the question.
-    const question = (text: string): string => {
-      const asked =
-        text ||
-        (attachments.length === 0
-          ? ''
-          : attachments.every((a) => a.type === 'image')
-            ? this.#texts.imageQuestion
-            : this.#texts.fileQuestion);
-      return m.quoted && asked ? `${quote(m.quoted)}\n\n${asked}` : asked;
-    };
-    const command = parseCommand(attachments.length > 0 ? '' : m.query);
-    const handled = (name: string, text: string): StreamEvent[] => [
-      opened,
-      { type: 'command.handled', at, command: name, text },
-    ];
-    // Where everyone may ask, the grant is known now: the first reply says the bot is thinking.
-    const granted = this.#d.auth.immediate?.({ userid: m.userid, bot: m.bot });
-    const asking = (event: EventOf<'stream.opened'>): StreamEvent[] =>
-      granted ? [event, { type: 'auth.granted', at, user: granted.user }] : [event];
-    switch (command.kind) {
-      case 'help':
-        return handled('help', helpText);
-      case 'new':
-        if (command.question) return asking({ ...opened, query: question(command.question), fresh: true });
-        await this.#d.store.clearConversation(m.bot, conversationScope(m));
-        return handled('new', newConversationText);
-      case 'stop':
-        return handled('stop', (await this.#stopRunning(m)) ? stoppedText : nothingToStopText);
-      case 'ask': {
-        const asked = question(attachments.length > 0 ? m.query : command.question);
-        if (asked === '') return handled('empty', this.#texts.emptyQuestion);
-        return asking({ ...opened, query: asked });
-      }
-    }
-  }
-
-  /** /stop: the answer being written in this conversation (the head of its line) is asked to stop. */
-  async #stopRunning(m: UserMessage): Promise<boolean> {
-    const { store } = this.#d;
-    const [head] = await store.queue(m.bot, conversationScope(m));
-    if (!head) return false;
-    const loaded = await store.load(head);
-    if (!loaded || isFinished(loaded.view)) return false;
-    await store.requestStop(head);
-    // This node may own it: stop at once rather than at the owner's next look.
-    this.#jobs.get(head)?.abort('stop');
-    return true;
+    const remaining = [...this.#actors.values()];
+    await Promise.allSettled(remaining.map((a) => a.release()));
+    await Promise.allSettled(remaining.map((a) => a.done));
+    return { finished: actors.length - remaining.length, handedOver: remaining.length };
   }
 
   #writer(streamId: string, snapshot: StreamSnapshot, version: number): StreamWriter {
+    const { delivery } = this.#d;
     return new StreamWriter(this.#d.store, streamId, snapshot, version, {
       now: this.#now,
-      projectionOf: (s) => replyProjection(s, streamId, this.#texts),
+      ...(delivery.projection ? { projectionOf: (s) => delivery.projection!(s, streamId) } : {}),
       ...this.#d.writer,
       onStoreError: (error) => {
         this.#d.metrics.storeErrors.inc({ op: 'append' });
@@ -504,22 +484,19 @@ export class Runner {
     });
   }
 
-  #launch(writer: StreamWriter, holder: LeaseHolder): void {
-    const job = new OwnerJob(
-      {
-        ...this.#d,
-        texts: this.#texts,
-        now: this.#now,
-        takeOver: (id) => this.takeOver(id),
-        storePatience: { delays: this.#d.writer?.retryDelays, forMs: this.#d.writer?.retryForMs },
-      },
-      writer,
-      holder,
-    );
-    this.#jobs.set(writer.streamId, job);
-    void job.done.finally(() => {
+  #launch(writer: StreamWriter, holder: LeaseHolder, effects: readonly Effect[]): void {
+    const deps: ActorDeps = {
+      ...this.#d,
+      settings: this.#settings,
+      now: this.#now,
+      takeOver: (id) => this.takeOver(id),
+      storePatience: { delays: this.#d.writer?.retryDelays, forMs: this.#d.writer?.retryForMs },
+    };
+    const actor = new StreamActor(deps, writer, holder, effects);
+    this.#actors.set(writer.streamId, actor);
+    void actor.done.finally(() => {
       writer.dispose();
-      this.#jobs.delete(writer.streamId);
+      this.#actors.delete(writer.streamId);
     });
   }
 }

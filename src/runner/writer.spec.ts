@@ -6,6 +6,12 @@ import { fold, initialStream, type StreamEvent } from '../machines/index.js';
 import { createMemoryStore, StoreError, type StreamStore } from '../store/index.js';
 import { StreamWriter } from './writer.js';
 
+/** A piece of the answer, as an owner records it: folded, then handed to the writer to coalesce. */
+function piece(w: StreamWriter, text: string): Promise<void> {
+  const event: StreamEvent = { type: 'answer.delta', at: Date.now(), text };
+  return w.record([event], fold([event], w.snapshot));
+}
+
 const opened: StreamEvent = {
   type: 'stream.opened',
   at: 1,
@@ -55,7 +61,7 @@ describe('StreamWriter while the store is unreachable', () => {
   it('keeps the events and writes them, in order, once the store answers', async () => {
     const { store, attempts } = flaky(['ok', 'down', 'down', 'down']);
     const w = await started(store);
-    w.delta('你好');
+    void piece(w, '你好');
     await w.emit(granted);
     await w.emit({ type: 'answer.completed', at: 3 });
     expect(attempts()).toBe(6);
@@ -69,7 +75,7 @@ describe('StreamWriter while the store is unreachable', () => {
     const { store } = flaky(['ok', 'cut']);
     const w = await started(store);
     await w.emit(granted, { type: 'dify.started', at: 3, conversationId: 'c1' });
-    w.delta('答案');
+    void piece(w, '答案');
     await w.emit({ type: 'answer.completed', at: 4, usage: undefined });
     const types = (await store.read('s1')).map((e) => e.event.type);
     expect(types).toEqual([
@@ -113,7 +119,7 @@ describe('StreamWriter while the store is unreachable', () => {
       retryDelays: [5],
       maxPendingBytes: 10,
     });
-    w.delta('一二三四五六七八');
+    void piece(w, '一二三四五六七八');
     await expect(w.flush()).rejects.toMatchObject({ code: 'unavailable' });
     expect(attempts()).toBe(2);
   });

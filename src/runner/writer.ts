@@ -1,14 +1,15 @@
-// The owner's side of one stream's event log: it folds every event into the snapshot it holds, writes
-// events in one atomic append with what they change of the stream's projections, and coalesces answer
-// deltas (at most every ~150 ms or ~1 KB) so a long answer is tens of events, not thousands. Appends
-// are serialized; while the store is unreachable the events wait in memory (bounded) and are written,
-// in order, when it is back.
+// Writes one stream's events: each append atomic, with what the events change of the stream's
+// projections (the answer's text, the poll reply, now and then the snapshot). Pieces of the answer are
+// coalesced (at most every ~150 ms or ~1 KB) so that a long answer is tens of events, not thousands;
+// anything else is written at once, after the pieces before it. Appends are serialized; while the
+// store is unreachable the events wait in memory (bounded) and are written, in order, when it is back.
 //
-// What one append costs does not grow with the answer: a delta is written as itself, with the text it
-// adds to the answer's text projection; the snapshot (which leaves the answer out) is written when
-// something else changes, and every SNAPSHOT_EVERY events, so that a reader folds a short tail.
+// What one append costs does not grow with the answer: a piece is written as itself, with the text it
+// adds to the answer's text; the snapshot (which leaves the answer out) is written when something else
+// changes, and every SNAPSHOT_EVERY events, so that a reader folds a short tail.
 import { isDeepStrictEqual } from 'node:util';
 import {
+  type EventOf,
   fold,
   isFinished,
   persist,
@@ -16,7 +17,7 @@ import {
   type StreamEvent,
   type StreamSnapshot,
 } from '../machines/index.js';
-import type { StreamStore, TextChange } from '../store/port.js';
+import type { EventStore, TextChange } from '../store/port.js';
 import { isConflict, isUnavailable, whileStoreDown } from './patience.js';
 
 /** A snapshot at least this often (in events), so that a reader folds a short tail. */
@@ -38,11 +39,14 @@ export interface WriterOptions {
 }
 
 export class StreamWriter {
-  private pendingText = '';
+  /** Pieces of the answer not yet queued: merged into one `answer.delta` when they are. */
+  private pending: Array<EventOf<'answer.delta'>> = [];
   private pendingBytes = 0;
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
   private queue: StreamEvent[] = [];
+  /** The stream after the queued events: what to write with them. */
+  private queuedAs: StreamSnapshot;
   private failed: unknown;
   private readonly flushMs: number;
   private readonly flushBytes: number;
@@ -59,9 +63,9 @@ export class StreamWriter {
   onFailed?: (error: unknown) => void;
 
   constructor(
-    private readonly store: StreamStore,
+    private readonly store: EventStore,
     readonly streamId: string,
-    /** The snapshot including every event handed to this writer, written or not. */
+    /** The stream after every event handed to this writer, written or not. */
     public snapshot: StreamSnapshot,
     /** The version of the stream in the store, as far as this writer knows. */
     public version: number,
@@ -71,52 +75,71 @@ export class StreamWriter {
     this.flushBytes = options.flushBytes ?? 1024;
     this.now = options.now ?? Date.now;
     this.written = snapshot;
+    this.queuedAs = snapshot;
   }
 
   get finished(): boolean {
     return isFinished(this.snapshot);
   }
 
-  /** Buffer answer text; it becomes one `answer.delta` event when the buffer is old or big enough. */
-  delta(text: string): void {
-    if (!text || this.failed) return;
-    this.pendingText += text;
-    this.pendingBytes += Buffer.byteLength(text);
-    if (this.pendingBytes >= this.flushBytes) this.flushText();
-    else this.timer ??= setTimeout(() => this.flushText(), this.flushMs);
-  }
-
-  /** Record events now, after any buffered text. Resolves when they are written. */
-  emit(...events: StreamEvent[]): Promise<void> {
-    this.flushText();
+  /**
+   * Record events the caller folded into `after` (the stream after them). Pieces of the answer wait
+   * to be merged; anything else is written now, after them. Resolves when they are written.
+   */
+  record(events: readonly StreamEvent[], after: StreamSnapshot): Promise<void> {
+    this.snapshot = after;
+    if (this.failed || events.length === 0) return this.chain;
+    if (events.every((e) => e.type === 'answer.delta')) {
+      for (const e of events as Array<EventOf<'answer.delta'>>) {
+        this.pending.push(e);
+        this.pendingBytes += Buffer.byteLength(e.text);
+      }
+      if (this.pendingBytes >= this.flushBytes) this.flushPending();
+      else this.timer ??= setTimeout(() => this.flushPending(), this.flushMs);
+      return this.chain;
+    }
+    this.flushPending();
     this.enqueue(events);
     return this.chain;
   }
 
-  /** Write whatever is buffered. */
-  flush(): Promise<void> {
-    this.flushText();
+  /** Record events now, folding them here (for whoever does not hold the stream's state itself). */
+  emit(...events: StreamEvent[]): Promise<void> {
+    const after = fold(events, this.snapshot);
+    this.flushPending();
+    this.snapshot = after;
+    this.enqueue(events);
     return this.chain;
   }
 
-  private flushText(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    if (!this.pendingText) return;
-    const text = this.pendingText;
-    this.pendingText = '';
-    this.pendingBytes = 0;
-    this.enqueue([{ type: 'answer.delta', at: this.now(), text }]);
+  /** Write whatever is waiting. */
+  flush(): Promise<void> {
+    this.flushPending();
+    return this.chain;
   }
 
-  private enqueue(events: StreamEvent[]): void {
-    this.snapshot = fold(events, this.snapshot);
+  private flushPending(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.pending.length === 0) return;
+    const pieces = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    // One event for the pieces: the time of the last, all the text.
+    const text =
+      pieces.length === 1 ? (pieces[0] as EventOf<'answer.delta'>).text : pieces.map((p) => p.text).join('');
+    this.enqueue([{ type: 'answer.delta', at: (pieces.at(-1) as EventOf<'answer.delta'>).at, text }]);
+  }
+
+  /** Queue events to write; `snapshot` is the stream after them (nothing recorded is left unqueued). */
+  private enqueue(events: readonly StreamEvent[]): void {
     this.queue.push(...events);
-    // One link per enqueue: a link writes whatever is queued when it runs, so when the promise of an
-    // emit settles, its events were written by that link or an earlier one (or the writer failed).
+    this.queuedAs = this.snapshot;
+    // One link per enqueue: a link writes whatever is queued when it runs, so when the promise of a
+    // record settles, its events were written by that link or an earlier one (or the writer failed).
     const link = this.chain.catch(() => undefined).then(() => this.writeQueued());
-    // A link nobody awaits (a delta's) must not fail unseen: its failure reaches the owner through
-    // `onFailed`, and every later emit or flush rejects with it.
+    // A link nobody awaits (a piece's) must not fail unseen: its failure reaches the owner through
+    // `onFailed`, and every later record or flush rejects with it.
     link.catch(() => undefined);
     this.chain = link;
   }
@@ -127,9 +150,8 @@ export class StreamWriter {
     const events = this.queue;
     this.queue = [];
     // The stored snapshot must be the fold of exactly what is written, so that snapshot + tail stays
-    // true. Every queued event is taken here and `snapshot` has folded each as it was queued, so it is
-    // that fold already (the events are not folded twice).
-    const target = this.snapshot;
+    // true: the stream after the queued events (pieces recorded since wait for the next write).
+    const target = this.queuedAs;
     // Said on every append, even unchanged: the writer keeps the text projection.
     const text = textChange(this.written, target, events) ?? { append: '' };
     const version = this.version + events.length;
@@ -166,7 +188,9 @@ export class StreamWriter {
           forMs: this.options.retryForMs,
           now: this.now,
           onError: this.options.onStoreError,
-          giveUp: () => textBytes(events) + textBytes(this.queue) > (this.options.maxPendingBytes ?? 4 << 20),
+          giveUp: () =>
+            textBytes(events) + textBytes(this.queue) + this.pendingBytes >
+            (this.options.maxPendingBytes ?? 4 << 20),
         },
       );
       this.version = appended.version;
@@ -191,7 +215,7 @@ export class StreamWriter {
     return same ? stored.length : undefined;
   }
 
-  /** Stop the timer; buffered text is dropped unless flushed first. */
+  /** Stop the timer; pending pieces are dropped unless flushed first. */
   dispose(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;

@@ -224,14 +224,14 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
       return live(stops, streamId) !== undefined;
     },
 
-    async joinQueue(bot: string, scope: string, streamId: string) {
+    async joinLine(bot: string, scope: string, streamId: string) {
       open();
       const key = `${bot}:${scope}`;
       const line = live(queues, key)?.value ?? [];
       queues.set(key, { value: [...line, streamId], expiresAt: now() + ttlMs });
     },
 
-    async leaveQueue(bot: string, scope: string, streamId: string) {
+    async leaveLine(bot: string, scope: string, streamId: string) {
       open();
       const key = `${bot}:${scope}`;
       const entry = live(queues, key);
@@ -241,7 +241,7 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
       else entry.value = line;
     },
 
-    async queue(bot: string, scope: string) {
+    async line(bot: string, scope: string) {
       open();
       return [...(live(queues, `${bot}:${scope}`)?.value ?? [])];
     },

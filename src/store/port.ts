@@ -1,5 +1,8 @@
-// The event store port: one interface, with a Redis adapter (single node and Cluster) and an
-// in-memory adapter behind it, and one contract suite run against each (test/store.contract.ts).
+// What the service keeps, as the few narrow ports its code uses: the streams' events (with their
+// projections), the poll replies, the owners' leases, the conversations and their lines, the users'
+// stop requests. One Redis class (single node and Cluster) and one in-memory class implement them all
+// (`StreamStore`), and one contract suite, a section per port, runs against each
+// (test/store.contract.ts).
 import type {
   PersistedStream,
   ReadEvent,
@@ -117,18 +120,33 @@ export interface StreamSummary {
   lease?: Lease;
 }
 
-export interface StreamStore {
-  /** Append atomically with optimistic concurrency; throws `StoreError` code `version_conflict`. */
+/**
+ * The streams' events: appended atomically with optimistic concurrency (an append at version 0 opens a
+ * stream, and is how a message is deduplicated: its stream id is derived from it), read whole for
+ * replay, loaded as snapshot + tail for the few who need the machine's state.
+ */
+export interface EventStore {
+  /** Append atomically; throws `StoreError` code `version_conflict` when the version moved on. */
   append(streamId: string, events: StreamEvent[], options: AppendOptions): Promise<{ version: number }>;
   /** Every event, for replay. Empty when the stream does not exist (or expired). */
   read(streamId: string): Promise<StoredEvent[]>;
   /** Snapshot + tail, never the whole history. `undefined` when the stream does not exist. */
   load(streamId: string, options?: LoadOptions): Promise<LoadedStream | undefined>;
-  /** What a poll needs: the stored reply when current (else the loaded stream) and the lease. */
+  /**
+   * Recent streams, newest first: by when their state was last recorded (opened, or an append with a
+   * snapshot: every change of state and every few events), not by every piece of an answer.
+   */
+  listStreams(options?: { limit?: number; unfinishedOnly?: boolean }): Promise<StreamSummary[]>;
+}
+
+/** The poll reply projection: what a WeCom poll of a stream is answered with, in one round trip. */
+export interface PollReplies {
+  /** The projected reply when there is one (else the loaded stream), and the lease. */
   poll(streamId: string): Promise<PolledStream | undefined>;
-  getConversation(bot: string, scope: string): Promise<string | undefined>;
-  setConversation(bot: string, scope: string, conversationId: string): Promise<void>;
-  clearConversation(bot: string, scope: string): Promise<void>;
+}
+
+/** Who owns a running stream: one lease per stream, held by one job of one node. */
+export interface Leases {
   /**
    * Take the lease when it is free, expired, or already this holder's (by token), and set its
    * deadline `ttlMs` from now: the one call to take and to renew. Returns whether the holder has it.
@@ -137,29 +155,39 @@ export interface StreamStore {
   /** Drop the lease if this holder (by token) has it; another's is never touched. */
   releaseLease(streamId: string, holder: LeaseHolder): Promise<void>;
   getLease(streamId: string): Promise<Lease | undefined>;
-  /**
-   * Ask the owner of a stream to stop its answer (the user typed /stop). A flag, not an event: only
-   * the owner appends to a stream, so it records the stop itself when it sees the flag.
-   */
+}
+
+/**
+ * A conversation (a user in a single chat, a user in a group) of a bot: its Dify conversation id, and
+ * its line, the streams of one conversation in arrival order (the head is answered, the others wait).
+ * A stream joins the line when it is accepted and leaves it when it is finished.
+ */
+export interface Conversations {
+  getConversation(bot: string, scope: string): Promise<string | undefined>;
+  setConversation(bot: string, scope: string, conversationId: string): Promise<void>;
+  clearConversation(bot: string, scope: string): Promise<void>;
+  joinLine(bot: string, scope: string, streamId: string): Promise<void>;
+  leaveLine(bot: string, scope: string, streamId: string): Promise<void>;
+  line(bot: string, scope: string): Promise<string[]>;
+}
+
+/**
+ * A user's `/stop` of the answer being written: a flag, not an event, since only the owner appends
+ * to a stream; it records the stop itself when it sees the flag.
+ */
+export interface StopRequests {
   requestStop(streamId: string): Promise<void>;
   isStopRequested(streamId: string): Promise<boolean>;
-  /**
-   * The line of a conversation (DESIGN.md departure, docs/design-notes.md): the streams of one scope
-   * in arrival order. The head is being answered; the others wait for it. A stream is added when it
-   * is accepted and removed when it is finished.
-   */
-  joinQueue(bot: string, scope: string, streamId: string): Promise<void>;
-  leaveQueue(bot: string, scope: string, streamId: string): Promise<void>;
-  queue(bot: string, scope: string): Promise<string[]>;
-  /**
-   * Recent streams, newest first: by when their state was last recorded (opened, or an append with a
-   * snapshot: every change of state and every few events), not by every piece of an answer.
-   */
-  listStreams(options?: { limit?: number; unfinishedOnly?: boolean }): Promise<StreamSummary[]>;
-  /** Round trip to the backend, for /readyz. */
+}
+
+/** The backend itself: a round trip for /readyz, and closing. */
+export interface Backend {
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** Everything the service keeps: what one adapter implements. */
+export interface StreamStore extends EventStore, PollReplies, Leases, Conversations, StopRequests, Backend {}
 
 export type StoreErrorCode = 'version_conflict' | 'unavailable' | 'corrupt';
 

@@ -1,6 +1,8 @@
-// The Redis event store, for a single Redis and for Redis Cluster (DESIGN.md "Redis keys"). Writes
-// and reads of one stream are Lua scripts over keys sharing the `{streamId}` hash tag, so each is atomic
-// and one round trip on either topology. Needs Redis ≥ 6.2 (exclusive XRANGE starts).
+// The Redis store, for a single Redis and for Redis Cluster: one class implementing every store port
+// (port.ts). Writes and reads of one stream are Lua scripts (./lua/*.lua, loaded once) over keys sharing
+// the `{streamId}` hash tag, so each is atomic and one round trip on either topology. Needs Redis ≥ 6.2
+// (exclusive XRANGE starts).
+import { readFileSync } from 'node:fs';
 import { Cluster, Redis } from 'ioredis';
 import { isFinished, parseEventJson, type StreamEvent } from '../machines/index.js';
 import {
@@ -37,153 +39,23 @@ export interface RedisStoreOptions extends StoreOptions {
   /**
    * Told when the index of recent streams could not be updated after a durable append. The append is
    * not failed for it (a retry would only meet a version conflict); the stream is just missing from
-   * the inspector's list until its next append.
+   * the inspector's list until its next change of state.
    */
   onIndexError?: (error: StoreError) => void;
 }
 
 const defaultConversationTtlSeconds = 30 * 24 * 3600;
 
-/**
- * KEYS: events, snap, text, lease. ARGV: expectedVersion, ttlSeconds, n, snapshot JSON ('' = none),
- * its state, the reply projection ('' drop, '=' keep, 't' from the text, else the fixed reply JSON),
- * the text change ('' none, 'a' append, 's' set), its text, the lease JSON ('' = none), its TTL (ms),
- * '1' when the snapshot leaves its answer to the text, then n pairs (type, event JSON). The version
- * lives in the snap hash so the check and the XADDs are one step. A snapshot that leaves its answer
- * out records how long the text was then (`sl`), and a reader takes its answer from there; a text
- * set anew without a snapshot drops the stored one, so that readers fold from the start. Returns
- * {1, version} or, on a conflict, {0, actual} having written nothing.
- */
-const appendLua = `
-local v = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
-if v ~= tonumber(ARGV[1]) then return {0, v} end
-local n = tonumber(ARGV[3])
-if n == 0 then return {1, v} end
-local id
-for i = 0, n - 1 do
-  id = redis.call('XADD', KEYS[1], '*', 't', ARGV[12 + 2 * i], 'e', ARGV[13 + 2 * i])
-end
-v = v + n
-if ARGV[7] == 'a' then
-  redis.call('APPEND', KEYS[3], ARGV[8])
-elseif ARGV[7] == 's' then
-  redis.call('SET', KEYS[3], ARGV[8])
-end
-if ARGV[4] ~= '' then
-  redis.call('HSET', KEYS[2], 'v', v, 's', ARGV[4], 'sv', v, 'sid', id, 'st', ARGV[5])
-  if ARGV[11] == '1' then
-    redis.call('HSET', KEYS[2], 'sl', redis.call('STRLEN', KEYS[3]))
-  else
-    redis.call('HDEL', KEYS[2], 'sl')
-  end
-else
-  redis.call('HSET', KEYS[2], 'v', v)
-  -- The text no longer starts with the stored snapshot's answer: readers fold from the start.
-  if ARGV[7] == 's' then redis.call('HDEL', KEYS[2], 's', 'sv', 'sid', 'sl') end
-end
-local reply = ARGV[6]
-if reply == 't' then
-  redis.call('HSET', KEYS[2], 'rm', 't')
-  redis.call('HDEL', KEYS[2], 'r')
-elseif reply == '' then
-  redis.call('HDEL', KEYS[2], 'rm', 'r')
-elseif reply ~= '=' then
-  redis.call('HSET', KEYS[2], 'rm', 'f', 'r', reply)
-end
-if ARGV[9] ~= '' then redis.call('SET', KEYS[4], ARGV[9], 'PX', ARGV[10]) end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-redis.call('EXPIRE', KEYS[3], ARGV[2])
-return {1, v}
-`;
-
-/**
- * The events (KEYS[2]) a reader folds on top of the stored snapshot: only the entries after the
- * snapshot's entry `sid` (exclusive range), never the whole history; none at all when the snapshot is
- * of the latest version `v`. `sv` and `sid` are false when there is none. And the snapshot's answer:
- * the first `sl` bytes of the text (KEYS[4]); false for a snapshot that holds its answer itself.
- */
-const afterSnapshot = `
-local function entriesAfter(v, sv, sid)
-  if v == sv then return {} end
-  local from = '-'
-  if sid then from = '(' .. sid end
-  return redis.call('XRANGE', KEYS[2], from, '+')
-end
-local function answerAt(s, sl)
-  if not s or not sl then return false end
-  local n = tonumber(sl)
-  if n == 0 then return '' end
-  return redis.call('GETRANGE', KEYS[4], 0, n - 1)
-end
-`;
-
-/**
- * KEYS: snap, events, lease, text. ARGV: '1' to return the lease too. One round trip: the snapshot
- * fields, the entries after it, its answer. Returns nil for a missing stream, else
- * {v, s, sv, entries, lease, answer}.
- */
-const loadLua = `${afterSnapshot}
-local h = redis.call('HMGET', KEYS[1], 'v', 's', 'sv', 'sid', 'sl')
-if not h[1] then return false end
-local entries = entriesAfter(h[1], h[3], h[4])
-local lease = false
-if ARGV[1] == '1' then lease = redis.call('GET', KEYS[3]) end
-return {h[1], h[2], h[3], entries, lease, answerAt(h[2], h[5])}
-`;
-
-/**
- * KEYS: snap, events, lease, text. ARGV: how many bytes of the text a poll reads. A poll's read, from
- * the reply projection when there is one: {1, v, state, reply, lease} for a fixed reply, {2, v,
- * state, the text's first bytes, lease} for one made from the text; otherwise what `load` returns,
- * after a 0: {0, v, s, sv, entries, lease, answer}. (A reply `r` without `rm` was written by an
- * older version, which kept it current with the snapshot's version.)
- */
-const pollLua = `${afterSnapshot}
-local h = redis.call('HMGET', KEYS[1], 'v', 'rm', 'r', 'st', 's', 'sv', 'sid', 'sl')
-if not h[1] then return false end
-local lease = redis.call('GET', KEYS[3])
-if h[2] == 'f' or (not h[2] and h[3] and h[1] == h[6]) then return {1, h[1], h[4], h[3], lease} end
-if h[2] == 't' then
-  return {2, h[1], h[4], redis.call('GETRANGE', KEYS[4], 0, tonumber(ARGV[1]) - 1), lease}
-end
-return {0, h[1], h[5], h[6], entriesAfter(h[1], h[6], h[7]), lease, answerAt(h[5], h[8])}
-`;
-
-/**
- * Whether the current lease (KEYS[1]) is held by another holder: present, parseable, not this
- * token's, and not past its deadline on the caller's clock. The key's own PX TTL normally removes it
- * at that deadline; the deadline check keeps the memory and Redis adapters alike when clocks are
- * injected.
- */
-const leaseHeldByOther = `
-local function heldByOther(token, now)
-  local cur = redis.call('GET', KEYS[1])
-  if not cur then return false end
-  local ok, lease = pcall(cjson.decode, cur)
-  if not ok or type(lease) ~= 'table' then return false end
-  return tonumber(lease['until'] or 0) > now and lease['token'] ~= token
-end
-`;
-
-/** KEYS: lease. ARGV: token, ttlMs, now, value JSON. Take (or renew) when free, expired or this holder's. */
-const acquireLua = `${leaseHeldByOther}
-if heldByOther(ARGV[1], tonumber(ARGV[3])) then return 0 end
-redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[2])
-return 1
-`;
-
-/** KEYS: lease. ARGV: token. Compare-and-delete: never drop another holder's lease. */
-const releaseLua = `
-local cur = redis.call('GET', KEYS[1])
-if not cur then return 0 end
-local ok, lease = pcall(cjson.decode, cur)
-if ok and type(lease) == 'table' and lease['token'] == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-return 0
-`;
+const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+const afterSnapshot = lua('after-snapshot');
+/** The scripts, by the command name ioredis gives each (`defineCommand`), and how many keys it takes. */
+const scriptDefinitions = {
+  wdStoreAppend: { numberOfKeys: 4, lua: lua('append') },
+  wdStoreLoad: { numberOfKeys: 4, lua: `${afterSnapshot}\n${lua('load')}` },
+  wdStorePoll: { numberOfKeys: 4, lua: `${afterSnapshot}\n${lua('poll')}` },
+  wdStoreAcquire: { numberOfKeys: 1, lua: lua('acquire') },
+  wdStoreRelease: { numberOfKeys: 1, lua: lua('release') },
+} as const;
 
 type Arg = string | number;
 
@@ -230,33 +102,271 @@ type LoadReply = [
 ];
 
 export function createRedisStore(redis: RedisClient, options: RedisStoreOptions): StreamStore {
-  const prefix = options.prefix ?? defaultPrefix;
-  const now = options.now ?? Date.now;
-  const ttl = options.ttlSeconds;
-  const conversationTtl = options.conversationTtlSeconds ?? defaultConversationTtlSeconds;
-  const index = indexKey(prefix);
-  const running = runningKey(prefix);
+  return new RedisStore(redis, options);
+}
 
-  redis.defineCommand('wdStoreAppend', { numberOfKeys: 4, lua: appendLua });
-  redis.defineCommand('wdStoreLoad', { numberOfKeys: 4, lua: loadLua });
-  redis.defineCommand('wdStorePoll', { numberOfKeys: 4, lua: pollLua });
-  redis.defineCommand('wdStoreAcquire', { numberOfKeys: 1, lua: acquireLua });
-  redis.defineCommand('wdStoreRelease', { numberOfKeys: 1, lua: releaseLua });
-  const scripts = redis as unknown as ScriptCommands;
+export class RedisStore implements StreamStore {
+  readonly #redis: RedisClient;
+  readonly #scripts: ScriptCommands;
+  readonly #prefix: string;
+  readonly #now: () => number;
+  readonly #ttl: number;
+  readonly #conversationTtl: number;
+  readonly #index: string;
+  readonly #running: string;
+  readonly #onIndexError: ((error: StoreError) => void) | undefined;
+  /** Waiting for a connection is for start-up only (see `guard`). */
+  #connected: boolean;
 
-  // Waiting for a connection is for start-up only: once the client has been up, a reconnect in
-  // progress means Redis is down, and commands must fail at once.
-  let connected = redis.status === 'ready';
-  if (!connected) {
-    redis.once('ready', () => {
-      connected = true;
-    });
+  constructor(redis: RedisClient, options: RedisStoreOptions) {
+    this.#redis = redis;
+    this.#prefix = options.prefix ?? defaultPrefix;
+    this.#now = options.now ?? Date.now;
+    this.#ttl = options.ttlSeconds;
+    this.#conversationTtl = options.conversationTtlSeconds ?? defaultConversationTtlSeconds;
+    this.#index = indexKey(this.#prefix);
+    this.#running = runningKey(this.#prefix);
+    this.#onIndexError = options.onIndexError;
+    for (const [name, definition] of Object.entries(scriptDefinitions)) redis.defineCommand(name, definition);
+    this.#scripts = redis as unknown as ScriptCommands;
+    this.#connected = redis.status === 'ready';
+    if (!this.#connected) {
+      redis.once('ready', () => {
+        this.#connected = true;
+      });
+    }
   }
 
-  /** Runs one backend operation; every failure that is not already ours becomes `unavailable`. */
-  async function guard<T>(op: string, details: Record<string, unknown>, run: () => Promise<T>): Promise<T> {
+  // ---- EventStore ----------------------------------------------------------------------------
+
+  async append(streamId: string, events: StreamEvent[], appendOptions: AppendOptions) {
+    const { expectedVersion, snapshot, reply, text, lease } = appendOptions;
+    const keys = streamKeys(this.#prefix, streamId);
+    // An appender that says how its events change the text keeps the text projection: the
+    // snapshot's answer is then not stored twice (the snapshot records the text's length instead,
+    // and a reader takes the answer from the text), so a snapshot costs the same for any answer.
+    const apart = snapshot !== undefined && (text !== undefined || snapshot.context.answer === '');
+    const args: Arg[] = [
+      expectedVersion,
+      this.#ttl,
+      events.length,
+      snapshot
+        ? JSON.stringify(
+            apart ? { value: snapshot.value, context: { ...snapshot.context, answer: '' } } : snapshot,
+          )
+        : '',
+      snapshot?.value ?? '',
+      reply === undefined ? '' : reply === 'unchanged' ? '=' : 'fixed' in reply ? reply.fixed : 't',
+      text === undefined || ('append' in text && text.append === '') ? '' : 'append' in text ? 'a' : 's',
+      text === undefined ? '' : 'append' in text ? text.append : text.set,
+      lease ? leaseValue(lease.holder, this.#now() + lease.ttlMs) : '',
+      lease ? Math.max(1, Math.ceil(lease.ttlMs)) : 0,
+      apart ? '1' : '',
+    ];
+    for (const event of events) args.push(event.type, JSON.stringify(event));
+    const [ok, version] = await this.#guard('append', { streamId }, () =>
+      this.#scripts.wdStoreAppend(keys.events, keys.snap, keys.text, keys.lease, ...args),
+    );
+    if (ok !== 1) {
+      throw new StoreError(
+        'version_conflict',
+        `stream ${streamId} is at version ${version}, not ${expectedVersion}`,
+        { streamId, expected: expectedVersion, actual: version },
+      );
+    }
+    // The indexes follow the stream's state: touched when a snapshot is written (every state change
+    // and now and then), not for every piece of an answer.
+    if (events.length > 0 && (snapshot || expectedVersion === 0))
+      await this.#touchIndex(streamId, snapshot !== undefined && isFinished(snapshot));
+    return { version };
+  }
+
+  async read(streamId: string): Promise<StoredEvent[]> {
+    const keys = streamKeys(this.#prefix, streamId);
+    const entries = await this.#guard('read', { streamId }, () => this.#redis.xrange(keys.events, '-', '+'));
+    return entries.map(([id, fields], i) => ({
+      seq: i + 1,
+      id,
+      event: parseEventJson(fieldOf(fields, 'e')),
+    }));
+  }
+
+  async load(streamId: string, loadOptions: LoadOptions = {}) {
+    const keys = streamKeys(this.#prefix, streamId);
+    const withLease = loadOptions.withLease ?? false;
+    const reply = await this.#guard('load', { streamId }, () => this.#loadRaw(keys, withLease));
+    if (!reply) return undefined;
+    const loaded = this.#rehydrate(streamId, reply);
+    const lease = withLease ? liveLease(reply[4], this.#now()) : undefined;
+    if (lease) loaded.lease = lease;
+    return loaded;
+  }
+
+  async listStreams(listOptions: { limit?: number; unfinishedOnly?: boolean } = {}) {
+    const limit = listOptions.limit ?? 50;
+    const page = Math.max(limit, 20);
+    const summaries: StreamSummary[] = [];
+    const gone: string[] = [];
+    // Unfinished streams are found in their own index: a sweep reads the few that run, not all.
+    const from = listOptions.unfinishedOnly ? this.#running : this.#index;
+    await this.#guard('listStreams', {}, async () => {
+      const minScore = this.#now() - this.#ttl * 1000;
+      for (let offset = 0; summaries.length < limit; offset += page) {
+        const ids = await this.#redis.zrevrangebyscore(from, '+inf', minScore, 'LIMIT', offset, page);
+        // Each stream is its own slot on a cluster: one script per stream, sent together.
+        const replies = await Promise.all(ids.map((id) => this.#loadRaw(streamKeys(this.#prefix, id), true)));
+        for (const [i, id] of ids.entries()) {
+          const reply = replies[i];
+          if (!reply) {
+            gone.push(id);
+            continue;
+          }
+          if (summaries.length >= limit) continue;
+          const summary = this.#summarize(id, reply);
+          // A finished stream left in the running index (its last index update failed): drop it there.
+          if (summary?.finished && listOptions.unfinishedOnly) gone.push(id);
+          else if (summary) summaries.push(summary);
+        }
+        if (ids.length < page) break;
+      }
+      // Streams that expired (or, in the running index, finished) before the index noticed: forget
+      // them there, so later listings skip no work.
+      if (gone.length > 0) await this.#redis.zrem(from, ...gone);
+    });
+    return summaries;
+  }
+
+  // ---- PollReplies ---------------------------------------------------------------------------
+
+  async poll(streamId: string) {
+    const keys = streamKeys(this.#prefix, streamId);
+    const reply = await this.#guard('poll', { streamId }, () =>
+      this.#scripts.wdStorePoll(keys.snap, keys.events, keys.lease, keys.text, POLL_TEXT_BYTES),
+    );
+    if (!reply) return undefined;
+    let polled: PolledStream;
+    if (reply[0] === 1) polled = { version: Number(reply[1]), state: reply[2], reply: reply[3] };
+    else if (reply[0] === 2) polled = { version: Number(reply[1]), state: reply[2], text: reply[3] };
+    else {
+      const loaded = this.#rehydrate(streamId, reply.slice(1) as LoadReply);
+      polled = { version: loaded.version, state: String(loaded.view.value), loaded };
+    }
+    const live = liveLease(reply[0] === 0 ? reply[5] : reply[4], this.#now());
+    if (live) polled.lease = live;
+    return polled;
+  }
+
+  // ---- Leases --------------------------------------------------------------------------------
+
+  async acquireLease(streamId: string, holder: LeaseHolder, ttlMs: number) {
+    const at = this.#now();
+    const key = streamKeys(this.#prefix, streamId).lease;
+    const won = await this.#guard('acquireLease', { streamId, node: holder.node }, () =>
+      this.#scripts.wdStoreAcquire(
+        key,
+        holder.token,
+        Math.max(1, Math.ceil(ttlMs)),
+        at,
+        leaseValue(holder, at + ttlMs),
+      ),
+    );
+    return won === 1;
+  }
+
+  async releaseLease(streamId: string, holder: LeaseHolder) {
+    const key = streamKeys(this.#prefix, streamId).lease;
+    await this.#guard('releaseLease', { streamId, node: holder.node }, () =>
+      this.#scripts.wdStoreRelease(key, holder.token),
+    );
+  }
+
+  async getLease(streamId: string) {
+    const key = streamKeys(this.#prefix, streamId).lease;
+    const value = await this.#guard('getLease', { streamId }, () => this.#redis.get(key));
+    return liveLease(value, this.#now());
+  }
+
+  // ---- Conversations -------------------------------------------------------------------------
+
+  async getConversation(bot: string, scope: string) {
+    const value = await this.#guard('getConversation', { bot, scope }, () =>
+      this.#redis.get(conversationKey(this.#prefix, bot, scope)),
+    );
+    return value ?? undefined;
+  }
+
+  async setConversation(bot: string, scope: string, conversationId: string) {
+    await this.#guard('setConversation', { bot, scope }, () =>
+      this.#redis.set(conversationKey(this.#prefix, bot, scope), conversationId, 'EX', this.#conversationTtl),
+    );
+  }
+
+  async clearConversation(bot: string, scope: string) {
+    await this.#guard('clearConversation', { bot, scope }, () =>
+      this.#redis.del(conversationKey(this.#prefix, bot, scope)),
+    );
+  }
+
+  async joinLine(bot: string, scope: string, streamId: string) {
+    const key = queueKey(this.#prefix, bot, scope);
+    await this.#guard('joinLine', { bot, scope, streamId }, () =>
+      this.#redis.multi().rpush(key, streamId).expire(key, this.#ttl).exec().then(failedPipeline),
+    );
+  }
+
+  async leaveLine(bot: string, scope: string, streamId: string) {
+    const key = queueKey(this.#prefix, bot, scope);
+    await this.#guard('leaveLine', { bot, scope, streamId }, () => this.#redis.lrem(key, 0, streamId));
+  }
+
+  async line(bot: string, scope: string) {
+    const key = queueKey(this.#prefix, bot, scope);
+    return this.#guard('line', { bot, scope }, () => this.#redis.lrange(key, 0, -1));
+  }
+
+  // ---- StopRequests --------------------------------------------------------------------------
+
+  async requestStop(streamId: string) {
+    const key = streamKeys(this.#prefix, streamId).stop;
+    await this.#guard('requestStop', { streamId }, () => this.#redis.set(key, '1', 'EX', this.#ttl));
+  }
+
+  async isStopRequested(streamId: string) {
+    const key = streamKeys(this.#prefix, streamId).stop;
+    return (await this.#guard('isStopRequested', { streamId }, () => this.#redis.exists(key))) === 1;
+  }
+
+  // ---- Backend -------------------------------------------------------------------------------
+
+  async ping() {
+    await this.#guard('ping', {}, () => this.#redis.ping());
+  }
+
+  async close() {
+    const redis = this.#redis;
+    if (redis.status === 'end') return;
+    if (redis.status !== 'ready') {
+      redis.disconnect();
+      return;
+    }
     try {
-      if (!connected) await firstConnection(redis);
+      await redis.quit();
+    } catch {
+      // Quitting a connection that is going away anyway: make sure it is gone, and say nothing.
+      redis.disconnect();
+    }
+  }
+
+  // ---- inside --------------------------------------------------------------------------------
+
+  /**
+   * Runs one backend operation; every failure that is not already ours becomes `unavailable`. Waiting
+   * for a connection is for start-up only: once the client has been up, a reconnect in progress means
+   * Redis is down, and commands must fail at once.
+   */
+  async #guard<T>(op: string, details: Record<string, unknown>, run: () => Promise<T>): Promise<T> {
+    try {
+      if (!this.#connected) await firstConnection(this.#redis);
       return await run();
     } catch (error) {
       if (error instanceof StoreError) throw error;
@@ -270,11 +380,11 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
     }
   }
 
-  function loadRaw(keys: StreamKeys, withLease: boolean): Promise<LoadReply | null> {
-    return scripts.wdStoreLoad(keys.snap, keys.events, keys.lease, keys.text, withLease ? '1' : '0');
+  #loadRaw(keys: StreamKeys, withLease: boolean): Promise<LoadReply | null> {
+    return this.#scripts.wdStoreLoad(keys.snap, keys.events, keys.lease, keys.text, withLease ? '1' : '0');
   }
 
-  function rehydrate(streamId: string, reply: LoadReply): LoadedStream {
+  #rehydrate(streamId: string, reply: LoadReply): LoadedStream {
     const [versionText, snapshotJson, snapshotVersionText, entries, , answer] = reply;
     const version = Number(versionText);
     const expected = version - (snapshotJson ? Number(snapshotVersionText) : 0);
@@ -290,9 +400,9 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
   }
 
   /** A stream that cannot be rebuilt is left out of a listing rather than failing all of it. */
-  function summarizeReply(streamId: string, reply: LoadReply): StreamSummary | undefined {
+  #summarize(streamId: string, reply: LoadReply): StreamSummary | undefined {
     try {
-      return summarize(streamId, rehydrate(streamId, reply).view, liveLease(reply[4], now()));
+      return summarize(streamId, this.#rehydrate(streamId, reply).view, liveLease(reply[4], this.#now()));
     } catch (error) {
       if (error instanceof StoreError && error.code === 'corrupt') return undefined;
       throw error;
@@ -303,232 +413,26 @@ export function createRedisStore(redis: RedisClient, options: RedisStoreOptions)
    * `finished`: whether the appended snapshot is settled. Without a snapshot it is not known, and the
    * stream is kept in the running index, a superset of the unfinished streams that listings filter.
    */
-  async function touchIndex(streamId: string, finished: boolean): Promise<void> {
-    const at = now();
+  async #touchIndex(streamId: string, finished: boolean): Promise<void> {
+    const at = this.#now();
+    const ttl = this.#ttl;
     try {
-      const pipeline = redis
+      const pipeline = this.#redis
         .pipeline()
-        .zadd(index, at, streamId)
-        .zremrangebyscore(index, '-inf', at - ttl * 1000)
-        .expire(index, ttl);
-      if (finished) pipeline.zrem(running, streamId);
-      else pipeline.zadd(running, at, streamId);
-      pipeline.zremrangebyscore(running, '-inf', at - ttl * 1000).expire(running, ttl);
+        .zadd(this.#index, at, streamId)
+        .zremrangebyscore(this.#index, '-inf', at - ttl * 1000)
+        .expire(this.#index, ttl);
+      if (finished) pipeline.zrem(this.#running, streamId);
+      else pipeline.zadd(this.#running, at, streamId);
+      pipeline.zremrangebyscore(this.#running, '-inf', at - ttl * 1000).expire(this.#running, ttl);
       await pipeline.exec().then(failedPipeline);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
-      options.onIndexError?.(
+      this.#onIndexError?.(
         new StoreError('unavailable', `redis index update failed: ${reason}`, { streamId }, { cause: error }),
       );
     }
   }
-
-  return {
-    async append(streamId: string, events: StreamEvent[], appendOptions: AppendOptions) {
-      const { expectedVersion, snapshot, reply, text, lease } = appendOptions;
-      const keys = streamKeys(prefix, streamId);
-      // An appender that says how its events change the text keeps the text projection: the
-      // snapshot's answer is then not stored twice (the snapshot records the text's length instead,
-      // and a reader takes the answer from the text), so a snapshot costs the same for any answer.
-      const apart = snapshot !== undefined && (text !== undefined || snapshot.context.answer === '');
-      const args: Arg[] = [
-        expectedVersion,
-        ttl,
-        events.length,
-        snapshot
-          ? JSON.stringify(
-              apart ? { value: snapshot.value, context: { ...snapshot.context, answer: '' } } : snapshot,
-            )
-          : '',
-        snapshot?.value ?? '',
-        reply === undefined ? '' : reply === 'unchanged' ? '=' : 'fixed' in reply ? reply.fixed : 't',
-        text === undefined || ('append' in text && text.append === '') ? '' : 'append' in text ? 'a' : 's',
-        text === undefined ? '' : 'append' in text ? text.append : text.set,
-        lease ? leaseValue(lease.holder, now() + lease.ttlMs) : '',
-        lease ? Math.max(1, Math.ceil(lease.ttlMs)) : 0,
-        apart ? '1' : '',
-      ];
-      for (const event of events) args.push(event.type, JSON.stringify(event));
-      const [ok, version] = await guard('append', { streamId }, () =>
-        scripts.wdStoreAppend(keys.events, keys.snap, keys.text, keys.lease, ...args),
-      );
-      if (ok !== 1) {
-        throw new StoreError(
-          'version_conflict',
-          `stream ${streamId} is at version ${version}, not ${expectedVersion}`,
-          { streamId, expected: expectedVersion, actual: version },
-        );
-      }
-      // The indexes follow the stream's state: touched when a snapshot is written (every state change
-      // and now and then), not for every piece of an answer.
-      if (events.length > 0 && (snapshot || expectedVersion === 0))
-        await touchIndex(streamId, snapshot !== undefined && isFinished(snapshot));
-      return { version };
-    },
-
-    async read(streamId: string): Promise<StoredEvent[]> {
-      const keys = streamKeys(prefix, streamId);
-      const entries = await guard('read', { streamId }, () => redis.xrange(keys.events, '-', '+'));
-      return entries.map(([id, fields], i) => ({
-        seq: i + 1,
-        id,
-        event: parseEventJson(fieldOf(fields, 'e')),
-      }));
-    },
-
-    async load(streamId: string, loadOptions: LoadOptions = {}) {
-      const keys = streamKeys(prefix, streamId);
-      const withLease = loadOptions.withLease ?? false;
-      const reply = await guard('load', { streamId }, () => loadRaw(keys, withLease));
-      if (!reply) return undefined;
-      const loaded = rehydrate(streamId, reply);
-      const lease = withLease ? liveLease(reply[4], now()) : undefined;
-      if (lease) loaded.lease = lease;
-      return loaded;
-    },
-
-    async poll(streamId: string) {
-      const keys = streamKeys(prefix, streamId);
-      const reply = await guard('poll', { streamId }, () =>
-        scripts.wdStorePoll(keys.snap, keys.events, keys.lease, keys.text, POLL_TEXT_BYTES),
-      );
-      if (!reply) return undefined;
-      let polled: PolledStream;
-      if (reply[0] === 1) polled = { version: Number(reply[1]), state: reply[2], reply: reply[3] };
-      else if (reply[0] === 2) polled = { version: Number(reply[1]), state: reply[2], text: reply[3] };
-      else {
-        const loaded = rehydrate(streamId, reply.slice(1) as LoadReply);
-        polled = { version: loaded.version, state: String(loaded.view.value), loaded };
-      }
-      const live = liveLease(reply[0] === 0 ? reply[5] : reply[4], now());
-      if (live) polled.lease = live;
-      return polled;
-    },
-
-    async getConversation(bot: string, scope: string) {
-      const value = await guard('getConversation', { bot, scope }, () =>
-        redis.get(conversationKey(prefix, bot, scope)),
-      );
-      return value ?? undefined;
-    },
-
-    async setConversation(bot: string, scope: string, conversationId: string) {
-      await guard('setConversation', { bot, scope }, () =>
-        redis.set(conversationKey(prefix, bot, scope), conversationId, 'EX', conversationTtl),
-      );
-    },
-
-    async clearConversation(bot: string, scope: string) {
-      await guard('clearConversation', { bot, scope }, () => redis.del(conversationKey(prefix, bot, scope)));
-    },
-
-    async acquireLease(streamId: string, holder: LeaseHolder, ttlMs: number) {
-      const at = now();
-      const key = streamKeys(prefix, streamId).lease;
-      const won = await guard('acquireLease', { streamId, node: holder.node }, () =>
-        scripts.wdStoreAcquire(
-          key,
-          holder.token,
-          Math.max(1, Math.ceil(ttlMs)),
-          at,
-          leaseValue(holder, at + ttlMs),
-        ),
-      );
-      return won === 1;
-    },
-
-    async releaseLease(streamId: string, holder: LeaseHolder) {
-      const key = streamKeys(prefix, streamId).lease;
-      await guard('releaseLease', { streamId, node: holder.node }, () =>
-        scripts.wdStoreRelease(key, holder.token),
-      );
-    },
-
-    async getLease(streamId: string) {
-      const key = streamKeys(prefix, streamId).lease;
-      const value = await guard('getLease', { streamId }, () => redis.get(key));
-      return liveLease(value, now());
-    },
-
-    async requestStop(streamId: string) {
-      const key = streamKeys(prefix, streamId).stop;
-      await guard('requestStop', { streamId }, () => redis.set(key, '1', 'EX', ttl));
-    },
-
-    async isStopRequested(streamId: string) {
-      const key = streamKeys(prefix, streamId).stop;
-      return (await guard('isStopRequested', { streamId }, () => redis.exists(key))) === 1;
-    },
-
-    async joinQueue(bot: string, scope: string, streamId: string) {
-      const key = queueKey(prefix, bot, scope);
-      await guard('joinQueue', { bot, scope, streamId }, () =>
-        redis.multi().rpush(key, streamId).expire(key, ttl).exec().then(failedPipeline),
-      );
-    },
-
-    async leaveQueue(bot: string, scope: string, streamId: string) {
-      const key = queueKey(prefix, bot, scope);
-      await guard('leaveQueue', { bot, scope, streamId }, () => redis.lrem(key, 0, streamId));
-    },
-
-    async queue(bot: string, scope: string) {
-      const key = queueKey(prefix, bot, scope);
-      return guard('queue', { bot, scope }, () => redis.lrange(key, 0, -1));
-    },
-
-    async listStreams(listOptions: { limit?: number; unfinishedOnly?: boolean } = {}) {
-      const limit = listOptions.limit ?? 50;
-      const page = Math.max(limit, 20);
-      const summaries: StreamSummary[] = [];
-      const gone: string[] = [];
-      await guard('listStreams', {}, async () => {
-        const minScore = now() - ttl * 1000;
-        // Unfinished streams are found in their own index: a sweep reads the few that run, not all.
-        const from = listOptions.unfinishedOnly ? running : index;
-        for (let offset = 0; summaries.length < limit; offset += page) {
-          const ids = await redis.zrevrangebyscore(from, '+inf', minScore, 'LIMIT', offset, page);
-          // Each stream is its own slot on a cluster: one script per stream, sent together.
-          const replies = await Promise.all(ids.map((id) => loadRaw(streamKeys(prefix, id), true)));
-          for (const [i, id] of ids.entries()) {
-            const reply = replies[i];
-            if (!reply) {
-              gone.push(id);
-              continue;
-            }
-            if (summaries.length >= limit) continue;
-            const summary = summarizeReply(id, reply);
-            // A finished stream left in the running index (its last index update failed): drop it there.
-            if (summary?.finished && listOptions.unfinishedOnly) gone.push(id);
-            else if (summary) summaries.push(summary);
-          }
-          if (ids.length < page) break;
-        }
-        // Streams that expired (or, in the running index, finished) before the index noticed: forget
-        // them there, so later listings skip no work.
-        if (gone.length > 0) await redis.zrem(from, ...gone);
-      });
-      return summaries;
-    },
-
-    async ping() {
-      await guard('ping', {}, () => redis.ping());
-    },
-
-    async close() {
-      if (redis.status === 'end') return;
-      if (redis.status !== 'ready') {
-        redis.disconnect();
-        return;
-      }
-      try {
-        await redis.quit();
-      } catch {
-        // Quitting a connection that is going away anyway: make sure it is gone, and say nothing.
-        redis.disconnect();
-      }
-    },
-  };
 }
 
 function fieldOf(fields: string[], name: string): string {
