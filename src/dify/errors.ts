@@ -1,6 +1,6 @@
 // Every way a Dify call can fail, as one error class with a stable `code` and a failure `kind`.
 // The table below is the only place that decides which Dify codes mean what; the runner maps
-// `kind` to the text the user reads (src/machines/texts.ts). Sources: reference/dify-api.md §5.
+// `kind` to the text the user reads (src/machines/texts.ts). Sources: docs/protocol/dify.md §6.
 import { errors as undiciErrors } from 'undici';
 
 /** The failure class the runner maps to user-facing text. */
@@ -34,7 +34,7 @@ export interface DifyErrorInit {
   status?: number;
   /** Defaults to the table's answer for (status, code, phase). */
   kind?: DifyErrorKind;
-  /** Defaults to the §8.12 rule: only a pre-stream 429 too_many_requests or 5xx. */
+  /** Defaults to the §6.4 rule: only a pre-stream 429 too_many_requests or 5xx. */
   retryable?: boolean;
   phase?: DifyErrorPhase;
   partial?: string;
@@ -51,7 +51,7 @@ export class DifyError extends Error {
   readonly code: string;
   readonly status?: number;
   readonly kind: DifyErrorKind;
-  /** True only when sending the same request again is safe and may help (§8.12). */
+  /** True only when sending the same request again is safe and may help (§6.4). */
   readonly retryable: boolean;
   readonly phase: DifyErrorPhase;
   /** The answer text received before the stream broke off. */
@@ -79,9 +79,9 @@ export const isDifyError = (err: unknown): err is DifyError => err instanceof Di
 type KindRule = DifyErrorKind | { request: DifyErrorKind; stream: DifyErrorKind };
 
 /**
- * (code) → kind, §5.2 and §5.3. A code not listed falls back to the HTTP status (kindForStatus).
+ * (code) → kind, §6.1 and §6.2. A code not listed falls back to the HTTP status (kindForStatus).
  * `invalid_param` before the stream is nearly always our configuration (a required input missing,
- * files the app does not accept); inside a 200 stream it is a runtime ValueError (I#26996).
+ * files the app does not accept); inside a 200 stream it is a runtime ValueError (§6.1).
  */
 const kindByCode: Record<string, KindRule> = {
   // ours
@@ -93,7 +93,7 @@ const kindByCode: Record<string, KindRule> = {
   workflow_failed: 'failed',
   // Dify's
   too_many_requests: 'rate_limited',
-  rate_limit_error: 'quota', // Cloud plan quota: retrying will not help (§5.3)
+  rate_limit_error: 'quota', // Cloud plan quota: retrying will not help (§6.2)
   provider_quota_exceeded: 'quota',
   unauthorized: 'misconfigured',
   forbidden: 'misconfigured',
@@ -107,7 +107,7 @@ const kindByCode: Record<string, KindRule> = {
   bad_request: 'misconfigured',
   invalid_param: { request: 'misconfigured', stream: 'failed' },
   not_found: 'not_found',
-  completion_request_error: 'server', // the LLM provider call failed (§5.2)
+  completion_request_error: 'server', // the LLM provider call failed (§6.1)
   internal_server_error: 'server',
   unknown: 'server',
   conversation_completed: 'failed',
@@ -122,7 +122,7 @@ const kindByCode: Record<string, KindRule> = {
 export const isKnownCode = (code: string): boolean =>
   Object.hasOwn(kindByCode, code) || code === 'http_error';
 
-/** For bodies without a code (HTML from a proxy, §8.15) or codes we do not know. */
+/** For bodies without a code (HTML from a proxy, §6.3) or codes we do not know. */
 function kindForStatus(status: number | undefined): DifyErrorKind {
   if (status === undefined) return 'failed';
   if (status === 401 || status === 403) return 'misconfigured';
@@ -146,7 +146,7 @@ export function classify(
 }
 
 /**
- * §8.12: a POST may already have created the message and billed the LLM, so only what cannot have
+ * §6.4: a POST may already have created the message and billed the LLM, so only what cannot have
  * started a run is retried: Dify's concurrency 429 and 5xx answers. (Connection refused is decided
  * where the socket error is read, in fromNetworkError.)
  */
@@ -187,8 +187,8 @@ function parseEnvelope(text: string): Envelope | undefined {
 }
 
 /**
- * An HTTP answer that is not a 200 event stream (§11.2): Dify's JSON envelope `{code,message,status}`
- * when it is one, else `http_error` with a snippet of whatever came (HTML, empty, text; §8.15).
+ * An HTTP answer that is not a 200 event stream (§10.2): Dify's JSON envelope `{code,message,status}`
+ * when it is one, else `http_error` with a snippet of whatever came (HTML, empty, text; §6.3).
  */
 export function fromHttpResponse(status: number, bodyText: string, retryAfterMs?: number): DifyError {
   const envelope = parseEnvelope(bodyText);
@@ -211,7 +211,7 @@ export function fromHttpResponse(status: number, bodyText: string, retryAfterMs?
   });
 }
 
-/** An in-stream `error` frame (§5.2): HTTP was 200, the stream is over; never retried. */
+/** An in-stream `error` frame (§6.1): HTTP was 200, the stream is over; never retried. */
 export function fromErrorFrame(
   frame: { code?: string; status?: number; message?: string },
   partial: string,
@@ -284,7 +284,7 @@ export function fromNetworkError(
       code: 'incomplete',
       message: `the Dify stream broke off before its end: ${describe(err)}`,
     });
-  // Refused means nothing reached Dify, so sending again is safe (§8.12). A reset may not be.
+  // Refused means nothing reached Dify, so sending again is safe (§6.4). A reset may not be.
   const refused = codes.includes('ECONNREFUSED');
   return new DifyError({
     ...base,
