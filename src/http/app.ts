@@ -76,7 +76,7 @@ async function serveCallback(
       requestId,
       logger: deps.logger,
     });
-    // The official demo and plugin answer the encrypted JSON as text/plain (§5.1).
+    // The official demo and plugin answer the encrypted JSON as text/plain (docs/protocol/wecom.md §5.1).
     res.writeHead(200, {
       'content-type': 'text/plain; charset=utf-8',
       'content-length': Buffer.byteLength(body),

@@ -1,5 +1,5 @@
 // The WeCom callback route: verify, decrypt, parse, dispatch, and reply with the encrypted envelope
-// (reference/wecom-aibot.md §3–§5). One log line per callback: msgid, aibotid, msgtype, userid, outcome, ms.
+// (docs/protocol/wecom.md §3–§5). One log line per callback: msgid, aibotid, msgtype, userid, outcome, ms.
 import type { Context } from 'koa';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
@@ -135,7 +135,7 @@ export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): 
   }
 }
 
-/** The text of a quoted message (§6 `quote`): text, voice transcript, or the text items of a mixed one. */
+/** The text of a quoted message (§6.5 `quote`): text, voice transcript, or the text items of a mixed one. */
 function quotedText(m: UserMessage): string | undefined {
   const q = m.quote;
   if (!q) return undefined;

@@ -1,4 +1,4 @@
-// Parsing the decrypted callback JSON (reference/wecom-aibot.md §6) into the typed union.
+// Parsing the decrypted callback JSON (docs/protocol/wecom.md §6) into the typed union.
 import { describe, expect, it } from 'vitest';
 import { WecomError } from './errors.js';
 import { isEvent, isUserMessage, parseMessage, stripMention, type WecomMessage } from './messages.js';
@@ -244,7 +244,7 @@ describe('stripMention', () => {
   });
 });
 
-describe('reply plaintexts (§5.3)', () => {
+describe('reply plaintexts (§5)', () => {
   it('a stream reply, with feedback only when asked', () => {
     expect(streamReply('s1', 'hi', false)).toEqual({
       msgtype: 'stream',

@@ -1,4 +1,4 @@
-// The decrypted callback JSON (reference/wecom-aibot.md §6), parsed once into a typed union keyed by
+// The decrypted callback JSON (docs/protocol/wecom.md §6), parsed once into a typed union keyed by
 // `kind`. WeCom's own field names are kept (msgid, from.userid, response_url…), and so is every
 // field this version does not know (looseObject), so a newer payload never breaks the parse.
 import { z } from 'zod';
@@ -16,7 +16,7 @@ const mixedItemSchema = z.looseObject({
 
 const mixedBody = z.looseObject({ msg_item: z.array(mixedItemSchema) });
 
-/** A quoted message: one of text/image/mixed/voice/file in the same structure (§6). */
+/** A quoted message: one of text/image/mixed/voice/file in the same structure (§6.5). */
 const quoteSchema = z.looseObject({
   msgtype: z.string(),
   text: textBody.optional(),
@@ -76,7 +76,7 @@ const eventSchemas = {
     msgtype: z.literal('event'),
     event: z.looseObject({
       eventtype: z.literal('template_card_event'),
-      // The doc's table says cardtype/eventkey; its JSON and the SDK say card_type/event_key (§6).
+      // The doc's table says cardtype/eventkey; its JSON and the SDK say card_type/event_key (§6.6).
       template_card_event: z.looseObject({
         card_type: z.string().optional(),
         event_key: z.string().optional(),
@@ -155,7 +155,7 @@ const LEADING_MENTION = /^\s*@[^\s@]+(?:\s+|$)/u;
 const TRAILING_MENTION = /@[^\s@]+\s*$/u;
 
 /**
- * Removes the bot's @mention that WeCom leaves inside group text (§6, pitfall §14.4): a leading
+ * Removes the bot's @mention that WeCom leaves inside group text (§6.4): a leading
  * `@name`, or, when there is none, a trailing one (real sample: `"hello@项目开发管理助手 "`), then
  * trims. Only one end is stripped so that a message which starts with the mention keeps a trailing
  * e-mail address (`@Bot write to a@b.com`). Mentions in the middle are left alone.

@@ -1,4 +1,4 @@
-// The plaintexts of passive replies (reference/wecom-aibot.md §5.2, §5.3), before encryption.
+// The plaintexts of passive replies (docs/protocol/wecom.md §5.2–§5.6), before encryption.
 // Which reply suits which callback is the caller's choice; the builders only shape the JSON.
 
 export interface StreamReplyBody {
@@ -20,7 +20,7 @@ export interface TextReplyBody {
   text: { content: string };
 }
 
-/** The "empty packet" (§4): an encrypted `{}`, the form the official plugin sends. */
+/** The "empty packet" (§4.3): an encrypted `{}`, the form the official plugin sends. */
 export type EmptyReplyBody = Record<string, never>;
 
 export type ReplyBody = StreamReplyBody | TextReplyBody | EmptyReplyBody;

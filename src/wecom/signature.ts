@@ -1,4 +1,4 @@
-// The callback signature (reference/wecom-aibot.md §2.3): SHA-1 of the four values sorted as
+// The callback signature (docs/protocol/wecom.md §2.5): SHA-1 of the four values sorted as
 // strings and joined with no separator, compared in constant time.
 import { createHash, timingSafeEqual } from 'node:crypto';
 
