@@ -1,5 +1,5 @@
-// The Redis side of directory auth, keeping the keys of the system this replaces
-// (reference/original-wechatlaibao.md, "Redis数据结构"):
+// The Redis side of directory auth, keeping the keys of the system this replaces (other systems
+// still read them):
 //   authorization:wechatid:{userid} → token
 //   authorization:token:{token}     → user info JSON
 // both with the TTL the token service gave. Plus two keys of our own, under `wd:`: a short lock so
