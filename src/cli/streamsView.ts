@@ -1,5 +1,6 @@
 // What `wecom-dify streams` shows: the store's summaries filtered (unfinished, stuck, one user) and laid
 // out as a table or as JSON rows. Pure: the summaries and the clock come in.
+import { defaultStuckSettings, diagnoseStuck, type StuckReason } from '../diagnosis/stuck.js';
 import type { StreamSummary } from '../store/port.js';
 import { formatDuration } from './duration.js';
 import { formatTable } from './table.js';
@@ -11,8 +12,6 @@ export interface StreamsFilter {
   user?: string;
   limit: number;
 }
-
-export type StuckReason = 'no-lease' | 'quiet';
 
 export interface StreamRow {
   streamId: string;
@@ -36,11 +35,7 @@ export function stuckReason(
   now: number,
   stuckAfterMs: number,
 ): StuckReason | undefined {
-  if (summary.finished) return undefined;
-  // The store returns only a live lease, so none means it ran out, was handed back, or never was.
-  if (!summary.lease || summary.lease.until <= now) return 'no-lease';
-  if (now - summary.lastEventAt >= stuckAfterMs) return 'quiet';
-  return undefined;
+  return diagnoseStuck(summary, summary.lease, now, { ...defaultStuckSettings, stuckAfterMs }).stuck;
 }
 
 export function selectStreams(
