@@ -13,7 +13,8 @@ export interface StreamsFilter {
   limit: number;
 }
 
-export interface StreamRow {
+/** One stream as `wecom-dify streams` shows it: a row of its table, or an object of its JSON. */
+export interface StreamsTableRow {
   streamId: string;
   userid: string;
   state: string;
@@ -42,8 +43,8 @@ export function selectStreams(
   summaries: readonly StreamSummary[],
   filter: StreamsFilter,
   now: number,
-): StreamRow[] {
-  const rows: StreamRow[] = [];
+): StreamsTableRow[] {
+  const rows: StreamsTableRow[] = [];
   for (const s of summaries) {
     if (rows.length >= filter.limit) break;
     if (filter.user !== undefined && s.userid !== filter.user) continue;
@@ -67,7 +68,7 @@ export function selectStreams(
   return rows;
 }
 
-export function streamsTable(rows: readonly StreamRow[], now: number): string[] {
+export function streamsTable(rows: readonly StreamsTableRow[], now: number): string[] {
   if (rows.length === 0) return ['no streams'];
   const withStuck = rows.some((r) => r.stuck);
   const header = ['STREAM', 'USER', 'STATE', 'AGE', 'LAST EVENT', 'ANSWER', 'OWNER'];

@@ -33,15 +33,15 @@ export interface InspectorDeps {
   now?: () => number;
 }
 
-/** One row of the live list. */
-export interface StreamRow extends StreamSummary {
+/** One stream in the inspector's live list: its summary, and whether its owner is alive. */
+export interface ListedStream extends StreamSummary {
   leaseLive: boolean;
 }
 
 export interface StreamList {
   /** The server's clock, so that the page shows ages without trusting the browser's. */
   now: number;
-  streams: StreamRow[];
+  streams: ListedStream[];
 }
 
 export interface StreamDetail {
