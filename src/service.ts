@@ -121,7 +121,13 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     readiness,
     isDraining: () => draining,
     extend: config.inspector.enabled
-      ? (router) => mountInspector(router, { store, token: config.inspector.token, logger })
+      ? (router) =>
+          mountInspector(router, {
+            store,
+            token: config.inspector.token,
+            logger,
+            windowMs: config.stream.windowMs,
+          })
       : undefined,
   });
   if (config.inspector.enabled && !config.inspector.token)

@@ -1,5 +1,4 @@
-// Authentication: the Authenticator port, its adapters, the directory and its admin commands.
-export { type AdminConfig, type AdminDeps, runMigrate, runUsers, usersUsage } from './adminCli.js';
+// Authentication: the Authenticator port, its adapters, the directory and the token cache.
 export { AllowlistAuthenticator, type AllowlistOptions } from './allowlist.js';
 export {
   type Directory,

@@ -4,9 +4,9 @@
 export { type Chart, type ChartEdge, type ChartNode, chartOf } from './chart.js';
 export {
   type InspectorDeps,
+  type ListedStream,
   mountInspector,
   type StreamDetail,
   type StreamList,
-  type StreamRow,
 } from './routes.js';
 export { bubbleAt, replaySteps, type Step, type StepOutcome } from './steps.js';

@@ -4,6 +4,13 @@
 import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { z } from 'zod';
+import {
+  defaultStuckSettings,
+  diagnoseStuck,
+  type StreamFacts,
+  type StuckDiagnosis,
+  type StuckReason,
+} from '../../diagnosis/stuck.js';
 import type { Logger } from '../../log.js';
 import { hideResponseUrl } from '../../machines/hiddenResponseUrl.js';
 import {
@@ -12,6 +19,8 @@ import {
   isKnown,
   isRunning,
   type StreamContext,
+  type StreamSnapshot,
+  stateOf,
   streamMachine,
   type Texts,
 } from '../../machines/index.js';
@@ -31,17 +40,21 @@ export interface InspectorDeps {
   texts?: Texts;
   /** The store's clock, for tests; the age of a stream and whether its lease is live follow it. */
   now?: () => number;
+  /** WeCom's polling window (STREAM_WINDOW_SECONDS), for "the bubble can no longer change". */
+  windowMs?: number;
 }
 
-/** One row of the live list. */
-export interface StreamRow extends StreamSummary {
+/** One stream in the inspector's live list: its summary, and whether its owner is alive. */
+export interface ListedStream extends StreamSummary {
   leaseLive: boolean;
+  /** Set when the stream is unfinished and stuck: its owner is gone, or it has been quiet too long. */
+  stuck?: StuckReason;
 }
 
 export interface StreamList {
   /** The server's clock, so that the page shows ages without trusting the browser's. */
   now: number;
-  streams: StreamRow[];
+  streams: ListedStream[];
 }
 
 export interface StreamDetail {
@@ -57,6 +70,8 @@ export interface StreamDetail {
   answerLength: number;
   lease: Lease | null;
   leaseLive: boolean;
+  /** Why it stands still: its owner, its quiet, what it waits for, WeCom's window. */
+  diagnosis: StuckDiagnosis;
   steps: Step[];
 }
 
@@ -111,6 +126,7 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
   const log = deps.logger.child({ component: 'inspector' });
   const texts = deps.texts ?? defaultTexts;
   const now = deps.now ?? Date.now;
+  const stuckSettings = { ...defaultStuckSettings, ...(deps.windowMs ? { windowMs: deps.windowMs } : {}) };
   // Read from the machine's definition once: it is code, it does not change while we run.
   const chart = chartOf(streamMachine);
   const guard = requireToken(deps.token);
@@ -199,7 +215,10 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
       const at = now();
       return {
         now: at,
-        streams: summaries.map((s) => ({ ...s, leaseLive: s.lease !== undefined && s.lease.until > at })),
+        streams: summaries.map((s): ListedStream => {
+          const { lease, stuck } = diagnoseStuck(s, s.lease, at, stuckSettings);
+          return { ...s, leaseLive: lease.status === 'held', ...(stuck ? { stuck } : {}) };
+        }),
       };
     }),
   );
@@ -218,6 +237,14 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
     return { streamId, events, lease };
   }
 
+  /** The stream a queued one waits behind, and its state: often the whole answer to "why is it stuck". */
+  async function behindOf(snapshot: StreamSnapshot): Promise<StreamFacts['behind']> {
+    const streamId = snapshot.context.queuedBehind;
+    if (!streamId || stateOf(snapshot) !== 'queued') return undefined;
+    const loaded = await fromStore('load', () => store.load(streamId));
+    return { streamId, state: loaded ? stateOf(loaded.view) : 'gone (expired)' };
+  }
+
   router.get(
     '/inspector/api/streams/:id',
     common,
@@ -227,7 +254,9 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
       const { steps, snapshot } = replaySteps(events, texts);
       const { answer, ...rest } = snapshot.context;
       const context = hideResponseUrl(rest);
+      const behind = await behindOf(snapshot);
       const at = now();
+      const diagnosis = diagnoseStuck(factsOf(snapshot, steps, behind), lease, at, stuckSettings);
       return {
         now: at,
         streamId,
@@ -238,7 +267,8 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
         context,
         answerLength: answer.length,
         lease: lease ?? null,
-        leaseLive: lease !== undefined && lease.until > at,
+        leaseLive: diagnosis.lease.status === 'held',
+        diagnosis,
         steps,
       };
     }),
@@ -271,6 +301,29 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
       throw new InspectorError('not_found', 'no such inspector API');
     }),
   );
+}
+
+/** What the fold of a stream's events tells the diagnosis. */
+function factsOf(
+  snapshot: StreamSnapshot,
+  steps: readonly Step[],
+  behind: StreamFacts['behind'],
+): StreamFacts {
+  // A long answer has many thousand steps: no spread into Math.max.
+  const lastEventAt = steps.reduce<number | undefined>(
+    (last, s) => (s.at === undefined ? last : Math.max(last ?? s.at, s.at)),
+    undefined,
+  );
+  const taken = steps.findLast((s) => s.outcome === 'moved' || s.outcome === 'stayed');
+  return {
+    state: stateOf(snapshot),
+    finished: isFinished(snapshot),
+    openedAt: snapshot.context.openedAt,
+    ...(lastEventAt !== undefined ? { lastEventAt } : {}),
+    stateSince: snapshot.context.lastEventAt,
+    ...(taken ? { lastTaken: taken.type } : {}),
+    ...(behind ? { behind } : {}),
+  };
 }
 
 function escapeHtml(text: string): string {

@@ -68,10 +68,13 @@ function renderList(now, streams) {
   const rows = streams.map((s) => {
     const row = el(
       'tr',
-      { 'data-stream-id': s.streamId, className: s.streamId === selectedId() ? 'selected' : '' },
+      {
+        'data-stream-id': s.streamId,
+        className: [s.streamId === selectedId() ? 'selected' : '', s.stuck ? 'stuck' : ''].join(' ').trim(),
+      },
       el('td', { className: 'id', title: s.streamId, textContent: s.streamId }),
       el('td', { textContent: s.userid }),
-      el('td', {}, el('span', { className: badgeClass(s.state, s.finished), textContent: s.state })),
+      el('td', s.stuck ? { title: stuckText[s.stuck] } : {}, el('span', { className: badgeClass(s.state, s.finished), textContent: s.state })),
       el('td', { className: 'num', textContent: duration(now - s.openedAt) }),
       el('td', { className: 'num', textContent: duration(now - s.lastEventAt) }),
       el('td', { className: 'num', textContent: String(s.answerLength) }),
@@ -79,7 +82,7 @@ function renderList(now, streams) {
         'td',
         s.leaseLive
           ? { className: 'lease-live', textContent: '● live', title: `${s.lease.node}, ${duration(s.lease.until - now)} left` }
-          : { className: 'lease-none', textContent: '–', title: s.lease ? 'run out' : 'no lease' },
+          : { className: s.stuck ? 'lease-none gone' : 'lease-none', textContent: '–', title: s.lease ? 'run out' : 'no lease' },
       ),
     );
     row.addEventListener('click', () => {
@@ -90,6 +93,39 @@ function renderList(now, streams) {
   document.querySelector('#streams tbody').replaceChildren(...rows);
   $('count').textContent = `(${streams.length})`;
   $('empty').hidden = streams.length > 0;
+}
+
+// ---- why a stream stands still (the server decides it: src/diagnosis/stuck.ts) ----
+
+const stuckText = {
+  'no-lease': 'stuck: its owner is gone; the next poll or a node’s sweep takes it over',
+  quiet: 'stuck: no event for a while, though its owner is alive',
+};
+
+function waitingText(w) {
+  const what = {
+    auth: 'waiting on authentication',
+    queue: `queued behind ${w.behind}${w.behindState ? ` (${w.behindState})` : ''}`,
+    'dify-start': 'waiting for the Dify call to start',
+    dify: `waiting on Dify (the last event: ${w.lastEvent})`,
+  }[w.on];
+  return `${what} for ${duration(w.forMs)}`;
+}
+
+/** The diagnosis in a few words, the verdict first: stuck or not, what it waits for, WeCom's window. */
+function renderWhy(d) {
+  const g = d.diagnosis;
+  const parts = [];
+  if (g && !d.finished) {
+    if (g.stuck === 'quiet')
+      parts.push(el('strong', { textContent: `stuck: no event for ${duration(g.quietMs)}, though its owner is alive` }));
+    else if (g.stuck) parts.push(el('strong', { textContent: stuckText[g.stuck] }));
+    if (g.waiting) parts.push(waitingText(g.waiting));
+    if (g.windowPassed) parts.push('WeCom stopped polling: the bubble can no longer change');
+    else if (g.windowEndsAt !== undefined) parts.push(`WeCom polls for ${duration(g.windowEndsAt - d.now)} more`);
+  }
+  $('stream-why').replaceChildren(...parts.flatMap((part, i) => (i ? [' · ', part] : [part])));
+  $('stream-why').hidden = parts.length === 0;
 }
 
 // ---- the chart ----
@@ -222,6 +258,7 @@ function renderMeta() {
     ` · opened ${duration(d.now - c.openedAt)} ago · last event ${duration(d.now - c.lastEventAt)} ago`,
     ` · ${d.version} events · answer ${d.answerLength} chars · ${lease}`,
   );
+  renderWhy(d);
   $('question').textContent = c.query;
   const skip = new Set(['query']);
   const rows = [];

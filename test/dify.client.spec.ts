@@ -3,16 +3,16 @@
 // failure class, retries, stop and abort.
 import { createServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DifyClient, type DifyClientOptions, type DifyStreamRequest } from '../src/dify/client.js';
+import { DifyError } from '../src/dify/errors.js';
+import type { DifyEvent } from '../src/dify/events.js';
 import {
   type FakeDify,
   fixturesAvailable,
   readFixture,
   type Scenario,
   startFakeDify,
-} from '../../test/support/fakeDify.js';
-import { DifyClient, type DifyClientOptions, type DifyStreamRequest } from './client.js';
-import { DifyError } from './errors.js';
-import type { DifyEvent } from './events.js';
+} from './support/fakeDify.js';
 
 let fake: FakeDify;
 const clients: DifyClient[] = [];

@@ -1,9 +1,9 @@
 // SSE framing and the answer fold, without a network: the wire quirks of docs/protocol/dify.md §3 and §9.
 import { describe, expect, it } from 'vitest';
-import { fixtureFiles, fixturesAvailable, prng, readFixture, rechunk } from '../../test/support/fakeDify.js';
-import { DifyError } from './errors.js';
-import { AnswerFold, type DifyEvent } from './events.js';
-import { type DifyFrame, DifyFrameReader, FrameTooLargeError, parseFrame } from './sse.js';
+import { DifyError } from '../src/dify/errors.js';
+import { AnswerFold, type DifyEvent } from '../src/dify/events.js';
+import { type DifyFrame, DifyFrameReader, FrameTooLargeError, parseFrame } from '../src/dify/sse.js';
+import { fixtureFiles, fixturesAvailable, prng, readFixture, rechunk } from './support/fakeDify.js';
 
 const enc = new TextEncoder();
 
