@@ -19,17 +19,17 @@ export type DifyFrameBody =
   | { event: 'message_replace'; answer: string }
   | { event: 'text_chunk'; text: string }
   | { event: 'text_replace'; text: string }
-  | { event: 'message_end'; usage?: Usage }
+  | { event: 'message_end'; usage?: Usage | undefined }
   | { event: 'workflow_started' }
   | {
       event: 'workflow_finished';
       status: string;
-      error?: string;
-      outputs?: Record<string, unknown>;
-      usage?: Usage;
+      error?: string | undefined;
+      outputs?: Record<string, unknown> | undefined;
+      usage?: Usage | undefined;
     }
   | { event: 'workflow_paused' }
-  | { event: 'error'; code?: string; status?: number; message?: string }
+  | { event: 'error'; code?: string | undefined; status?: number | undefined; message?: string | undefined }
   | { event: 'other'; name: string };
 
 export type DifyFrame = DifyFrameBody & {
