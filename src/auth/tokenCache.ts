@@ -45,7 +45,7 @@ export interface TokenCacheOptions {
   /** Prepended to every key; '' in production so the keys are exactly the shared ones. Tests use a random one. */
   keyPrefix?: string;
   /** Of our own keys (the lock and the failure marker): REDIS_KEY_PREFIX, `wd:` by default. */
-  ownPrefix?: string;
+  ownPrefix?: string | undefined;
   /**
    * Renew a token this long before it expires (capped at a tenth of its lifetime), so that an
    * answer that takes a while does not run with a token that dies half way. Default 30 s.

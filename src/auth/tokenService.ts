@@ -55,7 +55,7 @@ export interface TokenServiceOptions {
   timeoutMs: number;
   dispatcher?: Dispatcher;
   /** HTTP_PROXY / HTTPS_PROXY / NO_PROXY (an internal token service is usually in NO_PROXY). */
-  proxy?: ProxySettings;
+  proxy?: ProxySettings | undefined;
 }
 
 /** Bodies larger than this are not a token answer. */
@@ -77,10 +77,11 @@ async function readAnswer(
 }
 
 export function createTokenService(options: TokenServiceOptions): TokenService {
-  const ownAgent = options.dispatcher
-    ? undefined
-    : outboundAgent(options.proxy, { connectTimeout: options.timeoutMs, keepAliveTimeout: 10_000 });
-  const dispatcher = options.dispatcher ?? ownAgent;
+  const dispatcher =
+    options.dispatcher ??
+    outboundAgent(options.proxy, { connectTimeout: options.timeoutMs, keepAliveTimeout: 10_000 });
+  // Closed with the service; a dispatcher given in is its giver's to close.
+  const ownAgent = options.dispatcher ? undefined : dispatcher;
   const where = (() => {
     try {
       const u = new URL(options.url);

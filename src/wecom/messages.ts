@@ -205,7 +205,7 @@ function userExtras(
 
 export interface ParseOptions {
   /** The bot's display name in group mentions (WECOM_BOT_NAME); a heuristic strips it when unset. */
-  botName?: string;
+  botName?: string | undefined;
 }
 
 /** Parses the plaintext of a decrypted callback. Throws WecomError `bad_json` or `bad_message`. */

@@ -25,7 +25,7 @@ import { replaySteps, type Step, statePath } from './steps.js';
 export interface InspectorDeps {
   store: StreamStore;
   /** INSPECTOR_TOKEN: when set, every inspector request must carry it. */
-  token?: string;
+  token?: string | undefined;
   logger: Logger;
   /** The bubble texts the runner uses, when they are not the defaults. */
   texts?: Texts;
