@@ -11,16 +11,16 @@ import {
   isFinished,
   isKnown,
   isRunning,
-  type StreamContext,
   streamMachine,
   type Texts,
 } from '../../machines/index.js';
 import { isStreamId } from '../../store/keys.js';
-import type { Lease, StreamStore, StreamSummary } from '../../store/port.js';
+import type { Lease, StreamStore } from '../../store/port.js';
 import { requireToken } from './access.js';
+import type { ApiError, Chart, StreamDetail, StreamList } from './api.js';
 import { readAsset } from './assets.js';
 import { chartOf } from './chart.js';
-import { replaySteps, type Step, statePath } from './steps.js';
+import { replaySteps, statePath } from './steps.js';
 
 export interface InspectorDeps {
   store: StreamStore;
@@ -31,33 +31,6 @@ export interface InspectorDeps {
   texts?: Texts;
   /** The store's clock, for tests; the age of a stream and whether its lease is live follow it. */
   now?: () => number;
-}
-
-/** One row of the live list. */
-export interface StreamRow extends StreamSummary {
-  leaseLive: boolean;
-}
-
-export interface StreamList {
-  /** The server's clock, so that the page shows ages without trusting the browser's. */
-  now: number;
-  streams: StreamRow[];
-}
-
-export interface StreamDetail {
-  now: number;
-  streamId: string;
-  /** How many events the stream has. */
-  version: number;
-  state: string;
-  finished: boolean;
-  running: boolean;
-  /** The context after the last event, without the answer (its length is `answerLength`). */
-  context: Omit<StreamContext, 'answer'>;
-  answerLength: number;
-  lease: Lease | null;
-  leaseLive: boolean;
-  steps: Step[];
 }
 
 /** A stream's events as stored, for `wecom-dify replay --url`, which folds them itself. */
@@ -147,7 +120,10 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
         if (!known) log.error({ err: error, path: ctx.path }, 'inspector: request failed');
         const code: ErrorCode = known ? error.code : 'internal';
         ctx.status = statusOf[code];
-        ctx.body = { error: code, message: known ? error.message : 'internal error; see the service log' };
+        ctx.body = {
+          error: code,
+          message: known ? error.message : 'internal error; see the service log',
+        } satisfies ApiError;
         if (code === 'store_unavailable') ctx.set('retry-after', '2');
       }
     };
@@ -182,7 +158,7 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
     '/inspector/api/machine',
     common,
     guard,
-    api(async () => chart),
+    api(async (): Promise<Chart> => chart),
   );
 
   router.get(
