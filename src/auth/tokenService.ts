@@ -20,7 +20,7 @@ import { BodyTooLargeError, discard, outboundAgent, type ProxySettings, readBoun
 import type { Secret } from './secretBox.js';
 import { AuthError } from './types.js';
 
-export const tokenResponseSchema = z.object({
+const tokenResponseSchema = z.object({
   token: z.string().min(1).max(4096).regex(/^\S+$/, 'must not contain whitespace'),
   expires_in: z
     .number()
@@ -29,8 +29,6 @@ export const tokenResponseSchema = z.object({
     .max(30 * 24 * 3600),
   user: z.record(z.string(), z.unknown()).optional(),
 });
-export type TokenResponse = z.infer<typeof tokenResponseSchema>;
-
 export interface TokenRequest {
   userid: string;
   account: string;
