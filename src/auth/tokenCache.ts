@@ -16,7 +16,7 @@ import { AuthError, type AuthErrorCode } from './types.js';
  * replaces) may write and read more fields. Ours: `userid`, `account`, `name`, `department`,
  * `issuedAt` and `expiresAt` (epoch ms), plus the token service's own `user` fields at the top level.
  */
-export const cachedUserInfoSchema = z.looseObject({
+const cachedUserInfoSchema = z.looseObject({
   userid: z.string().optional(),
   account: z.string().optional(),
   name: z.string().optional(),

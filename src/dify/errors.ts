@@ -135,7 +135,7 @@ function kindForStatus(status: number | undefined): DifyErrorKind {
 }
 
 /** The one mapping from (status, code, phase) to the failure class. */
-export function classify(
+function classify(
   status: number | undefined,
   code: string,
   phase: DifyErrorPhase = 'request',
@@ -159,7 +159,7 @@ function isRetryable(status: number | undefined, code: string, phase: DifyErrorP
 const SNIPPET_CHARS = 200;
 
 /** A one-line, short, readable excerpt of a non-JSON body: an HTML page's title, or its text. */
-export function snippetOf(text: string): string {
+function snippetOf(text: string): string {
   const title = /<title[^>]*>([\s\S]*?)<\/title>/i.exec(text)?.[1];
   const plain = (title ?? text.replace(/<[^>]*>/g, ' ')).replace(/\s+/g, ' ').trim();
   return plain.length > SNIPPET_CHARS ? `${plain.slice(0, SNIPPET_CHARS)}…` : plain;

@@ -8,7 +8,7 @@ import type { DifyIds } from './errors.js';
  * `node_finished` frames can carry whole HTTP bodies and prompts (§8.4), so the buffer is generous:
  * a frame this large is not a Dify frame any more.
  */
-export const MAX_FRAME_CHARS = 32 * 1024 * 1024;
+const MAX_FRAME_CHARS = 32 * 1024 * 1024;
 
 type Usage = Record<string, unknown>;
 

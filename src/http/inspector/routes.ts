@@ -52,7 +52,7 @@ const statusOf: Record<ErrorCode, number> = {
 };
 
 /** A refusal the inspector answers as `{error, message}`; the message is safe to show. */
-export class InspectorError extends Error {
+class InspectorError extends Error {
   override readonly name = 'InspectorError';
   constructor(
     readonly code: ErrorCode,
