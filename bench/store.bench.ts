@@ -58,7 +58,7 @@ async function writeStream(store: StreamStore, streamId: string, deltas: number)
     const last = to === events.length;
     await store.append(streamId, events.slice(from, to), {
       expectedVersion: from,
-      snapshot: last ? persist(fold(events)) : undefined,
+      ...(last ? { snapshot: persist(fold(events)) } : {}),
     });
   }
   return events;

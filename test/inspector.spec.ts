@@ -46,13 +46,8 @@ async function serve(
       )
     : silentLogger;
   const router = new Router();
-  mountInspector(router, {
-    store,
-    logger,
-    token: options.token,
-    now: options.now,
-    ...(options.windowMs ? { windowMs: options.windowMs } : {}),
-  });
+  const { logs: _logs, ...deps } = options;
+  mountInspector(router, { store, logger, ...deps });
   const app = new Koa();
   app.use(router.routes());
   const server = app.listen(0, '127.0.0.1');

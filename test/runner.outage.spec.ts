@@ -63,7 +63,7 @@ function runnerOn(
     logger: silentLogger,
     metrics: createMetrics({ defaults: false }),
     checkEveryMs: 20,
-    writer,
+    ...(writer ? { writer } : {}),
   });
 }
 

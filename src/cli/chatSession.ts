@@ -45,7 +45,7 @@ const AGAIN = '\n    ↻ ';
 const LATER = 'bot › ';
 
 /** Sends one question and prints its bubble until `finish:true`. Throws a SimulatorError on a failure. */
-export async function ask(question: string, o: ChatSessionOptions): Promise<Answered> {
+async function ask(question: string, o: ChatSessionOptions): Promise<Answered> {
   const started = Date.now();
   let shown: string | undefined;
   const show = (content: string) => {

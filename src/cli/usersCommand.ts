@@ -25,7 +25,7 @@ export interface AdminDeps {
   err?: (line: string) => void;
 }
 
-export const usersUsage = [
+const usersUsage = [
   'usage: wecom-dify users add <userid> [--account <code>] [--name <name>] [--department <dept>] [--secret <s> | --secret -] [--disabled]',
   '       wecom-dify users list [--json]',
   '       wecom-dify users disable <userid>',

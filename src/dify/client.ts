@@ -57,17 +57,18 @@ export interface DifyStreamRequest {
   query: string;
   /** Our end-user id; scopes conversations (§1.2, §7.2). */
   user: string;
-  /** A conversation id stored from an earlier turn; chat apps only. */
-  conversationId?: string;
+  /** A conversation id stored from an earlier turn; chat apps only. Absent: a new conversation. */
+  conversationId?: string | undefined;
   inputs?: Record<string, string>;
-  /** Overrides the app key: the user-token mode. */
-  bearer?: string;
+  /** Overrides the app key: the user-token mode. Absent: the app key. */
+  bearer?: string | undefined;
   signal?: AbortSignal;
   files?: DifyFile[];
 }
 
 export interface DifyCallOptions {
-  bearer?: string;
+  /** Overrides the app key: the user-token mode. Absent: the app key. */
+  bearer?: string | undefined;
   signal?: AbortSignal;
 }
 
@@ -385,8 +386,8 @@ export class DifyClient {
     return request(`${this.#apiUrl}${path}`, {
       method,
       headers,
-      body,
-      signal: opts.signal,
+      body: body ?? null,
+      signal: opts.signal ?? null,
       dispatcher: this.#agent,
     });
   }

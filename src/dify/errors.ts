@@ -31,34 +31,34 @@ export interface DifyErrorInit {
   /** Dify's own code when it sent one, or ours: unreachable, timeout, http_error, incomplete, aborted, … */
   code: string;
   message: string;
-  status?: number;
+  status?: number | undefined;
   /** Defaults to the table's answer for (status, code, phase). */
   kind?: DifyErrorKind;
   /** Defaults to the §6.4 rule: only a pre-stream 429 too_many_requests or 5xx. */
   retryable?: boolean;
   phase?: DifyErrorPhase;
-  partial?: string;
+  partial?: string | undefined;
   /** A short snippet of a body that was not Dify's JSON envelope (an HTML proxy page, say). */
   body?: string;
-  ids?: DifyIds;
+  ids?: DifyIds | undefined;
   /** Seconds from a 429's Retry-After header. */
-  retryAfterMs?: number;
+  retryAfterMs?: number | undefined;
   cause?: unknown;
 }
 
 export class DifyError extends Error {
   override readonly name = 'DifyError';
   readonly code: string;
-  readonly status?: number;
+  readonly status: number | undefined;
   readonly kind: DifyErrorKind;
   /** True only when sending the same request again is safe and may help (§6.4). */
   readonly retryable: boolean;
   readonly phase: DifyErrorPhase;
   /** The answer text received before the stream broke off. */
-  readonly partial?: string;
-  readonly body?: string;
-  readonly ids?: DifyIds;
-  readonly retryAfterMs?: number;
+  readonly partial: string | undefined;
+  readonly body: string | undefined;
+  readonly ids: DifyIds | undefined;
+  readonly retryAfterMs: number | undefined;
 
   constructor(init: DifyErrorInit) {
     super(init.message, init.cause === undefined ? undefined : { cause: init.cause });
@@ -135,7 +135,7 @@ function kindForStatus(status: number | undefined): DifyErrorKind {
 }
 
 /** The one mapping from (status, code, phase) to the failure class. */
-export function classify(
+function classify(
   status: number | undefined,
   code: string,
   phase: DifyErrorPhase = 'request',
@@ -159,16 +159,16 @@ function isRetryable(status: number | undefined, code: string, phase: DifyErrorP
 const SNIPPET_CHARS = 200;
 
 /** A one-line, short, readable excerpt of a non-JSON body: an HTML page's title, or its text. */
-export function snippetOf(text: string): string {
+function snippetOf(text: string): string {
   const title = /<title[^>]*>([\s\S]*?)<\/title>/i.exec(text)?.[1];
   const plain = (title ?? text.replace(/<[^>]*>/g, ' ')).replace(/\s+/g, ' ').trim();
   return plain.length > SNIPPET_CHARS ? `${plain.slice(0, SNIPPET_CHARS)}…` : plain;
 }
 
 interface Envelope {
-  code?: string;
-  message?: string;
-  status?: number;
+  code: string | undefined;
+  message: string | undefined;
+  status: number | undefined;
 }
 
 function parseEnvelope(text: string): Envelope | undefined {
@@ -213,7 +213,7 @@ export function fromHttpResponse(status: number, bodyText: string, retryAfterMs?
 
 /** An in-stream `error` frame (§6.1): HTTP was 200, the stream is over; never retried. */
 export function fromErrorFrame(
-  frame: { code?: string; status?: number; message?: string },
+  frame: { code?: string | undefined; status?: number | undefined; message?: string | undefined },
   partial: string,
   ids: DifyIds,
 ): DifyError {

@@ -46,7 +46,7 @@ export class AnswerFold {
   #started = false;
   #sawWorkflow = false;
   #sawAgentMessage = false;
-  #messageEnd: { usage?: Record<string, unknown> } | undefined;
+  #messageEnd: { usage: Record<string, unknown> | undefined } | undefined;
 
   apply(frame: DifyFrame): DifyEvent[] {
     const out: DifyEvent[] = [];

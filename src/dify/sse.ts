@@ -8,7 +8,7 @@ import type { DifyIds } from './errors.js';
  * `node_finished` frames can carry whole HTTP bodies and prompts (§9.2), so the buffer is generous:
  * a frame this large is not a Dify frame any more.
  */
-export const MAX_FRAME_CHARS = 32 * 1024 * 1024;
+const MAX_FRAME_CHARS = 32 * 1024 * 1024;
 
 type Usage = Record<string, unknown>;
 
@@ -19,17 +19,17 @@ export type DifyFrameBody =
   | { event: 'message_replace'; answer: string }
   | { event: 'text_chunk'; text: string }
   | { event: 'text_replace'; text: string }
-  | { event: 'message_end'; usage?: Usage }
+  | { event: 'message_end'; usage?: Usage | undefined }
   | { event: 'workflow_started' }
   | {
       event: 'workflow_finished';
       status: string;
-      error?: string;
-      outputs?: Record<string, unknown>;
-      usage?: Usage;
+      error?: string | undefined;
+      outputs?: Record<string, unknown> | undefined;
+      usage?: Usage | undefined;
     }
   | { event: 'workflow_paused' }
-  | { event: 'error'; code?: string; status?: number; message?: string }
+  | { event: 'error'; code?: string | undefined; status?: number | undefined; message?: string | undefined }
   | { event: 'other'; name: string };
 
 export type DifyFrame = DifyFrameBody & {

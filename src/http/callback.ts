@@ -164,16 +164,17 @@ async function dispatch(
     case 'image':
     case 'file': {
       if (deps.isDraining()) throw new HttpError('draining', 'draining: refusing a new message');
+      const quoted = quotedText(m);
       const accepted = await deps.runner.accept({
         msgid: m.msgid,
         bot: m.aibotid,
         userid: m.from.userid,
-        chatid: m.chatid,
+        ...(m.chatid === undefined ? {} : { chatid: m.chatid }),
         chattype: m.chattype,
         query: m.query,
-        quoted: quotedText(m),
+        ...(quoted === undefined ? {} : { quoted }),
         attachments: m.attachments,
-        responseUrl: m.response_url,
+        ...(m.response_url === undefined ? {} : { responseUrl: m.response_url }),
       });
       return {
         reply: accepted.reply,
@@ -190,8 +191,8 @@ async function dispatch(
         .feedback({
           id: f.id,
           type: f.type,
-          content: f.content,
-          reasons: f.inaccurate_reason_list,
+          ...(f.content === undefined ? {} : { content: f.content }),
+          ...(f.inaccurate_reason_list === undefined ? {} : { reasons: f.inaccurate_reason_list }),
           userid: m.from.userid,
         })
         .catch((error: unknown) => log().warn({ err: error }, 'feedback could not be recorded'));

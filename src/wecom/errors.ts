@@ -38,5 +38,3 @@ export class WecomError extends Error {
     super(message, options);
   }
 }
-
-export const isWecomError = (error: unknown): error is WecomError => error instanceof WecomError;

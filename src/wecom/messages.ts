@@ -137,17 +137,6 @@ export type UnknownMessage = z.infer<typeof envelopeSchema> & { kind: 'unknown' 
 export type UserMessage = TextMessage | ImageMessage | MixedMessage | VoiceMessage | FileMessage;
 export type EventMessage = EnterChatEvent | TemplateCardEvent | FeedbackEvent | UnknownEvent;
 export type WecomMessage = UserMessage | StreamPoll | EventMessage | UnknownMessage;
-export type WecomMessageKind = WecomMessage['kind'];
-
-const userKinds: ReadonlySet<WecomMessageKind> = new Set(['text', 'image', 'mixed', 'voice', 'file']);
-
-export const isUserMessage = (m: WecomMessage): m is UserMessage => userKinds.has(m.kind);
-
-export const isEvent = (m: WecomMessage): m is EventMessage =>
-  m.kind === 'enter_chat' ||
-  m.kind === 'template_card_event' ||
-  m.kind === 'feedback_event' ||
-  m.kind === 'unknown-event';
 
 // A mention is "@" and a run of non-space characters (the bot's name may be non-ASCII). WeCom
 // separates it with a space or U+2005, both matched by \s.
@@ -205,7 +194,7 @@ function userExtras(
 
 export interface ParseOptions {
   /** The bot's display name in group mentions (WECOM_BOT_NAME); a heuristic strips it when unset. */
-  botName?: string;
+  botName?: string | undefined;
 }
 
 /** Parses the plaintext of a decrypted callback. Throws WecomError `bad_json` or `bad_message`. */

@@ -25,7 +25,7 @@ export function verifySignature(
 }
 
 /** Compares without leaking where the strings differ; unequal lengths are simply unequal. */
-export function constantTimeEqual(expected: string, given: string): boolean {
+function constantTimeEqual(expected: string, given: string): boolean {
   const a = Buffer.from(expected, 'utf8');
   const b = Buffer.from(given, 'utf8');
   if (a.length !== b.length) return false;

@@ -11,7 +11,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep, setImmediate as tick } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
-export const fixturesDir = new URL('../../../shared/fixtures/dify/', import.meta.url);
+const fixturesDir = new URL('../../../shared/fixtures/dify/', import.meta.url);
 /** False when the shared fixtures folder is absent: tests that replay fixtures skip with a message. */
 export const fixturesAvailable = existsSync(fileURLToPath(fixturesDir));
 /** The `.sse` captures, by file name. */
@@ -191,7 +191,7 @@ export function rechunk(bytes: Buffer, rand: () => number, maxBytes = 64, splitU
 }
 
 /** Split a fixture into its frames, each keeping its `\n\n`; joined they are the file again. */
-export function splitFrames(text: string): string[] {
+function splitFrames(text: string): string[] {
   const frames: string[] = [];
   let start = 0;
   for (let end = text.indexOf('\n\n'); end !== -1; end = text.indexOf('\n\n', start)) {

@@ -313,7 +313,7 @@ export class WecomClient {
     const response = await fetch(url, {
       method,
       headers,
-      body: body === undefined ? undefined : typeof body === 'string' ? body : new Uint8Array(body),
+      body: body === undefined ? null : typeof body === 'string' ? body : new Uint8Array(body),
       signal: AbortSignal.timeout(this.timeoutMs),
     });
     return { status: response.status, body: await response.text(), headers: response.headers };

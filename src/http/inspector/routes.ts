@@ -25,16 +25,17 @@ import {
   type Texts,
 } from '../../machines/index.js';
 import { isStreamId } from '../../store/keys.js';
-import type { Lease, StreamStore, StreamSummary } from '../../store/port.js';
+import type { Lease, StreamStore } from '../../store/port.js';
 import { requireToken } from './access.js';
+import type { ApiError, Chart, Step, StreamDetail, StreamList, StreamRow } from './api.js';
 import { readAsset } from './assets.js';
 import { chartOf } from './chart.js';
-import { replaySteps, type Step, statePath } from './steps.js';
+import { replaySteps, statePath } from './steps.js';
 
 export interface InspectorDeps {
   store: StreamStore;
   /** INSPECTOR_TOKEN: when set, every inspector request must carry it. */
-  token?: string;
+  token?: string | undefined;
   logger: Logger;
   /** The bubble texts the runner uses, when they are not the defaults. */
   texts?: Texts;
@@ -42,37 +43,6 @@ export interface InspectorDeps {
   now?: () => number;
   /** WeCom's polling window (STREAM_WINDOW_SECONDS), for "the bubble can no longer change". */
   windowMs?: number;
-}
-
-/** One stream in the inspector's live list: its summary, and whether its owner is alive. */
-export interface ListedStream extends StreamSummary {
-  leaseLive: boolean;
-  /** Set when the stream is unfinished and stuck: its owner is gone, or it has been quiet too long. */
-  stuck?: StuckReason;
-}
-
-export interface StreamList {
-  /** The server's clock, so that the page shows ages without trusting the browser's. */
-  now: number;
-  streams: ListedStream[];
-}
-
-export interface StreamDetail {
-  now: number;
-  streamId: string;
-  /** How many events the stream has. */
-  version: number;
-  state: string;
-  finished: boolean;
-  running: boolean;
-  /** The context after the last event, without the answer (its length is `answerLength`). */
-  context: Omit<StreamContext, 'answer'>;
-  answerLength: number;
-  lease: Lease | null;
-  leaseLive: boolean;
-  /** Why it stands still: its owner, its quiet, what it waits for, WeCom's window. */
-  diagnosis: StuckDiagnosis;
-  steps: Step[];
 }
 
 /** A stream's events as stored, for `wecom-dify replay --url`, which folds them itself. */
@@ -94,7 +64,7 @@ const statusOf: Record<ErrorCode, number> = {
 };
 
 /** A refusal the inspector answers as `{error, message}`; the message is safe to show. */
-export class InspectorError extends Error {
+class InspectorError extends Error {
   override readonly name = 'InspectorError';
   constructor(
     readonly code: ErrorCode,
@@ -163,7 +133,10 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
         if (!known) log.error({ err: error, path: ctx.path }, 'inspector: request failed');
         const code: ErrorCode = known ? error.code : 'internal';
         ctx.status = statusOf[code];
-        ctx.body = { error: code, message: known ? error.message : 'internal error; see the service log' };
+        ctx.body = {
+          error: code,
+          message: known ? error.message : 'internal error; see the service log',
+        } satisfies ApiError;
         if (code === 'store_unavailable') ctx.set('retry-after', '2');
       }
     };
@@ -198,7 +171,7 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
     '/inspector/api/machine',
     common,
     guard,
-    api(async () => chart),
+    api(async (): Promise<Chart> => chart),
   );
 
   router.get(
@@ -215,7 +188,7 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
       const at = now();
       return {
         now: at,
-        streams: summaries.map((s): ListedStream => {
+        streams: summaries.map((s): StreamRow => {
           const { lease, stuck } = diagnoseStuck(s, s.lease, at, stuckSettings);
           return { ...s, leaseLive: lease.status === 'held', ...(stuck ? { stuck } : {}) };
         }),
