@@ -252,8 +252,8 @@ interface LevelResult {
   polls: Summary;
   pollsPerS: number;
   pollFailed: number;
-  serverPollP50Ms?: number;
-  serverPollP99Ms?: number;
+  serverPollP50Ms: number | undefined;
+  serverPollP99Ms: number | undefined;
   replies: Summary;
   replyFailed: number;
   behind: Summary;

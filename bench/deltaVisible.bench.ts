@@ -1,4 +1,4 @@
-// Delta to visible (issue 4): from the moment a Dify delta leaves the Dify stand-in until a poll on
+// Delta to visible: from the moment a Dify delta leaves the Dify stand-in until a poll on
 // ANOTHER node shows it; target p99 under 300 ms. Two service processes share one Redis prefix: node A
 // gets the user messages and owns the answers, node B only answers polls. The stand-in
 // (support/stampedDify.ts) stamps each delta with its send time; a poller per stream asks node B every
@@ -119,7 +119,7 @@ export async function benchDeltaVisible(): Promise<string> {
     const s = summarize(latencies);
     const ok = s.p99 < TARGET_P99_MS && missing === 0 && unfinished === 0;
     return [
-      `delta to visible (issue 4): ${STREAMS} answers of ${DELTAS} deltas every ${DELTA_INTERVAL_MS} ms owned by ` +
+      `delta to visible: ${STREAMS} answers of ${DELTAS} deltas every ${DELTA_INTERVAL_MS} ms owned by ` +
         `node A, each polled on node B every ${POLL_EVERY_MS} ms`,
       `  Dify send → visible on node B: ${formatMs(s, 1)}; target p99 < ${TARGET_P99_MS} ms: ${verdict(ok)}`,
       `  deltas never seen ${missing}, streams not finished ${unfinished}; ` +

@@ -1,7 +1,7 @@
-// First reply (issue 4): how long a new user message's callback takes to get its placeholder reply,
+// First reply: how long a new user message's callback takes to get its placeholder reply,
 // p99 under 50 ms, measured while 200 answers stream. A fake Dify in its own process
 // (support/difyNode.ts, test/support/fakeDify.ts) streams 200 slow answers (a frame every 100 ms)
-// started just before, which WeCom polls about once a second each (§9), as it would; then new messages
+// started just before, which WeCom polls about once a second each (docs/protocol/wecom.md §9.2), as it would; then new messages
 // from other users arrive at a steady rate (open loop: each on its schedule, whether or not the
 // previous one was answered) and each callback is timed from its send to its whole reply. The new
 // messages get short answers, so that about 200 answers stream throughout.
@@ -160,7 +160,7 @@ export async function benchFirstReply(): Promise<string> {
     measured.forEach(checkPlaceholder);
     const s = summarize(measured.map((t) => t.ms));
     return [
-      `first reply (issue 4): callback → placeholder reply, ${MEASURED} new messages at ${RATE_PER_S}/s ` +
+      `first reply: callback → placeholder reply, ${MEASURED} new messages at ${RATE_PER_S}/s ` +
         `(after ${WARMUP} warm-up) while ${BACKGROUND} answers stream (a Dify frame every ${FRAME_EVERY_MS} ms each, ` +
         `each stream polled ~1/s)`,
       `  callback → reply: ${formatMs(s)}; target p99 < ${TARGET_P99_MS} ms: ${verdict(s.p99 < TARGET_P99_MS)}`,

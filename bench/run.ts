@@ -1,5 +1,5 @@
-// `npm run bench`: every performance figure the issues ask for, each with its target and whether it
-// was met, in one bounded run on this machine (loopback only; real Redis at 127.0.0.1:6379 and MariaDB
+// `npm run bench`: every performance figure the project sets a target for, with the target and whether
+// it was met, in one bounded run on this machine (loopback only; real Redis at 127.0.0.1:6379 and MariaDB
 // at 127.0.0.1:3306, each bench under its own random key prefix or database, removed afterwards).
 // A missed target is reported, not fatal: the exit code is non-zero only when a bench crashed.
 // BENCH_CPU_PROF_DIR=<dir> writes a V8 CPU profile of every server child process there;

@@ -1,6 +1,6 @@
 // What a poll costs against the real Redis (127.0.0.1:6379): `load` (snapshot + tail, one round trip)
-// must stay flat as a stream grows, where `read` + a full fold grows with it (DESIGN.md "Polls are
-// cheap"); and how many appends per second the owner side gets. Runs alone:
+// must stay flat as a stream grows, where `read` + a full fold grows with it (docs/design-notes.md,
+// "Polls are cheap"); and how many appends per second the owner side gets. Runs alone:
 //   node --import tsx bench/store.bench.ts
 import { pathToFileURL } from 'node:url';
 import type { Redis } from 'ioredis';
@@ -58,7 +58,7 @@ async function writeStream(store: StreamStore, streamId: string, deltas: number)
     const last = to === events.length;
     await store.append(streamId, events.slice(from, to), {
       expectedVersion: from,
-      snapshot: last ? persist(fold(events)) : undefined,
+      ...(last ? { snapshot: persist(fold(events)) } : {}),
     });
   }
   return events;
@@ -101,7 +101,7 @@ export async function benchStore(): Promise<string> {
   const prefix = `wdbench:${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}:`;
   const client = connectRedis({ url }) as Redis;
   const store = createRedisStore(client, { prefix, ttlSeconds: 600 });
-  const lines: string[] = [`store (issue 3): Redis ${url}, prefix ${prefix}`];
+  const lines: string[] = [`store: Redis ${url}, prefix ${prefix}`];
   const started = Date.now();
   try {
     await store.ping();
@@ -133,7 +133,7 @@ export async function benchStore(): Promise<string> {
     const longest = loads.get(1_000)!;
     const growth = longest.p50 / shortest.p50;
     lines.push(
-      `  load stays flat (issue 3): p50 at 1000 deltas is ${growth.toFixed(2)}× p50 at 10 ` +
+      `  load stays flat: p50 at 1000 deltas is ${growth.toFixed(2)}× p50 at 10 ` +
         `(target ≤ ${FLAT_FACTOR}×): ${verdict(growth <= FLAT_FACTOR)}; ` +
         `a full read+fold of 1000 deltas costs ${(folds.get(1_000)!.p50 / longest.p50).toFixed(0)}× a load`,
     );

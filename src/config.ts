@@ -143,8 +143,9 @@ export interface Config {
   wecom: {
     token: string;
     encodingAESKey: string;
-    botId?: string;
-    botName?: string;
+    // Unset settings are `undefined` (parseConfig names every one).
+    botId?: string | undefined;
+    botName?: string | undefined;
     welcomeText: string;
     /** How far a signed callback's timestamp may be from this node's clock, either way. */
     maxSkewSeconds: number;
@@ -158,19 +159,19 @@ export interface Config {
     bearer: Env['DIFY_BEARER'];
   };
   store: {
-    redisUrl?: string;
-    cluster?: ClusterSettings;
+    redisUrl?: string | undefined;
+    cluster?: ClusterSettings | undefined;
     /** Of every key the store writes (not of the auth keys shared with other systems). */
     prefix: string;
     ttlSeconds: number;
   };
   auth: {
     mode: Env['AUTH_MODE'];
-    mysqlUrl?: string;
-    apiUrl?: string;
+    mysqlUrl?: string | undefined;
+    apiUrl?: string | undefined;
     apiTimeoutMs: number;
-    secretKey?: Buffer;
-    deniedText?: string;
+    secretKey?: Buffer | undefined;
+    deniedText?: string | undefined;
   };
   stream: {
     windowMs: number;
@@ -181,11 +182,11 @@ export interface Config {
     /** The most of an answer that is kept (UTF-8 bytes); Dify is stopped there. */
     answerMaxBytes: number;
   };
-  inspector: { enabled: boolean; token?: string };
+  inspector: { enabled: boolean; token?: string | undefined };
   /** New messages let through per sliding minute; 0 = that limit is off. */
   limits: { userPerMinute: number; conversationPerMinute: number };
   /** The proxy outbound HTTP goes through, when the network asks for one. */
-  proxy: { httpProxy?: string; httpsProxy?: string; noProxy?: string };
+  proxy: { httpProxy?: string | undefined; httpsProxy?: string | undefined; noProxy?: string | undefined };
 }
 
 /** The names of the settings that hold secrets: never printed. */

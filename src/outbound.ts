@@ -7,10 +7,10 @@
 import { Agent, type Dispatcher, EnvHttpProxyAgent } from 'undici';
 
 export interface ProxySettings {
-  httpProxy?: string;
-  httpsProxy?: string;
+  httpProxy?: string | undefined;
+  httpsProxy?: string | undefined;
   /** Hosts reached directly: `host`, `.domain`, `host:port`, comma-separated, `*` for all. */
-  noProxy?: string;
+  noProxy?: string | undefined;
 }
 
 export function outboundAgent(proxy: ProxySettings | undefined, options: Agent.Options = {}): Dispatcher {

@@ -1,7 +1,9 @@
 // The composition root: builds the store, the authenticator, the Dify client, the runner and the
 // HTTP app from the settings, starts listening, and drains on shutdown.
+
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type Router from '@koa/router';
 import { createAuthenticator } from './auth/factory.js';
 import type { Authenticator } from './auth/types.js';
 import type { Config } from './config.js';
@@ -30,7 +32,8 @@ export interface ServiceOptions {
   auth?: Authenticator;
   /** Where what the bubble could not show is sent (WeCom's response_url). */
   responseUrl?: ResponseUrlSender;
-  keyPrefix?: string;
+  /** Of the store's and the rate limits' keys; REDIS_KEY_PREFIX when absent. */
+  keyPrefix?: string | undefined;
   writer?: WriterOptions;
   metrics?: Metrics;
 }
@@ -54,7 +57,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   let store = options.store;
   if (!store) {
     const opened = openStore(config.store, {
-      prefix: options.keyPrefix,
+      prefix: options.keyPrefix ?? config.store.prefix,
       onError: (error) => logger.warn({ err: error }, 'redis connection error'),
       onIndexError: (error) => logger.warn({ err: error }, 'redis index update failed'),
     });
@@ -73,7 +76,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       logger,
       onTokenRequest: (outcome) => metrics.tokenService.inc({ outcome }),
     }));
-  const answers: AnswerSource & { close?: () => Promise<void> } =
+  const answers: AnswerSource & { close?: (() => Promise<void>) | undefined } =
     options.answers ??
     new DifyClient({
       apiUrl: config.dify.apiUrl,
@@ -108,7 +111,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     config,
     logger,
     metrics,
-    writer: options.writer,
+    ...(options.writer ? { writer: options.writer } : {}),
     limiter,
   });
   // Orphans exist only where other nodes can die while this one lives: a shared store. (Tests that
@@ -125,9 +128,17 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     logger,
     readiness,
     isDraining: () => draining,
-    extend: config.inspector.enabled
-      ? (router) => mountInspector(router, { store, token: config.inspector.token, logger })
-      : undefined,
+    ...(config.inspector.enabled
+      ? {
+          extend: (router: Router) =>
+            mountInspector(router, {
+              store,
+              token: config.inspector.token,
+              logger,
+              windowMs: config.stream.windowMs,
+            }),
+        }
+      : {}),
   });
   if (config.inspector.enabled && !config.inspector.token)
     logger.warn('INSPECTOR=1 without INSPECTOR_TOKEN: anyone who reaches this port can read every stream');

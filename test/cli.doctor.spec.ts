@@ -3,7 +3,7 @@
 // service fails (a refused Dify key, a Dify or Redis that is not there), 2 when the settings do not
 // parse. It asks the token service for no token.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runUsers } from '../src/auth/adminCli.js';
+import { runUsers } from '../src/cli/usersCommand.js';
 import { closedPort, createTestDatabase, type TestDatabase } from './auth/support.js';
 import { runCli, tempCwd } from './support/cliRun.js';
 import { type FakeDify, startFakeDify } from './support/fakeDify.js';

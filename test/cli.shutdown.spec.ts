@@ -166,7 +166,9 @@ describe('wecom-dify serve stops whatever its standard output does', () => {
       await until(async () => dify.connected(), 5000);
       node.child.kill('SIGINT');
       await until(
-        async () => (await fetch(`${node.url}/readyz`).then((r) => r.json())).draining === true,
+        async () =>
+          ((await fetch(`${node.url}/readyz`).then((r) => r.json())) as { draining?: boolean }).draining ===
+          true,
         5000,
       );
       node.child.kill('SIGINT');

@@ -856,6 +856,20 @@ describe('Dockerfile', () => {
     ).toBe(false);
   });
 
+  it('the production install (npm ci --omit=dev) gets no TypeScript toolchain: tsx and typescript are dev dependencies', () => {
+    const pkg = JSON.parse(read('package.json')) as { dependencies: Record<string, string> };
+    const lock = JSON.parse(read('package-lock.json')) as {
+      packages: Record<string, { dependencies?: Record<string, string>; dev?: boolean }>;
+    };
+    for (const tool of ['tsx', 'typescript']) {
+      expect(Object.keys(pkg.dependencies), `package.json dependencies: ${tool}`).not.toContain(tool);
+      expect(Object.keys(lock.packages['']?.dependencies ?? {}), `lock dependencies: ${tool}`).not.toContain(
+        tool,
+      );
+      expect(lock.packages[`node_modules/${tool}`]?.dev, `${tool} is dev-only in the lock`).toBe(true);
+    }
+  });
+
   it('the build stage has every local file `npm run build` runs (e.g. scripts/copy-assets.mjs)', () => {
     const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
     const needed = [...pkg.scripts.build!.matchAll(/\b(scripts|src|bench)\/[\w./-]+/g)].map((m) => m[1]!);

@@ -1,4 +1,4 @@
-// What users send besides text (reference/wecom-aibot.md §6, §7): an image, a file, a mixed message
+// What users send besides text (docs/protocol/wecom.md §6, §7): an image, a file, a mixed message
 // and a quote. WeCom's download links answer with the file encrypted under the bot's key and expire
 // after five minutes; the service downloads, decrypts and uploads them to Dify, and asks with them.
 import { createCipheriv, randomBytes } from 'node:crypto';
@@ -13,7 +13,7 @@ import type { WecomClient } from './support/wecomClient.js';
 
 const f = defaultTexts.failures;
 
-/** WeCom's media encryption (§7): the callback key, IV = key[0:16], PKCS#7 to 32 bytes, no framing. */
+/** WeCom's media encryption (§7.1): the callback key, IV = key[0:16], PKCS#7 to 32 bytes, no framing. */
 function encryptMedia(data: Buffer): Buffer {
   const key = Buffer.from(`${testBot.encodingAESKey}=`, 'base64');
   const pad = 32 - (data.length % 32);

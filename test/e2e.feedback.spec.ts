@@ -1,4 +1,4 @@
-// A user rates an answer in WeCom (👍/👎, reference/wecom-aibot.md §5.3, §6): the first reply carried
+// A user rates an answer in WeCom (👍/👎, docs/protocol/wecom.md §5.5, §6.7): the first reply carried
 // `feedback.id`, WeCom sends feedback_event, the service answers it empty and passes the rating on to
 // Dify as the message's feedback, under the user who asked.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
-// WeCom polls a bubble for six minutes at most, and a bubble holds 20480 bytes (reference/wecom-aibot.md
-// §5.3, §9). An answer that outlives the window, or outgrows the bubble, finishes the bubble early
+// WeCom polls a bubble for six minutes at most, and a bubble holds 20480 bytes (docs/protocol/wecom.md
+// §5.3, §9.2). An answer that outlives the window, or outgrows the bubble, finishes the bubble early
 // and follows, once, through the message's response_url. Here the window is a few seconds long.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultTexts } from '../src/machines/texts.js';

@@ -25,6 +25,17 @@ const PIECES = ['Hello ', 'from the ', 'fake Dify: ', 'this answer ', 'grows ', 
 const ANSWER = PIECES.join('');
 const screenshotPath = join('test-results', 'inspector.png');
 
+// What the test touches of the page's elements, in the browser: the tests are checked with Node's
+// types, which have no DOM.
+interface InPageElement {
+  textContent: string | null;
+  getAttribute(name: string): string | null;
+}
+interface RangeInput {
+  value: string;
+  dispatchEvent(event: Event): boolean;
+}
+
 describe.skipIf(!haveChromium)(title, () => {
   let dify: FakeDify;
   let service: TestService;
@@ -112,7 +123,7 @@ describe.skipIf(!haveChromium)(title, () => {
     expect(await text('#stream-id')).toBe(streamId);
     const drawn = await page
       .locator('#chart .node')
-      .evaluateAll((nodes) => nodes.map((n) => n.getAttribute('data-state')));
+      .evaluateAll((nodes: InPageElement[]) => nodes.map((n) => n.getAttribute('data-state')));
     expect(drawn.sort()).toEqual(Object.keys(streamMachine.root.states).sort());
     expect(await page.locator('#chart .node.current').count()).toBe(1);
     // It opens on the newest event.
@@ -176,9 +187,11 @@ describe.skipIf(!haveChromium)(title, () => {
     // The slider: the first delta is the first step in `streaming` with the first piece shown.
     const firstDelta = await page
       .locator('#timeline li')
-      .evaluateAll((items) => items.findIndex((li) => li.textContent?.includes('→ streaming')));
+      .evaluateAll((items: InPageElement[]) =>
+        items.findIndex((li) => li.textContent?.includes('→ streaming')),
+      );
     expect(firstDelta).toBeGreaterThan(1);
-    await page.locator('#step-slider').evaluate((input: HTMLInputElement, value) => {
+    await page.locator('#step-slider').evaluate((input: RangeInput, value) => {
       input.value = String(value);
       input.dispatchEvent(new Event('input', { bubbles: true }));
     }, firstDelta);

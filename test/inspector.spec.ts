@@ -24,6 +24,7 @@ import {
   difyStarted,
   granted,
   opened,
+  queued,
   stored,
   T0,
 } from '../src/machines/specification.js';
@@ -41,7 +42,7 @@ interface Running {
 
 async function serve(
   store: StreamStore,
-  options: { token?: string; logs?: string[]; now?: () => number } = {},
+  options: { token?: string; logs?: string[]; now?: () => number; windowMs?: number } = {},
 ) {
   const logger = options.logs
     ? createLogger(
@@ -55,7 +56,8 @@ async function serve(
       )
     : silentLogger;
   const router = new Router();
-  mountInspector(router, { store, logger, token: options.token, now: options.now });
+  const { logs: _logs, ...deps } = options;
+  mountInspector(router, { store, logger, ...deps });
   const app = new Koa();
   app.use(router.routes());
   const server = app.listen(0, '127.0.0.1');
@@ -273,6 +275,64 @@ describe('the inspector API', () => {
       expect(box.x + box.w).toBeLessThanOrEqual(chart.width);
       expect(box.y + box.h).toBeLessThanOrEqual(chart.height);
     }
+  });
+});
+
+describe('the inspector says why a stream stands still', () => {
+  let clock = T0 + 1_000;
+  const store = createMemoryStore({ ttlSeconds: 3600, now: () => clock });
+  let url: string;
+
+  beforeAll(async () => {
+    // `first` is answering, its owner alive; `second`, in the same conversation, waits behind it.
+    await store.append('first', helloStream('first').slice(0, 4), { expectedVersion: 0 });
+    await store.acquireLease('first', { node: 'node-a', token: 'job-1' }, 15_000);
+    await store.append(
+      'second',
+      [
+        at(T0 + 300, opened({ streamId: 'second', msgid: 'msg-2', query: 'and then?' })),
+        at(T0 + 305, granted()),
+        at(T0 + 310, queued('first')),
+      ],
+      { expectedVersion: 0 },
+    );
+    await store.acquireLease('second', { node: 'node-a', token: 'job-2' }, 15_000);
+    url = await start(store, { now: () => clock, windowMs: 60_000 });
+  });
+
+  it('while its owner is alive: what it waits for, and how long WeCom still polls', async () => {
+    const { body } = await getJson<StreamDetail>(`${url}/inspector/api/streams/second`);
+    expect(body.diagnosis).toEqual({
+      lease: { status: 'held', node: 'node-a', until: T0 + 16_000, remainingMs: 15_000 },
+      quietMs: 690,
+      waiting: { on: 'queue', since: T0 + 310, forMs: 690, behind: 'first', behindState: 'streaming' },
+      windowEndsAt: T0 + 60_300,
+      windowPassed: false,
+    });
+    const list = await getJson<StreamList>(`${url}/inspector/api/streams`);
+    for (const s of list.body.streams) expect(s).not.toHaveProperty('stuck');
+  });
+
+  it('once its lease has run out: stuck, its owner gone, in the list and in the stream', async () => {
+    clock = T0 + 20_000;
+    const { body } = await getJson<StreamDetail>(`${url}/inspector/api/streams/first`);
+    // The store answers only a live lease: one that ran out is none.
+    expect(body.diagnosis).toMatchObject({
+      lease: { status: 'none' },
+      waiting: { on: 'dify', lastEvent: 'answer.delta' },
+      stuck: 'no-lease',
+    });
+    const list = await getJson<StreamList>(`${url}/inspector/api/streams`);
+    expect(list.body.streams.map((s) => [s.streamId, s.stuck])).toEqual([
+      ['second', 'no-lease'],
+      ['first', 'no-lease'],
+    ]);
+  });
+
+  it('past the window, WeCom no longer polls: the bubble can no longer change', async () => {
+    clock = T0 + 61_000;
+    const { body } = await getJson<StreamDetail>(`${url}/inspector/api/streams/second`);
+    expect(body.diagnosis).toMatchObject({ windowEndsAt: T0 + 60_300, windowPassed: true });
   });
 });
 

@@ -1,4 +1,4 @@
-// An owner rides out a store outage around its Dify call (issue "outages"): the token cache and the
+// An owner rides out a store outage around its Dify call: the token cache and the
 // conversation id it needs before asking are waited for, the conversation id Dify gives is kept once
 // the store is back, and the answer neither fails nor waits for it meanwhile. An in-memory store stands
 // in for Redis here, made unreachable for the conversation keys only, so that the outage falls exactly
@@ -64,7 +64,7 @@ function runnerOn(
     logger: silentLogger,
     metrics: createMetrics({ defaults: false }),
     checkEveryMs: 20,
-    writer,
+    ...(writer ? { writer } : {}),
   });
 }
 

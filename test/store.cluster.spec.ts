@@ -9,14 +9,15 @@ import { deleteKeys, randomPrefix } from './support/redisKeys.js';
 import { freePort } from './support/redisServer.js';
 
 const ttlSeconds = 600;
+const password = 'cluster-secret';
 let cluster: RedisClusterHandle;
 let admin: Cluster;
 
 beforeAll(async () => {
   // With a password, as production clusters have: the store must pass it to every node.
-  cluster = await startRedisCluster({ password: 'cluster-secret' });
+  cluster = await startRedisCluster({ password });
   // A plain client with an offline queue: test plumbing, not the store's fail-fast one.
-  admin = new Cluster(cluster.nodes, { redisOptions: { password: cluster.password } });
+  admin = new Cluster(cluster.nodes, { redisOptions: { password } });
   await admin.ping();
 });
 
@@ -28,13 +29,10 @@ afterAll(async () => {
 storeContract('redis cluster', async () => {
   const prefix = randomPrefix('cluster');
   const make = () =>
-    createRedisStore(
-      connectRedis({ clusterNodes: cluster.nodes, clusterAuth: { password: cluster.password } }),
-      {
-        prefix,
-        ttlSeconds,
-      },
-    );
+    createRedisStore(connectRedis({ clusterNodes: cluster.nodes, clusterAuth: { password } }), {
+      prefix,
+      ttlSeconds,
+    });
   return {
     store: make(),
     ttlSeconds,

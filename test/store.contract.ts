@@ -351,7 +351,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
           const text = textChange(fold(events.slice(0, version)), fold(events.slice(0, upTo)), batch);
           const result = await store.append(id, batch, {
             expectedVersion: version,
-            snapshot: withSnapshot ? snapshotOf(events.slice(0, upTo)) : undefined,
+            ...(withSnapshot ? { snapshot: snapshotOf(events.slice(0, upTo)) } : {}),
             ...(text ? { text } : {}),
           });
           expect(result.version, why).toBe(upTo);

@@ -25,7 +25,7 @@ export interface BenchChild {
 export interface StartChildOptions {
   env?: Record<string, string>;
   /** Where to write a V8 CPU profile of the child (`--cpu-prof`); none when unset. */
-  cpuProfDir?: string;
+  cpuProfDir?: string | undefined;
   readyTimeoutMs?: number;
 }
 

@@ -1,5 +1,5 @@
 // A bench child: the FLOOR under a poll, the least work any server must do to answer one WeCom
-// stream-refresh poll (reference/wecom-aibot.md §2, §4, §5.1), on bare node:http with no framework:
+// stream-refresh poll (docs/protocol/wecom.md §2, §4, §5.1), on bare node:http with no framework:
 // read the body, check the SHA-1 signature, decrypt AES-256-CBC, parse the JSON to learn the stream
 // id, fetch the stream's stored snapshot JSON in one Redis round trip (HGET of the very value the
 // service reads), then encrypt and sign a reply of the same plaintext size as the service's.

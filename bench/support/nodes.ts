@@ -14,7 +14,7 @@ export const benchPrefix = (name: string): string => `wdbench:${name}:${randomBy
 export { dropPrefix };
 
 /** Where service children write CPU profiles: set BENCH_CPU_PROF_DIR to get them. */
-export const cpuProfDir = (): string | undefined => process.env.BENCH_CPU_PROF_DIR || undefined;
+const cpuProfDir = (): string | undefined => process.env.BENCH_CPU_PROF_DIR || undefined;
 
 export interface ServiceNodeOptions {
   prefix: string;

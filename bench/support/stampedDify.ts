@@ -1,5 +1,5 @@
 // A Dify stand-in for the delta-to-visible bench: every chat answer is `deltas` `message` frames
-// (reference/dify-api.md §3–§4, chat flavour), one each `intervalMs`, whose text stamps the delta with
+// (docs/protocol/dify.md §3–§4, chat flavour), one each `intervalMs`, whose text stamps the delta with
 // its sequence number and the moment it left here (`performance.now()` of this process, where the
 // poller that looks for it runs too): ` 17@12345.6;`. Then `message_end`.
 import { randomUUID } from 'node:crypto';

@@ -9,7 +9,7 @@ export interface Summary {
 }
 
 /** The q-quantile of ascending samples (nearest rank, never interpolated). */
-export function quantile(sorted: readonly number[], q: number): number {
+function quantile(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN;
 }

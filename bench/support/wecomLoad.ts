@@ -30,14 +30,14 @@ const common = (userid: string): Record<string, unknown> => ({
   from: { userid },
 });
 
-/** A stream refresh poll (§6). */
+/** A stream refresh poll (docs/protocol/wecom.md §6.3). */
 export const pollMessage = (streamId: string, userid = 'bench-user'): Record<string, unknown> => ({
   ...common(userid),
   msgtype: 'stream',
   stream: { id: streamId },
 });
 
-/** A user's text message (§6), without a response_url: nothing may leave this machine. */
+/** A user's text message (§6.2), without a response_url: nothing may leave this machine. */
 export const textMessage = (content: string, userid: string): Record<string, unknown> => ({
   ...common(userid),
   msgtype: 'text',

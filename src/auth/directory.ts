@@ -72,7 +72,7 @@ export interface DirectoryOptions {
   /** `mysql://user:pass@host:3306/db` (MYSQL_URL). */
   mysqlUrl: string;
   /** AUTH_SECRET_KEY, 32 bytes; needed only when a row has a secret. */
-  secretKey?: Buffer;
+  secretKey?: Buffer | undefined;
   /** How long to wait for a TCP+handshake to the database (default 2000 ms). */
   connectTimeoutMs?: number;
   /** Deadline for one directory call, connection wait included (default 3000 ms). */

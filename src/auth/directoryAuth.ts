@@ -1,7 +1,6 @@
-// AUTH_MODE=directory, the flow of the system this replaces (reference/original-wechatlaibao.md,
-// "用户认证流程"): the user's token from the Redis cache when it is there and valid; otherwise the
-// directory says whether the user may ask at all, the token service issues a token, and both Redis
-// keys are written with its TTL.
+// AUTH_MODE=directory, the flow of the system this replaces: the user's token from the Redis cache
+// when it is there and valid; otherwise the directory says whether the user may ask at all, the token
+// service issues a token, and both Redis keys are written with its TTL.
 //
 // One token request per user however many messages and nodes: in a node, concurrent calls share one
 // promise; across nodes, a `SET NX PX` lock elects the node that asks, and the others poll the cache

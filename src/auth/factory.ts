@@ -13,7 +13,7 @@ import { type Authenticator, type AuthLogger, silentAuthLogger } from './types.j
 
 export interface AuthDeps {
   /** The token cache's Redis; required for AUTH_MODE=directory. */
-  redis?: Redis | Cluster;
+  redis?: Redis | Cluster | undefined;
   logger?: AuthLogger;
   /** Prefix for the auth keys; '' (the default) in production, random in tests. */
   keyPrefix?: string;

@@ -69,7 +69,7 @@ async function exactCollation(db: Kysely<unknown>): Promise<string> {
   return preferred.find((name) => present.has(name)) ?? 'utf8mb4_bin';
 }
 
-export const codeMigrationProvider: MigrationProvider = {
+const codeMigrationProvider: MigrationProvider = {
   async getMigrations() {
     return migrations;
   },

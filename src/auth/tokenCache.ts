@@ -1,5 +1,5 @@
-// The Redis side of directory auth, keeping the keys of the system this replaces
-// (reference/original-wechatlaibao.md, "Redis数据结构"):
+// The Redis side of directory auth, keeping the keys of the system this replaces (other systems
+// still read them):
 //   authorization:wechatid:{userid} → token
 //   authorization:token:{token}     → user info JSON
 // both with the TTL the token service gave. Plus two keys of our own, under `wd:`: a short lock so
@@ -16,7 +16,7 @@ import { AuthError, type AuthErrorCode } from './types.js';
  * replaces) may write and read more fields. Ours: `userid`, `account`, `name`, `department`,
  * `issuedAt` and `expiresAt` (epoch ms), plus the token service's own `user` fields at the top level.
  */
-export const cachedUserInfoSchema = z.looseObject({
+const cachedUserInfoSchema = z.looseObject({
   userid: z.string().optional(),
   account: z.string().optional(),
   name: z.string().optional(),
@@ -45,7 +45,7 @@ export interface TokenCacheOptions {
   /** Prepended to every key; '' in production so the keys are exactly the shared ones. Tests use a random one. */
   keyPrefix?: string;
   /** Of our own keys (the lock and the failure marker): REDIS_KEY_PREFIX, `wd:` by default. */
-  ownPrefix?: string;
+  ownPrefix?: string | undefined;
   /**
    * Renew a token this long before it expires (capped at a tenth of its lifetime), so that an
    * answer that takes a while does not run with a token that dies half way. Default 30 s.

@@ -20,7 +20,7 @@ import { BodyTooLargeError, discard, outboundAgent, type ProxySettings, readBoun
 import type { Secret } from './secretBox.js';
 import { AuthError } from './types.js';
 
-export const tokenResponseSchema = z.object({
+const tokenResponseSchema = z.object({
   token: z.string().min(1).max(4096).regex(/^\S+$/, 'must not contain whitespace'),
   expires_in: z
     .number()
@@ -29,8 +29,6 @@ export const tokenResponseSchema = z.object({
     .max(30 * 24 * 3600),
   user: z.record(z.string(), z.unknown()).optional(),
 });
-export type TokenResponse = z.infer<typeof tokenResponseSchema>;
-
 export interface TokenRequest {
   userid: string;
   account: string;
@@ -55,7 +53,7 @@ export interface TokenServiceOptions {
   timeoutMs: number;
   dispatcher?: Dispatcher;
   /** HTTP_PROXY / HTTPS_PROXY / NO_PROXY (an internal token service is usually in NO_PROXY). */
-  proxy?: ProxySettings;
+  proxy?: ProxySettings | undefined;
 }
 
 /** Bodies larger than this are not a token answer. */
@@ -77,10 +75,11 @@ async function readAnswer(
 }
 
 export function createTokenService(options: TokenServiceOptions): TokenService {
-  const ownAgent = options.dispatcher
-    ? undefined
-    : outboundAgent(options.proxy, { connectTimeout: options.timeoutMs, keepAliveTimeout: 10_000 });
-  const dispatcher = options.dispatcher ?? ownAgent;
+  const dispatcher =
+    options.dispatcher ??
+    outboundAgent(options.proxy, { connectTimeout: options.timeoutMs, keepAliveTimeout: 10_000 });
+  // Closed with the service; a dispatcher given in is its giver's to close.
+  const ownAgent = options.dispatcher ? undefined : dispatcher;
   const where = (() => {
     try {
       const u = new URL(options.url);

@@ -1,10 +1,10 @@
-// `wecom-dify migrate` and `wecom-dify users …` (src/auth/adminCli.ts) with only the settings they
+// `wecom-dify migrate` and `wecom-dify users …` (usersCommand.ts) with only the settings they
 // use: the directory's MYSQL_URL and AUTH_SECRET_KEY, and Redis to forget a disabled user's token.
 // The bot's secrets are not needed to manage its users, so they are not asked for.
-import { type AdminConfig, runMigrate, runUsers } from '../auth/adminCli.js';
 import { authSettings, parseSettings, storeSettings } from '../config.js';
 import type { Io } from './io.js';
 import { reportProblems } from './settings.js';
+import { type AdminConfig, runMigrate, runUsers } from './usersCommand.js';
 
 function adminConfig(io: Io): AdminConfig | number {
   const parsed = parseSettings(io.env, [

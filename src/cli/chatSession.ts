@@ -1,5 +1,5 @@
 // A conversation in the terminal through the simulator: each question is sent as WeCom sends it, then
-// polled like WeCom polls (about once a second, for at most 6 minutes: reference/wecom-aibot.md §9),
+// polled like WeCom polls (about once a second, for at most 6 minutes: docs/protocol/wecom.md §9.2),
 // and the bubble is printed as it grows. Shared by `wecom-dify chat` and `wecom-dify demo`.
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,7 +9,7 @@ import { formatDuration } from './duration.js';
 import { growth } from './growth.js';
 import { type Sender, SimulatorError, type WecomSimulator } from './simulator.js';
 
-/** WeCom polls about once a second (reference/wecom-aibot.md §9)... */
+/** WeCom polls about once a second (docs/protocol/wecom.md §9.2)... */
 export const POLL_EVERY_MS = 1000;
 /** ...for at most 6 minutes after the message. */
 export const POLL_FOR_MS = 360_000;
@@ -45,7 +45,7 @@ const AGAIN = '\n    ↻ ';
 const LATER = 'bot › ';
 
 /** Sends one question and prints its bubble until `finish:true`. Throws a SimulatorError on a failure. */
-export async function ask(question: string, o: ChatSessionOptions): Promise<Answered> {
+async function ask(question: string, o: ChatSessionOptions): Promise<Answered> {
   const started = Date.now();
   let shown: string | undefined;
   const show = (content: string) => {

@@ -1,4 +1,4 @@
-// WeCom's response_url endpoint, played for the simulator (reference/wecom-aibot.md §8): what the
+// WeCom's response_url endpoint, played for the simulator (docs/protocol/wecom.md §8): what the
 // bubble could not show (an answer past WeCom's window, or longer than the bubble) is POSTed here,
 // once per message, as markdown, and the simulator prints it after the bubble. Loopback only: it is
 // given to an instance on this machine; one elsewhere gets a URL that goes nowhere.
@@ -14,7 +14,7 @@ export interface DeliveryReceiver {
   close(): Promise<void>;
 }
 
-/** `response_url` as WeCom shapes it (§8), on a port nothing listens on. */
+/** `response_url` as WeCom shapes it (§8.1), on a port nothing listens on. */
 export const deadEndResponseUrl = (): string =>
   `http://127.0.0.1:9/cgi-bin/aibot/response?response_code=sim-${randomBytes(12).toString('hex')}`;
 
@@ -37,7 +37,7 @@ export async function startDeliveryReceiver(): Promise<DeliveryReceiver> {
         // answered below
       }
       res.setHeader('content-type', 'application/json');
-      // Each response_url is good for one message (§8).
+      // Each response_url is good for one message (§8.1).
       if (markdown === undefined || arrived.has(code)) {
         res.end('{"errcode":40058,"errmsg":"invalid or used response_url"}');
         return;

@@ -20,7 +20,7 @@ const problem = (detail: string): Outcome => ({ ok: false, detail });
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** Where Redis is, for a line of output: never its password. */
-export function describeRedis(store: Config['store']): string {
+function describeRedis(store: Config['store']): string {
   if (store.cluster) return `cluster ${store.cluster.nodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
   try {
     const url = new URL(store.redisUrl ?? '');

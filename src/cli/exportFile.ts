@@ -6,7 +6,7 @@ import { hideResponseUrl } from '../machines/hiddenResponseUrl.js';
 import { isKnown, parseEvent } from '../machines/index.js';
 import type { Lease, StoredEvent } from '../store/port.js';
 
-export const EXPORT_FORMAT = 'wecom-dify/stream-export';
+const EXPORT_FORMAT = 'wecom-dify/stream-export';
 
 const leaseSchema = z.object({ node: z.string(), until: z.number() });
 

@@ -1,5 +1,5 @@
 // How the simulator prints a WeCom bubble that is replaced by a whole new snapshot on every poll
-// (reference/wecom-aibot.md §5.3: content is a full snapshot, not a delta): only the new end when the
+// (docs/protocol/wecom.md §5.4: content is a full snapshot, not a delta): only the new end when the
 // snapshot extends what is shown, else the whole snapshot again.
 
 export type Growth = { kind: 'same' } | { kind: 'append'; text: string } | { kind: 'reprint'; text: string };

@@ -14,7 +14,7 @@ import { stopOnSignals } from './stopOnSignals.js';
 import { runStreams } from './streamsCommand.js';
 import { type CommandName, commandUsage, usage } from './usage.js';
 
-export function loadConfigOrExit() {
+function loadConfigOrExit() {
   const result = parseConfig(readEnv(process.env));
   if (!result.ok) {
     for (const problem of result.problems) process.stderr.write(`wecom-dify: ${problem}\n`);

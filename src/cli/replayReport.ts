@@ -1,6 +1,15 @@
 // The replay of a stream for `wecom-dify replay`: every event folded through the machine, one step at a
-// time, and a diagnosis of where and why an unfinished stream stands still. Pure: the events, the
-// owner's lease and the clock come in; IO (the store, a file) is the caller's.
+// time, and a diagnosis of where and why an unfinished stream stands still (decided by
+// src/diagnosis/stuck.ts, said here in sentences). Pure: the events, the owner's lease and the clock
+// come in; IO (the store, a file) is the caller's.
+
+import {
+  defaultStuckSettings,
+  diagnoseStuck,
+  type LeaseStatus,
+  type StreamFacts,
+  type Waiting,
+} from '../diagnosis/stuck.js';
 import {
   evolve,
   initialStream,
@@ -46,17 +55,6 @@ export interface ReplayStep {
   event: ReadEvent;
 }
 
-export type LeaseStatus =
-  | { status: 'held'; node: string; until: number; remainingMs: number }
-  | { status: 'expired'; node: string; until: number; expiredMs: number }
-  | { status: 'none' };
-
-export type Waiting =
-  | { on: 'auth'; since: number; forMs: number }
-  | { on: 'queue'; since: number; forMs: number; behind: string; behindState?: string }
-  | { on: 'dify-start'; since: number; forMs: number }
-  | { on: 'dify'; since: number; forMs: number; lastEvent: string };
-
 export interface Diagnosis {
   streamId?: string;
   state: StreamStateValue;
@@ -101,8 +99,6 @@ export interface ReplayOptions {
   behind?: { streamId: string; state: string; finished: boolean };
 }
 
-const DEFAULT_STUCK_MS = 60_000;
-const DEFAULT_WINDOW_MS = 360_000;
 const TAIL = 24;
 
 /** Fold the events one by one, recording each step, and diagnose the end. */
@@ -152,40 +148,6 @@ function answerGrowth(
   };
 }
 
-function leaseStatus(lease: Lease | null, now: number): LeaseStatus {
-  if (!lease) return { status: 'none' };
-  return lease.until > now
-    ? { status: 'held', node: lease.node, until: lease.until, remainingMs: lease.until - now }
-    : { status: 'expired', node: lease.node, until: lease.until, expiredMs: now - lease.until };
-}
-
-/** What an unfinished stream waits for, from its state and the last event the machine took. */
-function waitingOf(
-  snapshot: StreamSnapshot,
-  lastApplied: ReadEvent | undefined,
-  options: ReplayOptions,
-): Waiting | undefined {
-  const since = snapshot.context.lastEventAt;
-  const forMs = options.now - since;
-  switch (stateOf(snapshot)) {
-    case 'authenticating':
-      return { on: 'auth', since, forMs };
-    case 'queued': {
-      const behind = snapshot.context.queuedBehind ?? '?';
-      const known = options.behind?.streamId === behind ? options.behind : undefined;
-      return { on: 'queue', since, forMs, behind, ...(known ? { behindState: known.state } : {}) };
-    }
-    case 'thinking':
-      return lastApplied?.type === 'dify.started'
-        ? { on: 'dify', since, forMs, lastEvent: 'dify.started' }
-        : { on: 'dify-start', since, forMs };
-    case 'streaming':
-      return { on: 'dify', since, forMs, lastEvent: lastApplied?.type ?? '?' };
-    default:
-      return undefined;
-  }
-}
-
 function diagnose(
   snapshot: StreamSnapshot,
   steps: ReplayStep[],
@@ -197,7 +159,21 @@ function diagnose(
   const ctx = snapshot.context;
   const state = stateOf(snapshot);
   const finished = isFinished(snapshot);
-  const lease = leaseStatus(options.lease, now);
+  const windowMs = options.windowMs ?? defaultStuckSettings.windowMs;
+  const stuckAfterMs = options.stuckAfterMs ?? defaultStuckSettings.stuckAfterMs;
+  const queuedBehind = ctx.queuedBehind ?? '?';
+  const behindState = options.behind?.streamId === queuedBehind ? options.behind.state : undefined;
+  const facts: StreamFacts = {
+    state,
+    finished,
+    openedAt: ctx.openedAt,
+    ...(lastAt !== undefined ? { lastEventAt: lastAt } : {}),
+    stateSince: ctx.lastEventAt,
+    ...(lastApplied ? { lastTaken: lastApplied.type } : {}),
+    behind: { streamId: queuedBehind, ...(behindState !== undefined ? { state: behindState } : {}) },
+  };
+  const found = diagnoseStuck(facts, options.lease, now, { stuckAfterMs, windowMs });
+  const { lease, quietMs, waiting, windowPassed } = found;
   const base = {
     state,
     finished,
@@ -213,12 +189,9 @@ function diagnose(
         ? 'no events: the stream does not exist, or it expired (STREAM_TTL_SECONDS)'
         : 'no stream.opened among its events: the machine never started',
     ];
-    return { ...base, windowPassed: false, stuck: false, reasons };
+    return { ...base, windowPassed, stuck: false, reasons };
   }
-  const quietMs = lastAt === undefined ? undefined : now - lastAt;
   const timing = { openedAt: ctx.openedAt, ...(lastAt !== undefined ? { lastEventAt: lastAt } : {}) };
-  const windowMs = options.windowMs ?? DEFAULT_WINDOW_MS;
-  const windowPassed = now - ctx.openedAt >= windowMs;
   if (finished) {
     const outcome =
       state === 'completed'
@@ -265,7 +238,6 @@ function diagnose(
       );
       break;
   }
-  const waiting = waitingOf(snapshot, lastApplied, options);
   if (waiting) reasons.push(describeWaiting(waiting));
   if (ctx.takeovers > 0)
     reasons.push(`taken over ${ctx.takeovers} time(s); now owned by ${ctx.node ?? 'nobody'}`);
@@ -277,15 +249,13 @@ function diagnose(
     reasons.push(
       `WeCom stopped polling ${formatDuration(windowMs)} after the message (at ${new Date(ctx.openedAt + windowMs).toISOString()}): the bubble can no longer change`,
     );
-  const stuckAfterMs = options.stuckAfterMs ?? DEFAULT_STUCK_MS;
-  const stuck = lease.status !== 'held' || (quietMs !== undefined && quietMs >= stuckAfterMs);
   return {
     ...base,
     ...timing,
     ...(quietMs !== undefined ? { quietMs } : {}),
     ...(waiting ? { waiting } : {}),
     windowPassed,
-    stuck,
+    stuck: found.stuck !== undefined,
     reasons,
   };
 }

@@ -1,4 +1,4 @@
-// A WeCom stand-in for people: it sends the encrypted callbacks WeCom sends (reference/wecom-aibot.md
+// A WeCom stand-in for people: it sends the encrypted callbacks WeCom sends (docs/protocol/wecom.md
 // §4, §6) to any running instance and checks each reply as WeCom would (§5.1: the signature over the
 // reply's own encrypt, the echoed nonce, receiveid ""). Built on our own crypto (src/wecom), so it
 // needs nothing beyond the package's dependencies.
@@ -81,7 +81,7 @@ export class WecomSimulator {
   }
 
   /**
-   * A user's text message (§6). In a group, WeCom keeps the @mention inside the content.
+   * A user's text message (§6.2). In a group, WeCom keeps the @mention inside the content.
    * `responseUrl` is where what the bubble cannot show goes (§8); never WeCom's real host.
    */
   async sendText(
@@ -99,7 +99,7 @@ export class WecomSimulator {
     return this.#streamReply(await this.send(plaintext, signal));
   }
 
-  /** The refresh poll WeCom sends about once a second until `finish:true` (§6, §9). */
+  /** The refresh poll WeCom sends about once a second until `finish:true` (§6.3). */
   async poll(streamId: string, sender: Sender, signal?: AbortSignal): Promise<StreamReply> {
     const reply = this.#streamReply(
       await this.send({ ...this.#common(sender), msgtype: 'stream', stream: { id: streamId } }, signal),
@@ -128,7 +128,7 @@ export class WecomSimulator {
 
   #common({ userid, chatid }: Sender): Record<string, unknown> {
     return {
-      // WeCom's msgids look like base64 (§6).
+      // WeCom's msgids look like base64 (§6.2).
       msgid: randomBytes(18).toString('base64'),
       aibotid: this.#botId,
       ...(chatid ? { chatid } : {}),

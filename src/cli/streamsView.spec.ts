@@ -15,10 +15,15 @@ const summary = (streamId: string, over: Partial<StreamSummary> = {}): StreamSum
   lease: { node: 'node-a', until: now + 10_000 },
   ...over,
 });
+/** As the store gives a stream nobody holds: with no `lease` at all. */
+const unleased = (streamId: string, over: Partial<StreamSummary> = {}): StreamSummary => {
+  const { lease: _lease, ...rest } = summary(streamId, over);
+  return rest;
+};
 
 describe('streams: stuck', () => {
   it('an unfinished stream with no live lease: its owner is gone', () => {
-    expect(stuckReason(summary('a', { lease: undefined }), now, 60_000)).toBe('no-lease');
+    expect(stuckReason(unleased('a'), now, 60_000)).toBe('no-lease');
     expect(stuckReason(summary('a', { lease: { node: 'x', until: now - 1 } }), now, 60_000)).toBe('no-lease');
   });
   it('an unfinished stream quiet for the threshold, even with a live owner', () => {
@@ -26,17 +31,15 @@ describe('streams: stuck', () => {
     expect(stuckReason(summary('a', { lastEventAt: now - 60_000 }), now, 90_000)).toBeUndefined();
   });
   it('a finished stream never is', () => {
-    expect(
-      stuckReason(summary('a', { finished: true, state: 'completed', lease: undefined }), now, 1),
-    ).toBeUndefined();
+    expect(stuckReason(unleased('a', { finished: true, state: 'completed' }), now, 1)).toBeUndefined();
   });
 });
 
 describe('streams: filters and table', () => {
   const all = [
     summary('running'),
-    summary('done', { finished: true, state: 'completed', lease: undefined, userid: 'lisi' }),
-    summary('orphan', { lease: undefined, state: 'thinking' }),
+    unleased('done', { finished: true, state: 'completed', userid: 'lisi' }),
+    unleased('orphan', { state: 'thinking' }),
   ];
 
   it('--unfinished, --user and --limit', () => {

@@ -1,5 +1,6 @@
 // What `wecom-dify streams` shows: the store's summaries filtered (unfinished, stuck, one user) and laid
 // out as a table or as JSON rows. Pure: the summaries and the clock come in.
+import { defaultStuckSettings, diagnoseStuck, type StuckReason } from '../diagnosis/stuck.js';
 import type { StreamSummary } from '../store/port.js';
 import { formatDuration } from './duration.js';
 import { formatTable } from './table.js';
@@ -12,9 +13,8 @@ export interface StreamsFilter {
   limit: number;
 }
 
-export type StuckReason = 'no-lease' | 'quiet';
-
-export interface StreamRow {
+/** One stream as `wecom-dify streams` shows it: a row of its table, or an object of its JSON. */
+export interface StreamsTableRow {
   streamId: string;
   userid: string;
   state: string;
@@ -36,19 +36,15 @@ export function stuckReason(
   now: number,
   stuckAfterMs: number,
 ): StuckReason | undefined {
-  if (summary.finished) return undefined;
-  // The store returns only a live lease, so none means it ran out, was handed back, or never was.
-  if (!summary.lease || summary.lease.until <= now) return 'no-lease';
-  if (now - summary.lastEventAt >= stuckAfterMs) return 'quiet';
-  return undefined;
+  return diagnoseStuck(summary, summary.lease, now, { ...defaultStuckSettings, stuckAfterMs }).stuck;
 }
 
 export function selectStreams(
   summaries: readonly StreamSummary[],
   filter: StreamsFilter,
   now: number,
-): StreamRow[] {
-  const rows: StreamRow[] = [];
+): StreamsTableRow[] {
+  const rows: StreamsTableRow[] = [];
   for (const s of summaries) {
     if (rows.length >= filter.limit) break;
     if (filter.user !== undefined && s.userid !== filter.user) continue;
@@ -72,7 +68,7 @@ export function selectStreams(
   return rows;
 }
 
-export function streamsTable(rows: readonly StreamRow[], now: number): string[] {
+export function streamsTable(rows: readonly StreamsTableRow[], now: number): string[] {
   if (rows.length === 0) return ['no streams'];
   const withStuck = rows.some((r) => r.stuck);
   const header = ['STREAM', 'USER', 'STATE', 'AGE', 'LAST EVENT', 'ANSWER', 'OWNER'];

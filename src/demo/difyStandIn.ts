@@ -1,5 +1,5 @@
 // A small local Dify for `npm run demo`: POST /v1/chat-messages streams a scripted answer token by
-// token over Dify's real SSE (reference/dify-api.md §3: one-line `data:` JSON frames, chat-family field
+// token over Dify's real SSE (docs/protocol/dify.md §3: one-line `data:` JSON frames, chat-family field
 // order, `message` deltas, then `message_end`), and the stop endpoint ends a stream the way Dify does
 // (a normal `message_end`). Enough for the real DifyClient; the test fake (test/support/fakeDify.ts)
 // is the one that misbehaves on purpose.
@@ -26,7 +26,7 @@ export interface DifyStandIn {
 const frame = (obj: Record<string, unknown>): string => `data: ${JSON.stringify(obj)}\n\n`;
 
 function sendError(res: ServerResponse, status: number, code: string, message: string): void {
-  // Dify's error envelope (§5.3).
+  // Dify's error envelope (§1.3, §6.2).
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(JSON.stringify({ code, message, status }));
 }
@@ -66,7 +66,7 @@ export async function startDifyStandIn(options: DifyStandInOptions = {}): Promis
       created_at: Math.floor(Date.now() / 1000),
     };
     const taskId = randomUUID();
-    // Chat-family order: event, conversation_id, message_id, created_at, then the event's own (§3).
+    // Chat-family order: event, conversation_id, message_id, created_at, then the event's own (§3.5).
     const chatFrame = (event: string, rest: Record<string, unknown>) =>
       frame({ event, ...ids, task_id: taskId, ...rest });
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });

@@ -1,6 +1,6 @@
 // The Dify service API client: streaming chat and workflow runs as an async iterable of normalized
 // events, plus stop, feedback, upload and app info. undici underneath: one keep-alive Agent with
-// explicit connect, headers and idle timeouts. The algorithm is reference/dify-api.md §11.
+// explicit connect, headers and idle timeouts. The algorithm is docs/protocol/dify.md §10.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Dispatcher, FormData, request } from 'undici';
 import { z } from 'zod';
@@ -40,14 +40,14 @@ export interface DifyClientOptions {
   retry?: DifyRetryOptions;
   /** The workflow input that receives the user's message. Default `query`. */
   queryVariable?: string;
-  /** On abort after the run started, also POST its stop (§11.6), so it does not run on unseen. Default true. */
+  /** On abort after the run started, also POST its stop (§10.6), so it does not run on unseen. Default true. */
   stopOnAbort?: boolean;
   logger?: DifyLogger;
   /** HTTP_PROXY / HTTPS_PROXY / NO_PROXY, when Dify is reached through a proxy. */
   proxy?: ProxySettings;
 }
 
-/** §2.1 InputFileObject. */
+/** A file object of a request (§2.5). */
 export type DifyFile = { type: 'image' | 'document' | 'audio' | 'video' | 'custom' } & (
   | { transfer_method: 'remote_url'; url: string }
   | { transfer_method: 'local_file'; upload_file_id: string }
@@ -55,20 +55,21 @@ export type DifyFile = { type: 'image' | 'document' | 'audio' | 'video' | 'custo
 
 export interface DifyStreamRequest {
   query: string;
-  /** Our end-user id; scopes conversations (§1, §6). */
+  /** Our end-user id; scopes conversations (§1.2, §7.2). */
   user: string;
-  /** A conversation id stored from an earlier turn; chat apps only. */
-  conversationId?: string;
-  inputs?: Record<string, string>;
-  /** Overrides the app key: the user-token mode. */
-  bearer?: string;
-  signal?: AbortSignal;
-  files?: DifyFile[];
+  /** A conversation id stored from an earlier turn; chat apps only. Absent: a new conversation. */
+  conversationId?: string | undefined;
+  inputs?: Record<string, string> | undefined;
+  /** Overrides the app key: the user-token mode. Absent: the app key. */
+  bearer?: string | undefined;
+  signal?: AbortSignal | undefined;
+  files?: DifyFile[] | undefined;
 }
 
 export interface DifyCallOptions {
-  bearer?: string;
-  signal?: AbortSignal;
+  /** Overrides the app key: the user-token mode. Absent: the app key. */
+  bearer?: string | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 const appInfoSchema = z.looseObject({
@@ -115,7 +116,7 @@ export class DifyClient {
     this.#retry = { attempts: 3, baseMs: 500, maxMs: 5000, ...opts.retry };
     this.#log = opts.logger ?? noopLogger;
     // bodyTimeout is undici's idle timer: re-armed by every chunk of bytes, so `event: ping`
-    // frames (which no SSE parser dispatches) keep a silent run alive (§7, §8.2).
+    // frames (which no SSE parser dispatches) keep a silent run alive (§8.1).
     this.#agent = outboundAgent(opts.proxy, {
       connect: { timeout: opts.connectTimeoutMs ?? Math.min(10_000, opts.timeoutMs) },
       headersTimeout: opts.timeoutMs,
@@ -129,7 +130,7 @@ export class DifyClient {
    * One turn, streamed. Yields `conversation_reset` (if the stored conversation was gone), then
    * `started`, `delta`/`replace`…, and `end`; throws a `DifyError` for every failure. A request is
    * retried only before its stream began and only for retryable errors; once a 200 stream started
-   * it is never sent again (§8.12).
+   * it is never sent again (§6.4).
    */
   async *stream(req: DifyStreamRequest): AsyncGenerator<DifyEvent, void, undefined> {
     let conversationId = this.#appType === 'chat' ? req.conversationId?.trim() || undefined : undefined;
@@ -139,7 +140,7 @@ export class DifyClient {
         res = await this.#openStream(req, conversationId);
         break;
       } catch (err) {
-        // §6: a stored id Dify does not know (deleted, another user's, from the WebApp). Drop it and
+        // §7.2: a stored id Dify does not know (deleted, another user's, from the WebApp). Drop it and
         // send the turn once more as a new conversation; the caller learns its context was lost.
         if (err instanceof DifyError && err.code === 'not_found' && conversationId !== undefined) {
           this.#log.info(
@@ -157,7 +158,7 @@ export class DifyClient {
     yield* this.#consume(res, req);
   }
 
-  /** POST the task's stop (§2.2). Dify answers success even for unknown tasks (§8.13); the stream's end confirms. */
+  /** POST the task's stop (§2.3). Dify answers success even for unknown tasks; the stream's end confirms. */
   async stop(
     taskId: string,
     user: string,
@@ -169,7 +170,7 @@ export class DifyClient {
     await this.#callJson('POST', path, { user }, opts);
   }
 
-  /** Rate an answer; `null` revokes an earlier rating (§2.2). */
+  /** Rate an answer; `null` revokes an earlier rating (§2.4). */
   async feedback(
     messageId: string,
     rating: 'like' | 'dislike' | null,
@@ -195,7 +196,7 @@ export class DifyClient {
     return parsed.data;
   }
 
-  /** Upload a file for a later `files: [{transfer_method: 'local_file', upload_file_id}]` (§2.2). */
+  /** Upload a file for a later `files: [{transfer_method: 'local_file', upload_file_id}]` (§2.5). */
   async upload(
     file: { data: Uint8Array | Blob; filename: string; contentType: string },
     user: string,
@@ -317,7 +318,7 @@ export class DifyClient {
     }
   }
 
-  /** Aborting the socket alone may leave the run going and holding its slot (§11.6): stop it too. */
+  /** Aborting the socket alone may leave the run going and holding its slot (§10.6): stop it too. */
   #stopTask(taskId: string | undefined, req: DifyStreamRequest): void {
     if (!this.#stopOnAbort || taskId === undefined) return;
     this.stop(taskId, req.user, { bearer: req.bearer }).catch((stopErr: unknown) => {
@@ -385,13 +386,13 @@ export class DifyClient {
     return request(`${this.#apiUrl}${path}`, {
       method,
       headers,
-      body,
-      signal: opts.signal,
+      body: body ?? null,
+      signal: opts.signal ?? null,
       dispatcher: this.#agent,
     });
   }
 
-  /** Read a non-success answer (bounded: it may be a large HTML page) into a typed error (§11.2). */
+  /** Read a non-success answer (bounded: it may be a large HTML page) into a typed error (§10.2). */
   async #errorOf(res: Dispatcher.ResponseData): Promise<DifyError> {
     let bytes: Buffer;
     try {
@@ -404,7 +405,7 @@ export class DifyClient {
     return fromHttpResponse(res.statusCode, bytes.toString('utf8'), retryAfterMs(res.headers['retry-after']));
   }
 
-  /** Run `attempt` and try again on retryable errors with exponential backoff and jitter (§8.12). */
+  /** Run `attempt` and try again on retryable errors with exponential backoff and jitter (§6.4). */
   async #withRetry<T>(signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
     const { attempts, baseMs, maxMs } = this.#retry;
     for (let n = 1; ; n++) {

@@ -1,6 +1,6 @@
 // Every way a Dify call can fail, as one error class with a stable `code` and a failure `kind`.
 // The table below is the only place that decides which Dify codes mean what; the runner maps
-// `kind` to the text the user reads (src/machines/texts.ts). Sources: reference/dify-api.md §5.
+// `kind` to the text the user reads (src/machines/texts.ts). Sources: docs/protocol/dify.md §6.
 import { errors as undiciErrors } from 'undici';
 import type { AnswerFailure, AnswerFailureKind } from '../runner/ports.js';
 
@@ -22,34 +22,34 @@ export interface DifyErrorInit {
   /** Dify's own code when it sent one, or ours: unreachable, timeout, http_error, incomplete, aborted, … */
   code: string;
   message: string;
-  status?: number;
+  status?: number | undefined;
   /** Defaults to the table's answer for (status, code, phase). */
   kind?: DifyErrorKind;
-  /** Defaults to the §8.12 rule: only a pre-stream 429 too_many_requests or 5xx. */
+  /** Defaults to the §6.4 rule: only a pre-stream 429 too_many_requests or 5xx. */
   retryable?: boolean;
   phase?: DifyErrorPhase;
-  partial?: string;
+  partial?: string | undefined;
   /** A short snippet of a body that was not Dify's JSON envelope (an HTML proxy page, say). */
   body?: string;
-  ids?: DifyIds;
+  ids?: DifyIds | undefined;
   /** Seconds from a 429's Retry-After header. */
-  retryAfterMs?: number;
+  retryAfterMs?: number | undefined;
   cause?: unknown;
 }
 
 export class DifyError extends Error implements AnswerFailure {
   override readonly name = 'DifyError';
   readonly code: string;
-  readonly status?: number;
+  readonly status: number | undefined;
   readonly kind: DifyErrorKind;
-  /** True only when sending the same request again is safe and may help (§8.12). */
+  /** True only when sending the same request again is safe and may help (§6.4). */
   readonly retryable: boolean;
   readonly phase: DifyErrorPhase;
   /** The answer text received before the stream broke off. */
-  readonly partial?: string;
-  readonly body?: string;
-  readonly ids?: DifyIds;
-  readonly retryAfterMs?: number;
+  readonly partial: string | undefined;
+  readonly body: string | undefined;
+  readonly ids: DifyIds | undefined;
+  readonly retryAfterMs: number | undefined;
 
   constructor(init: DifyErrorInit) {
     super(init.message, init.cause === undefined ? undefined : { cause: init.cause });
@@ -75,9 +75,9 @@ export const isDifyError = (err: unknown): err is DifyError => err instanceof Di
 type KindRule = DifyErrorKind | { request: DifyErrorKind; stream: DifyErrorKind };
 
 /**
- * (code) → kind, §5.2 and §5.3. A code not listed falls back to the HTTP status (kindForStatus).
+ * (code) → kind, §6.1 and §6.2. A code not listed falls back to the HTTP status (kindForStatus).
  * `invalid_param` before the stream is nearly always our configuration (a required input missing,
- * files the app does not accept); inside a 200 stream it is a runtime ValueError (I#26996).
+ * files the app does not accept); inside a 200 stream it is a runtime ValueError (§6.1).
  */
 const kindByCode: Record<string, KindRule> = {
   // ours
@@ -89,7 +89,7 @@ const kindByCode: Record<string, KindRule> = {
   workflow_failed: 'failed',
   // Dify's
   too_many_requests: 'rate_limited',
-  rate_limit_error: 'quota', // Cloud plan quota: retrying will not help (§5.3)
+  rate_limit_error: 'quota', // Cloud plan quota: retrying will not help (§6.2)
   provider_quota_exceeded: 'quota',
   unauthorized: 'misconfigured',
   forbidden: 'misconfigured',
@@ -103,7 +103,7 @@ const kindByCode: Record<string, KindRule> = {
   bad_request: 'misconfigured',
   invalid_param: { request: 'misconfigured', stream: 'failed' },
   not_found: 'not_found',
-  completion_request_error: 'server', // the LLM provider call failed (§5.2)
+  completion_request_error: 'server', // the LLM provider call failed (§6.1)
   internal_server_error: 'server',
   unknown: 'server',
   conversation_completed: 'failed',
@@ -118,7 +118,7 @@ const kindByCode: Record<string, KindRule> = {
 export const isKnownCode = (code: string): boolean =>
   Object.hasOwn(kindByCode, code) || code === 'http_error';
 
-/** For bodies without a code (HTML from a proxy, §8.15) or codes we do not know. */
+/** For bodies without a code (HTML from a proxy, §6.3) or codes we do not know. */
 function kindForStatus(status: number | undefined): DifyErrorKind {
   if (status === undefined) return 'failed';
   if (status === 401 || status === 403) return 'misconfigured';
@@ -131,7 +131,7 @@ function kindForStatus(status: number | undefined): DifyErrorKind {
 }
 
 /** The one mapping from (status, code, phase) to the failure class. */
-export function classify(
+function classify(
   status: number | undefined,
   code: string,
   phase: DifyErrorPhase = 'request',
@@ -142,7 +142,7 @@ export function classify(
 }
 
 /**
- * §8.12: a POST may already have created the message and billed the LLM, so only what cannot have
+ * §6.4: a POST may already have created the message and billed the LLM, so only what cannot have
  * started a run is retried: Dify's concurrency 429 and 5xx answers. (Connection refused is decided
  * where the socket error is read, in fromNetworkError.)
  */
@@ -155,16 +155,16 @@ function isRetryable(status: number | undefined, code: string, phase: DifyErrorP
 const SNIPPET_CHARS = 200;
 
 /** A one-line, short, readable excerpt of a non-JSON body: an HTML page's title, or its text. */
-export function snippetOf(text: string): string {
+function snippetOf(text: string): string {
   const title = /<title[^>]*>([\s\S]*?)<\/title>/i.exec(text)?.[1];
   const plain = (title ?? text.replace(/<[^>]*>/g, ' ')).replace(/\s+/g, ' ').trim();
   return plain.length > SNIPPET_CHARS ? `${plain.slice(0, SNIPPET_CHARS)}…` : plain;
 }
 
 interface Envelope {
-  code?: string;
-  message?: string;
-  status?: number;
+  code: string | undefined;
+  message: string | undefined;
+  status: number | undefined;
 }
 
 function parseEnvelope(text: string): Envelope | undefined {
@@ -183,8 +183,8 @@ function parseEnvelope(text: string): Envelope | undefined {
 }
 
 /**
- * An HTTP answer that is not a 200 event stream (§11.2): Dify's JSON envelope `{code,message,status}`
- * when it is one, else `http_error` with a snippet of whatever came (HTML, empty, text; §8.15).
+ * An HTTP answer that is not a 200 event stream (§10.2): Dify's JSON envelope `{code,message,status}`
+ * when it is one, else `http_error` with a snippet of whatever came (HTML, empty, text; §6.3).
  */
 export function fromHttpResponse(status: number, bodyText: string, retryAfterMs?: number): DifyError {
   const envelope = parseEnvelope(bodyText);
@@ -207,9 +207,9 @@ export function fromHttpResponse(status: number, bodyText: string, retryAfterMs?
   });
 }
 
-/** An in-stream `error` frame (§5.2): HTTP was 200, the stream is over; never retried. */
+/** An in-stream `error` frame (§6.1): HTTP was 200, the stream is over; never retried. */
 export function fromErrorFrame(
-  frame: { code?: string; status?: number; message?: string },
+  frame: { code?: string | undefined; status?: number | undefined; message?: string | undefined },
   partial: string,
   ids: DifyIds,
 ): DifyError {
@@ -280,7 +280,7 @@ export function fromNetworkError(
       code: 'incomplete',
       message: `the Dify stream broke off before its end: ${describe(err)}`,
     });
-  // Refused means nothing reached Dify, so sending again is safe (§8.12). A reset may not be.
+  // Refused means nothing reached Dify, so sending again is safe (§6.4). A reset may not be.
   const refused = codes.includes('ECONNREFUSED');
   return new DifyError({
     ...base,

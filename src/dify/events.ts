@@ -1,11 +1,11 @@
 // The answer as the client reports it: a small normalized event union, and the pure fold that turns
 // Dify's many frame kinds (chat, agent-chat, New Agent, chatflow, workflow) into it.
-// Protocol notes: reference/dify-api.md §3 (how a stream ends), §4 (events), §8.6–8.9, §11.4–11.5.
+// Protocol notes: docs/protocol/dify.md §4 (events), §5 (how a stream ends), §10.4–§10.5.
 import { DifyError, type DifyIds, fromErrorFrame } from './errors.js';
 import type { DifyFrame } from './sse.js';
 
 export type DifyEvent =
-  /** The stored conversation id was unknown to Dify (404): the turn was sent again without it (§6). */
+  /** The stored conversation id was unknown to Dify (404): the turn was sent again without it (§7.2). */
   | { type: 'conversation_reset'; staleConversationId: string }
   /** Once, as soon as a frame carried ids. */
   | ({ type: 'started' } & DifyIds)
@@ -33,7 +33,7 @@ function outputText(outputs: Record<string, unknown> | undefined): string | unde
  * Folds frames into events. `apply` returns the events a frame produces and throws a `DifyError`
  * for a terminal failure; `done` turns true at the terminal event.
  *
- * New Agent (§4, §8.7) streams `agent_message` deltas and then one closing `message` that repeats
+ * New Agent (§4.3) streams `agent_message` deltas and then one closing `message` that repeats
  * the whole answer. Chat and chatflow never send `agent_message`, and agent-chat never sends
  * `message`, so the rule is: a `message` after any `agent_message` is a replacement, not a delta.
  * This needs no knowledge of the app's mode and does not double the text when Dify resends the
@@ -46,7 +46,7 @@ export class AnswerFold {
   #started = false;
   #sawWorkflow = false;
   #sawAgentMessage = false;
-  #messageEnd: { usage?: Record<string, unknown> } | undefined;
+  #messageEnd: { usage: Record<string, unknown> | undefined } | undefined;
 
   apply(frame: DifyFrame): DifyEvent[] {
     const out: DifyEvent[] = [];
@@ -79,7 +79,7 @@ export class AnswerFold {
         break;
       case 'message_end':
         this.#messageEnd = { usage: frame.usage };
-        // Chatflow sends message_end and then workflow_finished: keep reading (§3).
+        // Chatflow sends message_end and then workflow_finished: keep reading (§5.1).
         if (!this.#sawWorkflow) this.#end(out, undefined, frame.usage);
         break;
       case 'workflow_finished': {
@@ -98,7 +98,7 @@ export class AnswerFold {
         break;
       }
       case 'workflow_paused':
-        // Human input (§4): this stream is over; the run waits to be resumed elsewhere.
+        // Human input (§4.9): this stream is over; the run waits to be resumed elsewhere.
         this.#end(out, 'paused', this.#messageEnd?.usage);
         break;
       case 'error':
@@ -110,7 +110,7 @@ export class AnswerFold {
   }
 
   /**
-   * The body ended. Before a terminal event that is an incomplete stream (§8.11). A chatflow that
+   * The body ended. Before a terminal event that is an incomplete stream (§5.3). A chatflow that
    * sent message_end but lost workflow_finished has a complete, stored answer, so that one ends.
    */
   eof(): DifyEvent[] {
@@ -130,7 +130,7 @@ export class AnswerFold {
   }
 
   #mergeIds(ids: DifyIds): void {
-    // The first value wins: ids are constant through a stream (§4).
+    // The first value wins: ids are constant through a stream (§4.1).
     if (ids.conversationId && !this.ids.conversationId) this.ids.conversationId = ids.conversationId;
     if (ids.messageId && !this.ids.messageId) this.ids.messageId = ids.messageId;
     if (ids.taskId && !this.ids.taskId) this.ids.taskId = ids.taskId;
@@ -138,7 +138,7 @@ export class AnswerFold {
   }
 
   #append(text: string, out: DifyEvent[]): void {
-    // Empty deltas are normal (§8.9) and carry nothing.
+    // Empty deltas are normal (§4.2) and carry nothing.
     if (text === '') return;
     this.text += text;
     out.push({ type: 'delta', text });

@@ -1,14 +1,14 @@
 // Dify's SSE wire format turned into typed frames: bytes → UTF-8 text → SSE events (eventsource-parser)
-// → JSON → one `DifyFrame` per data frame. Protocol notes: reference/dify-api.md §3, §4, §8.3–8.5, §10.
+// → JSON → one `DifyFrame` per data frame. Protocol notes: docs/protocol/dify.md §3, §4, §9.
 import { createParser, type EventSourceParser, type ParseError } from 'eventsource-parser';
 import { z } from 'zod';
 import type { DifyIds } from './errors.js';
 
 /**
- * `node_finished` frames can carry whole HTTP bodies and prompts (§8.4), so the buffer is generous:
+ * `node_finished` frames can carry whole HTTP bodies and prompts (§9.2), so the buffer is generous:
  * a frame this large is not a Dify frame any more.
  */
-export const MAX_FRAME_CHARS = 32 * 1024 * 1024;
+const MAX_FRAME_CHARS = 32 * 1024 * 1024;
 
 type Usage = Record<string, unknown>;
 
@@ -19,23 +19,23 @@ export type DifyFrameBody =
   | { event: 'message_replace'; answer: string }
   | { event: 'text_chunk'; text: string }
   | { event: 'text_replace'; text: string }
-  | { event: 'message_end'; usage?: Usage }
+  | { event: 'message_end'; usage?: Usage | undefined }
   | { event: 'workflow_started' }
   | {
       event: 'workflow_finished';
       status: string;
-      error?: string;
-      outputs?: Record<string, unknown>;
-      usage?: Usage;
+      error?: string | undefined;
+      outputs?: Record<string, unknown> | undefined;
+      usage?: Usage | undefined;
     }
   | { event: 'workflow_paused' }
-  | { event: 'error'; code?: string; status?: number; message?: string }
+  | { event: 'error'; code?: string | undefined; status?: number | undefined; message?: string | undefined }
   | { event: 'other'; name: string };
 
 export type DifyFrame = DifyFrameBody & {
-  /** The ids this frame carries (§4: every chat-family frame repeats them). */
+  /** The ids this frame carries (§4.1: every chat-family frame repeats them). */
   ids: DifyIds;
-  /** The SSE `id:` cursor newer Redis-backed servers send (§3), kept for a later resume. */
+  /** The SSE `id:` cursor newer Redis-backed servers send (§3.3), kept for a later resume. */
   cursor?: string;
 };
 
@@ -122,7 +122,7 @@ function bodyOf(event: string, json: unknown): DifyFrameBody | undefined {
 
 /**
  * One SSE `data` payload → a frame, or undefined for what is not a Dify frame: non-JSON data, a JSON
- * value that is not an object, an object without `event` (§11.3). Unknown events become `other`;
+ * value that is not an object, an object without `event` (§9.4). Unknown events become `other`;
  * a known event whose fields do not fit (an `answer` that is not a string) also becomes `other`,
  * so an odd frame is skipped rather than breaking a stream.
  */
@@ -140,7 +140,7 @@ export function parseFrame(data: string, cursor?: string): DifyFrame | undefined
   const conversationId = opt(e.conversation_id);
   const messageId = opt(e.message_id);
   const taskId = opt(e.task_id);
-  // workflow_started carries the run id as data.id too; it is the only resume handle (§4).
+  // workflow_started carries the run id as data.id too; it is the only resume handle (§4.1).
   let workflowRunId = opt(e.workflow_run_id);
   if (!workflowRunId && e.event === 'workflow_started') {
     const started = workflowStartedSchema.safeParse(json);
@@ -156,9 +156,9 @@ export function parseFrame(data: string, cursor?: string): DifyFrame | undefined
 
 /**
  * Bytes in, frames out. The TextDecoder runs in streaming mode, so a character whose UTF-8 bytes
- * are split across TCP chunks survives (§8.4). Only complete events are dispatched, never the
- * unterminated tail of the buffer (§8.5). `event: ping` frames have no data and are never
- * dispatched (§3): liveness is the caller's business, on raw bytes.
+ * are split across TCP chunks survives (§9.2). Only complete events are dispatched, never the
+ * unterminated tail of the buffer (§9.3). `event: ping` frames have no data and are never
+ * dispatched (§3.2): liveness is the caller's business, on raw bytes.
  */
 export class DifyFrameReader {
   readonly #decoder = new TextDecoder('utf-8');

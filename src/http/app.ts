@@ -33,14 +33,14 @@ export interface AppDeps extends Omit<CallbackDeps, 'clock'> {
   extend?: (router: Router) => void;
 }
 
-export const CALLBACK_PATH = '/wecom/callback';
+const CALLBACK_PATH = '/wecom/callback';
 
 /**
  * A callback's body must have arrived this long after it began to be read, or the request is
  * answered 408 and its connection closed: WeCom sends a few KB at once, a body trickling in holds a
  * connection for nothing. (Node's own request timeout, service.ts, bounds every other route.)
  */
-export const CALLBACK_BODY_DEADLINE_MS = 10_000;
+const CALLBACK_BODY_DEADLINE_MS = 10_000;
 
 /** The service's request listener: POST /wecom/callback on its own path, everything else through Koa. */
 export function createHttpApp(appDeps: AppDeps): RequestListener {
@@ -76,7 +76,7 @@ async function serveCallback(
       requestId,
       logger: deps.logger,
     });
-    // The official demo and plugin answer the encrypted JSON as text/plain (§5.1).
+    // The official demo and plugin answer the encrypted JSON as text/plain (docs/protocol/wecom.md §5.1).
     res.writeHead(200, {
       'content-type': 'text/plain; charset=utf-8',
       'content-length': Buffer.byteLength(body),

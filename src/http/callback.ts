@@ -1,5 +1,5 @@
 // The WeCom callback route: verify, decrypt, parse, dispatch, and reply with the encrypted envelope
-// (reference/wecom-aibot.md §3–§5). One log line per callback: msgid, aibotid, msgtype, userid, outcome, ms.
+// (docs/protocol/wecom.md §3–§5). One log line per callback: msgid, aibotid, msgtype, userid, outcome, ms.
 import type { Context } from 'koa';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
@@ -135,7 +135,7 @@ export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): 
   }
 }
 
-/** The text of a quoted message (§6 `quote`): text, voice transcript, or the text items of a mixed one. */
+/** The text of a quoted message (§6.5 `quote`): text, voice transcript, or the text items of a mixed one. */
 function quotedText(m: UserMessage): string | undefined {
   const q = m.quote;
   if (!q) return undefined;
@@ -164,16 +164,17 @@ async function dispatch(
     case 'image':
     case 'file': {
       if (deps.isDraining()) throw new HttpError('draining', 'draining: refusing a new message');
+      const quoted = quotedText(m);
       const accepted = await deps.runner.accept({
         msgid: m.msgid,
         bot: m.aibotid,
         userid: m.from.userid,
-        chatid: m.chatid,
+        ...(m.chatid === undefined ? {} : { chatid: m.chatid }),
         chattype: m.chattype,
         text: m.query,
-        quoted: quotedText(m),
+        ...(quoted === undefined ? {} : { quoted }),
         attachments: m.attachments.map(({ type, url }) => ({ type, url })),
-        responseUrl: m.response_url,
+        ...(m.response_url === undefined ? {} : { responseUrl: m.response_url }),
       });
       return {
         reply: accepted.reply,
@@ -190,8 +191,8 @@ async function dispatch(
         .feedback({
           id: f.id,
           type: f.type,
-          content: f.content,
-          reasons: f.inaccurate_reason_list,
+          ...(f.content === undefined ? {} : { content: f.content }),
+          ...(f.inaccurate_reason_list === undefined ? {} : { reasons: f.inaccurate_reason_list }),
           userid: m.from.userid,
         })
         .catch((error: unknown) => log().warn({ err: error }, 'feedback could not be recorded'));

@@ -150,7 +150,7 @@ export type EventOf<K extends EventType> = Extract<StreamEvent, { type: K }>;
 /** An event this version cannot read: a newer type, or a known type whose payload does not parse. */
 export interface UnknownEvent {
   type: string;
-  at?: number;
+  at?: number | undefined;
   unknown: true;
   /** Why it could not be read. */
   problem: string;

@@ -15,18 +15,18 @@ export interface StreamContext {
   msgid: string;
   bot: string;
   userid: string;
-  chatid?: string;
+  chatid?: string | undefined;
   chattype: 'single' | 'group';
   query: string;
-  responseUrl?: string;
+  responseUrl?: string | undefined;
   /** The node that accepted the message, then the node that took it over. */
-  node?: string;
+  node?: string | undefined;
   openedAt: number;
   lastEventAt: number;
-  user?: GrantedUser;
-  conversationId?: string;
-  messageId?: string;
-  taskId?: string;
+  user?: GrantedUser | undefined;
+  conversationId?: string | undefined;
+  messageId?: string | undefined;
+  taskId?: string | undefined;
   /** The answer so far, as WeCom should show it. */
   answer: string;
   /** The answer's length in UTF-8 bytes (kept, not counted: the size limit checks it on every piece). */
@@ -34,22 +34,24 @@ export interface StreamContext {
   /** After a takeover the old answer stays visible until the new one's first text replaces it. */
   restarting: boolean;
   takeovers: number;
-  queuedBehind?: string;
-  denied?: { reason: string; text?: string };
-  error?: { code: FailureCode; message: string; text?: string };
-  usage?: Record<string, unknown>;
+  queuedBehind?: string | undefined;
+  denied?: { reason: string; text?: string | undefined } | undefined;
+  error?: { code: FailureCode; message: string; text?: string | undefined } | undefined;
+  usage?: Record<string, unknown> | undefined;
   /** The answer was cut at the size limit (ANSWER_MAX_BYTES). */
-  cut?: boolean;
+  cut?: boolean | undefined;
   /** Set when the WeCom bubble was finished before the answer (6-minute window, or too long). */
-  bubble?: { reason: 'window' | 'overflow'; text: string; at: number; shown?: number };
+  bubble?:
+    | { reason: 'window' | 'overflow'; text: string; at: number; shown?: number | undefined }
+    | undefined;
   /** `/new <question>`: a new Dify conversation starts with this question. */
-  fresh?: boolean;
-  attachments?: Attachment[];
+  fresh?: boolean | undefined;
+  attachments?: Attachment[] | undefined;
   /** The attachments as Dify knows them, once uploaded. */
-  files?: UploadedFile[];
-  delivery?: { status: 'sent' | 'failed'; at: number; message?: string };
+  files?: UploadedFile[] | undefined;
+  delivery?: { status: 'sent' | 'failed'; at: number; message?: string | undefined } | undefined;
   /** The latest rating a user gave the answer in WeCom. */
-  feedback?: { rating: 'like' | 'dislike' | null; at: number };
+  feedback?: { rating: 'like' | 'dislike' | null; at: number } | undefined;
 }
 
 export const emptyContext: StreamContext = {

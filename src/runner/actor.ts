@@ -347,7 +347,7 @@ export class StreamActor {
             await this.tell({ type: 'replace', at: now(), text: event.text });
             break;
           case 'end':
-            await this.tell({ type: 'end', at: now(), usage: event.usage });
+            await this.tell({ type: 'end', at: now(), ...(event.usage ? { usage: event.usage } : {}) });
             break;
         }
         // Settled on our side (cut at the size limit, stopped, timed out): leaving the loop lets go of

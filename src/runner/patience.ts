@@ -6,18 +6,18 @@ import { StoreError } from '../store/port.js';
 
 export interface Patience {
   /** Delays between attempts (ms); the last one repeats. */
-  delays?: number[];
+  delays?: number[] | undefined;
   /** How long to keep trying (ms). */
-  forMs?: number;
-  now?: () => number;
+  forMs?: number | undefined;
+  now?: (() => number) | undefined;
   /** Waits between attempts; may throw to give up (an abort). */
-  wait?: (ms: number) => Promise<unknown>;
+  wait?: ((ms: number) => Promise<unknown>) | undefined;
   /** Told of every failed attempt. */
-  onError?: (error: unknown) => void;
+  onError?: ((error: unknown) => void) | undefined;
   /** Checked after a failed attempt: true ends the trying at once (too much waits in memory, say). */
-  giveUp?: () => boolean;
+  giveUp?: (() => boolean) | undefined;
   /** Which errors mean the store is unreachable; `isUnavailable` by default. */
-  transient?: (error: unknown) => boolean;
+  transient?: ((error: unknown) => boolean) | undefined;
 }
 
 const STORE_RETRY_DELAYS = [100, 250, 500, 1000, 2000];

@@ -23,12 +23,12 @@ export interface AnswerFileRef {
 export interface AnswerRequest {
   query: string;
   user: string;
-  conversationId?: string;
-  inputs?: Record<string, string>;
-  files?: AnswerFileRef[];
-  bearer?: string;
+  conversationId?: string | undefined;
+  inputs?: Record<string, string> | undefined;
+  files?: AnswerFileRef[] | undefined;
+  bearer?: string | undefined;
   /** Aborting it lets go of the answer; so does leaving the iteration early: the source stops its run. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -53,7 +53,7 @@ export interface AnswerFailure {
   code: string;
   /** Whether `code` is one the source documents (else it counts as `other` in metrics). */
   known: boolean;
-  status?: number;
+  status?: number | undefined;
 }
 
 export const isAnswerFailure = (error: unknown): error is Error & AnswerFailure =>
@@ -67,13 +67,13 @@ export interface AnswerSource {
     rating: 'like' | 'dislike' | null,
     user: string,
     content?: string,
-    options?: { bearer?: string },
+    options?: { bearer?: string | undefined },
   ): Promise<void>;
   /** Upload a file for a later request's `files`; absent where the source takes no files. */
   upload?(
     file: { data: Uint8Array; filename: string; contentType: string },
     user: string,
-    options?: { bearer?: string; signal?: AbortSignal },
+    options?: { bearer?: string | undefined; signal?: AbortSignal | undefined },
   ): Promise<{ id: string }>;
 }
 

@@ -24,16 +24,16 @@ import { isConflict, isUnavailable, whileStoreDown } from './patience.js';
 const SNAPSHOT_EVERY = 32;
 
 export interface WriterOptions {
-  flushMs?: number;
-  flushBytes?: number;
+  flushMs?: number | undefined;
+  flushBytes?: number | undefined;
   /** How much unwritten text may wait in memory during a store outage before the answer is cut. */
-  maxPendingBytes?: number;
+  maxPendingBytes?: number | undefined;
   /** Retry delays while the store is unreachable (ms); the last one repeats. */
-  retryDelays?: number[];
+  retryDelays?: number[] | undefined;
   /** How long to keep retrying before giving up (ms). */
-  retryForMs?: number;
-  now?: () => number;
-  onStoreError?: (error: unknown) => void;
+  retryForMs?: number | undefined;
+  now?: (() => number) | undefined;
+  onStoreError?: ((error: unknown) => void) | undefined;
   /** How polls show a snapshot (AppendOptions.reply). Without it, no projection is kept. */
   projectionOf?: (snapshot: StreamSnapshot) => ReplyProjection;
 }

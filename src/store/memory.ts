@@ -28,11 +28,11 @@ interface MemoryStream {
   /** Event JSON texts, in order; the version is their count. */
   events: string[];
   /** The stored snapshot's JSON and the version it was taken at, and the state now. */
-  snapshot?: { json: string; version: number; state: string };
+  snapshot?: { json: string; version: number; state: string } | undefined;
   /** The answer's text projection. */
   text: string;
   /** The poll reply projection. */
-  reply?: ReplyProjection;
+  reply?: ReplyProjection | undefined;
   expiresAt: number;
   /** The store's clock at the last append, then a counter for appends in the same ms: the index order. */
   touchedAt: number;
@@ -132,7 +132,8 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
         // As in Redis: a text set anew without a snapshot leaves readers folding from the start.
       } else if (text && 'set' in text) target.snapshot = undefined;
       if (reply !== 'unchanged') target.reply = reply;
-      if (lease) leases.set(streamId, { ...lease.holder, until: at + lease.ttlMs });
+      if (lease)
+        leases.set(streamId, { node: lease.holder.node, token: lease.holder.token, until: at + lease.ttlMs });
       target.expiresAt = at + ttlMs;
       // The index order follows the stream's recorded state, as Redis's does: opened, snapshots.
       if (snapshot || !stream) {

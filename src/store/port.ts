@@ -48,7 +48,7 @@ export interface AppendOptions {
    * tail. Expected with `text.set` (the store rebuilds a snapshot's answer from the text; a text set
    * anew without one leaves readers folding the whole stream until the next snapshot).
    */
-  snapshot?: PersistedStream;
+  snapshot?: PersistedStream | undefined;
   /**
    * What a poll answers after these events (the poll reply projection, machines/render.ts), kept
    * beside the stream: a poll of a stream whose projection is set answers from it, with no fold (a
@@ -56,15 +56,15 @@ export interface AppendOptions {
    * current one (the appender knows it still holds); without it the projection is dropped, and polls
    * fold and render until an appender sets one again, so it is never stale.
    */
-  reply?: ReplyProjection | 'unchanged';
+  reply?: ReplyProjection | 'unchanged' | undefined;
   /**
    * How these events change the answer's text, kept as its own projection: an appender that keeps it
    * says so on every append (`{append: ''}` when the text did not change), and a snapshot it writes
    * then leaves the answer to the text. Without it, the snapshot holds its answer itself.
    */
-  text?: TextChange;
+  text?: TextChange | undefined;
   /** Take the stream's lease for `holder` in the same atomic step (opening a stream). */
-  lease?: { holder: LeaseHolder; ttlMs: number };
+  lease?: { holder: LeaseHolder; ttlMs: number } | undefined;
 }
 
 /**
@@ -206,9 +206,9 @@ export class StoreError extends Error {
 
 export interface StoreOptions {
   /** Key prefix, `wd:` by default; tests give each suite its own. */
-  prefix?: string;
+  prefix?: string | undefined;
   /** TTL of every key of a stream, and of the dedup and index keys (STREAM_TTL_SECONDS). */
   ttlSeconds: number;
   /** Clock, for tests. */
-  now?: () => number;
+  now?: (() => number) | undefined;
 }

@@ -35,13 +35,13 @@ export type RedisClient = Redis | Cluster;
 
 export interface RedisStoreOptions extends StoreOptions {
   /** TTL of the Dify conversation ids; 30 days by default. */
-  conversationTtlSeconds?: number;
+  conversationTtlSeconds?: number | undefined;
   /**
    * Told when the index of recent streams could not be updated after a durable append. The append is
    * not failed for it (a retry would only meet a version conflict); the stream is just missing from
    * the inspector's list until its next change of state.
    */
-  onIndexError?: (error: StoreError) => void;
+  onIndexError?: ((error: StoreError) => void) | undefined;
 }
 
 const defaultConversationTtlSeconds = 30 * 24 * 3600;
@@ -493,16 +493,18 @@ function connectTimeoutOf(redis: RedisClient): number {
 
 export interface ConnectRedisOptions {
   /** `redis://…` of a single Redis. */
-  url?: string;
+  url?: string | undefined;
   /** Seed nodes of a Redis Cluster; wins over `url`. */
-  clusterNodes?: { host: string; port: number }[];
+  clusterNodes?: { host: string; port: number }[] | undefined;
   /** The cluster's credentials and TLS, the same for every node. */
-  clusterAuth?: { username?: string; password?: string; tls?: boolean };
-  connectTimeoutMs?: number;
+  clusterAuth?:
+    | { username?: string | undefined; password?: string | undefined; tls?: boolean | undefined }
+    | undefined;
+  connectTimeoutMs?: number | undefined;
   /** Upper bound of one command, including a Redis that accepts the connection but hangs. */
-  commandTimeoutMs?: number;
+  commandTimeoutMs?: number | undefined;
   /** Connection errors; the client reconnects by itself, and every failed command surfaces as a StoreError. */
-  onError?: (error: Error) => void;
+  onError?: ((error: Error) => void) | undefined;
 }
 
 /**

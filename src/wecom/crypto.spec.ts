@@ -1,4 +1,4 @@
-// The callback crypto against the official vectors (reference/wecom-aibot.md §10) and against the
+// The callback crypto against the official vectors (docs/protocol/wecom.md §12) and against the
 // official @wecom/crypto package as an oracle, both ways, plus every way a callback can be broken.
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -254,7 +254,7 @@ describe('interoperability with the official @wecom/crypto', () => {
     expectWecomError(() => crypto.decrypt(official.encrypt(KEY, 'hi', '')), 'bad_receiveid');
   });
 
-  it('ignores the trailing receiveid when none is configured (AI bots, §2.2)', () => {
+  it('ignores the trailing receiveid when none is configured (AI bots, §2.4)', () => {
     const crypto = new WecomCrypto({ token: TOKEN, encodingAESKey: KEY });
     expect(crypto.decrypt(official.encrypt(KEY, 'hi', 'some-corp'))).toEqual({
       message: 'hi',
@@ -263,7 +263,7 @@ describe('interoperability with the official @wecom/crypto', () => {
   });
 });
 
-describe('the signature (§2.3)', () => {
+describe('the signature (§2.5)', () => {
   it('is the SHA-1 of the sorted values, as the official library computes it', () => {
     for (let i = 0; i < 50; i++) {
       const args = [
@@ -421,7 +421,7 @@ describe('broken callbacks are typed errors, never crashes', () => {
   });
 });
 
-describe('media decryption (§7)', () => {
+describe('media decryption (§7.1)', () => {
   const crypto = new WecomCrypto({ token: TOKEN, encodingAESKey: KEY });
   const key = Buffer.from(`${KEY}=`, 'base64');
 

@@ -1,18 +1,18 @@
-// Callback crypto of the WeCom AI bot (reference/wecom-aibot.md §2, §3, §4, §5.1, §7): AES-256-CBC
+// Callback crypto of the WeCom AI bot (docs/protocol/wecom.md §2, §3, §4, §5.1, §7): AES-256-CBC
 // with PKCS#7 padding to 32 bytes, the random|length|msg|receiveid framing, and the signed envelope.
 // Every failure to decrypt is a WecomError with a code, never a crash of node:crypto.
 import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 import { WecomError } from './errors.js';
 import { signature, verifySignature } from './signature.js';
 
-/** PKCS#7 block size of the WeCom scheme: 32, not AES's 16 (§2.1, pitfall §14.1). */
+/** PKCS#7 block size of the WeCom scheme: 32, not AES's 16 (§2.2). */
 const PAD_BLOCK = 32;
 const AES_BLOCK = 16;
 const RANDOM_BYTES = 16;
 const LENGTH_BYTES = 4;
 const HEADER_BYTES = RANDOM_BYTES + LENGTH_BYTES;
 
-/** Standard base64 with `=` padding (§2.1), for the key, which is checked once. */
+/** Standard base64 with `=` padding (§2.2), for the key, which is checked once. */
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /**
@@ -27,7 +27,7 @@ function strictBase64(text: string): Buffer | undefined {
 }
 
 /**
- * The 16 random bytes that start every message (§2.1): any bytes will do and receivers ignore them,
+ * The 16 random bytes that start every message (§2.3): any bytes will do and receivers ignore them,
  * so they come from a pool refilled 256 messages at a time rather than a system call per reply.
  */
 const randomPool = Buffer.allocUnsafe(RANDOM_BYTES * 256);
@@ -45,7 +45,7 @@ export interface WecomCryptoOptions {
   token: string;
   /** The 43-character EncodingAESKey from the admin console. */
   encodingAESKey: string;
-  /** `""` for AI bots (§2.2): then the trailing bytes are not checked. When set, checked strictly. */
+  /** `""` for AI bots (§2.4): then the trailing bytes are not checked. When set, checked strictly. */
   receiveId?: string;
 }
 
@@ -118,7 +118,7 @@ function requireParams<K extends string>(values: Record<K, string | undefined>):
   throw new WecomError('missing_params', `missing query parameter(s): ${missing.join(', ')}`, { missing });
 }
 
-/** The `encrypt` field of a POST body (§4); PLUGIN also accepts `Encrypt`. */
+/** The `encrypt` field of a POST body (§4.1); WeCom's plugin also accepts `Encrypt`. */
 function encryptOf(body: unknown): string {
   let value = body;
   if (typeof value === 'string' || Buffer.isBuffer(value)) {
@@ -152,7 +152,7 @@ export class WecomCrypto {
     this.#receiveId = receiveId;
   }
 
-  /** The signature of an encrypt value under our token (§2.3). */
+  /** The signature of an encrypt value under our token (§2.5). */
   sign(timestamp: string | number, nonce: string, encrypt: string): string {
     return signature(this.#token, timestamp, nonce, encrypt);
   }
@@ -199,7 +199,7 @@ export class WecomCrypto {
     return { encrypt, msgsignature: this.sign(ts, nonce, encrypt), timestamp: ts, nonce };
   }
 
-  /** random(16) | len(4, BE) | msg | receiveid, padded to 32, AES-256-CBC, base64 (§2.1). */
+  /** random(16) | len(4, BE) | msg | receiveid, padded to 32, AES-256-CBC, base64 (§2.2, §2.3). */
   encrypt(plaintext: string, random: Buffer = nextRandom()): string {
     if (random.length !== RANDOM_BYTES) throw new RangeError('random must be 16 bytes');
     // Framed and padded in one buffer: this runs for every reply.
@@ -220,7 +220,7 @@ export class WecomCrypto {
     return (tail.length === 0 ? head : Buffer.concat([head, tail])).toString('base64');
   }
 
-  /** The inverse of `encrypt`; checks the receiveid only when one is configured (§2.2). */
+  /** The inverse of `encrypt`; checks the receiveid only when one is configured (§2.4). */
   decrypt(b64: string): Decrypted {
     const ciphertext = strictBase64(b64);
     if (!ciphertext) throw new WecomError('bad_base64', 'ciphertext is not standard base64');
@@ -251,7 +251,7 @@ export class WecomCrypto {
   }
 
   /**
-   * A downloaded image or file (§7): the same key and IV, raw ciphertext with no framing; the
+   * A downloaded image or file (§7.1): the same key and IV, raw ciphertext with no framing; the
    * result is the file. Only AES's 16-byte alignment is required of the length, the padding itself
    * is checked strictly (1..32).
    */
@@ -266,7 +266,7 @@ export class WecomCrypto {
 
   #decipher(ciphertext: Buffer): Buffer {
     const decipher = createDecipheriv('aes-256-cbc', this.#key, this.#iv);
-    // Node's auto-unpadding assumes 16-byte PKCS#7 and throws on WeCom's 32 (§14.1).
+    // Node's auto-unpadding assumes 16-byte PKCS#7 and throws on WeCom's 32 (§2.2).
     decipher.setAutoPadding(false);
     const head = decipher.update(ciphertext);
     const tail = decipher.final();

@@ -1,4 +1,4 @@
-// Naming and typing what a user sent (reference/wecom-aibot.md §7): WeCom's download names are not
+// Naming and typing what a user sent (docs/protocol/wecom.md §7.3): WeCom's download names are not
 // always telling, so the bytes decide the type and Content-Disposition the name.
 import { describe, expect, it } from 'vitest';
 import { filenameOf, sniff } from './media.js';

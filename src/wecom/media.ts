@@ -1,4 +1,4 @@
-// The images and files a user sends (reference/wecom-aibot.md §6, §7): their URLs answer with the raw
+// The images and files a user sends (docs/protocol/wecom.md §6.2, §7): their URLs answer with the raw
 // AES-256-CBC ciphertext of the file, under the callback's own key, with no framing, and expire after
 // five minutes. Downloaded with a deadline and a size cap, decrypted, and named from the response.
 import { type Dispatcher, request } from 'undici';

@@ -1,4 +1,4 @@
-// The decrypted callback JSON (reference/wecom-aibot.md §6), parsed once into a typed union keyed by
+// The decrypted callback JSON (docs/protocol/wecom.md §6), parsed once into a typed union keyed by
 // `kind`. WeCom's own field names are kept (msgid, from.userid, response_url…), and so is every
 // field this version does not know (looseObject), so a newer payload never breaks the parse.
 import { z } from 'zod';
@@ -16,7 +16,7 @@ const mixedItemSchema = z.looseObject({
 
 const mixedBody = z.looseObject({ msg_item: z.array(mixedItemSchema) });
 
-/** A quoted message: one of text/image/mixed/voice/file in the same structure (§6). */
+/** A quoted message: one of text/image/mixed/voice/file in the same structure (§6.5). */
 const quoteSchema = z.looseObject({
   msgtype: z.string(),
   text: textBody.optional(),
@@ -76,7 +76,7 @@ const eventSchemas = {
     msgtype: z.literal('event'),
     event: z.looseObject({
       eventtype: z.literal('template_card_event'),
-      // The doc's table says cardtype/eventkey; its JSON and the SDK say card_type/event_key (§6).
+      // The doc's table says cardtype/eventkey; its JSON and the SDK say card_type/event_key (§6.6).
       template_card_event: z.looseObject({
         card_type: z.string().optional(),
         event_key: z.string().optional(),
@@ -137,17 +137,6 @@ export type UnknownMessage = z.infer<typeof envelopeSchema> & { kind: 'unknown' 
 export type UserMessage = TextMessage | ImageMessage | MixedMessage | VoiceMessage | FileMessage;
 export type EventMessage = EnterChatEvent | TemplateCardEvent | FeedbackEvent | UnknownEvent;
 export type WecomMessage = UserMessage | StreamPoll | EventMessage | UnknownMessage;
-export type WecomMessageKind = WecomMessage['kind'];
-
-const userKinds: ReadonlySet<WecomMessageKind> = new Set(['text', 'image', 'mixed', 'voice', 'file']);
-
-export const isUserMessage = (m: WecomMessage): m is UserMessage => userKinds.has(m.kind);
-
-export const isEvent = (m: WecomMessage): m is EventMessage =>
-  m.kind === 'enter_chat' ||
-  m.kind === 'template_card_event' ||
-  m.kind === 'feedback_event' ||
-  m.kind === 'unknown-event';
 
 // A mention is "@" and a run of non-space characters (the bot's name may be non-ASCII). WeCom
 // separates it with a space or U+2005, both matched by \s.
@@ -155,7 +144,7 @@ const LEADING_MENTION = /^\s*@[^\s@]+(?:\s+|$)/u;
 const TRAILING_MENTION = /@[^\s@]+\s*$/u;
 
 /**
- * Removes the bot's @mention that WeCom leaves inside group text (§6, pitfall §14.4): a leading
+ * Removes the bot's @mention that WeCom leaves inside group text (§6.4): a leading
  * `@name`, or, when there is none, a trailing one (real sample: `"hello@项目开发管理助手 "`), then
  * trims. Only one end is stripped so that a message which starts with the mention keeps a trailing
  * e-mail address (`@Bot write to a@b.com`). Mentions in the middle are left alone.
@@ -205,7 +194,7 @@ function userExtras(
 
 export interface ParseOptions {
   /** The bot's display name in group mentions (WECOM_BOT_NAME); a heuristic strips it when unset. */
-  botName?: string;
+  botName?: string | undefined;
 }
 
 /** Parses the plaintext of a decrypted callback. Throws WecomError `bad_json` or `bad_message`. */

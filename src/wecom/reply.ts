@@ -1,18 +1,6 @@
-// The plaintexts of passive replies (reference/wecom-aibot.md §5.2, §5.3), before encryption.
-// Which reply suits which callback is the caller's choice; the builders only shape the JSON.
-
-export interface StreamReplyBody {
-  msgtype: 'stream';
-  stream: {
-    /** Required on the first reply to a message; WeCom then polls with it. */
-    id: string;
-    finish: boolean;
-    /** A full snapshot, never a delta; ≤ 20480 UTF-8 bytes (the caller fits it). */
-    content: string;
-    /** Set on the first reply to have user feedback come back as feedback_event. */
-    feedback?: { id: string };
-  };
-}
+// The plaintexts of passive replies (docs/protocol/wecom.md §5.2–§5.6), before encryption, but a
+// stream's (src/machines/render.ts renders those). Which reply suits which callback is the caller's
+// choice; the builders only shape the JSON.
 
 /** Valid only as the answer to an enter_chat event (§5.2). */
 export interface TextReplyBody {
@@ -20,22 +8,8 @@ export interface TextReplyBody {
   text: { content: string };
 }
 
-/** The "empty packet" (§4): an encrypted `{}`, the form the official plugin sends. */
+/** The "empty packet" (§4.3): an encrypted `{}`, the form the official plugin sends. */
 export type EmptyReplyBody = Record<string, never>;
-
-export type ReplyBody = StreamReplyBody | TextReplyBody | EmptyReplyBody;
-
-export function streamReply(
-  id: string,
-  content: string,
-  finish: boolean,
-  feedbackId?: string,
-): StreamReplyBody {
-  return {
-    msgtype: 'stream',
-    stream: { id, finish, content, ...(feedbackId ? { feedback: { id: feedbackId } } : {}) },
-  };
-}
 
 export function textReply(content: string): TextReplyBody {
   return { msgtype: 'text', text: { content } };

@@ -1,4 +1,4 @@
-// The proactive reply through a message's response_url (reference/wecom-aibot.md §8): a plain JSON
+// The proactive reply through a message's response_url (docs/protocol/wecom.md §8): a plain JSON
 // POST of a markdown message, allowed once per URL and for one hour. What the bubble could not show
 // (a late or too long answer) goes this way. Sent at most once: only a refused connection, which
 // cannot have reached WeCom, is tried again.

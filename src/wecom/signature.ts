@@ -1,4 +1,4 @@
-// The callback signature (reference/wecom-aibot.md §2.3): SHA-1 of the four values sorted as
+// The callback signature (docs/protocol/wecom.md §2.5): SHA-1 of the four values sorted as
 // strings and joined with no separator, compared in constant time.
 import { createHash, timingSafeEqual } from 'node:crypto';
 
@@ -25,7 +25,7 @@ export function verifySignature(
 }
 
 /** Compares without leaking where the strings differ; unequal lengths are simply unequal. */
-export function constantTimeEqual(expected: string, given: string): boolean {
+function constantTimeEqual(expected: string, given: string): boolean {
   const a = Buffer.from(expected, 'utf8');
   const b = Buffer.from(given, 'utf8');
   if (a.length !== b.length) return false;

@@ -7,7 +7,7 @@ import { createConnection } from 'mysql2/promise';
 
 export const MYSQL_HOST = '127.0.0.1';
 export const MYSQL_PORT = 3306;
-export const REDIS_URL = 'redis://127.0.0.1:6379';
+const REDIS_URL = 'redis://127.0.0.1:6379';
 
 export interface TestDatabase {
   name: string;

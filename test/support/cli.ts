@@ -4,11 +4,11 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 
 export const root = resolve(import.meta.dirname, '../..');
-export const mainTs = join(root, 'src/cli/main.ts');
+const mainTs = join(root, 'src/cli/main.ts');
 export const tsxLoader = import.meta.resolve('tsx');
 
 /** `node --import tsx <script> ...args`, with only the given environment (and PATH). */
-export function spawnTs(
+function spawnTs(
   script: string,
   args: string[],
   options: { cwd?: string; env?: Record<string, string> } = {},

@@ -1,8 +1,8 @@
 // A local stand-in for the Dify service API that speaks its real SSE protocol: it replays the captured
 // streams in ../shared/fixtures/dify byte for byte, or generates chat, agent, New Agent, chatflow and
-// workflow streams with the exact frame shapes of reference/dify-api.md §3–§4, and misbehaves on
+// workflow streams with the exact frame shapes of docs/protocol/dify.md §3–§4, and misbehaves on
 // request (re-chunking inside UTF-8 characters, pings, pauses, error frames, EOF, resets, HTTP and
-// HTML errors, hangs). It keeps Dify's conversation rules (§6) and records every request.
+// HTML errors, hangs). It keeps Dify's conversation rules (§7) and records every request.
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -11,7 +11,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep, setImmediate as tick } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
-export const fixturesDir = new URL('../../../shared/fixtures/dify/', import.meta.url);
+const fixturesDir = new URL('../../../shared/fixtures/dify/', import.meta.url);
 /** False when the shared fixtures folder is absent: tests that replay fixtures skip with a message. */
 export const fixturesAvailable = existsSync(fileURLToPath(fixturesDir));
 /** The `.sse` captures, by file name. */
@@ -63,7 +63,7 @@ export interface StreamShape {
   frameDelayMs?: number;
   /** A long silence after the given number of frames (pings continue if `pingEveryMs`). */
   pause?: { afterFrames: number; ms: number };
-  /** After this many frames, send an `error` frame (§5.2) and close. */
+  /** After this many frames, send an `error` frame (§6.1) and close. */
   failAfter?: number;
   failWith?: { code?: string; status?: number; message?: string };
   /** After this many frames, end the body without a terminal event. */
@@ -80,7 +80,7 @@ export interface AnswerOptions {
   pieces?: string[];
   /** Default: chat on /chat-messages, workflow on /workflows/run. */
   flavour?: Flavour;
-  /** Send `message_replace` (`text_replace` for workflow) with this text before the end (§8.8). */
+  /** Send `message_replace` (`text_replace` for workflow) with this text before the end (§4.3). */
   replaceWith?: string;
   /** Chatflow/workflow run status; `failed` ends with workflow_finished(failed) (+ error for chatflow). */
   workflowStatus?: 'succeeded' | 'failed' | 'partial-succeeded';
@@ -94,9 +94,9 @@ export type Scenario =
   | ({ kind: 'fixture'; file: string } & StreamShape)
   /** Frames as given: an object is sent as `data: <JSON>\n\n`, a string as is. */
   | ({ kind: 'frames'; frames: Array<string | Record<string, unknown>> } & StreamShape)
-  /** An HTTP error with Dify's JSON envelope (§1, §5.3). */
+  /** An HTTP error with Dify's JSON envelope (§1.3, §6.2). */
   | { kind: 'error'; status: number; code: string; message?: string; headers?: Record<string, string> }
-  /** A non-JSON error page (§8.15); default: nginx's 502. */
+  /** A non-JSON error page (§6.3); default: nginx's 502. */
   | { kind: 'html'; status: number; html?: string }
   | { kind: 'json'; status?: number; body: unknown }
   /** Never answer, or send 200 event-stream headers and then nothing. */
@@ -109,7 +109,7 @@ export interface FakeDifyOptions {
   apiKey?: string;
   /** GET /info `mode`. */
   mode?: string;
-  /** Answer 404 for conversation ids this fake did not issue (§6). Default true. */
+  /** Answer 404 for conversation ids this fake did not issue (§7.2). Default true. */
   checkConversations?: boolean;
 }
 
@@ -161,7 +161,7 @@ export function prng(seed: number): () => number {
 
 /**
  * Cut bytes at random places, 1..maxBytes long; with `splitUtf8`, also inside a few multi-byte
- * characters (after a lead byte), which is what breaks clients that decode chunk by chunk (§8.4).
+ * characters (after a lead byte), which is what breaks clients that decode chunk by chunk (§9.2).
  */
 export function rechunk(bytes: Buffer, rand: () => number, maxBytes = 64, splitUtf8 = true): Buffer[] {
   const cuts = new Set<number>();
@@ -191,7 +191,7 @@ export function rechunk(bytes: Buffer, rand: () => number, maxBytes = 64, splitU
 }
 
 /** Split a fixture into its frames, each keeping its `\n\n`; joined they are the file again. */
-export function splitFrames(text: string): string[] {
+function splitFrames(text: string): string[] {
   const frames: string[] = [];
   let start = 0;
   for (let end = text.indexOf('\n\n'); end !== -1; end = text.indexOf('\n\n', start)) {
@@ -218,7 +218,7 @@ interface Ids {
   createdAt: number;
 }
 
-/** A generated stream: its frames, and how it ends when stopped (§8.13: a normal end, status stopped). */
+/** A generated stream: its frames, and how it ends when stopped (§5.2: a normal end, status stopped). */
 interface Plan {
   frames: string[];
   stopped?: () => string[];
@@ -251,7 +251,7 @@ function answerPlan(o: AnswerOptions, flavour: Flavour, ids: Ids, query: string)
   const pieces = o.pieces ?? piecesOf(text);
   const finalText = o.replaceWith ?? text;
   const status = o.workflowStatus ?? 'succeeded';
-  // chat-family field order: event, conversation_id, message_id, created_at, then the event's own (§3).
+  // chat-family field order: event, conversation_id, message_id, created_at, then the event's own (§3.5).
   const chat = (event: string, rest: Record<string, unknown>) =>
     data({
       event,
@@ -319,7 +319,7 @@ function answerPlan(o: AnswerOptions, flavour: Flavour, ids: Ids, query: string)
         frames.unshift(thought(''));
         frames.push(chat('agent_message', { id: ids.messageId, answer: '' }), thought(finalText));
       } else {
-        // New Agent repeats the full answer in one closing `message` (§4).
+        // New Agent repeats the full answer in one closing `message` (§4.3).
         frames.push(chat('message', { id: ids.messageId, answer: text }));
       }
       if (o.replaceWith !== undefined)
@@ -367,7 +367,7 @@ function answerPlan(o: AnswerOptions, flavour: Flavour, ids: Ids, query: string)
       };
     }
     case 'workflow': {
-      // workflow field order: event, workflow_run_id, task_id, data (§3).
+      // workflow field order: event, workflow_run_id, task_id, data (§3.5).
       const wf = (event: string, d: Record<string, unknown>) =>
         data({ event, workflow_run_id: ids.workflowRunId, task_id: ids.taskId, data: d });
       const frames = [
@@ -566,7 +566,7 @@ export async function startFakeDify(options: FakeDifyOptions = {}): Promise<Fake
       for (let i = 0; i < ops.length; i++) {
         if (done.signal.aborted) return;
         if (stopRequested && !stopApplied && atBoundary && plan.stopped) {
-          // Dify ends a stopped run normally (§3, §8.13).
+          // Dify ends a stopped run normally (§5.2).
           stopApplied = true;
           ops = [...ops.slice(0, i), ...opsOf(plan.stopped(), { chunking: 'frame' })];
         }

@@ -34,8 +34,8 @@ export interface FakeTokenService {
   expiresIn: number;
   /** Wait this long before answering (to let concurrent callers overlap). */
   delayMs: number;
-  /** Extra `user` object to return with a token. */
-  user?: Record<string, unknown>;
+  /** Extra `user` object to return with a token; none when undefined. */
+  user: Record<string, unknown> | undefined;
   reset(): void;
   close(): Promise<void>;
 }

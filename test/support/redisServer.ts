@@ -28,7 +28,7 @@ process.once('exit', () => {
 });
 
 /** Whether a TCP port can be bound on 127.0.0.1 right now. */
-export function portIsFree(port: number): Promise<boolean> {
+function portIsFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();
     server.once('error', () => resolve(false));

@@ -1,4 +1,4 @@
-// A stand-in for WeCom's response_url endpoint (reference/wecom-aibot.md §8): it records every POST
+// A stand-in for WeCom's response_url endpoint (docs/protocol/wecom.md §8): it records every POST
 // and answers `{"errcode":0,"errmsg":"ok"}`, or fails as told. Each URL it hands out is unique, as
 // WeCom's are, and it reports a second use of one URL as an error (each may be called once).
 import { randomBytes } from 'node:crypto';

@@ -6,7 +6,7 @@ import { type Config, parseConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { type RunningService, type ServiceOptions, startService } from '../../src/service.js';
 
-/** The official Go sample's Token and EncodingAESKey (reference/wecom-aibot.md §10). */
+/** The official Go sample's Token and EncodingAESKey (docs/protocol/wecom.md §12). */
 export const testBot = {
   token: 'QDG6eK',
   encodingAESKey: 'jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C',

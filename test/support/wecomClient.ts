@@ -1,4 +1,4 @@
-// A WeCom stand-in for end-to-end tests: it sends callbacks the way WeCom does (reference/wecom-aibot.md
+// A WeCom stand-in for end-to-end tests: it sends callbacks the way WeCom does (docs/protocol/wecom.md
 // §3, §4, §6) and checks the replies the way WeCom would (§5.1). It is built on the official
 // @wecom/crypto package, never on src/wecom, so that it is an independent oracle for our crypto.
 import { randomBytes } from 'node:crypto';
@@ -126,12 +126,12 @@ export class WecomClient {
     this.timeoutMs = timeoutMs;
   }
 
-  /** Encrypts a plaintext with receiveid "" (§2.2). */
+  /** Encrypts a plaintext with receiveid "" (§2.4). */
   encrypt(plaintext: string): string {
     return encrypt(this.encodingAESKey, plaintext, '');
   }
 
-  /** The signed query for an encrypt value, as WeCom builds it (§2.3). */
+  /** The signed query for an encrypt value, as WeCom builds it (§2.5). */
   sign(encryptValue: string, timestamp: string = String(nowSeconds()), nonce: string = randomNonce()): Query {
     return { msg_signature: getSignature(this.token, timestamp, nonce, encryptValue), timestamp, nonce };
   }
@@ -172,7 +172,7 @@ export class WecomClient {
       throw new Error(`reply nonce ${envelope.nonce} does not echo the callback nonce ${query.nonce}`);
     }
     const { message, id } = decrypt(this.encodingAESKey, envelope.encrypt);
-    if (id !== '') throw new Error(`reply receiveid is ${JSON.stringify(id)}, not "" (§2.2)`);
+    if (id !== '') throw new Error(`reply receiveid is ${JSON.stringify(id)}, not "" (§2.4)`);
     let reply: unknown;
     try {
       reply = JSON.parse(message);
@@ -185,13 +185,13 @@ export class WecomClient {
     return { ...result, envelope, reply: reply as ReplyJson };
   }
 
-  /** A user's text message (§6): single chat unless `chatid` is given. */
+  /** A user's text message (§6.2): single chat unless `chatid` is given. */
   text(content: string, options: TextOptions = {}): Promise<SendResult & { msgid: string }> {
     return this.message({ msgtype: 'text', text: { content } }, options);
   }
 
   /**
-   * Any user message (§6): `body` holds the msgtype's payload and anything else, e.g.
+   * Any user message (§6.2): `body` holds the msgtype's payload and anything else, e.g.
    * `{msgtype: 'image', image: {url}}` or a `quote`.
    */
   async message(
@@ -212,7 +212,7 @@ export class WecomClient {
     return { ...result, msgid };
   }
 
-  /** A stream refresh poll (§6): no response_url. */
+  /** A stream refresh poll (§6.3): no response_url. */
   poll(streamId: string, options: SenderOptions = {}): Promise<SendResult> {
     return this.send(
       {
@@ -224,7 +224,7 @@ export class WecomClient {
     );
   }
 
-  /** An event (§6): `{event: {eventtype, [eventtype]: payload}}`, with create_time. */
+  /** An event (§6.6): `{event: {eventtype, [eventtype]: payload}}`, with create_time. */
   event(
     eventtype: string,
     payload: Record<string, unknown> = {},
@@ -234,7 +234,7 @@ export class WecomClient {
       {
         ...this.#common(randomMsgid(), options),
         create_time: nowSeconds(),
-        // template_card_event is the only event that carries a response_url (§8).
+        // template_card_event is the only event that carries a response_url (§8.1).
         ...(eventtype === 'template_card_event'
           ? {
               response_url: `https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code=${randomBytes(12).toString('hex')}`,
@@ -247,7 +247,7 @@ export class WecomClient {
     );
   }
 
-  /** Polls like WeCom (about once a second, §9) until a `finish:true` stream reply, or times out. */
+  /** Polls like WeCom (about once a second, §9.2) until a `finish:true` stream reply, or times out. */
   async pollUntilFinished(streamId: string, options: PollUntilFinishedOptions = {}): Promise<PollOutcome> {
     const { intervalMs = 200, timeoutMs = 20_000, onReply, ...sender } = options;
     const deadline = Date.now() + timeoutMs;
@@ -313,7 +313,7 @@ export class WecomClient {
     const response = await fetch(url, {
       method,
       headers,
-      body: body === undefined ? undefined : typeof body === 'string' ? body : new Uint8Array(body),
+      body: body === undefined ? null : typeof body === 'string' ? body : new Uint8Array(body),
       signal: AbortSignal.timeout(this.timeoutMs),
     });
     return { status: response.status, body: await response.text(), headers: response.headers };

@@ -5,7 +5,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Context, Next } from 'koa';
 
 /** The tokens the request presented: its bearer header and its `?token=`, whichever it has. */
-export function presentedTokens(ctx: Context): string[] {
+function presentedTokens(ctx: Context): string[] {
   const header = /^Bearer\s+(.+)$/i.exec(ctx.get('authorization'))?.[1]?.trim();
   const query = ctx.query.token;
   const fromQuery = Array.isArray(query) ? query[0] : query;
@@ -16,7 +16,7 @@ export function presentedTokens(ctx: Context): string[] {
  * Equal in constant time. Both sides are hashed first, so that neither the comparison nor
  * `timingSafeEqual`'s length check tells anything about the token's length or content.
  */
-export function tokensMatch(presented: string, expected: string): boolean {
+function tokensMatch(presented: string, expected: string): boolean {
   const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
   return timingSafeEqual(digest(presented), digest(expected));
 }

@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 
-export const assetsDir = join(import.meta.dirname, 'assets');
+const assetsDir = join(import.meta.dirname, 'assets');
 
 const contentTypes: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

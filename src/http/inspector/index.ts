@@ -1,12 +1,7 @@
 // The visual state inspector (INSPECTOR=1): a live list of streams and, per stream, the state chart
 // read from the machine's definition, the event timeline and a step control. Mounted on the service's router.
 
+export type { Step, StepOutcome, StreamDetail, StreamList } from './api.js';
 export { type Chart, type ChartEdge, type ChartNode, chartOf } from './chart.js';
-export {
-  type InspectorDeps,
-  mountInspector,
-  type StreamDetail,
-  type StreamList,
-  type StreamRow,
-} from './routes.js';
-export { bubbleAt, replaySteps, type Step, type StepOutcome } from './steps.js';
+export { mountInspector } from './routes.js';
+export { bubbleAt, replaySteps } from './steps.js';

@@ -4,6 +4,13 @@
 import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { z } from 'zod';
+import {
+  defaultStuckSettings,
+  diagnoseStuck,
+  type StreamFacts,
+  type StuckDiagnosis,
+  type StuckReason,
+} from '../../diagnosis/stuck.js';
 import type { Logger } from '../../log.js';
 import { hideResponseUrl } from '../../machines/hiddenResponseUrl.js';
 import {
@@ -12,52 +19,30 @@ import {
   isKnown,
   isRunning,
   type StreamContext,
+  type StreamSnapshot,
+  stateOf,
   streamMachine,
   type Texts,
 } from '../../machines/index.js';
 import { isStreamId } from '../../store/keys.js';
-import type { Lease, StreamStore, StreamSummary } from '../../store/port.js';
+import type { Lease, StreamStore } from '../../store/port.js';
 import { requireToken } from './access.js';
+import type { ApiError, Chart, Step, StreamDetail, StreamList, StreamRow } from './api.js';
 import { readAsset } from './assets.js';
 import { chartOf } from './chart.js';
-import { replaySteps, type Step, statePath } from './steps.js';
+import { replaySteps, statePath } from './steps.js';
 
 export interface InspectorDeps {
   store: StreamStore;
   /** INSPECTOR_TOKEN: when set, every inspector request must carry it. */
-  token?: string;
+  token?: string | undefined;
   logger: Logger;
   /** The bubble texts the runner uses, when they are not the defaults. */
   texts?: Texts;
   /** The store's clock, for tests; the age of a stream and whether its lease is live follow it. */
   now?: () => number;
-}
-
-/** One row of the live list. */
-export interface StreamRow extends StreamSummary {
-  leaseLive: boolean;
-}
-
-export interface StreamList {
-  /** The server's clock, so that the page shows ages without trusting the browser's. */
-  now: number;
-  streams: StreamRow[];
-}
-
-export interface StreamDetail {
-  now: number;
-  streamId: string;
-  /** How many events the stream has. */
-  version: number;
-  state: string;
-  finished: boolean;
-  running: boolean;
-  /** The context after the last event, without the answer (its length is `answerLength`). */
-  context: Omit<StreamContext, 'answer'>;
-  answerLength: number;
-  lease: Lease | null;
-  leaseLive: boolean;
-  steps: Step[];
+  /** WeCom's polling window (STREAM_WINDOW_SECONDS), for "the bubble can no longer change". */
+  windowMs?: number;
 }
 
 /** A stream's events as stored, for `wecom-dify replay --url`, which folds them itself. */
@@ -79,7 +64,7 @@ const statusOf: Record<ErrorCode, number> = {
 };
 
 /** A refusal the inspector answers as `{error, message}`; the message is safe to show. */
-export class InspectorError extends Error {
+class InspectorError extends Error {
   override readonly name = 'InspectorError';
   constructor(
     readonly code: ErrorCode,
@@ -111,6 +96,7 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
   const log = deps.logger.child({ component: 'inspector' });
   const texts = deps.texts ?? defaultTexts;
   const now = deps.now ?? Date.now;
+  const stuckSettings = { ...defaultStuckSettings, ...(deps.windowMs ? { windowMs: deps.windowMs } : {}) };
   // Read from the machine's definition once: it is code, it does not change while we run.
   const chart = chartOf(streamMachine);
   const guard = requireToken(deps.token);
@@ -147,7 +133,10 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
         if (!known) log.error({ err: error, path: ctx.path }, 'inspector: request failed');
         const code: ErrorCode = known ? error.code : 'internal';
         ctx.status = statusOf[code];
-        ctx.body = { error: code, message: known ? error.message : 'internal error; see the service log' };
+        ctx.body = {
+          error: code,
+          message: known ? error.message : 'internal error; see the service log',
+        } satisfies ApiError;
         if (code === 'store_unavailable') ctx.set('retry-after', '2');
       }
     };
@@ -182,7 +171,7 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
     '/inspector/api/machine',
     common,
     guard,
-    api(async () => chart),
+    api(async (): Promise<Chart> => chart),
   );
 
   router.get(
@@ -199,7 +188,10 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
       const at = now();
       return {
         now: at,
-        streams: summaries.map((s) => ({ ...s, leaseLive: s.lease !== undefined && s.lease.until > at })),
+        streams: summaries.map((s): StreamRow => {
+          const { lease, stuck } = diagnoseStuck(s, s.lease, at, stuckSettings);
+          return { ...s, leaseLive: lease.status === 'held', ...(stuck ? { stuck } : {}) };
+        }),
       };
     }),
   );
@@ -218,6 +210,14 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
     return { streamId, events, lease };
   }
 
+  /** The stream a queued one waits behind, and its state: often the whole answer to "why is it stuck". */
+  async function behindOf(snapshot: StreamSnapshot): Promise<StreamFacts['behind']> {
+    const streamId = snapshot.context.queuedBehind;
+    if (!streamId || stateOf(snapshot) !== 'queued') return undefined;
+    const loaded = await fromStore('load', () => store.load(streamId));
+    return { streamId, state: loaded ? stateOf(loaded.view) : 'gone (expired)' };
+  }
+
   router.get(
     '/inspector/api/streams/:id',
     common,
@@ -227,7 +227,9 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
       const { steps, snapshot } = replaySteps(events, texts);
       const { answer, ...rest } = snapshot.context;
       const context = hideResponseUrl(rest);
+      const behind = await behindOf(snapshot);
       const at = now();
+      const diagnosis = diagnoseStuck(factsOf(snapshot, steps, behind), lease, at, stuckSettings);
       return {
         now: at,
         streamId,
@@ -238,7 +240,8 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
         context,
         answerLength: answer.length,
         lease: lease ?? null,
-        leaseLive: lease !== undefined && lease.until > at,
+        leaseLive: diagnosis.lease.status === 'held',
+        diagnosis,
         steps,
       };
     }),
@@ -271,6 +274,29 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
       throw new InspectorError('not_found', 'no such inspector API');
     }),
   );
+}
+
+/** What the fold of a stream's events tells the diagnosis. */
+function factsOf(
+  snapshot: StreamSnapshot,
+  steps: readonly Step[],
+  behind: StreamFacts['behind'],
+): StreamFacts {
+  // A long answer has many thousand steps: no spread into Math.max.
+  const lastEventAt = steps.reduce<number | undefined>(
+    (last, s) => (s.at === undefined ? last : Math.max(last ?? s.at, s.at)),
+    undefined,
+  );
+  const taken = steps.findLast((s) => s.outcome === 'moved' || s.outcome === 'stayed');
+  return {
+    state: stateOf(snapshot),
+    finished: isFinished(snapshot),
+    openedAt: snapshot.context.openedAt,
+    ...(lastEventAt !== undefined ? { lastEventAt } : {}),
+    stateSince: snapshot.context.lastEventAt,
+    ...(taken ? { lastTaken: taken.type } : {}),
+    ...(behind ? { behind } : {}),
+  };
 }
 
 function escapeHtml(text: string): string {

@@ -12,35 +12,7 @@ import {
   type Texts,
 } from '../../machines/index.js';
 import type { StoredEvent } from '../../store/port.js';
-
-/**
- * `moved`: the event took a transition to another state; `stayed`: a transition that keeps the state
- * (it may still change the context); `ignored`: the state does not take this event (the fold skips
- * it); `unknown`: this version cannot read the event (the fold skips it too).
- */
-export type StepOutcome = 'moved' | 'stayed' | 'ignored' | 'unknown';
-
-export interface Step {
-  /** 1-based position of the event in the stream. */
-  seq: number;
-  /** The store's id of the entry. */
-  id: string;
-  type: string;
-  at?: number;
-  /** Milliseconds since the first event that has a time. */
-  offsetMs?: number;
-  summary: string;
-  outcome: StepOutcome;
-  /** The state before the event, and after it. */
-  from: string;
-  state: string;
-  answerLength: number;
-  /**
-   * The bubble after this step, as the previous step's content cut to `keep` characters plus `add`:
-   * an answer that grows by deltas then costs its deltas, not its whole text at every step.
-   */
-  bubble: { finish: boolean; keep: number; add: string };
-}
+import type { Step, StepOutcome } from './api.js';
 
 /** The active state as a dotted path (`thinking`, or `parent.child` for a nested machine). */
 export function statePath(value: unknown): string {

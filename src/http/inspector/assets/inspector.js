@@ -1,20 +1,84 @@
 // The inspector page: polls the JSON API (the server folds the events; this only draws), draws the
 // chart the server laid out from the machine's definition, and steps through a stream's events.
-// Plain JS with no dependency, so it works offline and under a strict content security policy.
+// Plain JS with no dependency, so it works offline and under a strict content security policy. Typed
+// in JSDoc and checked on its own, with the browser's types (tsconfig.inspector.json); the answers'
+// types are the ones the routes send (../api.ts).
+/**
+ * @typedef {import('../api.js').ApiError} ApiError
+ * @typedef {import('../api.js').Chart} Chart
+ * @typedef {import('../api.js').Step} Step
+ * @typedef {import('../api.js').StreamDetail} StreamDetail
+ * @typedef {import('../api.js').StreamList} StreamList
+ * @typedef {import('../api.js').StreamRow} StreamRow
+ * @typedef {import('../api.js').StuckDiagnosis} StuckDiagnosis
+ * @typedef {import('../api.js').StuckReason} StuckReason
+ * @typedef {NonNullable<StuckDiagnosis['waiting']>} Waiting
+ */
 
 const token = new URLSearchParams(location.search).get('token');
+/** @type {Record<string, string>} */
 const headers = token ? { authorization: `Bearer ${token}` } : {};
 const SVG = 'http://www.w3.org/2000/svg';
-const $ = (id) => document.getElementById(id);
 
-async function getJson(path) {
-  const res = await fetch(`/inspector/api/${path}`, { headers, cache: 'no-store' });
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw Object.assign(new Error(body.message || `HTTP ${res.status}`), { status: res.status });
-  return body;
+/**
+ * The element of the page (index.html) with this id, of this type: a missing one is a bug.
+ * @template {Element} T
+ * @param {string} id
+ * @param {{ new (): T; prototype: T }} type
+ * @returns {T}
+ */
+function byId(id, type) {
+  const node = document.getElementById(id);
+  if (!(node instanceof type)) throw new Error(`the page has no ${type.name} #${id}`);
+  return node;
 }
 
-/** An element with attributes (or properties, for `className`/`textContent`) and children. */
+/** @param {string} id */
+const $ = (id) => byId(id, HTMLElement);
+/** @param {string} id */
+const $button = (id) => byId(id, HTMLButtonElement);
+const slider = () => byId('step-slider', HTMLInputElement);
+
+/** A failed API call, with the HTTP status when the server answered. */
+class ApiFailure extends Error {
+  /**
+   * @param {string} message
+   * @param {number} status
+   */
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** @param {unknown} error */
+const messageOf = (error) => (error instanceof Error ? error.message : String(error));
+
+/**
+ * An answer of the JSON API, of the type the route sends (../api.ts).
+ * @template T
+ * @param {string} path
+ * @returns {Promise<T>}
+ */
+async function getJson(path) {
+  const res = await fetch(`/inspector/api/${path}`, { headers, cache: 'no-store' });
+  /** @type {unknown} */
+  const body = await res.json().catch(() => undefined);
+  if (!res.ok) {
+    const refusal = /** @type {Partial<ApiError> | undefined} */ (body);
+    throw new ApiFailure(refusal?.message || `HTTP ${res.status}`, res.status);
+  }
+  return /** @type {T} */ (body);
+}
+
+/**
+ * An element with attributes (or properties, for `className`/`textContent`/`title`) and children.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Record<string, string>} [attrs]
+ * @param {...(Node | string)} children
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -25,6 +89,12 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/**
+ * @param {string} tag
+ * @param {Record<string, string | number>} [attrs]
+ * @param {...(Node | string)} children
+ * @returns {SVGElement}
+ */
 function svg(tag, attrs = {}, ...children) {
   const node = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
@@ -32,6 +102,7 @@ function svg(tag, attrs = {}, ...children) {
   return node;
 }
 
+/** @param {number | undefined | null} ms */
 function duration(ms) {
   if (ms === undefined || ms === null || Number.isNaN(ms)) return '–';
   const s = ms / 1000;
@@ -41,10 +112,19 @@ function duration(ms) {
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
+/** @param {number | undefined} ms */
 const offset = (ms) => (ms === undefined ? '?' : ms < 1000 ? `+${ms} ms` : `+${(ms / 1000).toFixed(2)} s`);
+/**
+ * @param {string} state
+ * @param {boolean} finished
+ */
 const badgeClass = (state, finished) =>
   `badge ${state === 'completed' ? 'completed' : state === 'error' ? 'error' : finished ? '' : 'running'}`;
 
+/**
+ * @param {string} text
+ * @param {boolean} [error]
+ */
 function setStatus(text, error = false) {
   $('status').textContent = text;
   $('status').className = error ? 'status error' : 'status';
@@ -56,30 +136,38 @@ const selectedId = () => decodeURIComponent(location.hash.slice(1));
 
 async function refreshList() {
   try {
-    const { now, streams } = await getJson('streams');
-    renderList(now, streams);
+    /** @type {StreamList} */
+    const list = await getJson('streams');
+    renderList(list.now, list.streams);
     setStatus(`live · updated ${new Date().toLocaleTimeString()}`);
   } catch (error) {
-    setStatus(`list: ${error.message}`, true);
+    setStatus(`list: ${messageOf(error)}`, true);
   }
 }
 
+/**
+ * @param {number} now
+ * @param {StreamRow[]} streams
+ */
 function renderList(now, streams) {
   const rows = streams.map((s) => {
     const row = el(
       'tr',
-      { 'data-stream-id': s.streamId, className: s.streamId === selectedId() ? 'selected' : '' },
+      {
+        'data-stream-id': s.streamId,
+        className: [s.streamId === selectedId() ? 'selected' : '', s.stuck ? 'stuck' : ''].join(' ').trim(),
+      },
       el('td', { className: 'id', title: s.streamId, textContent: s.streamId }),
       el('td', { textContent: s.userid }),
-      el('td', {}, el('span', { className: badgeClass(s.state, s.finished), textContent: s.state })),
+      el('td', s.stuck ? { title: stuckText[s.stuck] } : {}, el('span', { className: badgeClass(s.state, s.finished), textContent: s.state })),
       el('td', { className: 'num', textContent: duration(now - s.openedAt) }),
       el('td', { className: 'num', textContent: duration(now - s.lastEventAt) }),
       el('td', { className: 'num', textContent: String(s.answerLength) }),
       el(
         'td',
-        s.leaseLive
+        s.leaseLive && s.lease
           ? { className: 'lease-live', textContent: '● live', title: `${s.lease.node}, ${duration(s.lease.until - now)} left` }
-          : { className: 'lease-none', textContent: '–', title: s.lease ? 'run out' : 'no lease' },
+          : { className: s.stuck ? 'lease-none gone' : 'lease-none', textContent: '–', title: s.lease ? 'run out' : 'no lease' },
       ),
     );
     row.addEventListener('click', () => {
@@ -87,18 +175,58 @@ function renderList(now, streams) {
     });
     return row;
   });
-  document.querySelector('#streams tbody').replaceChildren(...rows);
+  byId('streams', HTMLTableElement).tBodies[0]?.replaceChildren(...rows);
   $('count').textContent = `(${streams.length})`;
   $('empty').hidden = streams.length > 0;
 }
 
+// ---- why a stream stands still (the server decides it: src/diagnosis/stuck.ts) ----
+
+/** @type {Record<StuckReason, string>} */
+const stuckText = {
+  'no-lease': 'stuck: its owner is gone; the next poll or a node’s sweep takes it over',
+  quiet: 'stuck: no event for a while, though its owner is alive',
+};
+
+/** @param {Waiting} w */
+function waitingText(w) {
+  const what =
+    w.on === 'auth'
+      ? 'waiting on authentication'
+      : w.on === 'queue'
+        ? `queued behind ${w.behind}${w.behindState ? ` (${w.behindState})` : ''}`
+        : w.on === 'dify-start'
+          ? 'waiting for the Dify call to start'
+          : `waiting on Dify (the last event: ${w.lastEvent})`;
+  return `${what} for ${duration(w.forMs)}`;
+}
+
+/**
+ * The diagnosis in a few words, the verdict first: stuck or not, what it waits for, WeCom's window.
+ * @param {StreamDetail} d
+ */
+function renderWhy(d) {
+  const g = d.diagnosis;
+  const parts = [];
+  if (g && !d.finished) {
+    if (g.stuck === 'quiet')
+      parts.push(el('strong', { textContent: `stuck: no event for ${duration(g.quietMs)}, though its owner is alive` }));
+    else if (g.stuck) parts.push(el('strong', { textContent: stuckText[g.stuck] }));
+    if (g.waiting) parts.push(waitingText(g.waiting));
+    if (g.windowPassed) parts.push('WeCom stopped polling: the bubble can no longer change');
+    else if (g.windowEndsAt !== undefined) parts.push(`WeCom polls for ${duration(g.windowEndsAt - d.now)} more`);
+  }
+  $('stream-why').replaceChildren(...parts.flatMap((part, i) => (i ? [' · ', part] : [part])));
+  $('stream-why').hidden = parts.length === 0;
+}
+
 // ---- the chart ----
 
-let chart;
-
-function drawChart() {
-  const root = $('chart');
+/** @param {Chart} chart */
+function drawChart(chart) {
+  const root = byId('chart', SVGSVGElement);
   root.setAttribute('viewBox', `0 0 ${chart.width} ${chart.height}`);
+  /** @param {string} id */
   const marker = (id) =>
     svg('marker', { id, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
       svg('path', { d: 'M0 0 L10 5 L0 10 z' }));
@@ -143,30 +271,39 @@ function drawChart() {
   $('chart-any').hidden = any.length === 0;
 }
 
+/** @param {Step} step */
 function highlightChart(step) {
-  for (const node of $('chart').querySelectorAll('.node')) {
-    node.classList.toggle('current', node.dataset.state === step.state);
-    node.classList.toggle('stayed', node.dataset.state === step.state && step.outcome === 'stayed');
+  const root = byId('chart', SVGSVGElement);
+  for (const node of root.querySelectorAll('.node')) {
+    const here = node.getAttribute('data-state') === step.state;
+    node.classList.toggle('current', here);
+    node.classList.toggle('stayed', here && step.outcome === 'stayed');
   }
-  for (const edge of $('chart').querySelectorAll('.edge[data-from]')) {
-    const taken = step.outcome === 'moved' && edge.dataset.from === step.from && edge.dataset.to === step.state;
+  for (const edge of root.querySelectorAll('.edge[data-from]')) {
+    const taken =
+      step.outcome === 'moved' && edge.getAttribute('data-from') === step.from && edge.getAttribute('data-to') === step.state;
     edge.classList.toggle('taken', taken);
-    edge.querySelector('path').setAttribute('marker-end', taken ? 'url(#arrow-taken)' : 'url(#arrow)');
+    edge.querySelector('path')?.setAttribute('marker-end', taken ? 'url(#arrow-taken)' : 'url(#arrow)');
     // Drawn last, a taken arrow is on top of the others.
-    if (taken) edge.parentNode.insertBefore(edge, edge.parentNode.querySelector('.node'));
+    if (taken) root.insertBefore(edge, root.querySelector('.node'));
   }
 }
 
 // ---- one stream ----
 
+/** @type {StreamDetail | undefined} */
 let detail;
+/**
+ * The bubble's content at each step.
+ * @type {string[]}
+ */
 let contents = [];
 let index = 0;
 
 async function openStream() {
   const id = selectedId();
-  for (const row of document.querySelectorAll('#streams tbody tr'))
-    row.classList.toggle('selected', row.dataset.streamId === id);
+  for (const row of byId('streams', HTMLTableElement).querySelectorAll('tbody tr'))
+    row.classList.toggle('selected', row.getAttribute('data-stream-id') === id);
   detail = undefined;
   $('stream').hidden = true;
   $('pick').hidden = false;
@@ -178,17 +315,18 @@ async function openStream() {
 async function refreshStream(first = false) {
   const id = selectedId();
   if (!id) return;
+  /** @type {StreamDetail} */
   let next;
   try {
     next = await getJson(`streams/${encodeURIComponent(id)}`);
   } catch (error) {
     if (id !== selectedId()) return;
-    if (first || error.status === 404) {
+    if (first || (error instanceof ApiFailure && error.status === 404)) {
       detail = undefined;
       $('stream').hidden = true;
       $('pick').hidden = false;
-      $('pick').textContent = `Stream ${id}: ${error.message}`;
-    } else setStatus(`stream: ${error.message}`, true);
+      $('pick').textContent = `Stream ${id}: ${messageOf(error)}`;
+    } else setStatus(`stream: ${messageOf(error)}`, true);
     return;
   }
   if (id !== selectedId()) return;
@@ -198,21 +336,21 @@ async function refreshStream(first = false) {
   if (grew) {
     contents = [];
     let content = '';
-    for (const step of detail.steps) contents.push((content = content.slice(0, step.bubble.keep) + step.bubble.add));
-    renderTimeline();
+    for (const step of next.steps) contents.push((content = content.slice(0, step.bubble.keep) + step.bubble.add));
+    renderTimeline(next);
   }
-  renderMeta();
+  renderMeta(next);
   $('pick').hidden = true;
   $('stream').hidden = false;
   // Following a live stream: stay on its newest event unless the user stepped back.
-  show(atEnd ? detail.steps.length - 1 : index);
+  show(atEnd ? next.steps.length - 1 : index);
 }
 
-function renderMeta() {
-  const d = detail;
+/** @param {StreamDetail} d */
+function renderMeta(d) {
   const c = d.context;
   $('stream-id').textContent = d.streamId;
-  const lease = d.leaseLive
+  const lease = d.leaseLive && d.lease
     ? `lease ${d.lease.node}, ${duration(d.lease.until - d.now)} left`
     : d.lease ? 'lease run out' : 'no lease';
   $('stream-meta').replaceChildren(
@@ -222,6 +360,7 @@ function renderMeta() {
     ` · opened ${duration(d.now - c.openedAt)} ago · last event ${duration(d.now - c.lastEventAt)} ago`,
     ` · ${d.version} events · answer ${d.answerLength} chars · ${lease}`,
   );
+  renderWhy(d);
   $('question').textContent = c.query;
   const skip = new Set(['query']);
   const rows = [];
@@ -233,7 +372,8 @@ function renderMeta() {
   $('context').replaceChildren(...rows);
 }
 
-function renderTimeline() {
+/** @param {StreamDetail} detail */
+function renderTimeline(detail) {
   const items = detail.steps.map((step, i) => {
     const type = el('span', { className: 'type', textContent: step.type });
     if (step.outcome === 'unknown' || step.outcome === 'ignored') type.append(el('span', { className: 'tag', textContent: step.outcome }));
@@ -251,41 +391,48 @@ function renderTimeline() {
   });
   $('timeline').replaceChildren(...items);
   $('events-count').textContent = `(${detail.steps.length})`;
-  $('step-slider').max = String(Math.max(0, detail.steps.length - 1));
+  slider().max = String(Math.max(0, detail.steps.length - 1));
 }
 
+/**
+ * Shows step `i` (clamped to the steps there are) of the open stream.
+ * @param {number} i
+ */
 function show(i) {
   if (!detail || detail.steps.length === 0) return;
   index = Math.max(0, Math.min(detail.steps.length - 1, i));
   const step = detail.steps[index];
+  if (!step) return;
   const last = detail.steps.length - 1;
-  $('step-slider').value = String(index);
+  slider().value = String(index);
   $('step-count').textContent = `step ${index + 1} of ${last + 1} · ${offset(step.offsetMs)}`;
   $('step-event').textContent = step.type;
   $('step-move').textContent =
     step.outcome === 'moved' ? `${step.from} → ${step.state}` : step.outcome === 'stayed' ? `stays in ${step.state}` : `(${step.outcome}: state unchanged)`;
   $('step-state').textContent = step.state;
-  $('bubble-content').textContent = contents[index];
+  $('bubble-content').textContent = contents[index] ?? '';
   $('bubble-finish').textContent = `finish: ${step.bubble.finish}`;
   $('bubble-finish').className = step.bubble.finish ? 'finish' : 'finish open';
-  $('step-first').disabled = $('step-prev').disabled = index === 0;
-  $('step-next').disabled = $('step-last').disabled = index === last;
-  for (const li of $('timeline').children) li.classList.toggle('current', li.dataset.seq === String(step.seq));
+  $button('step-first').disabled = $button('step-prev').disabled = index === 0;
+  $button('step-next').disabled = $button('step-last').disabled = index === last;
+  for (const li of $('timeline').children) li.classList.toggle('current', li.getAttribute('data-seq') === String(step.seq));
   $('timeline').children[index]?.scrollIntoView({ block: 'nearest' });
   highlightChart(step);
 }
 
 // ---- wiring ----
 
-$('step-first').addEventListener('click', () => show(0));
-$('step-prev').addEventListener('click', () => show(index - 1));
-$('step-next').addEventListener('click', () => show(index + 1));
-$('step-last').addEventListener('click', () => show(Infinity));
-$('step-slider').addEventListener('input', (e) => show(Number(e.target.value)));
+$button('step-first').addEventListener('click', () => show(0));
+$button('step-prev').addEventListener('click', () => show(index - 1));
+$button('step-next').addEventListener('click', () => show(index + 1));
+$button('step-last').addEventListener('click', () => show(Infinity));
+slider().addEventListener('input', () => show(Number(slider().value)));
 document.addEventListener('keydown', (e) => {
   // The focused slider moves itself (and says so with `input`).
   if (!detail || e.target instanceof HTMLInputElement || e.altKey || e.ctrlKey || e.metaKey) return;
-  const to = { ArrowLeft: index - 1, ArrowRight: index + 1, Home: 0, End: Infinity }[e.key];
+  /** @type {Record<string, number>} */
+  const keys = { ArrowLeft: index - 1, ArrowRight: index + 1, Home: 0, End: Infinity };
+  const to = keys[e.key];
   if (to === undefined) return;
   e.preventDefault();
   show(to);
@@ -293,12 +440,15 @@ document.addEventListener('keydown', (e) => {
 window.addEventListener('hashchange', openStream);
 
 try {
-  chart = await getJson('machine');
-  drawChart();
+  drawChart(await getJson('machine'));
 } catch (error) {
-  setStatus(`chart: ${error.message}`, true);
+  setStatus(`chart: ${messageOf(error)}`, true);
 }
-/** Polls one after another (never two at once), about once a second. */
+/**
+ * Polls one after another (never two at once), about once a second.
+ * @param {number} ms
+ * @param {() => Promise<void> | undefined} poll
+ */
 function every(ms, poll) {
   const tick = async () => {
     await poll();

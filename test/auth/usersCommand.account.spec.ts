@@ -3,7 +3,7 @@
 // added without one, and adding again changes only what is given. A command line that does not fit
 // says what is wrong, not only the usage.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runUsers } from '../../src/auth/adminCli.js';
+import { runUsers } from '../../src/cli/usersCommand.js';
 import type { Config } from '../../src/config.js';
 import { runCli, tempCwd } from '../support/cliRun.js';
 import { createTestDatabase, type TestDatabase } from './support.js';

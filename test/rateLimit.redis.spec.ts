@@ -3,11 +3,11 @@
 // stops or hangs letting messages through rather than refusing them.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { deleteKeys, randomPrefix } from '../../test/support/redisKeys.js';
-import { freePort, type RedisServer, startRedisServer } from '../../test/support/redisServer.js';
-import { rateLimiterContract } from './rateLimit.contract.js';
-import type { Limit, RateLimitError } from './rateLimit.js';
-import { createRedisRateLimiter, rateLimitKey } from './redisRateLimiter.js';
+import { rateLimiterContract } from '../src/limits/rateLimit.contract.js';
+import type { Limit, RateLimitError } from '../src/limits/rateLimit.js';
+import { createRedisRateLimiter, rateLimitKey } from '../src/limits/redisRateLimiter.js';
+import { deleteKeys, randomPrefix } from './support/redisKeys.js';
+import { freePort, type RedisServer, startRedisServer } from './support/redisServer.js';
 
 const url = 'redis://127.0.0.1:6379';
 let admin: Redis;

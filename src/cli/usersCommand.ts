@@ -1,15 +1,17 @@
-// `wecom-dify migrate` and `wecom-dify users …`: the directory's admin commands. They return an
-// exit code (0 done, 1 failed, 2 usage) and write lines through `out`; a secret is never written.
+// `wecom-dify migrate` and `wecom-dify users …`: the directory's admin commands, as a person types
+// them. The directory's operations are src/auth's; this parses the words, prints the results and opens
+// the clients. They return an exit code (0 done, 1 failed, 2 usage) and write lines through `out`; a
+// secret is never written.
 import { parseArgs } from 'node:util';
 import type { Cluster, Redis } from 'ioredis';
-import { formatTable } from '../cli/table.js';
+import { type DirectoryUser, openDirectory } from '../auth/directory.js';
+import { SecretBoxError } from '../auth/secretBox.js';
+import { TokenCache } from '../auth/tokenCache.js';
+import { AuthError } from '../auth/types.js';
 import type { Config } from '../config.js';
 import { redisFor } from '../store/open.js';
 import { firstConnection } from '../store/redis.js';
-import { type DirectoryUser, openDirectory } from './directory.js';
-import { SecretBoxError } from './secretBox.js';
-import { TokenCache } from './tokenCache.js';
-import { AuthError } from './types.js';
+import { formatTable } from './table.js';
 
 export type AdminConfig = Pick<Config, 'auth'> & Partial<Pick<Config, 'store'>>;
 
@@ -23,7 +25,7 @@ export interface AdminDeps {
   err?: (line: string) => void;
 }
 
-export const usersUsage = [
+const usersUsage = [
   'usage: wecom-dify users add <userid> [--account <code>] [--name <name>] [--department <dept>] [--secret <s> | --secret -] [--disabled]',
   '       wecom-dify users list [--json]',
   '       wecom-dify users disable <userid>',

@@ -1,17 +1,18 @@
-// The Dify client against a local fake that speaks Dify's real wire protocol (test/support/fakeDify.ts):
-// captured streams replayed and re-chunked, liveness, every failure class, retries, stop and abort.
+// The Dify client against a local fake that speaks Dify's real wire protocol (test/support/fakeDify.ts;
+// the protocol is docs/protocol/dify.md): captured streams replayed and re-chunked, liveness, every
+// failure class, retries, stop and abort.
 import { createServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DifyClient, type DifyClientOptions, type DifyStreamRequest } from '../src/dify/client.js';
+import { DifyError } from '../src/dify/errors.js';
+import type { DifyEvent } from '../src/dify/events.js';
 import {
   type FakeDify,
   fixturesAvailable,
   readFixture,
   type Scenario,
   startFakeDify,
-} from '../../test/support/fakeDify.js';
-import { DifyClient, type DifyClientOptions, type DifyStreamRequest } from './client.js';
-import { DifyError } from './errors.js';
-import type { DifyEvent } from './events.js';
+} from './support/fakeDify.js';
 
 let fake: FakeDify;
 const clients: DifyClient[] = [];
@@ -81,7 +82,7 @@ function deltasIn(file: string, event: string): string {
   return text;
 }
 
-describe.skipIf(!fixturesAvailable)('replaying the captured streams (§9)', () => {
+describe.skipIf(!fixturesAvailable)('replaying the captured streams (§11)', () => {
   const cases: Array<{ file: string; appType: 'chat' | 'workflow'; event: string; status?: string }> = [
     { file: 'real_chatflow_2026-04_orjson.sse', appType: 'chat', event: 'message', status: 'succeeded' },
     {
@@ -116,7 +117,7 @@ describe.skipIf(!fixturesAvailable)('replaying the captured streams (§9)', () =
         expect(events.filter((e) => e.type === 'started')).toHaveLength(1);
         const end = events.at(-1);
         expect(end).toMatchObject({ type: 'end', text: expected });
-        // The chatflow's end comes from workflow_finished, after message_end (§3).
+        // The chatflow's end comes from workflow_finished, after message_end (§5.1).
         if (c.status) expect(end).toMatchObject({ status: c.status });
       }
     });
@@ -180,7 +181,7 @@ describe('generated streams of every app flavour', () => {
     expect(answerOf(await collect(client().stream(turn)))).toBe(text);
   });
 
-  it('message_replace replaces the answer (§8.8)', async () => {
+  it('message_replace replaces the answer (§4.3)', async () => {
     fake.script({ kind: 'answer', text: 'something rude', replaceWith: '[moderated]' });
     const events = await collect(client().stream(turn));
     expect(events.at(-2)).toEqual({ type: 'replace', text: '[moderated]' });
@@ -198,7 +199,7 @@ describe('generated streams of every app flavour', () => {
     expect(events.at(-1)).toMatchObject({ type: 'end', text: 'only in outputs', status: 'succeeded' });
   });
 
-  it('a failed chatflow run is a typed failure (§8.6)', async () => {
+  it('a failed chatflow run is a typed failure (§5.1)', async () => {
     fake.script({
       kind: 'answer',
       flavour: 'chatflow',
@@ -216,7 +217,7 @@ describe('generated streams of every app flavour', () => {
   });
 });
 
-describe('liveness and timeouts (§7, §8.2)', () => {
+describe('liveness and timeouts (§8.1)', () => {
   it('a silence longer than the idle timeout survives when pings keep flowing', async () => {
     fake.script({
       kind: 'answer',
@@ -247,7 +248,7 @@ describe('liveness and timeouts (§7, §8.2)', () => {
     expect(fake.runs()).toHaveLength(1);
   });
 
-  it('no response headers in time is a timeout, not retried (the run may have started, §8.12)', async () => {
+  it('no response headers in time is a timeout, not retried (the run may have started, §6.4)', async () => {
     fake.script({ kind: 'hang' });
     const { error } = await failure(client({ timeoutMs: 300 }).stream(turn));
     expect(error).toMatchObject({ code: 'timeout', kind: 'timeout', retryable: false });
@@ -262,7 +263,7 @@ describe('liveness and timeouts (§7, §8.2)', () => {
 });
 
 describe('failures inside a started stream are never re-sent', () => {
-  it('an error frame with HTTP 200 is a typed error (§5.2, I#26996)', async () => {
+  it('an error frame with HTTP 200 is a typed error (§6.1)', async () => {
     fake.script({ kind: 'answer', pieces: ['a', 'b', 'c', 'd'], failAfter: 2 });
     const { error, events } = await failure(client().stream(turn));
     expect(answerOf(events)).toBe('ab');
@@ -289,7 +290,7 @@ describe('failures inside a started stream are never re-sent', () => {
     expect(fake.runs()).toHaveLength(1);
   });
 
-  it('EOF before a terminal event is incomplete, keeping the partial text and ids (§8.11)', async () => {
+  it('EOF before a terminal event is incomplete, keeping the partial text and ids (§5.3)', async () => {
     fake.script({ kind: 'answer', pieces: ['one ', 'two ', 'three'], eofAfter: 2 });
     const { error, events } = await failure(client().stream(turn));
     expect(events[0]?.type).toBe('started');
@@ -306,7 +307,7 @@ describe('failures inside a started stream are never re-sent', () => {
   });
 });
 
-describe('errors before the stream (§5.3, §8.12)', () => {
+describe('errors before the stream (§6.2, §6.4)', () => {
   it('429 too_many_requests is retried with backoff, then succeeds', async () => {
     fake.script([
       { kind: 'error', status: 429, code: 'too_many_requests' },
@@ -390,7 +391,7 @@ describe('errors before the stream (§5.3, §8.12)', () => {
     }
   });
 
-  it('an HTML 502 from a proxy is a typed error with a snippet, retried as a 5xx (§8.15)', async () => {
+  it('an HTML 502 from a proxy is a typed error with a snippet, retried as a 5xx (§6.3)', async () => {
     fake.script(Array.from({ length: 3 }, (): Scenario => ({ kind: 'html', status: 502 })));
     const { error } = await failure(client().stream(turn));
     expect(error).toMatchObject({ code: 'http_error', status: 502, kind: 'server', body: '502 Bad Gateway' });
@@ -434,7 +435,7 @@ describe('errors before the stream (§5.3, §8.12)', () => {
   });
 });
 
-describe('conversations (§6)', () => {
+describe('conversations (§7)', () => {
   it('a new turn sends no conversation id, and the next turn continues the issued one', async () => {
     const dify = client();
     const first = await collect(dify.stream(turn));
@@ -515,7 +516,7 @@ describe('request bodies (§2)', () => {
 });
 
 describe('stop, abort, feedback, info', () => {
-  it('stop posts {user} to the chat task stop path, and the run ends normally (§8.13)', async () => {
+  it('stop posts {user} to the chat task stop path, and the run ends normally (§2.3, §5.2)', async () => {
     fake.script({ kind: 'answer', text: 'a long answer that will be cut short by stop', frameDelayMs: 30 });
     const dify = client();
     const events: DifyEvent[] = [];
@@ -565,7 +566,7 @@ describe('stop, abort, feedback, info', () => {
     });
   });
 
-  it('abort mid-stream ends with an aborted error and stops the run server-side (§11.6)', async () => {
+  it('abort mid-stream ends with an aborted error and stops the run server-side (§10.6)', async () => {
     fake.script({ kind: 'answer', text: 'an answer that goes on and on and on', frameDelayMs: 30 });
     const controller = new AbortController();
     const events: DifyEvent[] = [];

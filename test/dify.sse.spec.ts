@@ -1,9 +1,9 @@
-// SSE framing and the answer fold, without a network: the wire quirks of reference/dify-api.md §3, §8.
+// SSE framing and the answer fold, without a network: the wire quirks of docs/protocol/dify.md §3 and §9.
 import { describe, expect, it } from 'vitest';
-import { fixtureFiles, fixturesAvailable, prng, readFixture, rechunk } from '../../test/support/fakeDify.js';
-import { DifyError } from './errors.js';
-import { AnswerFold, type DifyEvent } from './events.js';
-import { type DifyFrame, DifyFrameReader, FrameTooLargeError, parseFrame } from './sse.js';
+import { DifyError } from '../src/dify/errors.js';
+import { AnswerFold, type DifyEvent } from '../src/dify/events.js';
+import { type DifyFrame, DifyFrameReader, FrameTooLargeError, parseFrame } from '../src/dify/sse.js';
+import { fixtureFiles, fixturesAvailable, prng, readFixture, rechunk } from './support/fakeDify.js';
 
 const enc = new TextEncoder();
 
@@ -24,11 +24,11 @@ const chatFrame = (event: string, rest: Record<string, unknown>) =>
   `data: ${JSON.stringify({ event, conversation_id: 'c1', message_id: 'm1', created_at: 1, task_id: 't1', ...rest })}\n\n`;
 
 describe('SSE frames', () => {
-  it('a ping frame has no data and is never dispatched (§3)', () => {
+  it('a ping frame has no data and is never dispatched (§3.2)', () => {
     expect(readAll([enc.encode('event: ping\n\n')])).toEqual([]);
   });
 
-  it('non-JSON data, JSON that is not an object, and objects without event are skipped (§11.3)', () => {
+  it('non-JSON data, JSON that is not an object, and objects without event are skipped (§9.4)', () => {
     const reader = new DifyFrameReader();
     const frames = reader.push(
       enc.encode('data: [DONE]\n\ndata: 42\n\ndata: {"answer":"x"}\n\n: comment\n\n'),
@@ -37,14 +37,14 @@ describe('SSE frames', () => {
     expect(reader.skipped).toBe(3);
   });
 
-  it('accepts CRLF line endings and records the id: cursor of newer servers (§3)', () => {
+  it('accepts CRLF line endings and records the id: cursor of newer servers (§3.2, §3.3)', () => {
     const frames = readAll([
       enc.encode('id: 1712345678901-0\r\ndata: {"event":"workflow_paused","task_id":"t"}\r\n\r\n'),
     ]);
     expect(frames).toEqual([{ event: 'workflow_paused', ids: { taskId: 't' }, cursor: '1712345678901-0' }]);
   });
 
-  it('a character split across chunks survives (§8.4)', () => {
+  it('a character split across chunks survives (§9.2)', () => {
     const bytes = enc.encode(chatFrame('message', { id: 'm1', answer: '你好👋' }));
     const emoji = bytes.indexOf(0xf0);
     const frames = readAll([
@@ -55,7 +55,7 @@ describe('SSE frames', () => {
     expect(frames).toMatchObject([{ event: 'message', answer: '你好👋' }]);
   });
 
-  it('an unterminated last frame is dropped at EOF, never guessed at (§8.5)', () => {
+  it('an unterminated last frame is dropped at EOF, never guessed at (§9.3)', () => {
     const frames = readAll([
       enc.encode(`${chatFrame('message', { answer: 'a' })}data: {"event":"message","answer":"b"}`),
     ]);
@@ -112,7 +112,7 @@ describe('the answer fold (§4)', () => {
     ]);
   });
 
-  it("New Agent's closing message replaces the streamed text instead of doubling it (§8.7)", () => {
+  it("New Agent's closing message replaces the streamed text instead of doubling it (§4.3)", () => {
     const frames = readAll([
       enc.encode(
         chatFrame('agent_message', { answer: 'Hi ' }) +
@@ -148,7 +148,7 @@ describe('the answer fold (§4)', () => {
     expect(fold(frames).events.at(-1)).toEqual({ type: 'end', text: 'ok' });
   });
 
-  it('an error frame throws a typed error with the partial text (§5.2)', () => {
+  it('an error frame throws a typed error with the partial text (§6.1)', () => {
     const frames = readAll([
       enc.encode(
         chatFrame('message', { answer: 'par' }) +

@@ -3,9 +3,9 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { closedPort, createTestDatabase } from '../../test/auth/support.js';
-import { runCli, tempCwd } from '../../test/support/cliRun.js';
-import { redisUrl } from '../../test/support/service.js';
+import { closedPort, createTestDatabase } from './auth/support.js';
+import { runCli, tempCwd } from './support/cliRun.js';
+import { redisUrl } from './support/service.js';
 
 const cwd = tempCwd('main');
 afterAll(() => cwd.remove());

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runMigrate, runUsers } from '../../src/auth/adminCli.js';
 import { openDirectory } from '../../src/auth/directory.js';
 import { TokenCache } from '../../src/auth/tokenCache.js';
 import { displayWidth } from '../../src/cli/table.js';
+import { runMigrate, runUsers } from '../../src/cli/usersCommand.js';
 import type { Config } from '../../src/config.js';
 import {
   closedPort,

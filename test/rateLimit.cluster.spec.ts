@@ -3,12 +3,12 @@
 // as on a single Redis.
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
-import { type RedisClusterHandle, startRedisCluster } from '../../test/support/redisCluster.js';
-import { deleteKeys, randomPrefix } from '../../test/support/redisKeys.js';
-import { freePort } from '../../test/support/redisServer.js';
-import { rateLimiterContract } from './rateLimit.contract.js';
-import type { RateLimitError } from './rateLimit.js';
-import { createRedisRateLimiter, rateLimitKey } from './redisRateLimiter.js';
+import { rateLimiterContract } from '../src/limits/rateLimit.contract.js';
+import type { RateLimitError } from '../src/limits/rateLimit.js';
+import { createRedisRateLimiter, rateLimitKey } from '../src/limits/redisRateLimiter.js';
+import { type RedisClusterHandle, startRedisCluster } from './support/redisCluster.js';
+import { deleteKeys, randomPrefix } from './support/redisKeys.js';
+import { freePort } from './support/redisServer.js';
 
 let cluster: RedisClusterHandle;
 let admin: Cluster;
