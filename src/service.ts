@@ -8,6 +8,7 @@ import { createAuthenticator } from './auth/factory.js';
 import type { Authenticator } from './auth/types.js';
 import type { Config } from './config.js';
 import { checkDifyApp } from './dify/appCheck.js';
+import type { DifyErrorKind } from './dify/errors.js';
 import { DifyClient } from './dify/index.js';
 import { createHttpApp, type ReadinessCheck } from './http/app.js';
 import { mountInspector } from './http/inspector/index.js';
@@ -16,12 +17,17 @@ import type { Logger } from './log.js';
 import { defaultTexts } from './machines/index.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { pollDelivery } from './runner/pollDelivery.js';
-import type { AnswerSource, ResponseUrlSender } from './runner/ports.js';
+import type { AnswerFailureKind, AnswerSource, ResponseUrlSender } from './runner/ports.js';
 import { Runner } from './runner/runner.js';
 import type { WriterOptions } from './runner/writer.js';
 import { openStore, type RedisClient } from './store/index.js';
 import type { StreamStore } from './store/port.js';
 import { MediaFetcher, ResponseUrlClient, WecomCrypto } from './wecom/index.js';
+
+/** The Dify client fails with exactly the answer source port's kinds (runner/failures.ts maps each). */
+type SameKinds<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
+const difyFailsAsThePortSays: SameKinds<DifyErrorKind, AnswerFailureKind> = true;
+void difyFailsAsThePortSays;
 
 export interface ServiceOptions {
   config: Config;

@@ -3,7 +3,6 @@
 // the same steps; unknown events are shown; a stream whose owner died says why it is stuck.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fold, type StreamEvent, stateOf } from '../src/machines/index.js';
 import { connectRedis, createRedisStore, type StreamStore } from '../src/store/index.js';
@@ -236,8 +235,9 @@ describe('wecom-dify replay and export', { timeout: 90_000 }, () => {
       ],
       { expectedVersion: 0 },
     );
+    // An owner that died holding its lease: the lease runs out.
     await hand.acquireLease(id, { node: 'node-dead', token: 'node-dead' }, 50);
-    await sleep(100);
+    await expect.poll(() => hand.getLease(id)).toBeUndefined();
     const { code, stdout } = await runCli(['replay', id], { cwd: cwd.dir, env: handEnv });
     expect(code).toBe(0);
     expect(stdout).toContain('final state: streaming, not finished — STUCK');

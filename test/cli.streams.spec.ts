@@ -1,11 +1,11 @@
 // `wecom-dify streams` against the real Redis: recent streams as a table or JSON, and the filters an
 // operator reaches for first: unfinished, stuck (quiet, or whose owner is gone), one user's.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fold, persist, type StreamEvent } from '../src/machines/index.js';
 import { connectRedis, createRedisStore, type StreamStore } from '../src/store/index.js';
 import { runCli, tempCwd } from './support/cliRun.js';
 import { dropPrefix, randomPrefix, redisUrl } from './support/service.js';
+import { until } from './support/until.js';
 
 interface Row {
   streamId: string;
@@ -93,7 +93,7 @@ describe('wecom-dify streams', { timeout: 90_000 }, () => {
     // A live owner whose answer has been quiet for ten minutes.
     await record(ids.quiet, streamOf(ids.quiet, 'erin', now - 10 * 60_000, 'thinking'));
     await store.acquireLease(ids.quiet, { node: 'node-slow', token: 'node-slow' }, 120_000);
-    await sleep(100);
+    await until('the dead owner’s lease runs out', async () => !(await store.getLease(ids.expired)));
   });
 
   afterAll(async () => {

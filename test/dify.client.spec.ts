@@ -592,8 +592,11 @@ describe('stop, abort, feedback, info', () => {
   it('abort while waiting for headers is aborted', async () => {
     fake.script({ kind: 'hang' });
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 50);
-    const { error } = await failure(client().stream({ ...turn, signal: controller.signal }));
+    const failed = failure(client().stream({ ...turn, signal: controller.signal }));
+    // The request is out and its headers never come.
+    await expect.poll(() => fake.runs().length).toBe(1);
+    controller.abort();
+    const { error } = await failed;
     expect(error).toMatchObject({ code: 'aborted', kind: 'aborted' });
   });
 

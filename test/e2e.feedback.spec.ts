@@ -72,11 +72,25 @@ describe('ratings reach Dify', () => {
 
   it('a rating for a stream that is gone is answered empty and ignored', async () => {
     const before = feedbacks().length;
-    const res = await wecom.event('feedback_event', { id: 'no-such-stream', type: 1 });
-    expect(res.status).toBe(200);
-    expect(res.reply).toEqual({});
-    await new Promise((r) => setTimeout(r, 200));
-    expect(feedbacks().length).toBe(before);
+    // Ids of no stream: a made-up one, and one shaped like ours (an answer expired, or never opened).
+    for (const id of ['no-such-stream', 'AAAAAAAAAAAAAAAAAAAAAA']) {
+      const res = await wecom.event('feedback_event', { id, type: 1 });
+      expect(res.status).toBe(200);
+      expect(res.reply).toEqual({});
+    }
+    // A rating of a real answer, sent after them, reaches Dify: theirs have been dealt with by then.
+    const sent = await wecom.text('评价之后');
+    const id: string = sent.reply.stream.id;
+    await wecom.pollUntilFinished(id, { intervalMs: 30 });
+    const messageId = (await service.store.load(id))!.snapshot.context.messageId;
+    await wecom.event('feedback_event', { id, type: 1 });
+    await expect.poll(() => feedbacks().length).toBeGreaterThan(before);
+    expect(
+      feedbacks()
+        .slice(before)
+        .map((r) => r.path),
+    ).toEqual([`/v1/messages/${messageId}/feedbacks`]);
+    expect(await service.store.read('AAAAAAAAAAAAAAAAAAAAAA')).toEqual([]);
   });
 
   it('a rating Dify refuses is recorded as not passed on', async () => {

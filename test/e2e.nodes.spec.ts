@@ -57,7 +57,7 @@ async function pollSpread(clients: WecomClient[], streamId: string, timeoutMs = 
       contents.push(stream.content);
       if (stream.finish) return { content: stream.content, contents };
     }
-    await sleep(100);
+    await sleep(100); // WeCom's pace between polls (a second, shortened): part of the scene
   }
   throw new Error(`stream ${streamId} did not finish; last: ${contents.at(-1)?.slice(0, 100)}`);
 }
@@ -130,17 +130,20 @@ describe('a node told to stop (SIGTERM) hands its answers over', () => {
     const long = await client.text('长问题', { userid: 'drain-long' });
     await expect.poll(() => dify.runs().length).toBe(2);
     dify.setDefault({ kind: 'answer', pieces: longAnswer.match(/.{1,4}/gu)!, frameDelayMs: 20 });
-    await sleep(300);
+    // The node is told to stop mid-answer: the long answer has text to hand over.
+    const longId: string = long.reply.stream.id;
+    await expect
+      .poll(async () => (await cluster.store.load(longId))?.view.context.answer.length ?? 0)
+      .toBeGreaterThan(0);
     const signalled = Date.now();
     node!.kill('SIGTERM');
-    await sleep(300);
+    await expect.poll(() => node!.output(), { timeout: 10_000 }).toMatch(/"msg":"draining"/);
     // Draining: a new message is refused so that WeCom sends it again, to a node that takes it.
     const refused = await client.text('新问题', { userid: 'drain-new' });
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBe('2');
 
     const shortId: string = short.reply.stream.id;
-    const longId: string = long.reply.stream.id;
     const [shortDone, longDone] = await Promise.all([
       pollSpread(cluster.clients.slice(1), shortId),
       pollSpread(cluster.clients.slice(1), longId),

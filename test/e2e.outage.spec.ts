@@ -9,7 +9,11 @@ import { type RedisServer, startRedisServer } from './support/redisServer.js';
 import type { TestService } from './support/service.js';
 import { randomMsgid, type WecomClient } from './support/wecomClient.js';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** A node's `wecom_dify_store_errors_total` for one operation, as its /metrics says. */
+const storeErrors = async (node: TestService, op: string): Promise<number> => {
+  const metric = await node.metrics.storeErrors.get();
+  return metric.values.find((v) => v.labels.op === op)?.value ?? 0;
+};
 
 describe('Redis stops for a few seconds during answers', () => {
   let redis: RedisServer;
@@ -51,7 +55,13 @@ describe('Redis stops for a few seconds during answers', () => {
     expect(Date.now() - down).toBeLessThan(2_500);
     // A poll meanwhile is refused too; WeCom polls again a second later.
     expect((await toB.poll(ids[1]!)).status).toBe(503);
-    await sleep(3_000);
+    // Redis stays down while Dify sends every answer five more frames, which only memory can hold.
+    const runs = dify.runs().slice(-3);
+    const before = runs.map((r) => r.written);
+    await expect
+      .poll(() => runs.every((r, i) => r.written >= before[i]! + 5), { timeout: 10_000 })
+      .toBe(true);
+    expect(runs.every((r) => r.written < answer.match(/.{1,4}/gu)!.length)).toBe(true);
     await redis.start();
 
     // WeCom retries the refused message: it is taken now, and answered once.
@@ -68,9 +78,9 @@ describe('Redis stops for a few seconds during answers', () => {
       ids.map((id) => toB.pollUntilFinished(id, { intervalMs: 100, timeoutMs: 30_000 })),
     );
     for (const d of done) expect(d.reply.stream.content).toBe(answer);
-    const runs = dify.runs();
-    expect(runs).toHaveLength(4);
-    expect(new Set(runs.map((r) => (r.body as { user: string }).user)).size).toBe(4);
+    const all = dify.runs();
+    expect(all).toHaveLength(4);
+    expect(new Set(all.map((r) => (r.body as { user: string }).user)).size).toBe(4);
     for (const id of ids) {
       const types = (await a.store.read(id)).map((e) => e.event.type);
       expect(types.filter((t) => t === 'answer.completed')).toHaveLength(1);
@@ -90,8 +100,14 @@ describe('Redis stops for a few seconds during answers', () => {
     const id = first.reply.stream.id as string;
     await expect.poll(async () => (await a.store.load(id))?.view.value).toBe('thinking');
     await expect.poll(() => dify.runs().length).toBe(before + 1);
+    const run = dify.runs().at(-1)!;
+    const appendFailures = () => storeErrors(a, 'append');
+    const failuresBefore = await appendFailures();
     await redis.stop();
-    await sleep(3_000); // Dify's first frame, with the conversation id, comes meanwhile
+    // Dify's first frame, with the conversation id, comes while Redis is down, and the owner's write of
+    // it fails.
+    await expect.poll(() => run.written, { timeout: 10_000 }).toBeGreaterThan(0);
+    await expect.poll(appendFailures, { timeout: 10_000 }).toBeGreaterThan(failuresBefore);
     await redis.start();
     // WeCom's polls meanwhile get 503 and go on; the first ones after, until the node has reconnected, too.
     await expect.poll(async () => (await toB.poll(id)).status, { timeout: 10_000, interval: 200 }).toBe(200);

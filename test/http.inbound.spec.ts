@@ -67,7 +67,10 @@ async function flood(raw: Raw, total: number): Promise<number> {
   return accepted;
 }
 
-/** Send `bytes` one at a time, `everyMs` apart, until the socket closes or `limitMs` passes. */
+/**
+ * Send `bytes` one at a time, `everyMs` apart, until the socket closes or `limitMs` passes: a slow
+ * client's pace is the attack under test, not a wait.
+ */
 async function trickle(raw: Raw, bytes: string, everyMs: number, limitMs: number): Promise<void> {
   const until = Date.now() + limitMs;
   for (let i = 0; !raw.closed() && Date.now() < until; i = (i + 1) % bytes.length) {

@@ -1,7 +1,8 @@
 // Copies of one message racing on one node, made deterministic: the first copy's opening write is
-// held back, so that every other copy reaches the store before it. However the copies interleave, the
-// message is one stream, one owner and one Dify request; a copy that lost never releases the lease
-// the winner holds (a node holds many leases; it must release only its own).
+// held back until every other copy has been answered, so that they all reach the store before it.
+// However the copies interleave, the message is one stream, one owner and one Dify request; a copy
+// that lost never releases the lease the winner holds (a node holds many leases; it must release only
+// its own).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NoneAuthenticator } from '../src/auth/none.js';
@@ -20,6 +21,7 @@ function slowAnswer(calls: string[]): AnswerSource {
       calls.push(request.query);
       yield { type: 'started', conversationId: 'c1', messageId: 'm1', taskId: 't1' };
       for (const piece of ['一', '二', '三', '四', '五']) {
+        // Dify's pace between pieces: part of the scene, not a wait.
         await sleep(60, undefined, { signal: request.signal }).catch(() => undefined);
         yield { type: 'delta', text: piece };
       }
@@ -28,19 +30,26 @@ function slowAnswer(calls: string[]): AnswerSource {
   };
 }
 
-/** The store, with every stream's first write held back `ms`. */
-function holdingFirstWrites(store: StreamStore, ms: number): StreamStore {
-  return new Proxy(store, {
+/**
+ * The store, with the first opening write (an append at version 0) held back until `release()`: every
+ * other copy of the message gets to the store before it.
+ */
+function holdingFirstOpening(store: StreamStore): { store: StreamStore; release(): void } {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let openings = 0;
+  const held = new Proxy(store, {
     get(target, prop, receiver) {
       if (prop === 'append')
         return async (...args: Parameters<StreamStore['append']>) => {
-          if (args[2].expectedVersion === 0) await sleep(ms);
+          if (args[2].expectedVersion === 0 && openings++ === 0) await released;
           return target.append(...args);
         };
       const value = Reflect.get(target, prop, receiver);
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });
+  return { store: held, release };
 }
 
 describe('copies of one message on one node', () => {
@@ -57,7 +66,8 @@ describe('copies of one message on one node', () => {
       await base.close();
       await dropPrefix(prefix);
     });
-    const store = holdingFirstWrites(base, 80);
+    const { store, release } = holdingFirstOpening(base);
+    cleanups.push(async () => release());
     const calls: string[] = [];
     const runner = new Runner({
       store,
@@ -70,7 +80,14 @@ describe('copies of one message on one node', () => {
     });
     cleanups.push(async () => void (await runner.drain(1000)));
     const message = { msgid: 'copied', bot: 'bot', userid: 'u1', chattype: 'single' as const, text: '问' };
-    const accepted = await Promise.all(Array.from({ length: 5 }, () => runner.accept(message)));
+    const copies = Array.from({ length: 5 }, () => runner.accept(message));
+    // The first copy's opening goes to the store only once every other copy has been answered.
+    let answered = 0;
+    const counted = () => {
+      if (++answered === copies.length - 1) release();
+    };
+    for (const copy of copies) void copy.then(counted, counted);
+    const accepted = await Promise.all(copies);
     const [streamId] = new Set(accepted.map((a) => a.streamId));
     expect(new Set(accepted.map((a) => a.streamId)).size).toBe(1);
     expect(accepted.filter((a) => !a.duplicate)).toHaveLength(1);
@@ -80,7 +97,7 @@ describe('copies of one message on one node', () => {
       if (polled?.state === 'completed') break;
       if (polled?.state !== 'idle') expect(polled?.lease?.node).toBe('one-node');
       await runner.poll(streamId!);
-      await sleep(20);
+      await sleep(20); // WeCom's pace between polls
     }
     const events = (await base.read(streamId!)).map((e) => e.event.type);
     expect(events).not.toContain('stream.taken_over');

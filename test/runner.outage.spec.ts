@@ -17,8 +17,6 @@ import type { WriterOptions } from '../src/runner/writer.js';
 import { createMemoryStore, StoreError, type StreamStore } from '../src/store/index.js';
 import { testConfig } from './support/service.js';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** The in-memory store, with its conversation keys unreachable while `down` is set. */
 function withConversationOutage(): {
   store: StreamStore;
@@ -141,7 +139,6 @@ describe('the store unreachable around the Dify call', () => {
     try {
       setDown(true);
       const { streamId } = await ask(runner, 'm-3', '问题');
-      await sleep(50);
       await expect
         .poll(async () => (await store.load(streamId))?.view.context.error?.code, { timeout: 3_000 })
         .toBe('store_unavailable');
@@ -232,9 +229,9 @@ describe('a message whose place in its conversation’s line was not kept', () =
       await expect.poll(() => asked).toEqual(['第一个问题']);
       failJoins = 1; // the second message's join at accept fails
       const second = await ask(runner, 'm-7', '第二个问题');
-      await sleep(300);
+      // Queued is where the owner decides to wait rather than ask: Dify has not heard of it by then.
+      await expect.poll(async () => (await store.load(second.streamId))?.view.value).toBe('queued');
       expect(asked).toEqual(['第一个问题']);
-      expect((await store.load(second.streamId))?.view.value).toBe('queued');
       finishFirst();
       await expect.poll(async () => (await store.load(second.streamId))?.view.value).toBe('completed');
       expect(asked).toEqual(['第一个问题', '第二个问题']);

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { NoneAuthenticator } from '../src/auth/none.js';
 import { silentLogger } from '../src/log.js';
-import { defaultTexts, type StreamEvent } from '../src/machines/index.js';
+import { defaultTexts, type EventOf, type StreamEvent } from '../src/machines/index.js';
 import { createMetrics } from '../src/metrics.js';
 import { pollDelivery } from '../src/runner/pollDelivery.js';
 import type { AnswerEvent, AnswerSource } from '../src/runner/ports.js';
@@ -21,12 +21,35 @@ function answering(text: string, calls: string[]): AnswerSource {
       calls.push(request.query);
       yield { type: 'started', conversationId: 'c1', messageId: 'm1', taskId: 't1' };
       for (const piece of text.match(/.{1,3}/gu) ?? []) {
-        await sleep(5);
+        await sleep(5); // Dify's pace between pieces: part of the scene, not a wait
         yield { type: 'delta', text: piece };
       }
       yield { type: 'end' };
     },
   };
+}
+
+interface LeaseAttempt {
+  streamId: string;
+  /** Whether it got the lease; undefined while the store has not answered. */
+  won?: boolean;
+}
+
+/** The store, recording every lease taken through it and whether it was got. */
+function recordingLeases(store: StreamStore, attempts: LeaseAttempt[]): StreamStore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === 'acquireLease')
+        return async (...args: Parameters<StreamStore['acquireLease']>) => {
+          const attempt: LeaseAttempt = { streamId: args[0] };
+          attempts.push(attempt);
+          attempt.won = await target.acquireLease(...args);
+          return attempt.won;
+        };
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }
 
 /** A runner's poll, as WeCom reads it. */
@@ -47,7 +70,7 @@ function node(store: StreamStore, name: string, calls: string[]): Runner {
   });
 }
 
-const opened = (streamId: string, node = 'dead-node'): StreamEvent => ({
+const opened = (streamId: string, node = 'dead-node'): EventOf<'stream.opened'> => ({
   type: 'stream.opened',
   at: Date.now() - 60_000,
   streamId,
@@ -86,16 +109,28 @@ describe('taking over a stream whose owner is gone', () => {
   });
 
   it('a stream with a live owner is left alone', async () => {
-    const store = createMemoryStore({ ttlSeconds: 600 });
+    const inner = createMemoryStore({ ttlSeconds: 600 });
+    const attempts: LeaseAttempt[] = [];
+    const store = recordingLeases(inner, attempts);
     const calls: string[] = [];
     const a = node(store, 'a', calls);
     runners.push(a);
-    await store.append('s2', [opened('s2'), granted, half], { expectedVersion: 0 });
-    await store.acquireLease('s2', { node: 'alive-node', token: 'alive-node' }, 10_000);
+    await inner.append('s2', [opened('s2'), granted, half], { expectedVersion: 0 });
+    await inner.acquireLease('s2', { node: 'alive-node', token: 'alive-node' }, 10_000);
+    // Beside it, a stream in the same state whose owner is gone: polled after s2, and taken over.
+    await inner.append('s2-gone', [{ ...opened('s2-gone'), query: '另一个问题' }, granted, half], {
+      expectedVersion: 0,
+    });
     await a.poll('s2');
-    await sleep(100);
-    expect((await store.read('s2')).map((e) => e.event.type)).not.toContain('stream.taken_over');
-    expect(calls).toEqual([]);
+    await a.poll('s2-gone');
+    // The runner has decided about both polls once the later one's takeover has run to its end.
+    await expect.poll(async () => (await inner.load('s2-gone'))?.view.value).toBe('completed');
+    expect(calls).toEqual(['另一个问题']);
+    // Any lease the runner tried to take on s2 was refused (and none is still pending), and the owner
+    // still holds it.
+    expect(attempts.filter((t) => t.streamId === 's2' && t.won !== false)).toEqual([]);
+    expect(await inner.getLease('s2')).toMatchObject({ node: 'alive-node' });
+    expect((await inner.read('s2')).map((e) => e.event.type)).not.toContain('stream.taken_over');
   });
 
   it('after two takeovers, the third loss ends the stream with an error the user understands', async () => {

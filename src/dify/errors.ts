@@ -2,10 +2,22 @@
 // The table below is the only place that decides which Dify codes mean what; the runner maps
 // `kind` to the text the user reads (src/machines/texts.ts). Sources: docs/protocol/dify.md §6.
 import { errors as undiciErrors } from 'undici';
-import type { AnswerFailure, AnswerFailureKind } from '../runner/ports.js';
 
-/** The failure class the runner maps to user-facing text: the answer source port's kinds. */
-export type DifyErrorKind = AnswerFailureKind;
+/**
+ * The failure class the runner maps to user-facing text: the answer source port's kinds
+ * (src/runner/ports.ts `AnswerFailureKind`; the composition root checks that the two are the same).
+ */
+export type DifyErrorKind =
+  | 'unreachable'
+  | 'timeout'
+  | 'rate_limited'
+  | 'quota'
+  | 'misconfigured'
+  | 'not_found'
+  | 'interrupted'
+  | 'server'
+  | 'aborted'
+  | 'failed';
 
 /** Where the failure happened: before a 200 stream began (`request`) or while reading it (`stream`). */
 export type DifyErrorPhase = 'request' | 'stream';
@@ -37,7 +49,7 @@ export interface DifyErrorInit {
   cause?: unknown;
 }
 
-export class DifyError extends Error implements AnswerFailure {
+export class DifyError extends Error {
   override readonly name = 'DifyError';
   readonly code: string;
   readonly status: number | undefined;

@@ -58,7 +58,6 @@ async function failure(p: Promise<unknown>): Promise<AuthError> {
 }
 
 const tokenOf = (o: AuthOutcome) => (o.granted ? o.token : undefined);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
   tdb = await createTestDatabase();
@@ -170,7 +169,8 @@ describe('AUTH_MODE=directory: a warm cache', () => {
     const a = await node();
     const first = tokenOf(await a.authenticate({ userid: 'lisi', bot: 'b1' }));
     expect(tokenOf(await a.authenticate({ userid: 'lisi', bot: 'b1' }))).toBe(first);
-    await sleep(1100);
+    // The token's second runs out: the cache no longer holds a valid one for the user.
+    await expect.poll(async () => (await cache.read('lisi')).status, { timeout: 5_000 }).toBe('miss');
     fake.expiresIn = 7200;
     const renewed = tokenOf(await a.authenticate({ userid: 'lisi', bot: 'b1' }));
     expect(renewed).not.toBe(first);
@@ -309,7 +309,7 @@ describe('AUTH_MODE=directory: a failing token service', () => {
       expect(fake.requests).toHaveLength(1);
 
       fake.mode = 'ok';
-      await sleep(2_050);
+      await expect.poll(() => cache.readFailure('lisi'), { timeout: 5_000 }).toBeUndefined();
       expect(await a.authenticate({ userid: 'lisi', bot: 'b1' })).toMatchObject({ granted: true });
       expect(fake.requests).toHaveLength(2);
     });

@@ -37,6 +37,8 @@ export interface RecordedRequest {
   /** The body's bytes, for binary uploads. */
   rawBytes: Buffer;
   at: number;
+  /** How many writes of its answer's stream have gone out so far (run requests; 0 for others). */
+  written: number;
 }
 
 /** Which request a scripted scenario answers. `run` = POST /chat-messages, /workflows/run, /completion-messages. */
@@ -520,7 +522,7 @@ export async function startFakeDify(options: FakeDifyOptions = {}): Promise<Fake
     }
   };
 
-  const writeStream = async (res: ServerResponse, plan: Plan, shape: StreamShape) => {
+  const writeStream = async (res: ServerResponse, plan: Plan, shape: StreamShape, rec: RecordedRequest) => {
     let frames = plan.frames;
     if (shape.leadingPing) frames = [PING, ...frames];
     let ending: 'end' | 'destroy' = 'end';
@@ -572,11 +574,13 @@ export async function startFakeDify(options: FakeDifyOptions = {}): Promise<Fake
         }
         const op = ops[i];
         if (!op) break;
+        // Pauses and the pace between frames are the scenario's (how this Dify behaves), not waits.
         if (op.t === 'pause') {
           await sleep(op.ms, undefined, { signal: done.signal }).catch(() => undefined);
           continue;
         }
         res.write(op.bytes);
+        rec.written++;
         atBoundary = op.boundary;
         if (shape.frameDelayMs)
           await sleep(shape.frameDelayMs, undefined, { signal: done.signal }).catch(() => {});
@@ -643,7 +647,7 @@ export async function startFakeDify(options: FakeDifyOptions = {}): Promise<Fake
       for (const c of found.conversations) conversations.add(c);
       plan = { frames, errorIds: found.errorIds };
     } else return;
-    await writeStream(res, plan, shape);
+    await writeStream(res, plan, shape, rec);
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -668,6 +672,7 @@ export async function startFakeDify(options: FakeDifyOptions = {}): Promise<Fake
       rawBody,
       rawBytes: Buffer.concat(chunks),
       at: Date.now(),
+      written: 0,
     };
     requests.push(rec);
 

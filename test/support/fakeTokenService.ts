@@ -59,6 +59,7 @@ export async function startFakeTokenService(
       body = { unparseable: true };
     }
     requests.push(body);
+    // A slow token service is the scene some tests set, not a wait.
     if (state.delayMs > 0) await new Promise((r) => setTimeout(r, state.delayMs));
     const json = (status: number, payload: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });

@@ -272,7 +272,7 @@ export class WecomClient {
           `stream ${streamId} not finished after ${polls} polls in ${timeoutMs} ms; last content: ${stream.content.slice(0, 200)}`,
         );
       }
-      await sleep(intervalMs);
+      await sleep(intervalMs); // WeCom's pace between polls: part of the scene, not a wait
     }
   }
 

@@ -4,13 +4,7 @@
 import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { z } from 'zod';
-import {
-  defaultStuckSettings,
-  diagnoseStuck,
-  type StreamFacts,
-  type StuckDiagnosis,
-  type StuckReason,
-} from '../../diagnosis/stuck.js';
+import { defaultStuckSettings, diagnoseStuck, type StreamFacts } from '../../diagnosis/stuck.js';
 import type { Logger } from '../../log.js';
 import { hideResponseUrl } from '../../machines/hiddenResponseUrl.js';
 import {
@@ -18,7 +12,6 @@ import {
   isFinished,
   isKnown,
   isRunning,
-  type StreamContext,
   type StreamSnapshot,
   stateOf,
   streamMachine,
