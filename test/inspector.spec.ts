@@ -123,31 +123,36 @@ const expectedStates: Record<string, string[]> = {
 /** Events that take a state to another. */
 const expectedMoves = [
   'idle → authenticating on stream.opened',
-  'authenticating → thinking on auth.granted',
+  'authenticating → thinking on auth.granted / ask',
   'authenticating → completed on command.handled',
   'authenticating → error on auth.denied',
-  'authenticating → error on answer.failed',
   'queued → thinking on stream.dequeued',
-  'queued → error on answer.failed',
   'thinking → queued on stream.queued',
   'thinking → streaming on answer.delta',
   'thinking → streaming on answer.replaced',
   'thinking → completed on answer.completed',
-  'thinking → error on answer.failed',
-  'streaming → thinking on stream.taken_over',
   'streaming → completed on answer.completed',
-  'streaming → error on answer.failed',
+  // Held once by the group of the running states, for every one of them.
+  'running → error on answer.failed',
+  'running → authenticating on stream.taken_over',
 ];
 
 /** Events a state takes without leaving it. */
 const expectedStays: Record<string, string[]> = {
   idle: [],
-  authenticating: ['bubble.closed', 'stream.taken_over', 'stream.released'],
-  queued: ['bubble.closed', 'stream.taken_over', 'stream.released'],
-  thinking: ['files.uploaded', 'dify.started', 'stream.taken_over', 'stream.released', 'bubble.closed'],
-  streaming: ['dify.started', 'answer.delta', 'answer.replaced', 'stream.released', 'bubble.closed'],
+  authenticating: [],
+  queued: [],
+  thinking: ['files.uploaded', 'dify.started / keepConversation'],
+  streaming: ['dify.started / keepConversation', 'answer.delta', 'answer.replaced'],
   completed: ['bubble.closed', 'delivery.sent', 'delivery.failed', 'feedback.given'],
   error: ['delivery.sent', 'delivery.failed'],
+};
+/** The groups of states, their children, and what every child takes and stays. */
+const expectedGroups = {
+  running: {
+    children: ['authenticating', 'queued', 'thinking', 'streaming'],
+    stays: ['stream.released / handOver', 'bubble.closed'],
+  },
 };
 
 /** One event of every type the stream knows (the compiler says when a type is missing). */
@@ -326,14 +331,42 @@ describe('the inspector API', () => {
     expect(stays).toEqual(
       Object.fromEntries(Object.entries(expectedStays).map(([id, events]) => [id, [...events].sort()])),
     );
+    expect(
+      Object.fromEntries(
+        chart.groups.map((g) => [g.id, { children: g.children, stays: [...g.stays].sort() }]),
+      ),
+    ).toEqual(
+      Object.fromEntries(
+        Object.entries(expectedGroups).map(([id, g]) => [
+          id,
+          { children: g.children, stays: [...g.stays].sort() },
+        ]),
+      ),
+    );
+    // What each state does on entering it: the effects its owner runs.
+    expect(Object.fromEntries(chart.nodes.filter((n) => n.does.length).map((n) => [n.id, n.does]))).toEqual({
+      authenticating: ['authenticate'],
+      completed: ['finish'],
+      error: ['finish'],
+    });
     expect(chart.anyState).toEqual([]);
   });
 
   it('draws exactly what the fold does: every event each state takes, and where it leads', async () => {
     const { body: chart } = await getJson<Chart>(`${url}/inspector/api/machine`);
+    // An arrow or a stay of a group is every child's; the effects an event names are not the fold's.
+    const childrenOf = (id: string) => chart.groups.find((g) => g.id === id)?.children ?? [id];
+    const eventOf = (label: string) => label.replace(/ \/ .*$/, '');
     const drawn = new Set([
-      ...chart.edges.flatMap((e) => e.events.map((event) => `${e.from} → ${e.to} on ${event}`)),
-      ...chart.nodes.flatMap((n) => n.stays.map((event) => `${n.id} → ${n.id} on ${event}`)),
+      ...chart.edges.flatMap((e) =>
+        childrenOf(e.from).flatMap((from) =>
+          e.events.map((event) => `${from} → ${e.to} on ${eventOf(event)}`),
+        ),
+      ),
+      ...chart.nodes.flatMap((n) => n.stays.map((event) => `${n.id} → ${n.id} on ${eventOf(event)}`)),
+      ...chart.groups.flatMap((g) =>
+        g.children.flatMap((child) => g.stays.map((event) => `${child} → ${child} on ${eventOf(event)}`)),
+      ),
     ]);
     const taken = new Set<string>();
     for (const [state, history] of Object.entries(historyTo)) {

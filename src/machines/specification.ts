@@ -2,7 +2,7 @@
 // else reasons about streams: builders of every event, `given(history).when(event)` for the fold
 // (evolve), and `decider.given(history).when(command).then(events)` for `decide`, as Emmett's
 // DeciderSpecification reads. Plain assertions (node:assert), so any test runner can use them.
-import { deepStrictEqual, throws } from 'node:assert/strict';
+import assert from 'node:assert/strict';
 import { type Command, type DecideSettings, decide, defaultDecideSettings } from './decide.js';
 import type { EventOf, GrantedUser, ReadEvent, StreamEvent } from './events.js';
 import { parseEvent } from './events.js';
@@ -141,19 +141,19 @@ function then(before: StreamSnapshot, snapshot: StreamSnapshot): Then {
     state: stateOf(snapshot),
     context: snapshot.context,
     thenState(state) {
-      deepStrictEqual(stateOf(snapshot), state);
+      assert.deepStrictEqual(stateOf(snapshot), state);
       return result;
     },
     thenAnswer(answer) {
-      deepStrictEqual(snapshot.context.answer, answer);
+      assert.deepStrictEqual(snapshot.context.answer, answer);
       return result;
     },
     thenContext(expected) {
-      deepStrictEqual(pick(snapshot.context, expected), expected);
+      assert.deepStrictEqual(pick(snapshot.context, expected), expected);
       return result;
     },
     thenNothingChanged() {
-      deepStrictEqual(persist(snapshot), persist(before));
+      assert.deepStrictEqual(persist(snapshot), persist(before));
       return result;
     },
   };
@@ -200,14 +200,14 @@ export const decider = {
         return {
           // biome-ignore lint/suspicious/noThenProperty: Emmett's DeciderSpecification reads given/when/then; never awaited.
           then(events) {
-            deepStrictEqual(decided(), events);
+            assert.deepStrictEqual(decided(), events);
           },
           thenNothing() {
-            deepStrictEqual(decided(), []);
+            assert.deepStrictEqual(decided(), []);
           },
           thenThrows(error) {
-            if (error) throws(decided, error);
-            else throws(decided);
+            if (error) assert.throws(decided, error);
+            else assert.throws(decided);
           },
         };
       },

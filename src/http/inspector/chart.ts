@@ -1,6 +1,9 @@
-// The inspector's state chart, read from the machine's own definition at run time (its root state
-// node's children and their `transitions`), never from a hand-drawn copy, so it cannot drift from the
-// code. Also lays the chart out, so that the page only draws boxes and paths. Pure.
+// The inspector's state chart, read from the machine's own definition at run time (its state nodes
+// and their `transitions`), never from a hand-drawn copy, so it cannot drift from the code. A state
+// with children (the stream machine's `running`) is a group: its children are boxes of their own,
+// drawn inside the group's frame, and the transitions the group holds for all of them are arrows from
+// the frame (or, when they stay, listed on it). Also lays the chart out, so that the page only draws
+// boxes, frames and paths. Pure.
 //
 // Why the layout is our own and not a library's: the chart had 7 states and 13 arrows when this was
 // weighed, and a fixed layered layout for it is `layout` below, about 150 lines, tested to overlap
@@ -8,13 +11,18 @@
 // each other and labels on the lines; elkjs draws it as cleanly as this, but is 1.6 MB of JavaScript
 // compiled from Java (8 MB installed), asynchronous, and EPL/GPL licensed. Both run offline in Node and in
 // a browser; the layout runs here once, when the inspector is mounted, so the page would not grow either
-// way. Revisit when the machine grows nested states or many more: `children` is where that would show.
+// way. One level of nesting (a group around some states) is drawn as a frame around its children's
+// boxes, laid out like any others; deeper nesting would be the time to revisit.
+
+/** An action as a definition names it: by name, or as `{type, params}`. */
+type DefinitionAction = string | { type: string } | ((...args: never[]) => unknown);
 
 /** The part of an XState v5 transition definition the chart reads. */
 export interface DefinitionTransition {
   eventType: string;
   target?: ReadonlyArray<{ path: string[] }> | undefined;
   guard?: unknown;
+  actions?: readonly DefinitionAction[] | undefined;
 }
 
 /** The part of an XState v5 state node the chart reads (`machine.root` and its `states`). */
@@ -26,18 +34,25 @@ export interface DefinitionNode {
   transitions: Map<string, DefinitionTransition[]>;
   always?: DefinitionTransition[] | undefined;
   initial: { target: ReadonlyArray<{ path: string[] }> };
+  entry?: readonly DefinitionAction[] | undefined;
 }
 
 export interface ChartNode {
+  /** The state's name (an innermost state: what a stream's `state` is called). */
   id: string;
+  /** Its own tags and its group's. */
   tags: string[];
   /** XState's node type: `atomic`, `compound`, `final`… */
   type: string;
   initial: boolean;
-  /** Nested states, drawn inside their parent's box (the stream machine has none). */
+  /** The group it is drawn in, if any. */
+  group?: string | undefined;
+  /** Nested states: none, the children of a group are boxes of their own. */
   children: string[];
   /** Events this state takes without leaving it (targetless transitions). */
   stays: string[];
+  /** The effects the machine names on entering it (the owner runs them: `authenticate`, `finish`…). */
+  does: string[];
   x: number;
   y: number;
   w: number;
@@ -47,17 +62,32 @@ export interface ChartNode {
 export interface ChartEdge {
   from: string;
   to: string;
-  /** Every event (with its guard, if any) that takes `from` to `to`. */
+  /** Every event (with its guard, and `/ effect` for the effects it names) that takes `from` to `to`. */
   events: string[];
   /** SVG path data, ending where the arrow head goes. */
   d: string;
   label: { x: number; y: number; w: number; h: number };
 }
 
+/** A state with children: a frame around their boxes, holding the transitions they share. */
+export interface ChartGroup {
+  id: string;
+  tags: string[];
+  children: string[];
+  /** Events every child takes without leaving it (the group's targetless transitions). */
+  stays: string[];
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
 export interface Chart {
   machineId: string;
   initial: string;
   nodes: ChartNode[];
+  groups: ChartGroup[];
+  /** Arrows between states; one `from` a group is taken from whichever of its children. */
   edges: ChartEdge[];
   /** Transitions defined on the machine's root: taken from whichever state the stream is in. */
   anyState: { event: string; to?: string }[];
@@ -71,6 +101,8 @@ const COL_GAP = 132;
 const ROW_GAP = 64;
 const PAD = 28;
 const LANE_GAP = 26;
+/** Room between a group's frame and its children's boxes. */
+const GROUP_PAD = 14;
 /** The page draws labels in an 11px monospace font: this wide per character, this tall per line. */
 const CHAR_W = 6.7;
 const LINE_H = 13;
@@ -81,34 +113,58 @@ interface Transition {
   event: string;
 }
 
-/** The chart of a machine: `chartOf(streamMachine)`. */
-export function chartOf(machine: { id: string; root: DefinitionNode }): Chart {
+/**
+ * The chart of a machine: `chartOf(streamMachine)`. An action whose implementation is one of XState's
+ * own (`assign`) changes the context; any other is an effect the machine names, shown on the chart.
+ */
+export function chartOf(machine: {
+  id: string;
+  root: DefinitionNode;
+  implementations?: { actions?: Record<string, unknown> };
+}): Chart {
   const root = machine.root;
-  const ids = Object.keys(root.states);
-  const initial = root.initial.target[0]?.path[0] ?? ids[0] ?? '';
-  const transitions: Transition[] = [];
+  const actions = machine.implementations?.actions ?? {};
+  const effects: Effects = (list) =>
+    (list ?? []).flatMap((a) => {
+      const name = typeof a === 'string' ? a : typeof a === 'object' && a !== null ? a.type : undefined;
+      if (!name) return [];
+      const kind = (actions[name] as { type?: unknown } | undefined)?.type;
+      return typeof kind === 'string' && kind.startsWith('xstate.') ? [] : [name];
+    });
   const nodes = new Map<string, ChartNode>();
-  for (const id of ids) {
-    const node = root.states[id]!;
-    for (const t of transitionsOf(node)) transitions.push({ from: id, ...t });
-    nodes.set(id, {
+  const groups = new Map<string, ChartGroup>();
+  const transitions: Transition[] = [];
+  for (const [id, node] of Object.entries(root.states)) {
+    const children = Object.entries(node.states);
+    if (children.length === 0) {
+      nodes.set(id, box(id, node, [...node.tags], effects));
+      for (const t of transitionsOf(node, root, effects)) transitions.push({ from: id, ...t });
+      continue;
+    }
+    groups.set(id, {
       id,
       tags: [...node.tags],
-      type: node.type,
-      initial: id === initial,
-      children: Object.keys(node.states),
+      children: children.map(([c]) => c),
       stays: [],
       x: 0,
       y: 0,
-      w: NODE_W,
-      h: NODE_H,
+      w: 0,
+      h: 0,
     });
+    for (const [childId, child] of children) {
+      nodes.set(childId, { ...box(childId, child, [...node.tags, ...child.tags], effects), group: id });
+      for (const t of transitionsOf(child, root, effects)) transitions.push({ from: childId, ...t });
+    }
+    for (const t of transitionsOf(node, root, effects)) transitions.push({ from: id, ...t });
   }
-  // A target inside another state's nesting is drawn as an arrow to that state's box.
+  const initialPath = root.initial.target[0]?.path ?? [];
+  const initial = leafOf(initialPath, root) ?? [...nodes.keys()][0] ?? '';
+  for (const n of nodes.values()) n.initial = n.id === initial;
   const moves = new Map<string, ChartEdge>();
   for (const t of transitions) {
-    if (t.to === undefined || t.to === t.from || !nodes.has(t.to)) {
-      nodes.get(t.from)?.stays.push(t.event);
+    const group = groups.get(t.from);
+    if (t.to === undefined || (!group && t.to === t.from) || (!nodes.has(t.to) && !groups.has(t.to))) {
+      (group ?? nodes.get(t.from))?.stays.push(t.event);
       continue;
     }
     const key = `${t.from}\u0000${t.to}`;
@@ -123,18 +179,71 @@ export function chartOf(machine: { id: string; root: DefinitionNode }): Chart {
     moves.set(key, edge);
   }
   const edges = [...moves.values()];
-  const anyState = transitionsOf(root).map(({ event, to }) => (to === undefined ? { event } : { event, to }));
-  const size = layout([...nodes.values()], edges, initial);
-  return { machineId: machine.id, initial, nodes: [...nodes.values()], edges, anyState, ...size };
+  const anyState = transitionsOf(root, root, effects).map(({ event, to }) =>
+    to === undefined ? { event } : { event, to },
+  );
+  const size = layout([...nodes.values()], [...groups.values()], edges, initial);
+  return {
+    machineId: machine.id,
+    initial,
+    nodes: [...nodes.values()],
+    groups: [...groups.values()],
+    edges,
+    anyState,
+    ...size,
+  };
 }
 
-function transitionsOf(node: DefinitionNode): { event: string; to?: string }[] {
+/** The effects among a list of actions (by the machine's implementations). */
+type Effects = (list: readonly DefinitionAction[] | undefined) => string[];
+
+function box(id: string, node: DefinitionNode, tags: string[], effects: Effects): ChartNode {
+  return {
+    id,
+    tags,
+    type: node.type,
+    initial: false,
+    children: [],
+    stays: [],
+    does: effects(node.entry),
+    x: 0,
+    y: 0,
+    w: NODE_W,
+    h: NODE_H,
+  };
+}
+
+/** The innermost state a target path enters: a group's initial child when the path ends at the group. */
+function leafOf(path: readonly string[], root: DefinitionNode): string | undefined {
+  let node: DefinitionNode | undefined = root;
+  let name: string | undefined;
+  for (const key of path) {
+    node = node?.states[key];
+    name = key;
+  }
+  while (node && Object.keys(node.states).length > 0) {
+    name = node.initial.target[0]?.path.at(-1);
+    node = name ? node.states[name] : undefined;
+  }
+  return name;
+}
+
+function transitionsOf(
+  node: DefinitionNode,
+  machineRoot: DefinitionNode,
+  effects: Effects,
+): { event: string; to?: string }[] {
   const out: { event: string; to?: string }[] = [];
   const add = (event: string, list: readonly DefinitionTransition[]) => {
     for (const t of list) {
       const guard = guardName(t.guard);
-      const to = t.target?.[0]?.path[0];
-      out.push({ event: guard ? `${event} [${guard}]` : event, ...(to === undefined ? {} : { to }) });
+      // A target is named by its innermost state: `running.authenticating` is authenticating, and
+      // a group is the state it starts in.
+      const path = t.target?.[0]?.path;
+      const to = path ? leafOf(path, machineRoot) : undefined;
+      const does = effects(t.actions);
+      const named = `${guard ? `${event} [${guard}]` : event}${does.length ? ` / ${does.join(', ')}` : ''}`;
+      out.push({ event: named, ...(to === undefined ? {} : { to }) });
     }
   };
   for (const [event, list] of node.transitions) add(event, list);
@@ -157,7 +266,15 @@ function guardName(guard: unknown): string | undefined {
  * ones run in lanes above or below the boxes so that they never cross one. Sets the nodes' boxes and
  * the edges' paths and labels; returns the chart's size.
  */
-function layout(nodes: ChartNode[], edges: ChartEdge[], initial: string): { width: number; height: number } {
+function layout(
+  nodes: ChartNode[],
+  groups: ChartGroup[],
+  allEdges: ChartEdge[],
+  initial: string,
+): { width: number; height: number } {
+  // The states are laid out by the arrows between states; a group's arrows are drawn from its frame.
+  const edges = allEdges.filter((e) => !groups.some((g) => g.id === e.from));
+  const fromGroups = allEdges.filter((e) => !edges.includes(e));
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const out = new Map<string, string[]>();
   for (const e of edges) out.set(e.from, [...(out.get(e.from) ?? []), e.to]);
@@ -233,6 +350,15 @@ function layout(nodes: ChartNode[], edges: ChartEdge[], initial: string): { widt
   });
   const width = PAD * 2 + 14 + filled.length * NODE_W + (filled.length - 1) * COL_GAP;
   const height = top + tallest + below.length * LANE_GAP + (below.length ? LINE_H : 0) + PAD;
+  // A group's frame: around its children's boxes, with room above them for its name.
+  for (const g of groups) {
+    const children = nodes.filter((n) => n.group === g.id);
+    const x1 = Math.min(...children.map((n) => n.x)) - GROUP_PAD;
+    const y1 = Math.min(...children.map((n) => n.y)) - GROUP_PAD - LINE_H;
+    const x2 = Math.max(...children.map((n) => n.x + n.w)) + GROUP_PAD;
+    const y2 = Math.max(...children.map((n) => n.y + n.h)) + GROUP_PAD;
+    Object.assign(g, { x: round(x1), y: round(y1), w: round(x2 - x1), h: round(y2 - y1) });
+  }
 
   const placed: Box[] = nodes.map((n) => ({ x: n.x, y: n.y, w: n.w, h: n.h }));
   const label = (e: ChartEdge, at: (t: number) => Point, tries: number[]) => {
@@ -302,6 +428,28 @@ function layout(nodes: ChartNode[], edges: ChartEdge[], initial: string): { widt
     e.d = `M${pts[0]} C${pts[1]}, ${pts[2]}, ${pts[3]}`;
     label(e, (t) => bezier(p0, c1, c2, p3, t), [0.5, 0.35, 0.65, 0.25, 0.75, 0.15, 0.85]);
   }
+  // A group's arrows leave its frame: to a state outside it from the frame's right side; to one of
+  // its own children (starting over) from the frame's top, down into that child.
+  fromGroups.forEach((e, k) => {
+    const g = groups.find((group) => group.id === e.from)!;
+    const to = byId.get(e.to);
+    if (!to) return;
+    if (to.group === g.id) {
+      const x = to.x + to.w / 2 + 20;
+      const p0 = { x: x + 30, y: g.y };
+      const p3 = { x, y: to.y };
+      e.d = `M${round(p0.x)} ${round(p0.y)} C${round(p0.x)} ${round(p0.y + 20)}, ${round(p3.x)} ${round(p3.y - 20)}, ${round(p3.x)} ${round(p3.y)}`;
+      label(e, () => ({ x: p0.x + 40, y: g.y + LINE_H / 2 + 2 }), [0]);
+      return;
+    }
+    const p0 = { x: g.x + g.w, y: g.y + g.h - GROUP_PAD - k * LINE_H };
+    const p3 = { x: to.x, y: to.y + to.h / 2 + 6 };
+    const dx = (p3.x - p0.x) / 2;
+    const c1 = { x: p0.x + dx, y: p0.y };
+    const c2 = { x: p3.x - dx, y: p3.y };
+    e.d = `M${round(p0.x)} ${round(p0.y)} C${round(c1.x)} ${round(c1.y)}, ${round(c2.x)} ${round(c2.y)}, ${round(p3.x)} ${round(p3.y)}`;
+    label(e, (t) => bezier(p0, c1, c2, p3, t), [0.5, 0.35, 0.65, 0.25, 0.75]);
+  });
   return { width: round(width), height: round(height) };
 }
 

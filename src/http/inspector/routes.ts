@@ -23,7 +23,7 @@ import { requireToken } from './access.js';
 import type { ApiError, Chart, Step, StreamDetail, StreamList, StreamRow } from './api.js';
 import { readAsset } from './assets.js';
 import { chartOf } from './chart.js';
-import { replaySteps, statePath } from './steps.js';
+import { replaySteps } from './steps.js';
 
 export interface InspectorDeps {
   store: StreamStore;
@@ -227,7 +227,7 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
         now: at,
         streamId,
         version: events.length,
-        state: statePath(snapshot.value),
+        state: stateOf(snapshot),
         finished: isFinished(snapshot),
         running: isRunning(snapshot),
         context,

@@ -8,24 +8,12 @@ import {
   isKnown,
   renderContent,
   type StreamSnapshot,
+  stateOf,
   summarizeEvent,
   type Texts,
 } from '../../machines/index.js';
 import type { StoredEvent } from '../../store/port.js';
 import type { Step, StepOutcome } from './api.js';
-
-/** The active state as a dotted path (`thinking`, or `parent.child` for a nested machine). */
-export function statePath(value: unknown): string {
-  if (typeof value === 'string') return value;
-  if (typeof value === 'object' && value !== null) {
-    const [key, child] = Object.entries(value)[0] ?? [];
-    if (key !== undefined) {
-      const rest = statePath(child);
-      return rest ? `${key}.${rest}` : key;
-    }
-  }
-  return '';
-}
 
 /** The steps of a stream's events, and the snapshot after the last. */
 export function replaySteps(
@@ -37,12 +25,12 @@ export function replaySteps(
   let content = '';
   let firstAt: number | undefined;
   for (const { seq, id, event } of events) {
-    const from = statePath(snapshot.value);
+    const from = stateOf(snapshot);
     let outcome: StepOutcome | undefined;
     if (!isKnown(event)) outcome = 'unknown';
     else if (!snapshot.can(event)) outcome = 'ignored';
     snapshot = evolve(snapshot, event);
-    const state = statePath(snapshot.value);
+    const state = stateOf(snapshot);
     outcome ??= state === from ? 'stayed' : 'moved';
     const rendered = renderContent(snapshot, texts);
     const keep = commonPrefix(content, rendered.content);

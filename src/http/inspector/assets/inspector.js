@@ -225,6 +225,7 @@ function renderWhy(d) {
 /** @param {Chart} chart */
 function drawChart(chart) {
   const root = byId('chart', SVGSVGElement);
+  for (const n of chart.nodes) if (n.group) groupOf.set(n.id, n.group);
   root.setAttribute('viewBox', `0 0 ${chart.width} ${chart.height}`);
   /** @param {string} id */
   const marker = (id) =>
@@ -242,13 +243,25 @@ function drawChart(chart) {
         text),
     );
   }
+  // A group's frame first, under its children's boxes: its name, and what every child takes and stays.
+  for (const g of chart.groups) {
+    const frame = svg('g', { class: 'group', 'data-group': g.id },
+      svg('rect', { x: g.x, y: g.y, width: g.w, height: g.h, rx: 14 }),
+      svg('text', { class: 'group-name', x: g.x + 12, y: g.y + 15 }, g.id));
+    if (g.stays.length)
+      frame.append(svg('text', { class: 'stays', x: g.x + 12, y: g.y + g.h - 5 }, `↻ ${g.stays.length} events in every state`,
+        svg('title', {}, `every state here stays on: ${g.stays.join(', ')}`)));
+    parts.splice(1, 0, frame);
+  }
   for (const n of chart.nodes) {
     const cx = n.x + n.w / 2;
     const finished = n.tags.includes('finished') || n.type === 'final';
     const g = svg('g', { class: `node${finished ? ' tag-finished' : ''}`, 'data-state': n.id },
       svg('rect', { class: 'outer', x: n.x, y: n.y, width: n.w, height: n.h, rx: 10 }));
     if (finished) g.append(svg('rect', { class: 'inner', x: n.x + 4, y: n.y + 4, width: n.w - 8, height: n.h - 8, rx: 7 }));
-    const sub = [n.tags.join(' '), n.children.length ? `{${n.children.join(', ')}}` : ''].filter(Boolean).join(' ');
+    const sub = [n.tags.join(' '), n.children.length ? `{${n.children.join(', ')}}` : '', ...n.does.map((d) => `▶ ${d}`)]
+      .filter(Boolean)
+      .join(' ');
     // The name, then what the box has of tags and events that stay, centred as a block.
     let y = n.y + n.h / 2 + 5 - ((sub ? 13 : 0) + (n.stays.length ? 13 : 0)) / 2;
     g.append(svg('text', { x: cx, y }, n.id));
@@ -271,6 +284,9 @@ function drawChart(chart) {
   $('chart-any').hidden = any.length === 0;
 }
 
+/** The group each state is drawn in, from the chart. */
+const groupOf = new Map();
+
 /** @param {Step} step */
 function highlightChart(step) {
   const root = byId('chart', SVGSVGElement);
@@ -280,8 +296,10 @@ function highlightChart(step) {
     node.classList.toggle('stayed', here && step.outcome === 'stayed');
   }
   for (const edge of root.querySelectorAll('.edge[data-from]')) {
-    const taken =
-      step.outcome === 'moved' && edge.getAttribute('data-from') === step.from && edge.getAttribute('data-to') === step.state;
+    const from = edge.getAttribute('data-from');
+    // An arrow from a group's frame is taken from whichever of its children.
+    const fromHere = from === step.from || groupOf.get(step.from) === from;
+    const taken = step.outcome === 'moved' && fromHere && edge.getAttribute('data-to') === step.state;
     edge.classList.toggle('taken', taken);
     edge.querySelector('path')?.setAttribute('marker-end', taken ? 'url(#arrow-taken)' : 'url(#arrow)');
     // Drawn last, a taken arrow is on top of the others.
