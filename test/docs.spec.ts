@@ -56,13 +56,6 @@ describe('the operator\u2019s guide (docs/operations.md)', () => {
 // points at notes, designs or issue trackers outside it. The test data kept beside the repository
 // (../shared/fixtures) is the one outside path allowed: tests read it, and skip when it is absent.
 
-/**
- * TODO(citations): these folders are being rewritten, and until then still cite notes kept outside the
- * repository. Their citations are not checked, except those that name a docs/protocol note right
- * before the `§`. The rewrite moves them to docs/protocol sections and then empties this list.
- */
-const TODO_FOLDERS_WITH_OLD_CITATIONS = ['src/runner', 'src/store', 'src/machines'];
-
 const root = new URL('../', import.meta.url);
 const checkedRoots = [
   'src',
@@ -91,8 +84,6 @@ function checkedFiles(): string[] {
 }
 
 const read = (file: string): string => readFileSync(new URL(file, root), 'utf8');
-const inTodoFolder = (file: string): boolean =>
-  TODO_FOLDERS_WITH_OLD_CITATIONS.some((folder) => file.startsWith(`${folder}/`));
 
 /** What may not be cited: the patterns are written so that this file does not match them itself. */
 const outsideCitations: Array<{ what: string; pattern: RegExp }> = [
@@ -168,7 +159,6 @@ describe('the repository stands alone', () => {
   it('cites no note, design or issue outside it, and no shared path but the fixtures', () => {
     const found: string[] = [];
     for (const file of files) {
-      if (inTodoFolder(file)) continue;
       read(file)
         .split('\n')
         .forEach((line, i) => {
@@ -199,8 +189,6 @@ describe('the repository stands alone', () => {
     let checked = 0;
     for (const file of files) {
       for (const c of citationsIn(file, read(file))) {
-        // In the folders still being rewritten, only citations that name a note right before them.
-        if (inTodoFolder(file) && !c.direct) continue;
         if (!c.note) {
           problems.push(`${c.where}: ${c.text} names no docs/protocol note`);
           continue;

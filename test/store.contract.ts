@@ -1,5 +1,6 @@
-// The one specification of an event store (src/store/port.ts), run against every adapter: in-memory,
-// a single Redis and a Redis Cluster. An adapter that passes it can stand in for any other.
+// The one specification of the store's ports (src/store/port.ts), a section per port (EventStore,
+// PollReplies, Leases, Conversations, StopRequests, Backend), run against every adapter: in-memory, a
+// single Redis and a Redis Cluster. An adapter that passes it can stand in for any other.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   fold,
@@ -209,7 +210,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       else await sleep(ms);
     };
 
-    describe('appending and reading', () => {
+    describe('EventStore: appending and reading', () => {
       it('reads back what was appended, in order, numbered from 1', async () => {
         const id = newId('read');
         const events = [opened(id), granted(), started(), delta('你好'), delta('，世界 👋')];
@@ -282,7 +283,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       });
     });
 
-    describe('optimistic concurrency', () => {
+    describe('EventStore: optimistic concurrency', () => {
       it('refuses an append at a stale version and appends nothing', async () => {
         const id = newId('conflict');
         await store.append(id, [opened(id), granted()], { expectedVersion: 0 });
@@ -329,7 +330,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       });
     });
 
-    describe('snapshot + tail equals the full fold, for any history', () => {
+    describe('EventStore: snapshot + tail equals the full fold, for any history', () => {
       it('holds over hundreds of random streams appended in random batches', async () => {
         const seed = Number(process.env.STORE_SEED ?? Math.floor(Math.random() * 2 ** 31));
         // Eight streams at a time, each from its own seeded generator, so a case replays alone.
@@ -376,7 +377,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       }
     });
 
-    describe('opening a stream: the dedup of a message', () => {
+    describe('EventStore: opening a stream, the dedup of a message', () => {
       it('of many copies opening one stream at once, exactly one opens it and holds its lease', async () => {
         const other = await second();
         const id = newId('open');
@@ -398,7 +399,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       });
     });
 
-    describe('conversations', () => {
+    describe('Conversations: the Dify conversation ids', () => {
       it('remembers, replaces and forgets the Dify conversation of a scope', async () => {
         const scope = newId('user');
         expect(await store.getConversation('bot-1', scope)).toBeUndefined();
@@ -413,7 +414,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       });
     });
 
-    describe('leases', () => {
+    describe('Leases', () => {
       it('one holder holds a stream; another is refused until it is released', async () => {
         const other = await second();
         const id = newId('lease');
@@ -471,7 +472,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       });
     });
 
-    describe('what a poll reads', () => {
+    describe('EventStore: loading with the lease', () => {
       it('loads the lease with the stream when asked, in the same read', async () => {
         const other = await second();
         const id = newId('poll-lease');
@@ -485,7 +486,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       });
     });
 
-    describe('the reply projection a poll reads', () => {
+    describe('PollReplies: the reply projection a poll reads', () => {
       it('a fixed reply is sent as it is, with the lease', async () => {
         const other = await second();
         const id = newId('reply');
@@ -549,7 +550,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       });
     });
 
-    describe('the answer’s text, kept apart from the snapshot', () => {
+    describe('EventStore: the answer’s text, kept apart from the snapshot', () => {
       it('a snapshot and later deltas load as the fold, the answer started over after a takeover too', async () => {
         const other = await second();
         const id = newId('text');
@@ -571,7 +572,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       });
     });
 
-    describe('stop requests', () => {
+    describe('StopRequests', () => {
       it('a stop asked for on one client is seen by another', async () => {
         const other = await second();
         const id = newId('stop');
@@ -582,7 +583,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       });
     });
 
-    describe('the line of a conversation', () => {
+    describe('Conversations: the line of a conversation', () => {
       it('keeps arrival order, removes from anywhere, and is separate per bot and scope', async () => {
         const other = await second();
         const scope = newId('scope');
@@ -601,7 +602,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       });
     });
 
-    describe('listing streams', () => {
+    describe('EventStore: listing streams', () => {
       it('lists recent streams newest first, with their state, and can skip finished ones', async () => {
         const [a, b, c] = [newId('list-a'), newId('list-b'), newId('list-c')];
         await store.append(a, [opened(a, 'ua'), granted('ua')], { expectedVersion: 0 });
@@ -640,7 +641,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       });
     });
 
-    describe('expiry', () => {
+    describe('Backend: expiry', () => {
       it('puts a TTL of at most STREAM_TTL_SECONDS on every key it writes', async (context) => {
         const raw = harness.raw;
         if (!raw) return context.skip();
@@ -693,7 +694,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
       });
     });
 
-    describe('failures', () => {
+    describe('Backend: failures', () => {
       it('reports an unreachable backend as StoreError "unavailable", quickly', async (context) => {
         if (!harness.unreachable) return context.skip();
         const down = await harness.unreachable();

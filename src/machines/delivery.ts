@@ -1,4 +1,4 @@
-// What goes past the WeCom bubble (reference/wecom-aibot.md §8, §9): the bubble finishes early at the
+// What goes past the WeCom bubble (docs/protocol/wecom.md §8, §9.2): the bubble finishes early at the
 // end of WeCom's polling window, or when the answer outgrows its 20480 bytes, and the answer then
 // follows as one markdown message through the message's response_url (valid once, for an hour).
 // Pure: the owner asks these functions what to record and what to send.
@@ -41,7 +41,7 @@ export const overflows = (answer: string): boolean =>
  * The markdown owed through response_url, or undefined when nothing is owed: the stream is settled,
  * nothing was delivered yet, and the bubble could not show the whole outcome (it was closed early,
  * or the answer did not fit). At most MAX_CONTENT_BYTES, which is also WeCom's cap on a markdown
- * message (reference/wecom-aibot.md §8).
+ * message (§8.2).
  */
 export function deliveryFor(snapshot: StreamView, texts: Texts = defaultTexts): string | undefined {
   const ctx = snapshot.context;

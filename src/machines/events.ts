@@ -42,7 +42,7 @@ export const eventSchemas = {
     node: z.string().optional(),
     /** `/new <question>`: the question starts a new Dify conversation when its turn comes. */
     fresh: z.boolean().optional(),
-    /** Images and files the user sent: encrypted downloads, valid for 5 minutes (wecom-aibot.md §7). */
+    /** Images and files the user sent: encrypted downloads, valid for 5 minutes (docs/protocol/wecom.md §7). */
     attachments: z.array(attachmentSchema).optional(),
   }),
   'stream.queued': z.looseObject({

@@ -151,7 +151,7 @@ describe('rendering a stream as a WeCom stream reply', () => {
     });
   });
 
-  describe('<think> (§11)', () => {
+  describe('<think> (docs/protocol/wecom.md §10.2)', () => {
     it('an unclosed <think> is closed when the answer completes', () => {
       expect(shown(answering(delta('<think>still reasoning'), completed())).content).toBe(
         '<think>still reasoning</think>',

@@ -1,4 +1,4 @@
-// The WeCom `stream` reply body for a snapshot (reference/wecom-aibot.md §5.3): content is the whole
+// The WeCom `stream` reply body for a snapshot (docs/protocol/wecom.md §5.3, §5.4): content is the whole
 // answer so far, never a delta, at most 20480 UTF-8 bytes, and `finish:true` only once settled.
 import { type StreamView, stateOf } from './fold.js';
 import type { StreamContext } from './streamMachine.js';
@@ -9,7 +9,7 @@ export const MAX_CONTENT_BYTES = 20480;
 
 export interface StreamReply {
   msgtype: 'stream';
-  /** `feedback.id` is set on the first reply to a message, so that WeCom's rating comes back (§5.3). */
+  /** `feedback.id` is set on the first reply to a message, so that WeCom's rating comes back (§5.5). */
   stream: { id: string; finish: boolean; content: string; feedback?: { id: string } };
 }
 
@@ -47,13 +47,13 @@ export function fitContent(
   };
 }
 
-/** An unclosed `<think>` leaves WeCom's "thinking" animation running (§11): close it when finishing. */
+/** An unclosed `<think>` leaves WeCom's "thinking" animation running (§10.2): close it when finishing. */
 function closeThink(text: string): string {
   const open = text.lastIndexOf('<think>');
   return open >= 0 && text.indexOf('</think>', open) < 0 ? `${text}</think>` : text;
 }
 
-/** Whitespace-only content does not clear WeCom's spinner (§11), so a visible text stands in. */
+/** Whitespace-only content does not clear WeCom's spinner (§10.2), so a visible text stands in. */
 /** The text, or `fallback` when it shows nothing. */
 export const visible = (text: string, fallback: string): string => (text.trim() === '' ? fallback : text);
 

@@ -473,7 +473,7 @@ export class StreamActor {
       );
     }, this.#checkEveryMs);
     check.unref();
-    // WeCom polls for a fixed window after the message (docs/protocol/wecom.md §9): close the bubble
+    // WeCom polls for a fixed window after the message (docs/protocol/wecom.md §9.2): close the bubble
     // a margin before its end.
     const openedAt = this.#ctx.openedAt;
     const closeAt = openedAt + config.stream.windowMs - config.stream.marginMs;

@@ -1,4 +1,4 @@
-// The owner's hold on a stream (DESIGN.md "The shape"): renewed every third of its length while the
+// The owner's hold on a stream (docs/design-notes.md, "A stream per message"): renewed every third of its length while the
 // answer runs. Renewal takes the lease back when it ran out unclaimed (a Redis outage outlived it);
 // only another node holding it means the stream is lost, and then the owner stops writing at once.
 import type { LeaseHolder, Leases } from '../store/port.js';

@@ -1,4 +1,4 @@
-// Riding out a store outage (issue "outages"): an operation the answer cannot do without is tried
+// Riding out a store outage: an operation the answer cannot do without is tried
 // again while the store is unreachable, backing off, for up to a minute; any other error, or a longer
 // outage, is the caller's to handle.
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -13,7 +13,7 @@ export type AnswerEvent =
   | { type: 'replace'; text: string }
   | { type: 'end'; usage?: Record<string, unknown> };
 
-/** A file already uploaded to the source, as a question names it (docs/protocol/dify.md §2.1). */
+/** A file already uploaded to the source, as a question names it (docs/protocol/dify.md §2.5). */
 export interface AnswerFileRef {
   type: 'image' | 'document';
   transfer_method: 'local_file';

@@ -71,13 +71,13 @@ export interface Accepted {
 
 /**
  * The first reply to a message carries `feedback.id` (the stream id), so that a rating comes back as
- * feedback_event (docs/protocol/wecom.md §5.3, §6).
+ * feedback_event (docs/protocol/wecom.md §5.5, §6.7).
  */
 function withFeedback(reply: StreamReply): StreamReply {
   return { ...reply, stream: { ...reply.stream, feedback: { id: reply.stream.id } } };
 }
 
-/** WeCom's reasons for "inaccurate" (docs/protocol/wecom.md §6, feedback_event), as Dify's feedback content. */
+/** WeCom's reasons for "inaccurate" (docs/protocol/wecom.md §6.7), as Dify's feedback content. */
 const inaccurateReasons: Record<string, string> = {
   '1': '与问题无关',
   '2': '回答不完整',

@@ -1,4 +1,4 @@
-// The Redis key names of the store (DESIGN.md "Redis keys"). Every key of one stream carries the hash
+// The Redis key names of the store (docs/design-notes.md, "Redis keys"). Every key of one stream carries the hash
 // tag `{streamId}`, so a Lua script touching them runs on one Redis Cluster slot; the message, the
 // conversation and the index keys live in other slots and are only ever touched one at a time.
 
