@@ -16,6 +16,7 @@ import { createMemoryRateLimiter, createRedisRateLimiter } from './limits/index.
 import type { Logger } from './log.js';
 import { defaultTexts } from './machines/index.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import type { PieceOptions } from './runner/pieces.js';
 import { pollDelivery } from './runner/pollDelivery.js';
 import type { AnswerFailureKind, AnswerSource, ResponseUrlSender } from './runner/ports.js';
 import { Runner } from './runner/runner.js';
@@ -41,6 +42,7 @@ export interface ServiceOptions {
   /** Of the store's and the rate limits' keys; REDIS_KEY_PREFIX when absent. */
   keyPrefix?: string | undefined;
   writer?: WriterOptions;
+  pieces?: PieceOptions;
   metrics?: Metrics;
 }
 
@@ -118,6 +120,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     logger,
     metrics,
     ...(options.writer ? { writer: options.writer } : {}),
+    ...(options.pieces ? { pieces: options.pieces } : {}),
     limiter,
   });
   // Orphans exist only where other nodes can die while this one lives: a shared store. (Tests that

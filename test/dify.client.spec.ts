@@ -589,6 +589,59 @@ describe('stop, abort, feedback, info', () => {
       .toBe(true);
   });
 
+  it('pushed: each event reaches the callback in order, and the promise settles after the end', async () => {
+    fake.script({ kind: 'answer', text: 'pushed piece by piece', frameDelayMs: 5 });
+    const events: DifyEvent[] = [];
+    await client().answer(turn, (e) => {
+      events.push(e);
+    });
+    expect(events[0]?.type).toBe('started');
+    expect(events.at(-1)?.type).toBe('end');
+    expect(answerOf(events)).toBe('pushed piece by piece');
+  });
+
+  it('pushed: returning false lets go at once, quietly, and stops the run server-side (§10.6)', async () => {
+    fake.script({ kind: 'answer', text: 'an answer the caller has had enough of', frameDelayMs: 30 });
+    const events: DifyEvent[] = [];
+    await client().answer(turn, (e) => {
+      events.push(e);
+      return e.type !== 'delta';
+    });
+    expect(events.map((e) => e.type)).toEqual(['started', 'delta']);
+    const started = events[0];
+    const taskId = started?.type === 'started' ? started.taskId : '';
+    await expect
+      .poll(() => fake.requests.some((r) => r.path === `/v1/chat-messages/${taskId}/stop`))
+      .toBe(true);
+  });
+
+  it('pushed: a callback that throws rejects with its own error, and the run is stopped', async () => {
+    fake.script({ kind: 'answer', text: 'an answer whose reader breaks', frameDelayMs: 30 });
+    const broken = new Error('the reader broke');
+    let taskId = '';
+    await expect(
+      client().answer(turn, (e) => {
+        if (e.type === 'started') taskId = e.taskId ?? '';
+        if (e.type === 'delta') throw broken;
+      }),
+    ).rejects.toBe(broken);
+    await expect
+      .poll(() => fake.requests.some((r) => r.path === `/v1/chat-messages/${taskId}/stop`))
+      .toBe(true);
+  });
+
+  it('pulled: leaving the loop early lets go and stops the run server-side', async () => {
+    fake.script({ kind: 'answer', text: 'an answer read only to its first piece', frameDelayMs: 30 });
+    let taskId = '';
+    for await (const e of client().stream(turn)) {
+      if (e.type === 'started') taskId = e.taskId ?? '';
+      if (e.type === 'delta') break;
+    }
+    await expect
+      .poll(() => fake.requests.some((r) => r.path === `/v1/chat-messages/${taskId}/stop`))
+      .toBe(true);
+  });
+
   it('abort while waiting for headers is aborted', async () => {
     fake.script({ kind: 'hang' });
     const controller = new AbortController();

@@ -1,8 +1,17 @@
 // SSE framing and the answer fold, without a network: the wire quirks of docs/protocol/dify.md §3 and §9.
+
+import { createParser } from 'eventsource-parser';
 import { describe, expect, it } from 'vitest';
 import { DifyError } from '../src/dify/errors.js';
 import { AnswerFold, type DifyEvent } from '../src/dify/events.js';
-import { type DifyFrame, DifyFrameReader, FrameTooLargeError, parseFrame } from '../src/dify/sse.js';
+import {
+  type DifyFrame,
+  DifyFrameReader,
+  FrameTooLargeError,
+  parseFrame,
+  SseDecoder,
+  type SseEvent,
+} from '../src/dify/sse.js';
 import { fixtureFiles, fixturesAvailable, prng, readFixture, rechunk } from './support/fakeDify.js';
 
 const enc = new TextEncoder();
@@ -63,7 +72,7 @@ describe('SSE frames', () => {
   });
 
   it('a frame larger than the buffer is an error, not a hang', () => {
-    const reader = new DifyFrameReader({ maxFrameChars: 100 });
+    const reader = new DifyFrameReader({ maxFrameBytes: 100 });
     expect(() => reader.push(enc.encode(`data: {"event":"message","answer":"${'x'.repeat(200)}`))).toThrow(
       FrameTooLargeError,
     );
@@ -77,6 +86,94 @@ describe('SSE frames', () => {
     expect(parseFrame('{"event":"workflow_started","data":{"id":"run-1"}}')?.ids).toEqual({
       workflowRunId: 'run-1',
     });
+  });
+});
+
+/** The events a reader makes of these chunks. */
+function decodeAll(chunks: Uint8Array[]): SseEvent[] {
+  const events: SseEvent[] = [];
+  const decoder = new SseDecoder((e) => events.push(e), 1 << 20);
+  for (const chunk of chunks) decoder.push(chunk);
+  decoder.end();
+  return events;
+}
+
+/** What the reference parser (eventsource-parser, behind a streaming TextDecoder) makes of the bytes. */
+function referenceEvents(bytes: Uint8Array): SseEvent[] {
+  const events: SseEvent[] = [];
+  const parser = createParser({
+    onEvent: (m) => events.push(m.id ? { data: m.data, id: m.id } : { data: m.data }),
+  });
+  parser.feed(new TextDecoder().decode(bytes));
+  return events;
+}
+
+/** A random event stream: every kind of line, every line ending, characters of 1 to 4 UTF-8 bytes. */
+function randomStream(rand: () => number): string {
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)] as T;
+  const words = ['a', 'data', '你好', '👋', '{"event":"message","answer":"x"}', ':', ' ', 'é', 'id', ''];
+  const text = () => Array.from({ length: Math.floor(rand() * 4) }, () => pick(words)).join('');
+  const lines = [
+    () => `data: ${text()}`,
+    () => `data:${text()}`,
+    () => 'data',
+    () => `id: ${text().replace(/[\r\n]/g, '')}`,
+    () => `event: ${text()}`,
+    () => `retry: ${Math.floor(rand() * 1000)}`,
+    () => `: ${text()}`,
+    () => `${pick(['foo', 'dat', 'datum'])}: ${text()}`,
+    () => '',
+  ];
+  let out = rand() < 0.2 ? '\uFEFF' : '';
+  for (let i = 0; i < 40; i++) out += pick(lines)() + pick(['\n', '\n', '\r\n', '\r']);
+  // Not ending on a lone CR: the reference waits for the LF that may follow it even after the last
+  // chunk, where the standard (and this reader) take the CR as the line's end.
+  return `${out}\n`;
+}
+
+describe('the SSE wire format, read on bytes', () => {
+  it('CR, LF and CRLF all end a line, also when a CRLF is split between chunks', () => {
+    const expected = [{ data: 'one' }, { data: 'two' }, { data: 'three\nfour' }];
+    const bytes = enc.encode('data: one\r\rdata: two\n\ndata: three\r\ndata: four\r\n\r\n');
+    expect(decodeAll([bytes])).toEqual(expected);
+    const crlf = Buffer.from(bytes).indexOf('three\r\n') + 'three'.length; // its CR
+    expect(decodeAll([bytes.subarray(0, crlf + 1), bytes.subarray(crlf + 1)])).toEqual(expected);
+  });
+
+  it('a BOM at the start is skipped, also when it comes a byte at a time', () => {
+    const bytes = enc.encode('\uFEFFdata: x\n\n');
+    expect(bytes[0]).toBe(0xef);
+    expect(decodeAll([bytes])).toEqual([{ data: 'x' }]);
+    expect(decodeAll([...bytes].map((b) => Uint8Array.of(b)))).toEqual([{ data: 'x' }]);
+  });
+
+  it('comments, unknown fields and events without data dispatch nothing; an empty data line dispatches ""', () => {
+    expect(decodeAll([enc.encode(': hi\nfoo: bar\nevent: ping\n\nretry: 5\n\ndata\n\n')])).toEqual([
+      { data: '' },
+    ]);
+  });
+
+  it('the id: of an event goes with it, and only with it', () => {
+    expect(decodeAll([enc.encode('id: 7\ndata: a\n\ndata: b\n\n')])).toEqual([
+      { data: 'a', id: '7' },
+      { data: 'b' },
+    ]);
+  });
+
+  it('an event held across chunks counts against the bound, whatever its lines', () => {
+    const decoder = new SseDecoder(() => {}, 64);
+    decoder.push(enc.encode(`data: ${'x'.repeat(40)}\n`));
+    expect(() => decoder.push(enc.encode(`data: ${'y'.repeat(40)}\n`))).toThrow(FrameTooLargeError);
+  });
+
+  it('gives the same events as the reference parser, for random streams cut at random places', () => {
+    for (let seed = 1; seed <= 300; seed++) {
+      const rand = prng(seed);
+      const bytes = Buffer.from(randomStream(rand));
+      const expected = referenceEvents(bytes);
+      expect(decodeAll([bytes]), `seed ${seed}`).toEqual(expected);
+      expect(decodeAll(rechunk(bytes, rand, 7)), `seed ${seed}, rechunked`).toEqual(expected);
+    }
   });
 });
 

@@ -53,7 +53,7 @@ describe.skipIf(!haveChromium)(title, () => {
     // Flushing every few ms keeps each piece its own `answer.delta`, so there is a growth to step through.
     service = await startTestService(
       { INSPECTOR: '1', INSPECTOR_TOKEN: TOKEN, DIFY_API_URL: dify.url, WECOM_BOT_ID: testBot.botId },
-      { writer: { flushMs: 5 } },
+      { pieces: { flushMs: 5 } },
     );
     wecom = new WecomClient({ baseUrl: service.url, ...testBot });
     const sent = await wecom.text('What does the inspector show?', { userid: 'inspector-user' });

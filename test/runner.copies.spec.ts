@@ -10,14 +10,15 @@ import { silentLogger } from '../src/log.js';
 import { defaultTexts } from '../src/machines/texts.js';
 import { createMetrics } from '../src/metrics.js';
 import { pollDelivery } from '../src/runner/pollDelivery.js';
-import type { AnswerEvent, AnswerSource } from '../src/runner/ports.js';
+import type { AnswerEvent, AnswerRequest, AnswerSource } from '../src/runner/ports.js';
 import { Runner } from '../src/runner/runner.js';
 import { connectRedis, createRedisStore, type StreamStore } from '../src/store/index.js';
+import { answering } from './support/answerSource.js';
 import { dropPrefix, randomPrefix, redisUrl, testConfig } from './support/service.js';
 
 function slowAnswer(calls: string[]): AnswerSource {
   return {
-    async *stream(request): AsyncIterable<AnswerEvent> {
+    answer: answering(async function* (request: AnswerRequest): AsyncIterable<AnswerEvent> {
       calls.push(request.query);
       yield { type: 'started', conversationId: 'c1', messageId: 'm1', taskId: 't1' };
       for (const piece of ['一', '二', '三', '四', '五']) {
@@ -26,7 +27,7 @@ function slowAnswer(calls: string[]): AnswerSource {
         yield { type: 'delta', text: piece };
       }
       yield { type: 'end' };
-    },
+    }),
   };
 }
 

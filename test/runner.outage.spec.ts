@@ -15,6 +15,7 @@ import type { AnswerEvent, AnswerRequest, AnswerSource } from '../src/runner/por
 import { Runner } from '../src/runner/runner.js';
 import type { WriterOptions } from '../src/runner/writer.js';
 import { createMemoryStore, StoreError, type StreamStore } from '../src/store/index.js';
+import { answering } from './support/answerSource.js';
 import { testConfig } from './support/service.js';
 
 /** The in-memory store, with its conversation keys unreachable while `down` is set. */
@@ -74,12 +75,12 @@ describe('the store unreachable around the Dify call', () => {
     const { store, setDown, failures } = withConversationOutage();
     const asked: AnswerRequest[] = [];
     const runner = runnerOn(store, {
-      async *stream(request): AsyncIterable<AnswerEvent> {
+      answer: answering(async function* (request: AnswerRequest): AsyncIterable<AnswerEvent> {
         asked.push(request);
         yield { type: 'started', conversationId: 'conv-1', messageId: 'm', taskId: 't' };
         yield { type: 'delta', text: '第二个回答' };
         yield { type: 'end' };
-      },
+      }),
     });
     try {
       await store.setConversation('bot', 'zhangsan', 'conv-1');
@@ -102,14 +103,14 @@ describe('the store unreachable around the Dify call', () => {
     let release!: () => void;
     const later = new Promise<void>((resolve) => (release = resolve));
     const runner = runnerOn(store, {
-      async *stream(): AsyncIterable<AnswerEvent> {
+      answer: answering(async function* (): AsyncIterable<AnswerEvent> {
         setDown(true); // the store goes away just as Dify starts answering
         yield { type: 'started', conversationId: 'conv-new', messageId: 'm', taskId: 't' };
         yield { type: 'delta', text: '先到的' };
         await later;
         yield { type: 'delta', text: '后到的' };
         yield { type: 'end' };
-      },
+      }),
     });
     try {
       const { streamId } = await ask(runner, 'm-2', '新问题');
@@ -131,9 +132,9 @@ describe('the store unreachable around the Dify call', () => {
   it('an outage longer than the owner’s patience ends the answer with a clear message', async () => {
     const { store, setDown } = withConversationOutage();
     const ending: AnswerSource = {
-      async *stream(): AsyncIterable<AnswerEvent> {
+      answer: answering(async function* (): AsyncIterable<AnswerEvent> {
         yield { type: 'end' };
-      },
+      }),
     };
     const runner = runnerOn(store, ending, { retryForMs: 300 });
     try {
@@ -163,10 +164,10 @@ function failingAuth(code: AuthErrorCode, failures: number): Authenticator & { c
 
 describe('authentication while a dependency is down', () => {
   const answered: AnswerSource = {
-    async *stream(): AsyncIterable<AnswerEvent> {
+    answer: answering(async function* (): AsyncIterable<AnswerEvent> {
       yield { type: 'delta', text: '你好，张三' };
       yield { type: 'end' };
-    },
+    }),
   };
 
   it('the token cache (in Redis) unreachable is waited out, and the user answered', async () => {
@@ -217,12 +218,12 @@ describe('a message whose place in its conversation’s line was not kept', () =
     let finishFirst!: () => void;
     const firstMayEnd = new Promise<void>((resolve) => (finishFirst = resolve));
     const runner = runnerOn(store, {
-      async *stream(request): AsyncIterable<AnswerEvent> {
+      answer: answering(async function* (request: AnswerRequest): AsyncIterable<AnswerEvent> {
         asked.push(request.query);
         if (request.query === '第一个问题') await firstMayEnd;
         yield { type: 'delta', text: `回答：${request.query}` };
         yield { type: 'end' };
-      },
+      }),
     });
     try {
       const first = await ask(runner, 'm-6', '第一个问题');

@@ -8,16 +8,17 @@ import { silentLogger } from '../src/log.js';
 import { defaultTexts, type EventOf, type StreamEvent } from '../src/machines/index.js';
 import { createMetrics } from '../src/metrics.js';
 import { pollDelivery } from '../src/runner/pollDelivery.js';
-import type { AnswerEvent, AnswerSource } from '../src/runner/ports.js';
+import type { AnswerEvent, AnswerRequest, AnswerSource } from '../src/runner/ports.js';
 import { Runner } from '../src/runner/runner.js';
 import { createMemoryStore, type StreamStore } from '../src/store/index.js';
+import { answering as scene } from './support/answerSource.js';
 import { testConfig } from './support/service.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function answering(text: string, calls: string[]): AnswerSource {
   return {
-    async *stream(request): AsyncIterable<AnswerEvent> {
+    answer: scene(async function* (request: AnswerRequest): AsyncIterable<AnswerEvent> {
       calls.push(request.query);
       yield { type: 'started', conversationId: 'c1', messageId: 'm1', taskId: 't1' };
       for (const piece of text.match(/.{1,3}/gu) ?? []) {
@@ -25,7 +26,7 @@ function answering(text: string, calls: string[]): AnswerSource {
         yield { type: 'delta', text: piece };
       }
       yield { type: 'end' };
-    },
+    }),
   };
 }
 
@@ -174,7 +175,7 @@ describe('an answer that runs out of time', () => {
     const store = createMemoryStore({ ttlSeconds: 600 });
     let aborted = false;
     const hanging: AnswerSource = {
-      async *stream(request): AsyncIterable<AnswerEvent> {
+      answer: scene(async function* (request: AnswerRequest): AsyncIterable<AnswerEvent> {
         yield { type: 'started', conversationId: 'c', messageId: 'm', taskId: 't' };
         yield { type: 'delta', text: '想了很久' };
         await new Promise<void>((resolve) =>
@@ -184,7 +185,7 @@ describe('an answer that runs out of time', () => {
           }),
         );
         throw new Error('aborted');
-      },
+      }),
     };
     const runner = new Runner({
       store,

@@ -10,16 +10,17 @@ import { createLogger } from '../src/log.js';
 import { defaultTexts } from '../src/machines/texts.js';
 import { createMetrics, type Metrics } from '../src/metrics.js';
 import { pollDelivery } from '../src/runner/pollDelivery.js';
-import type { AnswerEvent, AnswerSource } from '../src/runner/ports.js';
+import type { AnswerEvent, AnswerRequest, AnswerSource } from '../src/runner/ports.js';
 import { Runner } from '../src/runner/runner.js';
 import { createMemoryStore, StoreError, type StreamStore } from '../src/store/index.js';
+import { answering } from './support/answerSource.js';
 import { testConfig } from './support/service.js';
 
 /** Dify streaming a long answer, one piece every 10 ms, and what the owner did with it. */
 function longAnswer() {
   const seen = { pieces: 0, ended: false, signal: undefined as AbortSignal | undefined };
   const answers: AnswerSource = {
-    async *stream(request): AsyncIterable<AnswerEvent> {
+    answer: answering(async function* (request: AnswerRequest): AsyncIterable<AnswerEvent> {
       seen.signal = request.signal;
       try {
         yield { type: 'started', conversationId: 'c', messageId: 'm', taskId: 'task-1' };
@@ -37,7 +38,7 @@ function longAnswer() {
         // Thrown out of, or closed by the reader: no piece can follow.
         seen.ended = true;
       }
-    },
+    }),
   };
   return { answers, seen };
 }

@@ -10,6 +10,7 @@ import {
   type ReadEvent,
   type StreamEvent,
 } from '../src/machines/index.js';
+import { prng } from '../src/machines/specification.js';
 import { textChange } from '../src/runner/writer.js';
 import {
   conversationKey,
@@ -110,18 +111,6 @@ const newId = (label: string): string =>
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 // ---- random, valid event sequences ------------------------------------------------------------
-
-/** mulberry32: a small seeded PRNG, so a failing case can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const alphabets: [number, number][] = [
   [0x20, 0x7e], // ASCII, quotes and backslashes included
@@ -580,6 +569,25 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
         await store.requestStop(id);
         expect(await other.isStopRequested(id)).toBe(true);
         expect(await other.isStopRequested(newId('stop-other'))).toBe(false);
+      });
+
+      it('every listener, on any client, hears of a stop request as it is made', async () => {
+        const other = await second();
+        const heard: string[] = [];
+        const unlisten = other.onStopRequested((streamId) => heard.push(streamId));
+        const id = newId('stop-heard');
+        // The listening connection may still be opening: ask until it hears.
+        await expect
+          .poll(async () => {
+            await store.requestStop(id);
+            return heard.includes(id);
+          })
+          .toBe(true);
+        unlisten();
+        const later = newId('stop-unheard');
+        await store.requestStop(later);
+        await store.requestStop(id);
+        expect(heard).not.toContain(later);
       });
     });
 

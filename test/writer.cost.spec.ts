@@ -2,7 +2,7 @@
 // Redis for one more delta is about the delta's size, whether the answer so far is 2 KB or 100 KB.
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fold, initialStream, type StreamEvent } from '../src/machines/index.js';
+import { advance, fold, initialStream, type StreamEvent } from '../src/machines/index.js';
 import { StreamWriter } from '../src/runner/writer.js';
 import { connectRedis, createRedisStore, type StreamStore } from '../src/store/index.js';
 import { dropPrefix, randomPrefix, redisUrl } from './support/service.js';
@@ -10,7 +10,7 @@ import { dropPrefix, randomPrefix, redisUrl } from './support/service.js';
 /** A piece of the answer, as an owner records it: folded, then handed to the writer to coalesce. */
 function piece(w: StreamWriter, text: string): Promise<void> {
   const event: StreamEvent = { type: 'answer.delta', at: Date.now(), text };
-  return w.record([event], fold([event], w.snapshot));
+  return w.record([event], advance(w.snapshot, event)[0]);
 }
 
 const opening = (streamId: string): StreamEvent[] => [
@@ -54,10 +54,7 @@ describe('the cost of one more delta', () => {
   async function bytesPerDelta(streamId: string, before: number, text: string, rounds: number) {
     const events = opening(streamId);
     await store.append(streamId, events, { expectedVersion: 0 });
-    const writer = new StreamWriter(store, streamId, fold(events, initialStream()), events.length, {
-      flushMs: 1_000_000,
-      flushBytes: 1,
-    });
+    const writer = new StreamWriter(store, streamId, fold(events, initialStream()), events.length);
     const chunk = 'x'.repeat(1000);
     for (let written = 0; written < before; written += chunk.length) void piece(writer, chunk);
     await writer.flush();
@@ -66,7 +63,6 @@ describe('the cost of one more delta', () => {
       void piece(writer, text);
       await writer.flush();
     }
-    writer.dispose();
     return (sent - start) / rounds;
   }
 

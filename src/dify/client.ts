@@ -1,5 +1,5 @@
-// The Dify service API client: streaming chat and workflow runs as an async iterable of normalized
-// events, plus stop, feedback, upload and app info. undici underneath: one keep-alive Agent with
+// The Dify service API client: streaming chat and workflow runs as normalized events (pushed to a
+// callback as they are read, or pulled as an async iterable), plus stop, feedback, upload and app info. undici underneath: one keep-alive Agent with
 // explicit connect, headers and idle timeouts. The algorithm is docs/protocol/dify.md §10.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Dispatcher, FormData, request } from 'undici';
@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { BodyTooLargeError, discard, outboundAgent, type ProxySettings, readBounded } from '../outbound.js';
 import { DifyError, fromHttpResponse, fromNetworkError } from './errors.js';
 import { AnswerFold, type DifyEvent } from './events.js';
-import { DifyFrameReader, FrameTooLargeError } from './sse.js';
+import { type DifyFrame, DifyFrameReader, FrameTooLargeError } from './sse.js';
 
 /** The pino methods the client uses; a pino logger fits. */
 export interface DifyLogger {
@@ -127,12 +127,15 @@ export class DifyClient {
   }
 
   /**
-   * One turn, streamed. Yields `conversation_reset` (if the stored conversation was gone), then
-   * `started`, `delta`/`replace`…, and `end`; throws a `DifyError` for every failure. A request is
-   * retried only before its stream began and only for retryable errors; once a 200 stream started
-   * it is never sent again (§6.4).
+   * One turn, pushed: each event is handed to `onEvent` as it is read, in order and synchronously, so
+   * that a piece of text costs no promise on its way (a node holds a thousand answers). The events are
+   * `conversation_reset` (if the stored conversation was gone), then `started`, `delta`/`replace`…,
+   * and `end`. Resolves after `end`; rejects with a `DifyError` for every failure (or with what
+   * `onEvent` threw). `onEvent` returning false, or `req.signal` aborting, lets go of the answer: the
+   * rest is not read and the run is stopped (§10.6). A request is retried only before its stream
+   * began and only for retryable errors; once a 200 stream started it is never sent again (§6.4).
    */
-  async *stream(req: DifyStreamRequest): AsyncGenerator<DifyEvent, void, undefined> {
+  async answer(req: DifyStreamRequest, onEvent: (event: DifyEvent) => unknown): Promise<void> {
     let conversationId = this.#appType === 'chat' ? req.conversationId?.trim() || undefined : undefined;
     let res: Dispatcher.ResponseData;
     for (;;) {
@@ -149,13 +152,50 @@ export class DifyClient {
           );
           const stale = conversationId;
           conversationId = undefined;
-          yield { type: 'conversation_reset', staleConversationId: stale };
+          if (onEvent({ type: 'conversation_reset', staleConversationId: stale }) === false) return;
           continue;
         }
         throw err;
       }
     }
-    yield* this.#consume(res, req);
+    return this.#pump(res, req, onEvent);
+  }
+
+  /** One turn as an async iterable: `answer`'s events, pulled. Leaving the loop early lets go of it. */
+  async *stream(req: DifyStreamRequest): AsyncGenerator<DifyEvent, void, undefined> {
+    const queue: DifyEvent[] = [];
+    let wake: (() => void) | undefined;
+    let outcome: { ok: true } | { ok: false; error: unknown } | undefined;
+    const leave = new AbortController();
+    const signal = req.signal ? AbortSignal.any([req.signal, leave.signal]) : leave.signal;
+    this.answer({ ...req, signal }, (event) => {
+      queue.push(event);
+      wake?.();
+    }).then(
+      () => {
+        outcome = { ok: true };
+        wake?.();
+      },
+      (error: unknown) => {
+        outcome = { ok: false, error };
+        wake?.();
+      },
+    );
+    try {
+      for (;;) {
+        const event = queue.shift();
+        if (event) yield event;
+        else if (outcome) {
+          if (!outcome.ok) throw outcome.error;
+          return;
+        } else
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+      }
+    } finally {
+      if (!outcome) leave.abort();
+    }
   }
 
   /** POST the task's stop (§2.3). Dify answers success even for unknown tasks; the stream's end confirms. */
@@ -264,58 +304,103 @@ export class DifyClient {
     });
   }
 
-  async *#consume(
+  /**
+   * Read a 200 event stream to its end, handing each event on as its bytes arrive ('data' events: no
+   * async iteration, no promise per chunk). Settles once: after the terminal event (the rest of the
+   * body drained, so that the connection is kept), on a failure, or when the caller lets go.
+   */
+  #pump(
     res: Dispatcher.ResponseData,
     req: DifyStreamRequest,
-  ): AsyncGenerator<DifyEvent, void, undefined> {
+    onEvent: (event: DifyEvent) => unknown,
+  ): Promise<void> {
     const fold = new AnswerFold();
     const reader = new DifyFrameReader();
     const body = res.body;
-    let failed = false;
-    try {
-      // destroyOnReturn off: after a terminal event the rest is drained, so the socket can be reused.
-      for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-        for (const frame of reader.push(chunk)) {
-          for (const event of fold.apply(frame)) yield event;
-          if (fold.done) return;
+    return new Promise<void>((resolve, reject) => {
+      let over = false;
+      const settle = (outcome: { error?: unknown; letGo?: boolean }): void => {
+        if (over) return;
+        over = true;
+        body.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+        if (fold.done && !body.destroyed) body.dump().catch(() => {});
+        else {
+          discard(body);
+          // The caller let go of the stream before its end (it had enough of the answer).
+          if (outcome.letGo) this.#stopTask(fold.ids.taskId, req);
         }
-      }
-      for (const frame of reader.end()) {
-        for (const event of fold.apply(frame)) yield event;
-        if (fold.done) return;
-      }
-      for (const event of fold.eof()) yield event;
-    } catch (err) {
-      const error =
-        err instanceof FrameTooLargeError
-          ? new DifyError({
-              code: 'frame_too_large',
-              phase: 'stream',
-              message: err.message,
-              partial: fold.text,
-              ids: { ...fold.ids },
-            })
-          : fromNetworkError(err, {
-              phase: 'stream',
-              aborted: req.signal?.aborted ?? false,
-              partial: fold.text,
-              ids: { ...fold.ids },
-            });
-      this.#log.warn(
-        { code: error.code, kind: error.kind, ...fold.ids, err: error.message },
-        'dify: stream failed',
-      );
-      failed = true;
-      if (error.code === 'aborted') this.#stopTask(fold.ids.taskId, req);
-      throw error;
-    } finally {
-      if (fold.done && !body.destroyed) body.dump().catch(() => {});
-      else {
-        discard(body);
-        // The caller let go of the stream before its end (it had enough of the answer).
-        if (!failed) this.#stopTask(fold.ids.taskId, req);
-      }
-    }
+        if ('error' in outcome) reject(outcome.error);
+        else resolve();
+      };
+      const fail = (err: unknown): void => {
+        if (over) return;
+        const error =
+          err instanceof FrameTooLargeError
+            ? new DifyError({
+                code: 'frame_too_large',
+                phase: 'stream',
+                message: err.message,
+                partial: fold.text,
+                ids: { ...fold.ids },
+              })
+            : fromNetworkError(err, {
+                phase: 'stream',
+                aborted: req.signal?.aborted ?? false,
+                partial: fold.text,
+                ids: { ...fold.ids },
+              });
+        this.#log.warn(
+          { code: error.code, kind: error.kind, ...fold.ids, err: error.message },
+          'dify: stream failed',
+        );
+        if (error.code === 'aborted') this.#stopTask(fold.ids.taskId, req);
+        settle({ error });
+      };
+      /** Hand on the events of these frames; true when the answer is over (ended, or let go). */
+      const deliver = (frames: DifyFrame[], atEnd: boolean): boolean => {
+        for (const frame of frames) {
+          for (const event of fold.apply(frame)) if (!handOn(event)) return true;
+          if (fold.done) {
+            settle({});
+            return true;
+          }
+        }
+        if (!atEnd) return false;
+        for (const event of fold.eof()) if (!handOn(event)) return true;
+        settle({});
+        return true;
+      };
+      const handOn = (event: DifyEvent): boolean => {
+        let more: unknown;
+        try {
+          more = onEvent(event);
+        } catch (error) {
+          settle({ error, letGo: true });
+          return false;
+        }
+        if (more !== false) return true;
+        settle({ letGo: true });
+        return false;
+      };
+      const onData = (chunk: Buffer): void => {
+        try {
+          deliver(reader.push(chunk), false);
+        } catch (err) {
+          fail(err);
+        }
+      };
+      const onEnd = (): void => {
+        try {
+          deliver(reader.end(), true);
+        } catch (err) {
+          fail(err);
+        }
+      };
+      const onError = (err: unknown): void => fail(err);
+      // Closed with neither its end nor an error: destroyed from outside.
+      const onClose = (): void => fail(new Error('the response body closed before its end'));
+      body.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
+    });
   }
 
   /** Aborting the socket alone may leave the run going and holding its slot (§10.6): stop it too. */

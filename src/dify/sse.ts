@@ -1,14 +1,13 @@
-// Dify's SSE wire format turned into typed frames: bytes → UTF-8 text → SSE events (eventsource-parser)
-// → JSON → one `DifyFrame` per data frame. Protocol notes: docs/protocol/dify.md §3, §4, §9.
-import { createParser, type EventSourceParser, type ParseError } from 'eventsource-parser';
+// Dify's SSE wire format turned into typed frames: bytes → SSE events (read on bytes, no streaming
+// text decoder) → JSON → one `DifyFrame` per data frame. Protocol notes: docs/protocol/dify.md §3, §4, §9.
 import { z } from 'zod';
 import type { DifyIds } from './errors.js';
 
 /**
- * `node_finished` frames can carry whole HTTP bodies and prompts (§9.2), so the buffer is generous:
+ * `node_finished` frames can carry whole HTTP bodies and prompts (§9.2), so the bound is generous:
  * a frame this large is not a Dify frame any more.
  */
-const MAX_FRAME_CHARS = 32 * 1024 * 1024;
+const MAX_FRAME_BYTES = 32 * 1024 * 1024;
 
 type Usage = Record<string, unknown>;
 
@@ -133,6 +132,10 @@ export function parseFrame(data: string, cursor?: string): DifyFrame | undefined
   } catch {
     return undefined;
   }
+  // The frames that carry an answer's text come twenty times a second and more: read by hand, the
+  // same checks the schemas make (an object, its `event`, a string of text, ids that are strings).
+  const fast = textFrame(json, cursor);
+  if (fast) return fast;
   const envelope = envelopeSchema.safeParse(json);
   if (!envelope.success) return undefined;
   const e = envelope.data;
@@ -154,63 +157,211 @@ export function parseFrame(data: string, cursor?: string): DifyFrame | undefined
   return cursor ? { ...body, ids, cursor } : { ...body, ids };
 }
 
+/** A `message`, `agent_message` or `text_chunk` frame whose fields are as Dify sends them; else undefined. */
+function textFrame(json: unknown, cursor: string | undefined): DifyFrame | undefined {
+  if (typeof json !== 'object' || json === null) return undefined;
+  const j = json as Record<string, unknown>;
+  const event = j.event;
+  let body: DifyFrameBody;
+  if (event === 'message' || event === 'agent_message') {
+    if (typeof j.answer !== 'string') return undefined;
+    body = { event, answer: j.answer };
+  } else if (event === 'text_chunk') {
+    const data = j.data as { text?: unknown } | null | undefined;
+    if (typeof data !== 'object' || data === null || typeof data.text !== 'string') return undefined;
+    body = { event, text: data.text };
+  } else return undefined;
+  const ids: DifyIds = {};
+  for (const [field, key] of idFields) {
+    const value = j[field];
+    if (value === undefined || value === null || value === '') continue;
+    if (typeof value !== 'string') return undefined;
+    ids[key] = value;
+  }
+  return cursor ? { ...body, ids, cursor } : { ...body, ids };
+}
+
+const idFields = [
+  ['conversation_id', 'conversationId'],
+  ['message_id', 'messageId'],
+  ['task_id', 'taskId'],
+  ['workflow_run_id', 'workflowRunId'],
+] as const;
+
+/** One SSE event that carried data: its data (lines joined by LF) and the `id:` it named, if any. */
+export interface SseEvent {
+  data: string;
+  id?: string;
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+const COLON = 0x3a;
+const SPACE = 0x20;
+/** `data:`, the field nearly every line of a Dify stream starts with. */
+const DATA = Buffer.from('data:');
+
 /**
- * Bytes in, frames out. The TextDecoder runs in streaming mode, so a character whose UTF-8 bytes
- * are split across TCP chunks survives (§9.2). Only complete events are dispatched, never the
- * unterminated tail of the buffer (§9.3). `event: ping` frames have no data and are never
- * dispatched (§3.2): liveness is the caller's business, on raw bytes.
+ * The SSE wire format (WHATWG HTML, "interpreting an event stream"), read on bytes: lines end at CRLF,
+ * LF or CR (a CR at the end of one chunk and an LF at the start of the next are one line end); a
+ * leading BOM is skipped; `:` starts a comment; a field's value loses one leading space; a blank line
+ * dispatches the event if it had data. Lines are cut on bytes, which no UTF-8 character contains, and
+ * each is decoded whole, so a character split across chunks survives without a streaming decoder.
+ * `event:` and `retry:` are read past (Dify names its events inside the JSON). Only complete events
+ * are dispatched: an unterminated line, or an event without its blank line, is held until its end
+ * comes, and dropped if the stream ends first.
+ */
+export class SseDecoder {
+  /** The bytes of an unterminated line, from earlier chunks. */
+  #rest: Buffer | undefined;
+  #data: string | undefined;
+  #id: string | undefined;
+  /** How many bytes the event being read holds so far (its lines, and the unterminated one). */
+  #size = 0;
+  #started = false;
+  /** The last chunk ended with a CR: an LF starting this one is part of the same line end. */
+  #afterCR = false;
+
+  constructor(
+    private readonly onEvent: (event: SseEvent) => void,
+    /** The largest event, in bytes: past it `push` throws FrameTooLargeError. */
+    private readonly maxBytes: number,
+  ) {}
+
+  push(chunk: Uint8Array): void {
+    let buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    let pos = 0;
+    if (this.#afterCR && buf.length > 0) {
+      this.#afterCR = false;
+      if (buf[0] === LF) pos = 1;
+    }
+    if (this.#rest) {
+      buf = Buffer.concat([this.#rest, buf.subarray(pos)]);
+      pos = 0;
+      this.#rest = undefined;
+    }
+    if (!this.#started) {
+      if (buf.length - pos < 3 && buf[pos] === 0xef) {
+        this.#hold(buf, pos);
+        return;
+      }
+      this.#started = true;
+      if (buf[pos] === 0xef && buf[pos + 1] === 0xbb && buf[pos + 2] === 0xbf) pos += 3;
+    }
+    // Most streams never send a CR: then a line ends at the next LF, found natively.
+    const anyCR = buf.indexOf(CR, pos) !== -1;
+    while (pos < buf.length) {
+      let end = buf.indexOf(LF, pos);
+      if (anyCR) {
+        const cr = buf.indexOf(CR, pos);
+        if (cr !== -1 && (end === -1 || cr < end)) end = cr;
+      }
+      if (end === -1) break;
+      this.#line(buf, pos, end);
+      pos = end + 1;
+      if (buf[end] === CR) {
+        if (pos === buf.length) this.#afterCR = true;
+        else if (buf[pos] === LF) pos++;
+      }
+    }
+    if (pos < buf.length) this.#hold(buf, pos);
+  }
+
+  /** The stream ended: what was not terminated is dropped, never guessed at. */
+  end(): void {
+    this.#rest = undefined;
+    this.#data = undefined;
+    this.#id = undefined;
+    this.#size = 0;
+  }
+
+  #hold(buf: Buffer, from: number): void {
+    const rest = buf.subarray(from);
+    if (this.#size + rest.length > this.maxBytes) this.#tooLarge();
+    this.#rest = rest;
+  }
+
+  #line(buf: Buffer, start: number, end: number): void {
+    if (start === end) {
+      this.#dispatch();
+      return;
+    }
+    this.#size += end - start;
+    if (this.#size > this.maxBytes) this.#tooLarge();
+    if (buf[start] === COLON) return; // a comment
+    if (end - start >= DATA.length && buf.compare(DATA, 0, DATA.length, start, start + DATA.length) === 0) {
+      let from = start + DATA.length;
+      if (buf[from] === SPACE) from++;
+      const value = buf.toString('utf8', from, end);
+      this.#data = this.#data === undefined ? value : `${this.#data}\n${value}`;
+      return;
+    }
+    const line = buf.toString('utf8', start, end);
+    const colon = line.indexOf(':');
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? '' : line.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'data') this.#data = this.#data === undefined ? value : `${this.#data}\n${value}`;
+    else if (field === 'id' && !value.includes('\0')) this.#id = value;
+  }
+
+  #dispatch(): void {
+    const data = this.#data;
+    const id = this.#id;
+    this.#data = undefined;
+    this.#id = undefined;
+    this.#size = 0;
+    if (data !== undefined) this.onEvent(id ? { data, id } : { data });
+  }
+
+  #tooLarge(): never {
+    this.#rest = undefined;
+    throw new FrameTooLargeError(`an SSE event is larger than ${this.maxBytes} bytes`);
+  }
+}
+
+/**
+ * Bytes in, frames out: SSE events (SseDecoder) → JSON → one `DifyFrame` per data frame (§9.2, §9.3).
+ * `event: ping` frames have no data and are never dispatched (§3.2): liveness is the caller's
+ * business, on raw bytes.
  */
 export class DifyFrameReader {
-  readonly #decoder = new TextDecoder('utf-8');
-  readonly #parser: EventSourceParser;
+  readonly #decoder: SseDecoder;
   #frames: DifyFrame[] = [];
-  #overflow: ParseError | undefined;
   /** Data payloads that were not Dify frames, for diagnostics. */
   skipped = 0;
-  /** The last SSE `id:` seen. */
-  lastEventId: string | undefined;
 
-  constructor(opts: { maxFrameChars?: number } = {}) {
-    this.#parser = createParser({
-      maxBufferSize: opts.maxFrameChars ?? MAX_FRAME_CHARS,
-      onEvent: (msg) => {
-        if (msg.id) this.lastEventId = msg.id;
-        const frame = parseFrame(msg.data, msg.id);
-        if (frame) this.#frames.push(frame);
-        else this.skipped++;
-      },
-      onError: (err) => {
-        if (err.type === 'max-buffer-size-exceeded') this.#overflow = err;
-      },
-    });
+  constructor(opts: { maxFrameBytes?: number } = {}) {
+    this.#decoder = new SseDecoder((event) => {
+      const frame = parseFrame(event.data, event.id);
+      if (frame) this.#frames.push(frame);
+      else this.skipped++;
+    }, opts.maxFrameBytes ?? MAX_FRAME_BYTES);
   }
 
   /** Feed raw bytes; returns the frames they completed. Throws when one frame outgrows the buffer. */
   push(bytes: Uint8Array): DifyFrame[] {
-    this.#feed(this.#decoder.decode(bytes, { stream: true }));
+    this.#decoder.push(bytes);
     return this.#take();
   }
 
-  /** The body ended: flush the decoder. An unterminated last frame is dropped, never guessed at. */
+  /** The body ended. An unterminated last frame is dropped, never guessed at. */
   end(): DifyFrame[] {
-    this.#feed(this.#decoder.decode());
+    this.#decoder.end();
     return this.#take();
-  }
-
-  #feed(text: string): void {
-    if (text === '' || this.#overflow) return;
-    this.#parser.feed(text);
   }
 
   #take(): DifyFrame[] {
-    if (this.#overflow) throw new FrameTooLargeError(this.#overflow.message);
+    if (this.#frames.length === 0) return noFrames;
     const out = this.#frames;
     this.#frames = [];
     return out;
   }
 }
 
-/** One SSE event was larger than the parser's buffer. */
+const noFrames: DifyFrame[] = [];
+
+/** One SSE event was larger than the reader's bound. */
 export class FrameTooLargeError extends Error {
   override readonly name = 'FrameTooLargeError';
 }

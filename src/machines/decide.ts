@@ -7,9 +7,8 @@
 import { closeBubble } from './delivery.js';
 import type { Attachment, EventOf, GrantedUser, StreamEvent, UploadedFile } from './events.js';
 import type { Failure } from './failures.js';
-import { evolve, isFinished, isRunning, type StreamView, stateOf } from './fold.js';
+import { advance, isFinished, isRunning, type StreamView, stateOf } from './fold.js';
 import { cutUtf8, MAX_CONTENT_BYTES } from './render.js';
-import type { StreamSnapshot } from './streamMachine.js';
 import { defaultTexts, type Texts } from './texts.js';
 
 export interface DecideSettings {
@@ -346,8 +345,8 @@ function settle(
   settings: DecideSettings,
 ): StreamEvent[] {
   if (events.length > 0 && !state.context.bubble && bytes > MAX_CONTENT_BYTES) {
-    let after = state as StreamSnapshot;
-    for (const event of events) after = evolve(after, event);
+    let after = state;
+    for (const event of events) [after] = advance(after, event);
     events.push(closeBubble(after, 'overflow', at, settings.texts));
   }
   if (cut) events.push({ type: 'answer.completed', at, cut: true });

@@ -1,8 +1,8 @@
 // Folding events into the machine's snapshot, one step at a time, and the snapshot's persisted form.
 // A step also gives the effects the machine names for it (streamMachine.ts): the owner of a stream
 // runs them; a fold drops them.
-import { initialTransition, transition } from 'xstate';
-import { isKnown, type ReadEvent } from './events.js';
+import { type AnyActorScope, createActor, type ExecutableActionObject, initialTransition } from 'xstate';
+import { isKnown, type ReadEvent, type StreamEvent } from './events.js';
 import {
   type StreamContext,
   type StreamSnapshot,
@@ -53,13 +53,53 @@ export function initialStream(): StreamSnapshot {
   return initialSnapshot;
 }
 
+/** The actions a transition names, as the scope below collects them. */
+let named: ExecutableActionObject[] = [];
+let scope: AnyActorScope | undefined;
+
+/**
+ * What the machine's `transition` runs in: an inert scope (nothing runs, actions are collected), made
+ * once. XState's own `transition()` helper builds a fresh one per call, starting an actor that computes
+ * the machine's initial state each time; the machine spawns nothing and keeps no system, so one scope
+ * serves every step.
+ */
+function inertScope(): AnyActorScope {
+  if (!scope) {
+    const self = createActor(streamMachine);
+    scope = {
+      self,
+      id: '',
+      sessionId: '',
+      logger: () => {},
+      defer: () => {},
+      emit: () => {},
+      system: self.system,
+      stopChild: () => {},
+      actionExecutor: (action) => void named.push(action),
+    };
+  }
+  return scope;
+}
+
+/** One transition of the machine: the snapshot after `event`, and the actions it names. */
+function transition(
+  snapshot: StreamSnapshot,
+  event: StreamEvent,
+): [StreamSnapshot, ExecutableActionObject[]] {
+  named = [];
+  const next = streamMachine.transition(snapshot, event, inertScope());
+  const actions = named;
+  named = [];
+  return [next, actions];
+}
+
 /**
  * One step: the snapshot after `event`, and the effects the machine names for it. An unknown event,
  * or one the current state does not take, changes nothing and names nothing.
  */
 export function step(snapshot: StreamSnapshot, event: ReadEvent): [StreamSnapshot, Effect[]] {
   if (!isKnown(event)) return [snapshot, []];
-  const [next, actions] = transition(streamMachine, snapshot, event);
+  const [next, actions] = transition(snapshot, event);
   const effects: Effect[] = [];
   for (const action of actions) {
     if (!effectTypes.has(action.type)) continue;
@@ -69,10 +109,43 @@ export function step(snapshot: StreamSnapshot, event: ReadEvent): [StreamSnapsho
   return [next, effects];
 }
 
+/**
+ * One step, as `step` takes it, from a stream's state as its owner holds it (a view: a snapshot, or
+ * what this function made of one). A piece of an answer that is streaming (the one event a long
+ * answer repeats, twenty times a second) is folded without a transition: what the machine's
+ * `appendText` and `touch` do to the context, and nothing else (no state change, no effect; a spec
+ * holds this equal to the machine's own transition). Anything else goes through the machine.
+ */
+export function advance(state: StreamView, event: ReadEvent): [StreamView, Effect[]] {
+  if (
+    isKnown(event) &&
+    event.type === 'answer.delta' &&
+    !state.context.restarting &&
+    stateOf(state) === 'streaming'
+  ) {
+    const ctx = state.context;
+    const context: StreamContext = {
+      ...ctx,
+      answer: ctx.answer + event.text,
+      answerBytes: ctx.answerBytes + Buffer.byteLength(event.text, 'utf8'),
+      lastEventAt: event.at,
+    };
+    return [{ value: state.value, context }, []];
+  }
+  return step(snapshotOf(state), event);
+}
+
+/** The machine's snapshot of a view: itself when it is one, else rebuilt (the state named, the context). */
+export function snapshotOf(view: StreamView): StreamSnapshot {
+  if ((view as Partial<StreamSnapshot>).machine === streamMachine) return view as StreamSnapshot;
+  const value = typeof view.value === 'string' ? leaves.get(view.value)?.tree : view.value;
+  return streamMachine.resolveState({ value: value as StreamStateTree, context: view.context });
+}
+
 /** One step of the fold: its effects dropped. */
 export function evolve(snapshot: StreamSnapshot, event: ReadEvent): StreamSnapshot {
   if (!isKnown(event)) return snapshot;
-  return transition(streamMachine, snapshot, event)[0];
+  return transition(snapshot, event)[0];
 }
 
 export function fold(events: Iterable<ReadEvent>, from: StreamSnapshot = initialStream()): StreamSnapshot {
@@ -122,8 +195,8 @@ export const isRunning = (view: StreamView): boolean => tagged(view, 'running');
 export const isRunningState = (state: string): boolean =>
   leaves.get(state)?.tags.includes('running') ?? false;
 
-export function persist(snapshot: StreamSnapshot): PersistedStream {
-  return { value: stateOf(snapshot), context: snapshot.context };
+export function persist(view: StreamView): PersistedStream {
+  return { value: stateOf(view), context: view.context };
 }
 
 export function restore(persisted: PersistedStream): StreamSnapshot {

@@ -1,13 +1,25 @@
 // Specifications of a stream, Emmett style, for the specs of the machine, the decider and whatever
 // else reasons about streams: builders of every event, `given(history).when(event)` for the fold
 // (evolve), and `decider.given(history).when(command).then(events)` for `decide`, as Emmett's
-// DeciderSpecification reads. Plain assertions (node:assert), so any test runner can use them.
+// DeciderSpecification reads; and a seeded PRNG for the property specs. Plain assertions (node:assert), so any test runner can use them.
 import assert from 'node:assert/strict';
 import { type Command, type DecideSettings, decide, defaultDecideSettings } from './decide.js';
 import type { EventOf, GrantedUser, ReadEvent, StreamEvent } from './events.js';
 import { parseEvent } from './events.js';
 import { fold, persist, type StreamSnapshot, stateOf } from './fold.js';
 import type { StreamContext, StreamStateValue } from './streamMachine.js';
+
+/** mulberry32: a seeded PRNG, so that a failing random case can be replayed from its seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 /** The time every builder stamps unless `at(…)` says otherwise. */
 export const T0 = 1_700_000_000_000;

@@ -13,6 +13,7 @@ import { type Authenticator, type AuthOutcome, isAuthError } from '../auth/types
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import {
+  advance,
   type Command,
   type DecideSettings,
   decide,
@@ -22,9 +23,8 @@ import {
   isFinished,
   type StreamContext,
   type StreamEvent,
-  type StreamSnapshot,
+  type StreamView,
   stateOf,
-  step,
   type UploadedFile,
 } from '../machines/index.js';
 import type { Metrics } from '../metrics.js';
@@ -32,6 +32,7 @@ import type { Conversations, EventStore, LeaseHolder, Leases, StopRequests } fro
 import { answerErrorLabel, attachmentFailure, failureOf } from './failures.js';
 import { LeaseKeeper } from './lease.js';
 import { isUnavailable, type Patience, whileStoreDown } from './patience.js';
+import { type PieceOptions, Pieces } from './pieces.js';
 import { type AnswerSource, type Delivery, isAnswerFailure, type MediaSource } from './ports.js';
 import type { StreamWriter } from './writer.js';
 
@@ -49,10 +50,12 @@ export interface ActorDeps {
   now: () => number;
   /** Asks the runner to take over a stream whose owner is gone (the head of our line, say). */
   takeOver: (streamId: string) => void;
-  /** How often the actor looks for a /stop and at the head of its line. */
+  /** How often the actor looks at the head of its line (and, at least every third of a lease, for a /stop). */
   checkEveryMs?: number;
   /** How long, and how often, store operations are tried again during an outage (the writer's). */
   storePatience?: Pick<Patience, 'delays' | 'forMs'>;
+  /** How the pieces of an answer are told together. */
+  pieces?: PieceOptions;
 }
 
 /** How an actor's work on its stream ended. */
@@ -79,12 +82,19 @@ export class StreamActor {
   readonly #log: Logger;
   readonly #lease: LeaseKeeper;
   readonly #checkEveryMs: number;
-  #state: StreamSnapshot;
+  #state: StreamView;
   #inbox: Promise<void> = Promise.resolve();
+  /** Commands told and not yet handled; while one is being handled, `#handling`. */
+  #queued = 0;
+  #handling = false;
+  /** The pieces of the answer not yet told. */
+  readonly #pieces: Pieces;
   #ending: Ending | undefined;
   #end!: (ending: Ending) => void;
   /** Aborted when the actor stops asking: the answer settled, or the actor ended. */
   readonly #asking = new AbortController();
+  /** Whether the ask effect is still at work (uploading, waiting in line, reading Dify). */
+  #askRunning = false;
   #authentication: Promise<AuthOutcome> | undefined;
   #conversation: Promise<void> = Promise.resolve();
   #timers: NodeJS.Timeout[] = [];
@@ -97,6 +107,7 @@ export class StreamActor {
     this.#holder = holder;
     this.#state = writer.snapshot;
     this.#checkEveryMs = deps.checkEveryMs ?? 500;
+    this.#pieces = new Pieces((text, at) => this.#tellNow({ type: 'add', at, text }), deps.pieces);
     const ctx = this.#state.context;
     this.#log = deps.logger.child({
       streamId: writer.streamId,
@@ -141,9 +152,46 @@ export class StreamActor {
 
   /** Tell the actor what happened: decided, recorded, and its effects started, in arrival order. */
   tell(command: Command): Promise<void> {
-    const handled = this.#inbox.then(() => this.#handle(command));
+    // The pieces of the answer that came before it are told before it.
+    if (command.type !== 'add') this.#pieces.flush();
+    this.#queued++;
+    const handled = this.#inbox.then(() => {
+      this.#queued--;
+      this.#handleNow(command);
+    });
     this.#inbox = handled.catch(() => undefined);
     return handled;
+  }
+
+  /**
+   * Tell from a caller that does not wait (the answer's source, a timer): handled at once when nothing
+   * told before it waits, else after it, in order. A failure is logged and ends the actor, like an
+   * effect's.
+   */
+  #tellNow(command: Command): void {
+    const failed = (error: unknown): void => {
+      this.#log.error({ err: error, command: command.type }, 'a command failed unexpectedly');
+      void this.#stop({ type: 'unrecorded', error });
+    };
+    if (command.type !== 'add') this.#pieces.flush();
+    if (this.#queued > 0 || this.#handling) {
+      this.tell(command).catch(failed);
+      return;
+    }
+    try {
+      this.#handleNow(command);
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  #handleNow(command: Command): void {
+    this.#handling = true;
+    try {
+      this.#handle(command);
+    } finally {
+      this.#handling = false;
+    }
   }
 
   /** Give the stream back (shutdown): recorded as `stream.released`, then the lease is let go. */
@@ -164,11 +212,15 @@ export class StreamActor {
     if (events.length === 0) return;
     const effects: Effect[] = [];
     for (const event of events) {
-      const [next, named] = step(this.#state, event);
+      const [next, named] = advance(this.#state, event);
       this.#state = next;
       effects.push(...named);
     }
-    void this.#w.record(events, this.#state).catch(() => undefined);
+    // A failed write reaches the actor through the writer's `onFailed`; the promise is not needed.
+    void this.#w.record(events, this.#state);
+    // Stopped from outside (the user, the deadline): Dify is let go at once, not at its next word.
+    if ((command.type === 'stop' || command.type === 'timeOut') && isFinished(this.#state))
+      this.#asking.abort();
     for (const effect of effects) this.#run(effect);
   }
 
@@ -179,7 +231,10 @@ export class StreamActor {
         case 'authenticate':
           return this.#authenticate();
         case 'ask':
-          return this.#ask();
+          this.#askRunning = true;
+          return this.#ask().finally(() => {
+            this.#askRunning = false;
+          });
         case 'keepConversation':
           if (effect.conversationId) this.#keepConversation(effect.conversationId);
           return;
@@ -317,7 +372,9 @@ export class StreamActor {
       if (ctx.fresh && !ctx.conversationId)
         await this.#patiently(() => store.clearConversation(ctx.bot, scope));
       const stored = await this.#patiently(() => store.getConversation(ctx.bot, scope));
-      for await (const event of answers.stream({
+      // What the source says is told as it comes, in the source's own call: no promise per piece (and
+      // pieces of text together, a few times a second).
+      const request = {
         query: ctx.query,
         user: identity.user,
         conversationId: stored,
@@ -329,7 +386,8 @@ export class StreamActor {
         })),
         bearer: identity.bearer,
         signal,
-      })) {
+      };
+      await answers.answer(request, (event) => {
         switch (event.type) {
           case 'conversation_reset':
             this.#log.info('the stored Dify conversation is gone; a new one starts');
@@ -337,24 +395,26 @@ export class StreamActor {
             break;
           case 'started': {
             const { type: _, ...ids } = event;
-            await this.tell({ type: 'start', at: now(), ids });
+            this.#tellNow({ type: 'start', at: now(), ids });
             break;
           }
           case 'delta':
-            await this.tell({ type: 'add', at: now(), text: event.text });
+            this.#pieces.add(event.text, now());
             break;
           case 'replace':
-            await this.tell({ type: 'replace', at: now(), text: event.text });
+            this.#tellNow({ type: 'replace', at: now(), text: event.text });
             break;
           case 'end':
-            await this.tell({ type: 'end', at: now(), ...(event.usage ? { usage: event.usage } : {}) });
+            this.#tellNow({ type: 'end', at: now(), ...(event.usage ? { usage: event.usage } : {}) });
             break;
         }
-        // Settled on our side (cut at the size limit, stopped, timed out): leaving the loop lets go of
-        // Dify's stream, and the client then tells Dify to stop the run.
-        if (isFinished(this.#state) || signal.aborted) return;
-      }
-      // The source ended without a terminal event: never pass a partial answer off as complete.
+        // Settled on our side (cut at the size limit, stopped, timed out): letting go of the answer
+        // makes the source stop Dify's run.
+        return !signal.aborted && (event.type === 'end' || !isFinished(this.#state));
+      });
+      if (signal.aborted) return;
+      // The source ended without a terminal event: never pass a partial answer off as complete. (After
+      // its end, or once let go, the stream is settled and this decides nothing.)
       await this.tell({ type: 'endEarly', at: now() });
     } catch (error) {
       if (signal.aborted) return;
@@ -410,8 +470,10 @@ export class StreamActor {
   /** The answer is settled: stop asking, deliver what the bubble could not show, let go of the stream. */
   async #finish(): Promise<void> {
     const { store, metrics } = this.#d;
-    this.#asking.abort();
     await this.#w.flush().catch(() => undefined);
+    // An answer Dify ended has let go of Dify by itself (its stream is read to the end and its
+    // connection kept); one that ended otherwise (a failure of ours) is let go now.
+    if (this.#askRunning) this.#asking.abort();
     if (this.#ending) return;
     await this.#conversation;
     await this.#deliverRest();
@@ -464,14 +526,19 @@ export class StreamActor {
   #startTimers(): void {
     const { store, config } = this.#d;
     this.#lease.start();
-    const check = setInterval(() => {
-      store.isStopRequested(this.streamId).then(
-        (stop) => {
-          if (stop) void this.tell({ type: 'stop', at: this.#d.now() });
-        },
-        () => undefined,
-      );
-    }, this.#checkEveryMs);
+    // A /stop reaches the runner at once (StopRequests.onStopRequested); the flag is looked at now
+    // and then too, for a request this node missed (its listening connection was down).
+    const check = setInterval(
+      () => {
+        store.isStopRequested(this.streamId).then(
+          (stop) => {
+            if (stop) void this.tell({ type: 'stop', at: this.#d.now() });
+          },
+          () => undefined,
+        );
+      },
+      Math.max(this.#checkEveryMs, config.stream.leaseMs / 3),
+    );
     check.unref();
     // WeCom polls for a fixed window after the message (docs/protocol/wecom.md §9.2): close the bubble
     // a margin before its end.
@@ -532,7 +599,7 @@ export class StreamActor {
     for (const timer of this.#timers) clearTimeout(timer);
     this.#lease.stop();
     this.#asking.abort();
-    this.#w.dispose();
+    this.#pieces.dispose();
     this.#d.metrics.inflight.dec();
     this.#end(ending);
   }

@@ -27,7 +27,7 @@ export interface AnswerRequest {
   inputs?: Record<string, string> | undefined;
   files?: AnswerFileRef[] | undefined;
   bearer?: string | undefined;
-  /** Aborting it lets go of the answer; so does leaving the iteration early: the source stops its run. */
+  /** Aborting it lets go of the answer: the source stops its run. */
   signal?: AbortSignal | undefined;
 }
 
@@ -60,7 +60,13 @@ export const isAnswerFailure = (error: unknown): error is Error & AnswerFailure 
   error instanceof Error && typeof (error as Partial<AnswerFailure>).kind === 'string' && 'known' in error;
 
 export interface AnswerSource {
-  stream(request: AnswerRequest): AsyncIterable<AnswerEvent>;
+  /**
+   * Ask, and hand each event of the answer to `onEvent` as it comes: in order and synchronously (the
+   * owner records it then and there, with no promise per piece of text). Resolves after the last
+   * event; rejects with the failure. `onEvent` returning false lets go of the answer, as aborting the
+   * request's signal does: the source reads no more and stops its run.
+   */
+  answer(request: AnswerRequest, onEvent: (event: AnswerEvent) => unknown): Promise<void>;
   /** Rate an answer (`null` takes a rating back); absent where the source takes no ratings. */
   feedback?(
     messageId: string,

@@ -10,6 +10,7 @@ import type { Config } from '../config.js';
 import { messageLimits, type RateLimiter, rateLimitedTexts } from '../limits/index.js';
 import type { Logger } from '../log.js';
 import {
+  advance,
   type Command,
   commandOf,
   type DecideSettings,
@@ -27,10 +28,8 @@ import {
   replyProjection,
   type StreamEvent,
   type StreamReply,
-  type StreamSnapshot,
   type StreamView,
   stateOf,
-  step,
   type Texts,
 } from '../machines/index.js';
 import type { Metrics } from '../metrics.js';
@@ -38,6 +37,7 @@ import { isStreamId } from '../store/keys.js';
 import { type LeaseHolder, StoreError, type StreamStore } from '../store/port.js';
 import { type ActorDeps, conversationScope, StreamActor } from './actor.js';
 import { isConflict } from './patience.js';
+import type { PieceOptions } from './pieces.js';
 import type { AnswerSource, Delivery, MediaSource } from './ports.js';
 import { streamIdFor } from './streamId.js';
 import { StreamWriter, textChange, type WriterOptions } from './writer.js';
@@ -55,6 +55,8 @@ export interface RunnerDeps {
   texts?: Texts;
   now?: () => number;
   writer?: WriterOptions;
+  /** How the pieces of an answer are told together (and so written: about every 150 ms). */
+  pieces?: PieceOptions;
   /** How many times a stream may be taken over before it ends with an error. Default 2. */
   maxTakeovers?: number;
   /** Per-user and per-conversation limits on new messages; none without it. */
@@ -100,11 +102,11 @@ export interface Feedback {
 const newToken = (): string => randomBytes(9).toString('base64url');
 
 /** The stream after `events`, and the effects they name. */
-function stepAll(from: StreamSnapshot, events: readonly StreamEvent[]): [StreamSnapshot, Effect[]] {
+function stepAll(from: StreamView, events: readonly StreamEvent[]): [StreamView, Effect[]] {
   let snapshot = from;
   const effects: Effect[] = [];
   for (const event of events) {
-    const [next, named] = step(snapshot, event);
+    const [next, named] = advance(snapshot, event);
     snapshot = next;
     effects.push(...named);
   }
@@ -122,6 +124,7 @@ export class Runner {
   readonly #log: Logger;
   #draining = false;
   #sweeper: NodeJS.Timeout | undefined;
+  readonly #unlisten: () => void;
 
   constructor(deps: RunnerDeps) {
     this.#d = deps;
@@ -133,6 +136,10 @@ export class Runner {
     };
     this.#now = deps.now ?? Date.now;
     this.#log = deps.logger;
+    // A user's /stop, made on any node, reaches the answer's owner at once.
+    this.#unlisten = deps.store.onStopRequested((streamId) => {
+      void this.#actors.get(streamId)?.tell({ type: 'stop', at: this.#now() });
+    });
   }
 
   /** How many answers this node is running now. */
@@ -331,7 +338,6 @@ export class Runner {
     try {
       await writer.emit(...events);
     } catch (error) {
-      writer.dispose();
       await store.releaseLease(streamId, holder).catch(() => undefined);
       // A version conflict: the owner wrote after all, and keeps the stream.
       if (isConflict(error)) return;
@@ -468,10 +474,11 @@ export class Runner {
     const remaining = [...this.#actors.values()];
     await Promise.allSettled(remaining.map((a) => a.release()));
     await Promise.allSettled(remaining.map((a) => a.done));
+    this.#unlisten();
     return { finished: actors.length - remaining.length, handedOver: remaining.length };
   }
 
-  #writer(streamId: string, snapshot: StreamSnapshot, version: number): StreamWriter {
+  #writer(streamId: string, snapshot: StreamView, version: number): StreamWriter {
     const { delivery } = this.#d;
     return new StreamWriter(this.#d.store, streamId, snapshot, version, {
       now: this.#now,
@@ -495,7 +502,6 @@ export class Runner {
     const actor = new StreamActor(deps, writer, holder, effects);
     this.#actors.set(writer.streamId, actor);
     void actor.done.finally(() => {
-      writer.dispose();
       this.#actors.delete(writer.streamId);
     });
   }

@@ -2,14 +2,14 @@
 // back; an append cut off by the outage that was written all the same is not written twice nor taken
 // for another node's; a real conflict and a too-long outage still fail the writer.
 import { describe, expect, it } from 'vitest';
-import { fold, initialStream, type StreamEvent } from '../machines/index.js';
+import { advance, fold, initialStream, type StreamEvent } from '../machines/index.js';
 import { createMemoryStore, StoreError, type StreamStore } from '../store/index.js';
 import { StreamWriter } from './writer.js';
 
-/** A piece of the answer, as an owner records it: folded, then handed to the writer to coalesce. */
+/** A piece of the answer, as an owner records it: folded, then handed to the writer. */
 function piece(w: StreamWriter, text: string): Promise<void> {
   const event: StreamEvent = { type: 'answer.delta', at: Date.now(), text };
-  return w.record([event], fold([event], w.snapshot));
+  return w.record([event], advance(w.snapshot, event)[0]);
 }
 
 const opened: StreamEvent = {
@@ -122,5 +122,28 @@ describe('StreamWriter while the store is unreachable', () => {
     void piece(w, '一二三四五六七八');
     await expect(w.flush()).rejects.toMatchObject({ code: 'unavailable' });
     expect(attempts()).toBe(2);
+  });
+});
+
+describe('StreamWriter', () => {
+  it('writes in one append what was recorded before it ran, pieces that follow each other merged', async () => {
+    const store = createMemoryStore({ ttlSeconds: 60 });
+    await store.append('s1', [opened], { expectedVersion: 0 });
+    const w = new StreamWriter(store, 's1', fold([opened], initialStream()), 1);
+    const granted: StreamEvent = { type: 'auth.granted', at: 2, user: { id: 'u1' } };
+    void w.emit(granted, { type: 'dify.started', at: 3, conversationId: 'c1' });
+    // Recorded before the first append runs: it writes them too.
+    void piece(w, '你');
+    void piece(w, '好');
+    await w.emit({ type: 'answer.completed', at: 4 });
+    const types = (await store.read('s1')).map((s) => s.event);
+    expect(types).toMatchObject([
+      { type: 'stream.opened' },
+      { type: 'auth.granted' },
+      { type: 'dify.started' },
+      { type: 'answer.delta', text: '你好' },
+      { type: 'answer.completed' },
+    ]);
+    expect((await store.load('s1'))?.view.context.answer).toBe('你好');
   });
 });

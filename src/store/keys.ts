@@ -50,6 +50,9 @@ export const conversationKey = (prefix: string, bot: string, scope: string): str
 export const queueKey = (prefix: string, bot: string, scope: string): string =>
   `${prefix}queue:${bot}:${scope}`;
 
+/** The pub/sub channel of stop requests: a message is the stream id. */
+export const stopChannel = (prefix: string): string => `${prefix}stop`;
+
 /**
  * ZSET of recent stream ids scored by the store's clock at their last append, for the inspector. The
  * two index keys share the hash tag `{index}`, so that one pipeline updates both on a Redis Cluster.

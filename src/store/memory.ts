@@ -55,6 +55,7 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
   const leases = new Map<string, Lease>();
   const stops = new Map<string, Expiring<true>>();
   const queues = new Map<string, Expiring<string[]>>();
+  const stopListeners = new Set<(streamId: string) => void>();
   let closed = false;
   let appends = 0;
   let sweptAt = now();
@@ -218,6 +219,12 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
     async requestStop(streamId: string) {
       open();
       stops.set(streamId, { value: true, expiresAt: now() + ttlMs });
+      for (const listener of stopListeners) listener(streamId);
+    },
+
+    onStopRequested(listener: (streamId: string) => void) {
+      stopListeners.add(listener);
+      return () => void stopListeners.delete(listener);
     },
 
     async isStopRequested(streamId: string) {

@@ -173,11 +173,15 @@ export interface Conversations {
 
 /**
  * A user's `/stop` of the answer being written: a flag, not an event, since only the owner appends
- * to a stream; it records the stop itself when it sees the flag.
+ * to a stream; it records the stop itself when it learns of it. Every node hears of a request at once
+ * (`onStopRequested`); the flag stays for whoever missed that (a reconnect), and is looked at now and then.
  */
 export interface StopRequests {
+  /** Set the flag, and tell every node listening. */
   requestStop(streamId: string): Promise<void>;
   isStopRequested(streamId: string): Promise<boolean>;
+  /** Be told of every stop request, on any node, as it is made; returns how to stop being told. */
+  onStopRequested(listener: (streamId: string) => void): () => void;
 }
 
 /** The backend itself: a round trip for /readyz, and closing. */

@@ -12,6 +12,7 @@ import {
   queueKey,
   runningKey,
   type StreamKeys,
+  stopChannel,
   streamKeys,
 } from './keys.js';
 import { loadedStream } from './loaded.js';
@@ -45,6 +46,8 @@ export interface RedisStoreOptions extends StoreOptions {
 }
 
 const defaultConversationTtlSeconds = 30 * 24 * 3600;
+/** How many streams' key names are kept ready (a node's answers in flight, with room to spare). */
+const KEYS_KEPT = 4096;
 
 const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
 const afterSnapshot = lua('after-snapshot');
@@ -117,6 +120,11 @@ export class RedisStore implements StreamStore {
   readonly #onIndexError: ((error: StoreError) => void) | undefined;
   /** Waiting for a connection is for start-up only (see `guard`). */
   #connected: boolean;
+  /** When the indexes were last trimmed (the store's clock). */
+  #trimmedAt = -Infinity;
+  readonly #keys = new Map<string, StreamKeys>();
+  readonly #stopListeners = new Set<(streamId: string) => void>();
+  #subscriber: RedisClient | undefined;
 
   constructor(redis: RedisClient, options: RedisStoreOptions) {
     this.#redis = redis;
@@ -141,7 +149,7 @@ export class RedisStore implements StreamStore {
 
   async append(streamId: string, events: StreamEvent[], appendOptions: AppendOptions) {
     const { expectedVersion, snapshot, reply, text, lease } = appendOptions;
-    const keys = streamKeys(this.#prefix, streamId);
+    const keys = this.#keysOf(streamId);
     // An appender that says how its events change the text keeps the text projection: the
     // snapshot's answer is then not stored twice (the snapshot records the text's length instead,
     // and a reader takes the answer from the text), so a snapshot costs the same for any answer.
@@ -329,6 +337,36 @@ export class RedisStore implements StreamStore {
   async requestStop(streamId: string) {
     const key = streamKeys(this.#prefix, streamId).stop;
     await this.#guard('requestStop', { streamId }, () => this.#redis.set(key, '1', 'EX', this.#ttl));
+    // Told at once to whoever listens; a node that missed it finds the flag at its next look.
+    await this.#guard('requestStop', { streamId }, () =>
+      this.#redis.publish(stopChannel(this.#prefix), streamId),
+    );
+  }
+
+  onStopRequested(listener: (streamId: string) => void) {
+    this.#stopListeners.add(listener);
+    this.#subscribe();
+    return () => void this.#stopListeners.delete(listener);
+  }
+
+  /** The connection that listens for stop requests: one per store, opened on first need. */
+  #subscribe(): void {
+    if (this.#subscriber) return;
+    const channel = stopChannel(this.#prefix);
+    // Queued until it is connected (the store's own client fails at once instead: see connectRedis).
+    const redis = this.#redis;
+    const subscriber =
+      redis instanceof Cluster
+        ? redis.duplicate(undefined, { enableOfflineQueue: true })
+        : redis.duplicate({ enableOfflineQueue: true });
+    this.#subscriber = subscriber;
+    // Its failures are the main connection's too; the flag covers what is missed meanwhile.
+    subscriber.on('error', () => undefined);
+    subscriber.on('message', (from: string, streamId: string) => {
+      if (from !== channel) return;
+      for (const listener of this.#stopListeners) listener(streamId);
+    });
+    subscriber.subscribe(channel).catch(() => undefined);
   }
 
   async isStopRequested(streamId: string) {
@@ -343,6 +381,9 @@ export class RedisStore implements StreamStore {
   }
 
   async close() {
+    const subscriber = this.#subscriber;
+    this.#subscriber = undefined;
+    if (subscriber) subscriber.disconnect();
     const redis = this.#redis;
     if (redis.status === 'end') return;
     if (redis.status !== 'ready') {
@@ -364,11 +405,8 @@ export class RedisStore implements StreamStore {
    * for a connection is for start-up only: once the client has been up, a reconnect in progress means
    * Redis is down, and commands must fail at once.
    */
-  async #guard<T>(op: string, details: Record<string, unknown>, run: () => Promise<T>): Promise<T> {
-    try {
-      if (!this.#connected) await firstConnection(this.#redis);
-      return await run();
-    } catch (error) {
+  #guard<T>(op: string, details: Record<string, unknown>, run: () => Promise<T>): Promise<T> {
+    const unavailable = (error: unknown): never => {
       if (error instanceof StoreError) throw error;
       const reason = error instanceof Error ? error.message : String(error);
       throw new StoreError(
@@ -377,7 +415,24 @@ export class RedisStore implements StreamStore {
         { op, ...details },
         { cause: error },
       );
+    };
+    if (!this.#connected) return firstConnection(this.#redis).then(run).catch(unavailable);
+    try {
+      return run().catch(unavailable);
+    } catch (error) {
+      return unavailable(error);
     }
+  }
+
+  /** A stream's keys, kept for the streams in use: appends come several times a second each. */
+  #keysOf(streamId: string): StreamKeys {
+    let keys = this.#keys.get(streamId);
+    if (!keys) {
+      keys = streamKeys(this.#prefix, streamId);
+      if (this.#keys.size >= KEYS_KEPT) this.#keys.delete(this.#keys.keys().next().value as string);
+      this.#keys.set(streamId, keys);
+    }
+    return keys;
   }
 
   #loadRaw(keys: StreamKeys, withLease: boolean): Promise<LoadReply | null> {
@@ -417,14 +472,19 @@ export class RedisStore implements StreamStore {
     const at = this.#now();
     const ttl = this.#ttl;
     try {
-      const pipeline = this.#redis
-        .pipeline()
-        .zadd(this.#index, at, streamId)
-        .zremrangebyscore(this.#index, '-inf', at - ttl * 1000)
-        .expire(this.#index, ttl);
+      const pipeline = this.#redis.pipeline().zadd(this.#index, at, streamId);
       if (finished) pipeline.zrem(this.#running, streamId);
       else pipeline.zadd(this.#running, at, streamId);
-      pipeline.zremrangebyscore(this.#running, '-inf', at - ttl * 1000).expire(this.#running, ttl);
+      // Entries older than the streams' TTL are trimmed, and the indexes' own TTL renewed, once a
+      // second at most: not with every one of the hundreds of touches a second of a busy node.
+      if (at - this.#trimmedAt >= 1000) {
+        this.#trimmedAt = at;
+        pipeline
+          .zremrangebyscore(this.#index, '-inf', at - ttl * 1000)
+          .expire(this.#index, ttl)
+          .zremrangebyscore(this.#running, '-inf', at - ttl * 1000)
+          .expire(this.#running, ttl);
+      }
       await pipeline.exec().then(failedPipeline);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);

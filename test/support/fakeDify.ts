@@ -10,6 +10,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep, setImmediate as tick } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { prng } from '../../src/machines/specification.js';
 
 const fixturesDir = new URL('../../../shared/fixtures/dify/', import.meta.url);
 /** False when the shared fixtures folder is absent: tests that replay fixtures skip with a message. */
@@ -149,17 +150,7 @@ const defaultMessages: Record<string, string> = {
 const PING = 'event: ping\n\n';
 const data = (obj: Record<string, unknown>): string => `data: ${JSON.stringify(obj)}\n\n`;
 
-/** A small seeded PRNG (mulberry32), so a failing re-chunking can be replayed from its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 /**
  * Cut bytes at random places, 1..maxBytes long; with `splitUtf8`, also inside a few multi-byte
