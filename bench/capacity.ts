@@ -31,7 +31,9 @@ import {
 } from './support/capacityGauges.js';
 import {
   type BenchChild,
+  cpusOf,
   type ProcessStats,
+  pinToCpus,
   startChild,
   stopAll,
   supportScript,
@@ -480,6 +482,7 @@ async function main(): Promise<number> {
   let dify: BenchChild | undefined;
   let service: BenchChild | undefined;
   let load: Load | undefined;
+  let restoreRedisCpus: (() => void) | undefined;
   const pools: Pool[] = [];
   const started = now();
   const out = (text: string) => process.stdout.write(`${text}\n`);
@@ -511,6 +514,27 @@ async function main(): Promise<number> {
       env: { CAPACITY_DELTAS: String(DELTAS), CAPACITY_INTERVAL_MS: String(INTERVAL_MS) },
     });
     service = await startServiceNode({ prefix, name: 'capacity-node', difyUrl: dify.url });
+    // "Per core" means one core: with two CPUs or more, the node gets the last one to itself (its GC
+    // and libuv threads too), and the load generator, the Dify stand-in and Redis share the others
+    // (Redis's own CPUs are given back at the end). CAPACITY_PIN=0 leaves every process unpinned.
+    const lastCpu = cpus().length - 1;
+    const rest = lastCpu > 1 ? `0-${lastCpu - 1}` : '0';
+    const redisPid = Number((await redis.info('server')).match(/process_id:(\d+)/)?.[1] ?? 0);
+    const redisCpus = redisPid ? cpusOf(redisPid) : undefined;
+    const pinned =
+      lastCpu >= 1 &&
+      process.env.CAPACITY_PIN !== '0' &&
+      pinToCpus(service.pid, String(lastCpu)) &&
+      pinToCpus(dify.pid, rest) &&
+      pinToCpus(process.pid, rest);
+    const redisPinned = pinned && redisCpus !== undefined && pinToCpus(redisPid, rest);
+    if (redisPinned && redisCpus) restoreRedisCpus = () => pinToCpus(redisPid, redisCpus);
+    out(
+      pinned
+        ? `the node runs alone on CPU ${lastCpu}; the load generator, the Dify stand-in${redisPinned ? ' and Redis' : ''} on CPU ${rest}${redisPinned ? '' : ' (Redis could not be pinned: it may share the node’s CPU)'}`
+        : 'no process is pinned to a CPU: the node shares the CPUs with the load generator, the Dify stand-in and Redis',
+    );
+    out('');
     const offset = await clockOffset(dify);
     const idle = await scrape(service.url);
     const messages = openPool(service.url, 32);
@@ -596,7 +620,7 @@ async function main(): Promise<number> {
           ? (pick(last) - pick(first)) / (last.inflight - first.inflight)
           : (pick(last) - idleValue) / Math.max(1, last.inflight);
       out(
-        `  memory: idle RSS ${mib(idleRss)}, heap ${mib(idleHeap)} (under tsx); per answer in flight RSS ` +
+        `  memory: idle RSS ${mib(idleRss)}, heap ${mib(idleHeap)}; per answer in flight RSS ` +
           `+${kib(per((r) => r.rssBytes, idleRss))}, heap +${kib(per((r) => r.heapBytes, idleHeap))} ` +
           `(from ${first.inflight} to ${last.inflight} in flight; heap is a mean of scrapes, garbage included)`,
       );
@@ -609,6 +633,7 @@ async function main(): Promise<number> {
     out(`  (capacity: ${((now() - started) / 1000).toFixed(0)} s)`);
     return 0;
   } finally {
+    restoreRedisCpus?.();
     if (load) load.stopped = true;
     await Promise.allSettled(pools.map((p) => p.destroy()));
     await stopAll([service, dify]);

@@ -2,7 +2,8 @@
 // it was met, in one bounded run on this machine (loopback only; real Redis at 127.0.0.1:6379 and MariaDB
 // at 127.0.0.1:3306, each bench under its own random key prefix or database, removed afterwards).
 // A missed target is reported, not fatal: the exit code is non-zero only when a bench crashed.
-// BENCH_CPU_PROF_DIR=<dir> writes a V8 CPU profile of every server child process there;
+// BENCH_CPU_PROF_DIR=<dir> writes a V8 CPU profile of every server child process there, and
+// BENCH_ALLOC_PROF_DIR=<dir> a sampled allocation profile of every service node (garbage included);
 // BENCH_ONLY=poll,auth runs only the benches whose names contain one of those words.
 import { cpus, loadavg, totalmem } from 'node:os';
 import { Redis } from 'ioredis';

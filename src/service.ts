@@ -11,7 +11,6 @@ import { checkDifyApp } from './dify/appCheck.js';
 import type { DifyErrorKind } from './dify/errors.js';
 import { DifyClient } from './dify/index.js';
 import { createHttpApp, type ReadinessCheck } from './http/app.js';
-import { mountInspector } from './http/inspector/index.js';
 import { createMemoryRateLimiter, createRedisRateLimiter } from './limits/index.js';
 import type { Logger } from './log.js';
 import { defaultTexts } from './machines/index.js';
@@ -129,6 +128,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   let draining = false;
   const readiness: ReadinessCheck[] = [{ name: 'store', check: () => store.ping() }];
   if (auth.ping) readiness.push({ name: 'directory', check: () => auth.ping!() });
+  // The inspector is loaded only where it is switched on.
+  const inspector = config.inspector.enabled ? await import('./http/inspector/index.js') : undefined;
   const app = createHttpApp({
     crypto,
     runner,
@@ -137,10 +138,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     logger,
     readiness,
     isDraining: () => draining,
-    ...(config.inspector.enabled
+    ...(inspector
       ? {
           extend: (router: Router) =>
-            mountInspector(router, {
+            inspector.mountInspector(router, {
               store,
               token: config.inspector.token,
               logger,

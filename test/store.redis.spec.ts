@@ -91,6 +91,44 @@ describe('redis store: what only Redis shows', () => {
     await store.close();
   });
 
+  it('sends the appends of many streams made at once in one call, each with its own outcome', async () => {
+    const client = connectRedis({ url }) as Redis;
+    const store = createRedisStore(client, { prefix, ttlSeconds });
+    const ids = Array.from({ length: 300 }, (_, i) => `many-${Date.now()}-${i}`);
+    await Promise.all(ids.map((id) => store.append(id, [opened(id)], { expectedVersion: 0 })));
+    // One stream's key is not a hash any more; another appender saw an old version.
+    const [broken, stale] = ids as [string, string];
+    await admin.del(streamKeys(prefix, broken).snap);
+    await admin.set(streamKeys(prefix, broken).snap, 'not a hash');
+
+    const sent: string[] = [];
+    const original = client.sendCommand.bind(client);
+    client.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], ...rest: unknown[]) => {
+      sent.push(command.name);
+      return (original as (...args: unknown[]) => unknown)(command, ...rest);
+    }) as Redis['sendCommand'];
+    const outcomes = await Promise.allSettled(
+      ids.map((id) =>
+        store.append(id, [delta(`piece of ${id}`)], {
+          expectedVersion: id === stale ? 0 : 1,
+          text: { append: `piece of ${id}` },
+        }),
+      ),
+    );
+    // 300 appends in two calls (at most 256 each), not 300.
+    expect(sent.filter((name) => name === 'evalsha' || name === 'eval')).toHaveLength(2);
+    expect(outcomes[0]).toMatchObject({ status: 'rejected', reason: { code: 'corrupt' } });
+    expect(outcomes[1]).toMatchObject({ status: 'rejected', reason: { code: 'version_conflict' } });
+    expect(outcomes.slice(2).every((o) => o.status === 'fulfilled' && o.value.version === 2)).toBe(true);
+    // Nothing was written for the broken stream; the others hold their piece.
+    expect(await admin.xlen(streamKeys(prefix, broken).events)).toBe(1);
+    const last = ids.at(-1) as string;
+    expect(await admin.get(streamKeys(prefix, last).text)).toBe(`piece of ${last}`);
+    expect(await admin.xlen(streamKeys(prefix, last).events)).toBe(2);
+    expect((await store.load(stale))?.version).toBe(1);
+    await store.close();
+  });
+
   it('refuses a stream id that would break the hash tag', async () => {
     const store = createRedisStore(connectRedis({ url }), { prefix, ttlSeconds });
     await expect(store.load('a}b')).rejects.toBeInstanceOf(RangeError);

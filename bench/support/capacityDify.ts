@@ -4,7 +4,7 @@
 // `clock` answers that clock, so that the parent can map a stamp onto its own.
 // Started by capacity.ts; not for use on its own.
 import { performance } from 'node:perf_hooks';
-import { announceReady, serveParent } from './childSide.js';
+import { announceReady, serveParent } from './childSide.mjs';
 import { type StampedDifyOptions, startStampedDify } from './stampedDify.js';
 
 const dify = await startStampedDify({

@@ -1,12 +1,12 @@
 // The parent's half of the bench's child processes: each server under test runs in a process of its
-// own (`node --import tsx <script>`), so that what is measured is one server's event loop, not the
+// own (`node --import tsx <script>`, or plain `node` for the service, which runs the build), so that what is measured is one server's event loop, not the
 // load generator's. A child says when it listens, answers named calls, and is always stopped: by
 // `stop()`, and as a last resort by a SIGKILL when the bench process exits.
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, execFileSync, fork } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tsxLoader } from '../../test/support/cli.js';
-import type { ChildMessage, ParentMessage, ProcessStats, ReadyInfo } from './childSide.js';
+import type { ChildMessage, ParentMessage, ProcessStats, ReadyInfo } from './childSide.mjs';
 
 export type { ProcessStats };
 
@@ -26,6 +26,8 @@ export interface StartChildOptions {
   env?: Record<string, string>;
   /** Where to write a V8 CPU profile of the child (`--cpu-prof`); none when unset. */
   cpuProfDir?: string | undefined;
+  /** Run the script with the TypeScript loader (tsx). Default true; a plain `.mjs` runs without. */
+  loader?: boolean;
   readyTimeoutMs?: number;
 }
 
@@ -42,7 +44,7 @@ export async function startChild(
   script: string,
   options: StartChildOptions = {},
 ): Promise<BenchChild> {
-  const execArgv = ['--import', tsxLoader];
+  const execArgv = options.loader === false ? [] : ['--import', tsxLoader];
   // One folder per child: the tsx loader's worker thread writes a profile of its own beside the main one.
   if (options.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(options.cpuProfDir, name)}`);
   // stdout (the service's JSON log lines) goes to /dev/null: written, as in production, never read.
@@ -133,4 +135,27 @@ export function busyBetween(before: ProcessStats, after: ProcessStats, seconds: 
   const active = after.elu.active - before.elu.active;
   const idle = after.elu.idle - before.elu.idle;
   return `CPU ${(cpu * 100).toFixed(0)}% of a core, event loop ${((100 * active) / (active + idle)).toFixed(0)}% busy`;
+}
+
+/** The CPUs a process may run on, as `taskset` lists them ("0-3"); undefined where it cannot tell. */
+export function cpusOf(pid: number): string | undefined {
+  try {
+    const out = execFileSync('taskset', ['-cp', String(pid)], { encoding: 'utf8' });
+    return out.split(':').at(-1)?.trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Pin a process, all its threads (the GC's and libuv's included), to some CPUs, with `taskset`; false
+ * where that cannot be done (no taskset, not Linux). So that "a core" means one core.
+ */
+export function pinToCpus(pid: number, cpus: string): boolean {
+  try {
+    execFileSync('taskset', ['-a', '-cp', cpus, String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -2,7 +2,7 @@
 // of slow answers are written by another event loop than the one timing the callbacks.
 // Started by nodes.ts; not for use on its own.
 import { type Scenario, startFakeDify } from '../../test/support/fakeDify.js';
-import { announceReady, serveParent } from './childSide.js';
+import { announceReady, serveParent } from './childSide.mjs';
 
 const dify = await startFakeDify({ checkConversations: false });
 serveParent(

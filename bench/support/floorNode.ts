@@ -8,7 +8,7 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEq
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
-import { announceReady, serveParent } from './childSide.js';
+import { announceReady, serveParent } from './childSide.mjs';
 
 const token = process.env.WECOM_TOKEN ?? '';
 const key = Buffer.from(`${process.env.WECOM_ENCODING_AES_KEY ?? ''}=`, 'base64');

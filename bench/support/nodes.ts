@@ -24,8 +24,10 @@ export interface ServiceNodeOptions {
   env?: Record<string, string>;
 }
 
+/** A node of the service as production runs it: the build (`npm run build` first), plain `node`. */
 export function startServiceNode(o: ServiceNodeOptions): Promise<BenchChild> {
-  return startChild(o.name, supportScript('serviceNode.ts'), {
+  return startChild(o.name, supportScript('serviceNode.mjs'), {
+    loader: false,
     cpuProfDir: cpuProfDir(),
     env: {
       PORT: '0',
@@ -41,6 +43,7 @@ export function startServiceNode(o: ServiceNodeOptions): Promise<BenchChild> {
       // The production default: one JSON line per callback, written to /dev/null.
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
       BENCH_PREFIX: o.prefix,
+      ...(process.env.BENCH_ALLOC_PROF_DIR ? { BENCH_ALLOC_PROF_DIR: process.env.BENCH_ALLOC_PROF_DIR } : {}),
       ...o.env,
     },
   });

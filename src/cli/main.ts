@@ -3,15 +3,8 @@
 // settings and returns an exit code (0 done, 1 failed, 2 usage or settings); `serve` runs until told.
 import { parseConfig, readEnv } from '../config.js';
 import { createLogger } from '../log.js';
-import { runMigrateCommand, runUsersCommand } from './adminCommands.js';
-import { runChat } from './chatCommand.js';
-import { runDemo } from './demoCommand.js';
-import { runDoctor } from './doctorCommand.js';
-import { runExport } from './exportCommand.js';
 import { type Io, UsageError } from './io.js';
-import { runReplay } from './replayCommand.js';
 import { stopOnSignals } from './stopOnSignals.js';
-import { runStreams } from './streamsCommand.js';
 import { type CommandName, commandUsage, usage } from './usage.js';
 
 function loadConfigOrExit() {
@@ -98,22 +91,24 @@ async function run(command: string, args: string[]): Promise<number | undefined>
         throw new UsageError(`serve takes no arguments (settings come from the environment)`, usage);
       await serve();
       return undefined;
+    // Each command is loaded when it runs: a serving node does not carry the others (the demo, the
+    // directory's MySQL driver) in its memory.
     case 'migrate':
-      return runMigrateCommand(args, processIo());
+      return (await import('./adminCommands.js')).runMigrateCommand(args, processIo());
     case 'users':
-      return runUsersCommand(args, processIo());
+      return (await import('./adminCommands.js')).runUsersCommand(args, processIo());
     case 'doctor':
-      return runDoctor(args, processIo());
+      return (await import('./doctorCommand.js')).runDoctor(args, processIo());
     case 'streams':
-      return runStreams(args, processIo());
+      return (await import('./streamsCommand.js')).runStreams(args, processIo());
     case 'replay':
-      return runReplay(args, processIo());
+      return (await import('./replayCommand.js')).runReplay(args, processIo());
     case 'export':
-      return runExport(args, processIo());
+      return (await import('./exportCommand.js')).runExport(args, processIo());
     case 'chat':
-      return runChat(args, processIo());
+      return (await import('./chatCommand.js')).runChat(args, processIo());
     case 'demo':
-      return runDemo(args, processIo(), { onSignal });
+      return (await import('./demoCommand.js')).runDemo(args, processIo(), { onSignal });
     case 'help':
     case '--help':
     case '-h':

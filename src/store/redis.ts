@@ -48,12 +48,25 @@ export interface RedisStoreOptions extends StoreOptions {
 const defaultConversationTtlSeconds = 30 * 24 * 3600;
 /** How many streams' key names are kept ready (a node's answers in flight, with room to spare). */
 const KEYS_KEPT = 4096;
+/** The most appends one script call carries: a few milliseconds of Redis's time at most. */
+const APPENDS_PER_CALL = 256;
+
+/** An append waiting for the next script call (RedisStore.#batched). */
+interface WaitingAppend {
+  keys: StreamKeys;
+  args: Arg[];
+  resolve(outcome: readonly [number, number | string]): void;
+  reject(error: unknown): void;
+}
 
 const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
 const afterSnapshot = lua('after-snapshot');
 /** The scripts, by the command name ioredis gives each (`defineCommand`), and how many keys it takes. */
 const scriptDefinitions = {
+  // One stream's append, its keys declared (so that a Redis Cluster routes it to the stream's slot);
+  // and the same script for many streams at once, on a single Redis.
   wdStoreAppend: { numberOfKeys: 4, lua: lua('append') },
+  wdStoreAppendMany: { lua: lua('append') },
   wdStoreLoad: { numberOfKeys: 4, lua: `${afterSnapshot}\n${lua('load')}` },
   wdStorePoll: { numberOfKeys: 4, lua: `${afterSnapshot}\n${lua('poll')}` },
   wdStoreAcquire: { numberOfKeys: 1, lua: lua('acquire') },
@@ -70,7 +83,8 @@ interface ScriptCommands {
     text: string,
     lease: string,
     ...args: Arg[]
-  ): Promise<[number, number]>;
+  ): Promise<[number, number | string]>;
+  wdStoreAppendMany(keyCount: number, ...keysThenArgs: Arg[]): Promise<Array<number | string>>;
   wdStoreLoad(
     snap: string,
     events: string,
@@ -123,6 +137,9 @@ export class RedisStore implements StreamStore {
   /** When the indexes were last trimmed (the store's clock). */
   #trimmedAt = -Infinity;
   readonly #keys = new Map<string, StreamKeys>();
+  /** Appends for the next script call (single Redis only). */
+  #appends: WaitingAppend[] = [];
+  readonly #cluster: boolean;
   readonly #stopListeners = new Set<(streamId: string) => void>();
   #subscriber: RedisClient | undefined;
 
@@ -137,6 +154,7 @@ export class RedisStore implements StreamStore {
     this.#onIndexError = options.onIndexError;
     for (const [name, definition] of Object.entries(scriptDefinitions)) redis.defineCommand(name, definition);
     this.#scripts = redis as unknown as ScriptCommands;
+    this.#cluster = redis instanceof Cluster;
     this.#connected = redis.status === 'ready';
     if (!this.#connected) {
       redis.once('ready', () => {
@@ -148,45 +166,96 @@ export class RedisStore implements StreamStore {
   // ---- EventStore ----------------------------------------------------------------------------
 
   async append(streamId: string, events: StreamEvent[], appendOptions: AppendOptions) {
-    const { expectedVersion, snapshot, reply, text, lease } = appendOptions;
+    const { expectedVersion, snapshot } = appendOptions;
     const keys = this.#keysOf(streamId);
-    // An appender that says how its events change the text keeps the text projection: the
-    // snapshot's answer is then not stored twice (the snapshot records the text's length instead,
-    // and a reader takes the answer from the text), so a snapshot costs the same for any answer.
-    const apart = snapshot !== undefined && (text !== undefined || snapshot.context.answer === '');
-    const args: Arg[] = [
-      expectedVersion,
-      this.#ttl,
-      events.length,
-      snapshot
-        ? JSON.stringify(
-            apart ? { value: snapshot.value, context: { ...snapshot.context, answer: '' } } : snapshot,
-          )
-        : '',
-      snapshot?.value ?? '',
-      reply === undefined ? '' : reply === 'unchanged' ? '=' : 'fixed' in reply ? reply.fixed : 't',
-      text === undefined || ('append' in text && text.append === '') ? '' : 'append' in text ? 'a' : 's',
-      text === undefined ? '' : 'append' in text ? text.append : text.set,
-      lease ? leaseValue(lease.holder, this.#now() + lease.ttlMs) : '',
-      lease ? Math.max(1, Math.ceil(lease.ttlMs)) : 0,
-      apart ? '1' : '',
-    ];
-    for (const event of events) args.push(event.type, JSON.stringify(event));
-    const [ok, version] = await this.#guard('append', { streamId }, () =>
-      this.#scripts.wdStoreAppend(keys.events, keys.snap, keys.text, keys.lease, ...args),
+    const args = this.#appendArgs(events, appendOptions);
+    const [status, value] = await this.#guard('append', { streamId }, () =>
+      this.#cluster
+        ? this.#scripts
+            .wdStoreAppend(keys.events, keys.snap, keys.text, keys.lease, this.#ttl, ...args)
+            .then(([s, v]) => [s, v] as const)
+        : this.#batched(keys, args),
     );
-    if (ok !== 1) {
+    if (status === -1) {
+      throw new StoreError('corrupt', `stream ${streamId}: its key ${value} holds another type`, {
+        streamId,
+        key: value,
+      });
+    }
+    if (status !== 1) {
       throw new StoreError(
         'version_conflict',
-        `stream ${streamId} is at version ${version}, not ${expectedVersion}`,
-        { streamId, expected: expectedVersion, actual: version },
+        `stream ${streamId} is at version ${value}, not ${expectedVersion}`,
+        { streamId, expected: expectedVersion, actual: value },
       );
     }
+    const version = Number(value);
     // The indexes follow the stream's state: touched when a snapshot is written (every state change
     // and now and then), not for every piece of an answer.
     if (events.length > 0 && (snapshot || expectedVersion === 0))
       await this.#touchIndex(streamId, snapshot !== undefined && isFinished(snapshot));
     return { version };
+  }
+
+  /** One stream's part of an append call (lua/append.lua): its header, what the header names, its events. */
+  #appendArgs(events: StreamEvent[], options: AppendOptions): Arg[] {
+    const { expectedVersion, snapshot, reply, text, lease } = options;
+    // An appender that says how its events change the text keeps the text projection: the
+    // snapshot's answer is then not stored twice (the snapshot records the text's length instead,
+    // and a reader takes the answer from the text), so a snapshot costs the same for any answer.
+    const apart = snapshot !== undefined && (text !== undefined || snapshot.context.answer === '');
+    const textChange =
+      text === undefined || ('append' in text && text.append === '') ? '-' : 'append' in text ? 'a' : 's';
+    const replyMode = reply === undefined ? '-' : reply === 'unchanged' ? '=' : 'fixed' in reply ? 'f' : 't';
+    const leaseMs = lease ? Math.max(1, Math.ceil(lease.ttlMs)) : 0;
+    const args: Arg[] = [
+      `${expectedVersion} ${events.length} ${leaseMs} ${textChange}${replyMode}${apart ? '1' : '0'} ${snapshot?.value ?? '-'}`,
+    ];
+    if (snapshot)
+      args.push(
+        JSON.stringify(
+          apart ? { value: snapshot.value, context: { ...snapshot.context, answer: '' } } : snapshot,
+        ),
+      );
+    if (textChange !== '-' && text) args.push('append' in text ? text.append : text.set);
+    if (lease) args.push(leaseValue(lease.holder, this.#now() + lease.ttlMs));
+    if (reply !== undefined && reply !== 'unchanged' && 'fixed' in reply) args.push(reply.fixed);
+    for (const event of events) args.push(event.type, JSON.stringify(event));
+    return args;
+  }
+
+  /**
+   * An append sent with the others this node makes in the same moment: one script call for all of
+   * them (up to APPENDS_PER_CALL), each still its own atomic step with its own outcome.
+   */
+  #batched(keys: StreamKeys, args: Arg[]): Promise<readonly [number, number | string]> {
+    return new Promise((resolve, reject) => {
+      this.#appends.push({ keys, args, resolve, reject });
+      if (this.#appends.length === 1) queueMicrotask(() => this.#sendAppends());
+    });
+  }
+
+  #sendAppends(): void {
+    const all = this.#appends;
+    this.#appends = [];
+    for (let from = 0; from < all.length; from += APPENDS_PER_CALL) {
+      const batch = all.slice(from, from + APPENDS_PER_CALL);
+      const keys: string[] = [];
+      const args: Arg[] = [this.#ttl];
+      for (const append of batch) {
+        keys.push(append.keys.events, append.keys.snap, append.keys.text, append.keys.lease);
+        for (const arg of append.args) args.push(arg);
+      }
+      this.#scripts.wdStoreAppendMany(keys.length, ...keys, ...args).then(
+        (reply) => {
+          for (const [i, append] of batch.entries())
+            append.resolve([Number(reply[2 * i]), reply[2 * i + 1] ?? 0] as const);
+        },
+        (error: unknown) => {
+          for (const append of batch) append.reject(error);
+        },
+      );
+    }
   }
 
   async read(streamId: string): Promise<StoredEvent[]> {
