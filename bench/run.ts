@@ -8,8 +8,10 @@
 import { cpus, loadavg, totalmem } from 'node:os';
 import { Redis } from 'ioredis';
 import { benchAuth } from './auth.bench.js';
+import { benchCapacity } from './capacity.js';
 import { benchDeltaVisible } from './deltaVisible.bench.js';
 import { benchFirstReply } from './firstReply.bench.js';
+import { benchLength } from './length.bench.js';
 import { benchPoll } from './poll.bench.js';
 import { benchStore } from './store.bench.js';
 import { redisUrl } from './support/nodes.js';
@@ -22,6 +24,8 @@ const benches: Array<[name: string, run: () => Promise<string>]> = (
     ['poll throughput', benchPoll],
     ['first reply', benchFirstReply],
     ['delta to visible', benchDeltaVisible],
+    ['length', benchLength],
+    ['capacity', benchCapacity],
   ] as Array<[name: string, run: () => Promise<string>]>
 ).filter(([name]) => !only || only.some((word) => name.includes(word)));
 

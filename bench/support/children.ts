@@ -28,6 +28,8 @@ export interface StartChildOptions {
   cpuProfDir?: string | undefined;
   /** Run the script with the TypeScript loader (tsx). Default true; a plain `.mjs` runs without. */
   loader?: boolean;
+  /** More flags for node (`--max-old-space-size=512`). */
+  nodeFlags?: string[];
   readyTimeoutMs?: number;
 }
 
@@ -44,7 +46,10 @@ export async function startChild(
   script: string,
   options: StartChildOptions = {},
 ): Promise<BenchChild> {
-  const execArgv = options.loader === false ? [] : ['--import', tsxLoader];
+  const execArgv = [
+    ...(options.loader === false ? [] : ['--import', tsxLoader]),
+    ...(options.nodeFlags ?? []),
+  ];
   // One folder per child: the tsx loader's worker thread writes a profile of its own beside the main one.
   if (options.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(options.cpuProfDir, name)}`);
   // stdout (the service's JSON log lines) goes to /dev/null: written, as in production, never read.

@@ -10,6 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 export interface StampedDifyOptions {
   deltas: number;
   intervalMs: number;
+  /** Bytes of filler the first delta carries before its stamp: a long answer from its start. */
+  prefixBytes?: number;
 }
 
 export interface StampedDify {
@@ -39,7 +41,7 @@ export async function startStampedDify(initial: StampedDifyOptions): Promise<Sta
     for await (const _ of req) {
       // the request body is not needed: every question gets the same kind of answer
     }
-    const { deltas, intervalMs } = options;
+    const { deltas, intervalMs, prefixBytes = 0 } = options;
     const ids = {
       conversation_id: randomUUID(),
       message_id: randomUUID(),
@@ -53,10 +55,15 @@ export async function startStampedDify(initial: StampedDifyOptions): Promise<Sta
     res.socket?.setNoDelay(true);
     active++;
     try {
+      // Paced by the clock, not by the sleeps: a late timer is caught up on, so that an answer takes
+      // `deltas × intervalMs` however busy this process is, and its length is not the service's doing.
+      const start = performance.now();
       for (let seq = 0; seq < deltas && !res.destroyed; seq++) {
-        const answerText = ` ${seq}@${performance.now().toFixed(1)};`;
+        const filler = seq === 0 && prefixBytes > 0 ? '长'.repeat(Math.ceil(prefixBytes / 3)) : '';
+        const answerText = `${filler} ${seq}@${performance.now().toFixed(1)};`;
         res.write(frame('message', { id: ids.message_id, answer: answerText }));
-        await sleep(intervalMs, undefined, { signal: closing.signal });
+        const next = start + (seq + 1) * intervalMs - performance.now();
+        if (next > 0) await sleep(next, undefined, { signal: closing.signal });
       }
       res.end(
         frame('message_end', {
