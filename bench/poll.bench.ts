@@ -55,7 +55,7 @@ const answer =
   '每一次轮询都只读快照和其后的少量事件，所以无论回答多长，轮询的代价都应当是平的。';
 
 /** A stream as the owner leaves it mid-answer: opened, granted, started, then `DELTAS` token-sized deltas. */
-function streamEvents(streamId: string): StreamEvent[] {
+export function streamEvents(streamId: string): StreamEvent[] {
   let at = Date.now() - 60_000;
   const pieces = piecesOf(answer.repeat(4)).slice(0, DELTAS);
   if (pieces.length < DELTAS) throw new Error('the sample answer is too short');
@@ -76,7 +76,29 @@ function streamEvents(streamId: string): StreamEvent[] {
   ];
 }
 
-interface Measured {
+/**
+ * A stream mid-answer in the store, written as an owner writes it (the snapshot, the answer's text and
+ * the reply projection), with a live owner's lease: no poll may start a takeover.
+ */
+export async function seedStream(
+  store: ReturnType<typeof createRedisStore>,
+  streamId: string,
+): Promise<{ events: StreamEvent[]; snapshot: ReturnType<typeof fold> }> {
+  const events = streamEvents(streamId);
+  const snapshot = fold(events);
+  const text = textChange(initialStream(), snapshot, events);
+  await store.append(streamId, events, {
+    expectedVersion: 0,
+    snapshot: persist(snapshot),
+    reply: replyProjection(snapshot, streamId),
+    ...(text ? { text } : {}),
+  });
+  const lease = { node: 'bench-owner', token: 'bench-owner' };
+  if (!(await store.acquireLease(streamId, lease, 10 * 60_000))) throw new Error('no lease');
+  return { events, snapshot };
+}
+
+export interface Measured {
   load: LoadResult;
   /** Server CPU (user + system) over the window, µs. */
   cpuMicros: number;
@@ -86,7 +108,7 @@ interface Measured {
   generatorMicros: number;
 }
 
-async function measure(
+export async function measure(
   server: BenchChild,
   pool: Pool,
   requests: readonly Prepared[],
@@ -107,7 +129,7 @@ async function measure(
   };
 }
 
-interface Totals {
+export interface Totals {
   rounds: number[];
   ok: number;
   failed: number;
@@ -119,7 +141,7 @@ interface Totals {
   generatorMicros: number;
 }
 
-const emptyTotals = (): Totals => ({
+export const emptyTotals = (): Totals => ({
   rounds: [],
   ok: 0,
   failed: 0,
@@ -130,7 +152,7 @@ const emptyTotals = (): Totals => ({
   generatorMicros: 0,
 });
 
-function add(t: Totals, m: Measured): void {
+export function add(t: Totals, m: Measured): void {
   t.rounds.push(m.load.ok / m.load.seconds);
   t.ok += m.load.ok;
   t.failed += m.load.failed;
@@ -142,9 +164,9 @@ function add(t: Totals, m: Measured): void {
   t.generatorMicros += m.generatorMicros;
 }
 
-const rate = (t: Totals): number => t.ok / t.seconds;
+export const rate = (t: Totals): number => t.ok / t.seconds;
 
-function line(name: string, t: Totals): string {
+export function line(name: string, t: Totals): string {
   const rounds = t.rounds.map((r) => r.toFixed(0)).join(', ');
   const elu = t.elu.map((e) => e.toFixed(2)).join(', ');
   return (
@@ -200,20 +222,8 @@ export async function benchPoll(): Promise<string> {
   const pools: Pool[] = [];
   try {
     const streamId = randomBytes(16).toString('base64url');
-    const events = streamEvents(streamId);
-    const snapshot = fold(events);
+    const { events, snapshot } = await seedStream(store, streamId);
     const persisted = JSON.stringify(persist(snapshot));
-    // Written as an owner writes it: the snapshot, the answer's text and the reply projection.
-    const text = textChange(initialStream(), snapshot, events);
-    await store.append(streamId, events, {
-      expectedVersion: 0,
-      snapshot: persist(snapshot),
-      reply: replyProjection(snapshot, streamId),
-      ...(text ? { text } : {}),
-    });
-    // A live owner, as while an answer streams: no poll may start a takeover.
-    const lease = { node: 'bench-owner', token: 'bench-owner' };
-    if (!(await store.acquireLease(streamId, lease, 10 * 60_000))) throw new Error('no lease');
     const expected = render(snapshot, streamId);
     const replyBytes = Buffer.byteLength(JSON.stringify(expected));
 

@@ -8,6 +8,7 @@
 import { cpus, loadavg, totalmem } from 'node:os';
 import { Redis } from 'ioredis';
 import { benchAuth } from './auth.bench.js';
+import { benchBots } from './bots.bench.js';
 import { benchCapacity } from './capacity.js';
 import { benchDeltaVisible } from './deltaVisible.bench.js';
 import { benchFirstReply } from './firstReply.bench.js';
@@ -22,6 +23,7 @@ const benches: Array<[name: string, run: () => Promise<string>]> = (
     ['store', benchStore],
     ['auth', benchAuth],
     ['poll throughput', benchPoll],
+    ['many bots', benchBots],
     ['first reply', benchFirstReply],
     ['delta to visible', benchDeltaVisible],
     ['length', benchLength],

@@ -24,7 +24,7 @@ describe('settings', () => {
         drainMs: 25_000,
         answerTimeoutMs: 1_200_000,
       },
-      auth: { mode: 'none' },
+      bots: [{ id: 'default', auth: { mode: 'none' }, dify: { appType: 'chat', bearer: 'app_key' } }],
       proxy: {},
     });
   });

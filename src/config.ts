@@ -5,6 +5,9 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
+import { type BotConfig, type BotDefaults, parseBotsFile } from './botsFile.js';
+
+export type { BotConfig };
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z
@@ -18,18 +21,19 @@ const inputSourceSchema = z.enum(['userid', 'id', 'name', 'department', 'token']
 const baseSchema = z.object({
   PORT: int(0, 65535).default(8080),
   HOST: z.string().min(1).default('0.0.0.0'),
-  WECOM_TOKEN: z
-    .string({ error: "required: the bot's callback Token from the WeCom admin console" })
-    .min(1, 'required'),
+  // The one bot's credentials; with WECOM_BOTS_FILE each bot has its own there (crossProblems).
+  WECOM_TOKEN: z.string().min(1).optional(),
   WECOM_ENCODING_AES_KEY: z
-    .string({ error: "required: the bot's EncodingAESKey from the WeCom admin console" })
-    .regex(/^[A-Za-z0-9]{43}$/, 'must be exactly 43 characters of A-Z, a-z and 0-9'),
+    .string()
+    .regex(/^[A-Za-z0-9]{43}$/, 'must be exactly 43 characters of A-Z, a-z and 0-9')
+    .optional(),
+  WECOM_BOTS_FILE: z.string().min(1).optional(),
   WECOM_BOT_ID: z.string().min(1).optional(),
   WECOM_BOT_NAME: z.string().min(1).optional(),
   CALLBACK_MAX_SKEW_SECONDS: int(10, 7 * 24 * 3600).default(300),
   WELCOME_TEXT: z.string().default('你好，我是 AI 助手，有什么可以帮你？发送 /help 查看可用命令。'),
   DIFY_API_URL: httpUrl.default('https://api.dify.ai/v1'),
-  DIFY_API_KEY: z.string({ error: "required: the Dify app's API key (app-…)" }).min(1, 'required'),
+  DIFY_API_KEY: z.string().min(1).optional(),
   DIFY_APP_TYPE: z.enum(['chat', 'workflow']).default('chat'),
   DIFY_TIMEOUT_SECONDS: int(5, 3600).default(60),
   DIFY_INPUTS: z
@@ -107,15 +111,26 @@ function redisChoiceProblem(s: { REDIS_URL?: string; REDIS_CLUSTER_NODES?: strin
  */
 function crossProblems(env: Record<string, string>): string[] {
   const problems: string[] = [];
-  const mode = env.AUTH_MODE ?? 'none';
-  if ((mode === 'allowlist' || mode === 'directory') && !env.MYSQL_URL)
-    problems.push(`MYSQL_URL: required when AUTH_MODE=${mode}`);
-  if (mode === 'directory' && !env.AUTH_API_URL)
-    problems.push('AUTH_API_URL: required when AUTH_MODE=directory');
-  if (env.DIFY_BEARER === 'user_token' && mode !== 'directory')
-    problems.push(
-      'DIFY_BEARER: user_token needs AUTH_MODE=directory (the token comes from the token service)',
-    );
+  // Without a bots file the environment defines the one bot: its credentials are required, and its
+  // settings are checked together here, in the environment's names.
+  if (!env.WECOM_BOTS_FILE) {
+    if (!env.WECOM_TOKEN)
+      problems.push("WECOM_TOKEN: required: the bot's callback Token from the WeCom admin console");
+    if (!env.WECOM_ENCODING_AES_KEY)
+      problems.push(
+        "WECOM_ENCODING_AES_KEY: required: the bot's EncodingAESKey from the WeCom admin console",
+      );
+    if (!env.DIFY_API_KEY) problems.push("DIFY_API_KEY: required: the Dify app's API key (app-…)");
+    const mode = env.AUTH_MODE ?? 'none';
+    if ((mode === 'allowlist' || mode === 'directory') && !env.MYSQL_URL)
+      problems.push(`MYSQL_URL: required when AUTH_MODE=${mode}`);
+    if (mode === 'directory' && !env.AUTH_API_URL)
+      problems.push('AUTH_API_URL: required when AUTH_MODE=directory');
+    if (env.DIFY_BEARER === 'user_token' && mode !== 'directory')
+      problems.push(
+        'DIFY_BEARER: user_token needs AUTH_MODE=directory (the token comes from the token service)',
+      );
+  }
   const redis = redisChoiceProblem(env);
   if (redis) problems.push(redis);
   const window = Number(env.STREAM_WINDOW_SECONDS ?? 360);
@@ -140,23 +155,16 @@ export interface Config {
   host: string;
   nodeId: string;
   logLevel: Env['LOG_LEVEL'];
+  /**
+   * The bots this deployment serves: those of WECOM_BOTS_FILE, or the one the environment defines
+   * (id `default`). Read again on SIGHUP (`reloadBots`).
+   */
+  bots: BotConfig[];
+  /** WECOM_BOTS_FILE, when the bots come from a file. */
+  botsFile?: string | undefined;
   wecom: {
-    token: string;
-    encodingAESKey: string;
-    // Unset settings are `undefined` (parseConfig names every one).
-    botId?: string | undefined;
-    botName?: string | undefined;
-    welcomeText: string;
     /** How far a signed callback's timestamp may be from this node's clock, either way. */
     maxSkewSeconds: number;
-  };
-  dify: {
-    apiUrl: string;
-    apiKey: string;
-    appType: Env['DIFY_APP_TYPE'];
-    timeoutMs: number;
-    inputs: Env['DIFY_INPUTS'];
-    bearer: Env['DIFY_BEARER'];
   };
   store: {
     redisUrl?: string | undefined;
@@ -165,13 +173,12 @@ export interface Config {
     prefix: string;
     ttlSeconds: number;
   };
+  /** The directory and the token service, shared by the bots that use them. */
   auth: {
-    mode: Env['AUTH_MODE'];
     mysqlUrl?: string | undefined;
     apiUrl?: string | undefined;
     apiTimeoutMs: number;
     secretKey?: Buffer | undefined;
-    deniedText?: string | undefined;
   };
   stream: {
     windowMs: number;
@@ -270,20 +277,85 @@ function safeUrl(text: string): URL | undefined {
   }
 }
 
-/** The store's part of the settings, from parsed values. */
 /** The directory and token-service settings, for the service and the admin commands. */
 export function authSettings(
-  e: Pick<Env, 'AUTH_MODE' | 'MYSQL_URL' | 'AUTH_API_URL' | 'AUTH_API_TIMEOUT_MS' | 'AUTH_SECRET_KEY'> &
-    Partial<Pick<Env, 'AUTH_DENIED_TEXT'>>,
+  e: Pick<Env, 'MYSQL_URL' | 'AUTH_API_URL' | 'AUTH_API_TIMEOUT_MS' | 'AUTH_SECRET_KEY'>,
 ): Config['auth'] {
   return {
-    mode: e.AUTH_MODE,
     mysqlUrl: e.MYSQL_URL,
     apiUrl: e.AUTH_API_URL,
     apiTimeoutMs: e.AUTH_API_TIMEOUT_MS,
     secretKey: e.AUTH_SECRET_KEY ? Buffer.from(e.AUTH_SECRET_KEY, 'base64') : undefined,
-    deniedText: e.AUTH_DENIED_TEXT,
   };
+}
+
+/**
+ * The bot settings of an environment (the defaults of what it leaves unset): what a bot of the bots
+ * file leaves out. Throws on a malformed setting, which `parseConfig` would have named.
+ */
+export function botDefaultsOf(env: Record<string, string | undefined>): BotDefaults {
+  return botDefaults(baseSchema.parse(cleanEnv(env)));
+}
+
+/** The environment's bot settings: what a bot of the file leaves out. */
+function botDefaults(e: Env): BotDefaults {
+  return {
+    name: e.WECOM_BOT_NAME,
+    dify: {
+      apiUrl: e.DIFY_API_URL.replace(/\/+$/, ''),
+      appType: e.DIFY_APP_TYPE,
+      timeoutMs: e.DIFY_TIMEOUT_SECONDS * 1000,
+      inputs: e.DIFY_INPUTS,
+      bearer: e.DIFY_BEARER,
+    },
+    auth: { mode: e.AUTH_MODE, deniedText: e.AUTH_DENIED_TEXT },
+    welcomeText: e.WELCOME_TEXT,
+  };
+}
+
+/** The bot the environment defines when there is no bots file (its credentials checked present). */
+function environmentBot(e: Env): BotConfig {
+  const d = botDefaults(e);
+  return {
+    id: 'default',
+    name: d.name,
+    aibotid: e.WECOM_BOT_ID,
+    callback: { token: e.WECOM_TOKEN ?? '', encodingAESKey: e.WECOM_ENCODING_AES_KEY ?? '' },
+    dify: { ...d.dify, apiKey: e.DIFY_API_KEY ?? '' },
+    auth: d.auth,
+    welcomeText: d.welcomeText,
+    texts: {},
+  };
+}
+
+/** How the bots file is read: `fs.readFileSync` but for tests. */
+export type ReadFile = (path: string) => string;
+const readUtf8: ReadFile = (path) => readFileSync(path, 'utf8');
+
+/**
+ * The bots of the settings: WECOM_BOTS_FILE's, or the environment's one. Used at start and again on
+ * SIGHUP (the file may have changed; the environment has not).
+ */
+export function loadBots(
+  env: Record<string, string | undefined>,
+  readFile: ReadFile = readUtf8,
+): { ok: true; bots: BotConfig[] } | { ok: false; problems: string[] } {
+  const raw = cleanEnv(env) as Record<string, string>;
+  const parsed = baseSchema.safeParse(raw);
+  if (!parsed.success) return { ok: false, problems: problemsOf(parsed.error) };
+  const e = parsed.data;
+  if (!e.WECOM_BOTS_FILE) return { ok: true, bots: [environmentBot(e)] };
+  let source: string;
+  try {
+    source = readFile(e.WECOM_BOTS_FILE);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    return { ok: false, problems: [`WECOM_BOTS_FILE: cannot read ${e.WECOM_BOTS_FILE} (${code})`] };
+  }
+  return parseBotsFile(source, env, botDefaults(e), {
+    mysqlUrl: e.MYSQL_URL,
+    authApiUrl: e.AUTH_API_URL,
+  });
 }
 
 export function storeSettings(
@@ -297,11 +369,17 @@ export function storeSettings(
   };
 }
 
-export function parseConfig(env: Record<string, string | undefined>): ConfigResult {
+export function parseConfig(
+  env: Record<string, string | undefined>,
+  readFile: ReadFile = readUtf8,
+): ConfigResult {
   const raw = cleanEnv(env) as Record<string, string>;
   const parsed = baseSchema.safeParse(raw);
   const problems = [...(parsed.success ? [] : problemsOf(parsed.error)), ...crossProblems(raw)];
-  if (!parsed.success || problems.length > 0) return { ok: false, problems: [...new Set(problems)] };
+  const bots = parsed.success && problems.length === 0 ? loadBots(env, readFile) : undefined;
+  if (bots && !bots.ok) problems.push(...bots.problems);
+  if (!parsed.success || !bots?.ok || problems.length > 0)
+    return { ok: false, problems: [...new Set(problems)] };
   const e = parsed.data;
   return {
     ok: true,
@@ -310,22 +388,9 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       host: e.HOST,
       nodeId: e.NODE_ID,
       logLevel: e.LOG_LEVEL,
-      wecom: {
-        token: e.WECOM_TOKEN,
-        encodingAESKey: e.WECOM_ENCODING_AES_KEY,
-        botId: e.WECOM_BOT_ID,
-        botName: e.WECOM_BOT_NAME,
-        welcomeText: e.WELCOME_TEXT,
-        maxSkewSeconds: e.CALLBACK_MAX_SKEW_SECONDS,
-      },
-      dify: {
-        apiUrl: e.DIFY_API_URL.replace(/\/+$/, ''),
-        apiKey: e.DIFY_API_KEY,
-        appType: e.DIFY_APP_TYPE,
-        timeoutMs: e.DIFY_TIMEOUT_SECONDS * 1000,
-        inputs: e.DIFY_INPUTS,
-        bearer: e.DIFY_BEARER,
-      },
+      bots: bots.bots,
+      botsFile: e.WECOM_BOTS_FILE,
+      wecom: { maxSkewSeconds: e.CALLBACK_MAX_SKEW_SECONDS },
       store: storeSettings(e),
       auth: authSettings(e),
       stream: {

@@ -1,35 +1,38 @@
 // Prometheus metrics (prom-client), one registry per service instance so that several instances
-// can live in one test process. Labels stay low-cardinality: never a user id or a stream id.
+// can live in one test process. Labels stay low-cardinality: never a user id or a stream id. What is
+// about one bot carries its id as `bot` (empty for a callback no bot was found for).
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface Metrics {
   registry: Registry;
-  callbacks: Counter<'msgtype' | 'outcome'>;
+  callbacks: Counter<'bot' | 'msgtype' | 'outcome'>;
   /**
    * Count one callback: the counter's child for these labels is made once, since hashing the label
    * set on every poll costs more than the count itself.
    */
-  countCallback(msgtype: string, outcome: string): void;
-  pollDuration: Histogram;
+  countCallback(bot: string, msgtype: string, outcome: string): void;
+  pollDuration: Histogram<'bot'>;
+  /** One poll answered, in seconds (the histogram's child per bot made once, as for callbacks). */
+  observePoll(bot: string, seconds: number): void;
   /**
    * now − timestamp, in seconds, of the latest signed callback accepted: a plain number per callback,
    * the gauge reads it when scraped.
    */
   recordCallbackSkew(seconds: number): void;
   callbackClockSkew: Gauge;
-  streamsOpened: Counter;
-  streamsFinished: Counter<'state'>;
-  firstToken: Histogram;
-  completion: Histogram;
-  difyErrors: Counter<'code'>;
-  dedupHits: Counter;
-  takeovers: Counter;
-  deliveries: Counter<'outcome'>;
+  streamsOpened: Counter<'bot'>;
+  streamsFinished: Counter<'bot' | 'state'>;
+  firstToken: Histogram<'bot'>;
+  completion: Histogram<'bot'>;
+  difyErrors: Counter<'bot' | 'code'>;
+  dedupHits: Counter<'bot'>;
+  takeovers: Counter<'bot'>;
+  deliveries: Counter<'bot' | 'outcome'>;
   tokenService: Counter<'outcome'>;
   storeErrors: Counter<'op'>;
   /** New messages refused by a rate limit, by the limit's scope (user, conversation). */
-  rateLimited: Counter<'scope'>;
-  inflight: Gauge;
+  rateLimited: Counter<'bot' | 'scope'>;
+  inflight: Gauge<'bot'>;
   draining: Gauge;
 }
 
@@ -44,22 +47,39 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
   const callbacks = new Counter({
     name: 'wecom_dify_callbacks_total',
     help: 'WeCom callbacks by message type and outcome',
-    labelNames: ['msgtype', 'outcome'] as const,
+    labelNames: ['bot', 'msgtype', 'outcome'] as const,
     registers,
   });
   const callbackChildren = new Map<string, { inc(): void }>();
+  const pollDuration = new Histogram({
+    name: 'wecom_dify_poll_duration_seconds',
+    help: 'Time to answer a stream refresh poll',
+    labelNames: ['bot'] as const,
+    buckets: latencyBuckets,
+    registers,
+  });
+  const pollChildren = new Map<string, { observe(seconds: number): void }>();
   let callbackSkew = 0;
   return {
     registry,
     callbacks,
-    countCallback(msgtype, outcome) {
-      const key = `${msgtype} ${outcome}`;
+    countCallback(bot, msgtype, outcome) {
+      const key = `${bot} ${msgtype} ${outcome}`;
       let child = callbackChildren.get(key);
       if (!child) {
-        child = callbacks.labels({ msgtype, outcome });
+        child = callbacks.labels({ bot, msgtype, outcome });
         callbackChildren.set(key, child);
       }
       child.inc();
+    },
+    pollDuration,
+    observePoll(bot, seconds) {
+      let child = pollChildren.get(bot);
+      if (!child) {
+        child = pollDuration.labels({ bot });
+        pollChildren.set(bot, child);
+      }
+      child.observe(seconds);
     },
     recordCallbackSkew(seconds) {
       callbackSkew = seconds;
@@ -72,55 +92,54 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
         this.set(callbackSkew);
       },
     }),
-    pollDuration: new Histogram({
-      name: 'wecom_dify_poll_duration_seconds',
-      help: 'Time to answer a stream refresh poll',
-      buckets: latencyBuckets,
-      registers,
-    }),
     streamsOpened: new Counter({
       name: 'wecom_dify_streams_opened_total',
       help: 'Streams opened',
+      labelNames: ['bot'],
       registers,
     }),
     streamsFinished: new Counter({
       name: 'wecom_dify_streams_finished_total',
       help: 'Streams finished, by final state',
-      labelNames: ['state'],
+      labelNames: ['bot', 'state'],
       registers,
     }),
     firstToken: new Histogram({
       name: 'wecom_dify_first_token_seconds',
       help: 'From the user message to its first answer text recorded, visible to the next poll',
+      labelNames: ['bot'],
       buckets: answerBuckets,
       registers,
     }),
     completion: new Histogram({
       name: 'wecom_dify_completion_seconds',
       help: 'From the user message to the answer settled',
+      labelNames: ['bot'],
       buckets: answerBuckets,
       registers,
     }),
     difyErrors: new Counter({
       name: 'wecom_dify_dify_errors_total',
       help: 'Dify failures by code',
-      labelNames: ['code'],
+      labelNames: ['bot', 'code'],
       registers,
     }),
     dedupHits: new Counter({
       name: 'wecom_dify_dedup_hits_total',
       help: 'Retried WeCom callbacks answered from an existing stream',
+      labelNames: ['bot'],
       registers,
     }),
     takeovers: new Counter({
       name: 'wecom_dify_takeovers_total',
       help: 'Streams taken over after their owner stopped renewing its lease',
+      labelNames: ['bot'],
       registers,
     }),
     deliveries: new Counter({
       name: 'wecom_dify_deliveries_total',
       help: 'Answers delivered through response_url, by outcome',
-      labelNames: ['outcome'],
+      labelNames: ['bot', 'outcome'],
       registers,
     }),
     tokenService: new Counter({
@@ -139,6 +158,7 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
     inflight: new Gauge({
       name: 'wecom_dify_inflight_answers',
       help: 'Answers this node is running',
+      labelNames: ['bot'],
       registers,
     }),
     draining: new Gauge({
@@ -149,14 +169,24 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
   };
 }
 
-/** Both scopes exist from the start, at 0, so a rate over them is defined before the first refusal. */
-function rateLimitedCounter(registers: Registry[]): Counter<'scope'> {
-  const counter = new Counter({
+/** New messages refused by a rate limit, by bot and scope. */
+function rateLimitedCounter(registers: Registry[]): Counter<'bot' | 'scope'> {
+  return new Counter({
     name: 'wecom_dify_rate_limited_total',
     help: 'New messages refused by a rate limit, by scope',
-    labelNames: ['scope'] as const,
+    labelNames: ['bot', 'scope'] as const,
     registers,
   });
-  for (const scope of ['user', 'conversation']) counter.labels({ scope }).inc(0);
-  return counter;
+}
+
+/**
+ * A bot's series exist from when it is served, at 0, so that a rate over them is defined before its
+ * first refusal or failure.
+ */
+export function announceBot(metrics: Metrics, bot: string): void {
+  for (const scope of ['user', 'conversation']) metrics.rateLimited.labels({ bot, scope }).inc(0);
+  metrics.streamsOpened.labels({ bot }).inc(0);
+  metrics.takeovers.labels({ bot }).inc(0);
+  metrics.dedupHits.labels({ bot }).inc(0);
+  metrics.inflight.labels({ bot }).inc(0);
 }

@@ -1,19 +1,18 @@
-// The composition root: builds the store, the authenticator, the Dify client, the runner and the
-// HTTP app from the settings, starts listening, and drains on shutdown.
+// The composition root: builds the store, the authenticators, the bots (each with its Dify client),
+// the runner and the HTTP app from the settings, starts listening, reads the bots again when asked
+// (SIGHUP), and drains on shutdown.
 
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Router from '@koa/router';
-import { createAuthenticator } from './auth/factory.js';
+import { Authenticators } from './auth/factory.js';
 import type { Authenticator } from './auth/types.js';
-import type { Config } from './config.js';
-import { checkDifyApp } from './dify/appCheck.js';
+import { BotRegistry } from './bots/registry.js';
+import type { BotConfig, Config } from './config.js';
 import type { DifyErrorKind } from './dify/errors.js';
-import { DifyClient } from './dify/index.js';
 import { createHttpApp, type ReadinessCheck } from './http/app.js';
 import { createMemoryRateLimiter, createRedisRateLimiter } from './limits/index.js';
 import type { Logger } from './log.js';
-import { defaultTexts } from './machines/index.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import type { PieceOptions } from './runner/pieces.js';
 import { pollDelivery } from './runner/pollDelivery.js';
@@ -22,7 +21,7 @@ import { Runner } from './runner/runner.js';
 import type { WriterOptions } from './runner/writer.js';
 import { openStore, type RedisClient } from './store/index.js';
 import type { StreamStore } from './store/port.js';
-import { MediaFetcher, ResponseUrlClient, WecomCrypto } from './wecom/index.js';
+import { ResponseUrlClient } from './wecom/index.js';
 
 /** The Dify client fails with exactly the answer source port's kinds (runner/failures.ts maps each). */
 type SameKinds<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
@@ -34,7 +33,9 @@ export interface ServiceOptions {
   logger: Logger;
   /** Overrides, for tests and the demo. */
   store?: StreamStore;
-  answers?: AnswerSource;
+  /** Every bot's answers, or each bot's, instead of its Dify app. */
+  answers?: AnswerSource | ((bot: BotConfig) => AnswerSource);
+  /** Every bot's authenticator. */
   auth?: Authenticator;
   /** Where what the bubble could not show is sent (WeCom's response_url). */
   responseUrl?: ResponseUrlSender;
@@ -52,6 +53,13 @@ export interface RunningService {
   store: StreamStore;
   metrics: Metrics;
   server: Server;
+  bots: BotRegistry;
+  /**
+   * Serve these bots from now on (the bots file read again): new callbacks go to them, answers
+   * already running finish with the bot they started with. Throws, changing nothing, when a bot
+   * cannot be built.
+   */
+  reloadBots(bots: readonly BotConfig[]): Promise<{ added: string[]; changed: string[]; removed: string[] }>;
   isDraining(): boolean;
   /** Graceful: refuse new messages, let answers finish up to the drain deadline, hand the rest over. */
   shutdown(): Promise<void>;
@@ -74,31 +82,33 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         'REDIS_URL is not set: streams live in this process only. Run ONE node like this; set REDIS_URL for more.',
       );
   }
-  const auth =
-    options.auth ??
-    (await createAuthenticator(config.auth, {
-      redis,
-      ownKeyPrefix: options.keyPrefix ?? config.store.prefix,
-      proxy: config.proxy,
+  const authenticators = new Authenticators(config.auth, {
+    redis,
+    ownKeyPrefix: options.keyPrefix ?? config.store.prefix,
+    proxy: config.proxy,
+    logger,
+    onTokenRequest: (outcome) => metrics.tokenService.inc({ outcome }),
+  });
+  let bots: BotRegistry;
+  try {
+    bots = await BotRegistry.open(config.bots, {
+      authenticators,
       logger,
-      onTokenRequest: (outcome) => metrics.tokenService.inc({ outcome }),
-    }));
-  const answers: AnswerSource & { close?: (() => Promise<void>) | undefined } =
-    options.answers ??
-    new DifyClient({
-      apiUrl: config.dify.apiUrl,
-      apiKey: config.dify.apiKey,
-      appType: config.dify.appType,
-      timeoutMs: config.dify.timeoutMs,
-      logger,
+      metrics,
       proxy: config.proxy,
+      answers: options.answers,
+      auth: options.auth,
+      // An answer lasts its window, and what it could not show is sent after: an hour is ample.
+      retireAfterMs: Math.max(3_600_000, 2 * config.stream.windowMs),
     });
+  } catch (error) {
+    await Promise.allSettled([authenticators.close(), options.store ? undefined : store.close()]);
+    throw error;
+  }
   const responseUrl: ResponseUrlSender & { close?: () => Promise<void> } =
     options.responseUrl ?? new ResponseUrlClient({ proxy: config.proxy });
   // The callback transport: WeCom polls, and the reply a poll sends is kept with every append.
-  const delivery = pollDelivery(responseUrl, defaultTexts);
-  const crypto = new WecomCrypto({ token: config.wecom.token, encodingAESKey: config.wecom.encodingAESKey });
-  const media = new MediaFetcher({ crypto, proxy: config.proxy });
+  const delivery = pollDelivery(responseUrl);
   // Across nodes in Redis; in this process with the in-memory store.
   const limiter = redis
     ? createRedisRateLimiter(redis, {
@@ -111,10 +121,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     : createMemoryRateLimiter();
   const runner = new Runner({
     store,
-    answers,
-    auth,
+    bots,
     delivery,
-    media,
     config,
     logger,
     metrics,
@@ -127,11 +135,14 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   if (redis) runner.startSweeping();
   let draining = false;
   const readiness: ReadinessCheck[] = [{ name: 'store', check: () => store.ping() }];
-  if (auth.ping) readiness.push({ name: 'directory', check: () => auth.ping!() });
+  // The directory is checked once a bot uses it (a test's own authenticator answers for itself).
+  if (options.auth?.ping) readiness.push({ name: 'directory', check: () => options.auth!.ping!() });
+  else if (!options.auth && config.bots.some((b) => b.auth.mode !== 'none'))
+    readiness.push({ name: 'directory', check: () => authenticators.ping() });
   // The inspector is loaded only where it is switched on.
   const inspector = config.inspector.enabled ? await import('./http/inspector/index.js') : undefined;
   const app = createHttpApp({
-    crypto,
+    bots,
     runner,
     config,
     metrics,
@@ -173,26 +184,19 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const { port } = server.address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   logger.info(
-    { port, host: config.host, node: config.nodeId, store: redis ? 'redis' : 'memory' },
+    {
+      port,
+      host: config.host,
+      node: config.nodeId,
+      store: redis ? 'redis' : 'memory',
+      bots: config.bots.map((b) => b.id),
+    },
     'listening',
   );
-  // A Dify that cannot be reached, or refuses the key, is said now rather than at the first
-  // question; in the background, so it never holds up the start or readiness.
-  const difyCheck = new AbortController();
-  if (!options.answers)
-    checkDifyApp({ ...config.dify, proxy: config.proxy }, difyCheck.signal)
-      .then((check) => {
-        const dify = config.dify.apiUrl;
-        if (difyCheck.signal.aborted) return;
-        if (check.ok) logger.info({ dify, app: check.name, mode: check.mode }, 'dify app found');
-        else logger.warn({ dify, code: check.code, status: check.status }, `dify: ${check.problem}`);
-      })
-      .catch((error) => logger.warn({ err: error }, 'dify check failed'));
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = () => {
     shuttingDown ??= (async () => {
-      difyCheck.abort();
       draining = true;
       metrics.draining.set(1);
       logger.info({ inflight: runner.inflight, deadlineMs: config.stream.drainMs }, 'draining');
@@ -204,10 +208,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         setTimeout(() => server.closeAllConnections(), 1000).unref();
       });
       await Promise.allSettled([
-        answers.close?.(),
+        bots.close(),
         responseUrl.close?.(),
-        media.close(),
-        auth.close(),
+        authenticators.close(),
+        options.auth?.close(),
         store.close(),
       ]);
       logger.info('stopped');
@@ -221,6 +225,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     store,
     metrics,
     server,
+    bots,
+    reloadBots: (next) => bots.replace(next),
     isDraining: () => draining,
     shutdown,
   };

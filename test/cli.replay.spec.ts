@@ -31,6 +31,7 @@ interface Step {
 }
 interface Report {
   streamId: string;
+  bot?: string;
   steps: Step[];
   diagnosis: {
     state: string;
@@ -92,6 +93,8 @@ describe('wecom-dify replay and export', { timeout: 90_000 }, () => {
     const report = await replayJson([streamId]);
     const stored = await service.store.read(streamId);
     expect(report.streamId).toBe(streamId);
+    // A deployment without a bots file serves one bot, `default`.
+    expect(report.bot).toBe('default');
     expect(report.steps.map((s) => s.type)).toEqual(stored.map((s) => s.event.type));
     report.steps.forEach((step, i) => {
       const live = fold(stored.slice(0, i + 1).map((s) => s.event));
@@ -112,6 +115,7 @@ describe('wecom-dify replay and export', { timeout: 90_000 }, () => {
     const { code, stdout } = await runCli(['replay', streamId], { cwd: cwd.dir, env });
     expect(code).toBe(0);
     expect(stdout).toContain(`stream ${streamId} · zhangsan asked "你好"`);
+    expect(stdout.split('\n')[0]).toMatch(/ · bot default$/);
     expect(stdout).toMatch(/^\+0\.000s {2}stream\.opened {2,}authenticating/m);
     expect(stdout).toMatch(/^\+\d+\.\d{3}s {2}answer\.delta {2,}streaming {2,}\d+ {2,}\+\d+ {2}"/m);
     expect(stdout).toMatch(/^\+\d+\.\d{3}s {2}answer\.completed {2,}completed/m);
@@ -125,15 +129,17 @@ describe('wecom-dify replay and export', { timeout: 90_000 }, () => {
     const file = join(cwd.dir, `${streamId}.json`);
     expect(existsSync(file)).toBe(true);
     expect(exported.stdout).toMatch(
-      new RegExp(`wrote \\d+ events of stream ${streamId} to ${streamId}.json`),
+      new RegExp(`wrote \\d+ events of stream ${streamId} \\(bot default\\) to ${streamId}.json`),
     );
     const json = JSON.parse(readFileSync(file, 'utf8')) as {
       streamId: string;
+      bot: string;
       exportedAt: number;
       lease: unknown;
       events: unknown[];
     };
     expect(json.streamId).toBe(streamId);
+    expect(json.bot).toBe('default');
     expect(json.lease).toBeNull();
     expect(Math.abs(json.exportedAt - Date.now())).toBeLessThan(60_000);
     // The response_url could message the user for an hour: the file says it was there, not what it is.

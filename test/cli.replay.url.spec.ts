@@ -89,6 +89,20 @@ describe('wecom-dify replay --url (a service without Redis)', { timeout: 90_000 
     expect((JSON.parse(json.stdout) as Report).steps[0]?.event.responseUrl).toBe('(set, not shown)');
   });
 
+  it('with --bot, replays the stream of that bot and refuses another bot’s, exit code 1', async () => {
+    const [ours, theirs] = await Promise.all([
+      runCli(['replay', streamId, '--url', service.url, '--bot', 'default'], {
+        cwd: cwd.dir,
+        env: withToken,
+      }),
+      runCli(['replay', streamId, '--url', service.url, '--bot', 'hr'], { cwd: cwd.dir, env: withToken }),
+    ]);
+    expect(ours.code).toBe(0);
+    expect(ours.stdout.split('\n')[0]).toMatch(new RegExp(`^stream ${streamId} · .* · bot default$`));
+    expect(theirs).toMatchObject({ code: 1, stdout: '' });
+    expect(theirs.stderr).toBe(`wecom-dify: replay: stream ${streamId} is bot default's, not hr\n`);
+  });
+
   it('says what a queued stream waits for, read from the service too', async () => {
     const at = Date.now();
     const opened = (id: string): StreamEvent => ({

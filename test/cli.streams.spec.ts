@@ -9,6 +9,7 @@ import { until } from './support/until.js';
 
 interface Row {
   streamId: string;
+  bot: string;
   userid: string;
   state: string;
   finished: boolean;
@@ -102,14 +103,14 @@ describe('wecom-dify streams', { timeout: 90_000 }, () => {
     cwd.remove();
   });
 
-  it('lists recent streams as a table: id, user, state, age, last event, answer length, owner', async () => {
+  it('lists recent streams as a table: id, bot, user, state, age, last event, answer length, owner', async () => {
     const { code, stdout, stderr } = await runCli(['streams'], { cwd: cwd.dir, env });
     expect(stderr).toBe('');
     expect(code).toBe(0);
     const lines = stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^STREAM\s+USER\s+STATE\s+AGE\s+LAST EVENT\s+ANSWER\s+OWNER$/);
+    expect(lines[0]).toMatch(/^STREAM\s+BOT\s+USER\s+STATE\s+AGE\s+LAST EVENT\s+ANSWER\s+OWNER$/);
     const row = (id: string) => lines.find((l) => l.startsWith(id)) ?? '';
-    expect(row(ids.done)).toMatch(/alice\s+completed\s+\S+\s+\S+ ago\s+5\s+-$/);
+    expect(row(ids.done)).toMatch(/^\S+\s+bot\s+alice\s+completed\s+\S+\s+\S+ ago\s+5\s+-$/);
     expect(row(ids.alive)).toMatch(/dave\s+streaming\s.*\s5\s+node-live \(\S+ left\)$/);
     expect(row(ids.noLease)).toMatch(/bob\s+thinking\s.*\snone$/);
     expect(lines.at(-1)).toBe('5 streams');
@@ -120,6 +121,7 @@ describe('wecom-dify streams', { timeout: 90_000 }, () => {
     expect(idsOf(all)).toEqual(Object.values(ids).sort());
     const done = all.find((r) => r.streamId === ids.done);
     expect(done).toMatchObject({
+      bot: 'bot',
       userid: 'alice',
       state: 'completed',
       finished: true,

@@ -1,14 +1,15 @@
 // The deployment files, checked offline: every YAML document parses, the Kubernetes objects have
-// the shape and the wiring the service needs (ports, probes, drain deadline, settings), the compose
-// file and nginx agree with each other, the Dockerfile runs node as a non-root PID 1, and the alert
-// rules only name metrics that deploy/METRICS.md promises.
+// the shape and the wiring the service needs (ports, probes, drain deadline, settings, the bots file
+// and the secrets it names), the compose file and nginx agree with each other, the Dockerfile runs
+// node as a non-root PID 1, and the alert rules only name metrics that deploy/METRICS.md promises.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
+import { parseAllDocuments, parse as parseYamlText } from 'yaml';
 import { z } from 'zod';
-import { parseConfig, secretSettings, settingNames } from '../src/config.js';
+import { parseBotsFile } from '../src/botsFile.js';
+import { botDefaultsOf, parseConfig, secretSettings, settingNames } from '../src/config.js';
 import { createMetrics } from '../src/metrics.js';
 import { kubernetesProblems, type Manifest } from './support/kubernetesSchema.js';
 import { startTestService } from './support/service.js';
@@ -102,6 +103,7 @@ interface Container {
   env?: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: unknown } }>;
   envFrom?: Array<{ prefix?: string; configMapRef?: { name: string }; secretRef?: { name: string } }>;
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  volumeMounts?: Array<{ name: string; mountPath: string; subPath?: string; readOnly?: boolean }>;
   readinessProbe?: HttpProbe;
   livenessProbe?: HttpProbe;
   startupProbe?: HttpProbe;
@@ -124,6 +126,7 @@ interface Deployment {
       metadata: Metadata;
       spec: {
         containers: Container[];
+        volumes?: Array<{ name: string; configMap?: { name: string; optional?: boolean } }>;
         terminationGracePeriodSeconds?: number;
         securityContext?: { runAsNonRoot?: boolean; runAsUser?: number };
       };
@@ -166,12 +169,25 @@ function only<T>(kind: string): T {
   return found[0]!.doc as T;
 }
 
+/** The one object of a kind with this name. */
+function named<T>(kind: string, name: string): T {
+  const found = k8sDocs.filter(
+    (d) => d.kind === kind && (d.doc as { metadata?: Metadata }).metadata?.name === name,
+  );
+  if (found.length !== 1)
+    throw new Error(`expected exactly one ${kind} ${name} in ${k8sDir}, found ${found.length}`);
+  return found[0]!.doc as T;
+}
+
 // Read lazily, so that a missing object fails only the checks that read it, each with its own message.
 const deployment = () => only<Deployment>('Deployment');
 const service = () => only<Service>('Service');
 const pdb = () => only<PodDisruptionBudget>('PodDisruptionBudget');
 const hpa = () => only<HorizontalPodAutoscaler>('HorizontalPodAutoscaler');
-const configMap = () => only<ConfigMap>('ConfigMap');
+/** The settings: the ConfigMap named as the Deployment. */
+const configMap = () => named<ConfigMap>('ConfigMap', deployment().metadata.name);
+/** The bots file: the ConfigMap the pods mount. */
+const botsConfigMap = () => named<ConfigMap>('ConfigMap', botsVolume().configMap!.name);
 const secret = () => only<Secret>('Secret');
 const appContainer = () => {
   const [first] = deployment().spec.template.spec.containers;
@@ -183,6 +199,27 @@ const appPort = () => {
   if (!port) throw new Error('the container declares no port 8080 (PORT defaults to 8080)');
   return port;
 };
+/** Where WECOM_BOTS_FILE points the pods: the settings ConfigMap's value. */
+const botsFilePath = () => {
+  const path = configMap().data.WECOM_BOTS_FILE;
+  if (!path) throw new Error('the ConfigMap sets no WECOM_BOTS_FILE');
+  return path;
+};
+/** The container's mount of the directory WECOM_BOTS_FILE is in. */
+const botsMount = () => {
+  const mount = appContainer().volumeMounts?.find((m) => m.mountPath === dirname(botsFilePath()));
+  if (!mount) throw new Error(`the container mounts nothing at ${dirname(botsFilePath())}`);
+  return mount;
+};
+/** The pod's volume behind that mount: a ConfigMap. */
+const botsVolume = () => {
+  const volume = deployment().spec.template.spec.volumes?.find((v) => v.name === botsMount().name);
+  if (!volume?.configMap) throw new Error(`the volume ${botsMount().name} is no ConfigMap`);
+  return volume;
+};
+/** Every key the Secret gives the container's environment. */
+const secretKeys = () => [...Object.keys(secret().stringData ?? {}), ...Object.keys(secret().data ?? {})];
+
 /** Does a Service targetPort or probe port (name or number) mean the app's container port? */
 const isAppPort = (port: string | number | undefined) =>
   port === appPort().containerPort || (appPort().name !== undefined && port === appPort().name);
@@ -207,6 +244,65 @@ const defaultDrainSeconds = (() => {
 
 const isSetting = (name: string) => settingNames.includes(name);
 
+// ---- the bots file: deploy/bots.example.yaml ----
+
+const botsExample = read('deploy/bots.example.yaml');
+/** The environment variables a bots file's values name as `${NAME}` (not its comments). */
+const envRefsOf = (text: string) => [
+  ...new Set([...JSON.stringify(parseYamlText(text)).matchAll(/\$\{([A-Za-z_]\w*)\}/g)].map((m) => m[1]!)),
+];
+/** A value of the right shape for each name: a 43-character key passes as a Token or a Dify key too. */
+const filledIn = (names: readonly string[]) => Object.fromEntries(names.map((n) => [n, 'A'.repeat(43)]));
+/** The environment's bot settings at their defaults: what a bot of the file leaves out. */
+/** The bot settings of an environment that sets none: the defaults. */
+const botDefaults = botDefaultsOf({});
+const withDirectory = { mysqlUrl: 'mysql://wecom:wecom@mariadb:3306/wecom_dify' };
+
+describe('deploy/bots.example.yaml', () => {
+  it('names its secrets as environment variables: HR_… and IT_…, three a bot', () => {
+    expect(envRefsOf(botsExample).sort()).toEqual(
+      [
+        'HR_WECOM_TOKEN',
+        'HR_WECOM_AES_KEY',
+        'HR_DIFY_KEY',
+        'IT_WECOM_TOKEN',
+        'IT_WECOM_AES_KEY',
+        'IT_DIFY_KEY',
+      ].sort(),
+    );
+  });
+
+  it('parseBotsFile accepts it with those names set: two bots, hr and it, each with its own app and auth', () => {
+    const result = parseBotsFile(botsExample, filledIn(envRefsOf(botsExample)), botDefaults, withDirectory);
+    expect(result.ok ? [] : result.problems).toEqual([]);
+    if (!result.ok) return;
+    const [hr, helpdesk] = result.bots;
+    expect(result.bots.map((b) => b.id)).toEqual(['hr', 'it']);
+    expect(hr?.auth.mode).toBe('allowlist');
+    expect(hr?.dify.apiUrl).toBe(botDefaults.dify.apiUrl);
+    expect(hr?.dify.inputs).toEqual({ user_name: 'name', dept: 'department' });
+    expect(helpdesk?.auth.mode).toBe('none');
+    expect(helpdesk?.dify).toMatchObject({
+      apiUrl: 'https://dify.example.com/v1',
+      appType: 'workflow',
+      timeoutMs: 120_000,
+    });
+  });
+
+  it('is refused without them, naming each missing variable', () => {
+    const result = parseBotsFile(botsExample, {}, botDefaults, withDirectory);
+    expect(result.ok).toBe(false);
+    const problems = result.ok ? '' : result.problems.join('\n');
+    for (const name of envRefsOf(botsExample)) expect(problems).toContain(`\${${name}} is not set`);
+  });
+
+  it('.env.example shows WECOM_BOTS_FILE and every variable it names', () => {
+    const dotenv = read('.env.example');
+    for (const name of ['WECOM_BOTS_FILE', ...envRefsOf(botsExample)])
+      expect(dotenv, name).toMatch(new RegExp(`^#? ?${name}=`, 'm'));
+  });
+});
+
 // ---- Kubernetes ----
 
 describe('Kubernetes manifests (deploy/kubernetes)', () => {
@@ -223,16 +319,11 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     }
   });
 
-  it('has exactly one Deployment, Service, PodDisruptionBudget, HorizontalPodAutoscaler, Secret and ConfigMap', () => {
-    for (const kind of [
-      'Deployment',
-      'Service',
-      'PodDisruptionBudget',
-      'HorizontalPodAutoscaler',
-      'Secret',
-      'ConfigMap',
-    ])
+  it('has exactly one Deployment, Service, PodDisruptionBudget, HorizontalPodAutoscaler and Secret, and two ConfigMaps (settings, bots)', () => {
+    for (const kind of ['Deployment', 'Service', 'PodDisruptionBudget', 'HorizontalPodAutoscaler', 'Secret'])
       expect(k8sDocs.filter((d) => d.kind === kind).length, kind).toBe(1);
+    expect(k8sDocs.filter((d) => d.kind === 'ConfigMap').length, 'ConfigMap').toBe(2);
+    expect(configMap().metadata.name).not.toBe(botsConfigMap().metadata.name);
   });
 
   it('each object matches the Kubernetes API schema of its kind: no misspelt key, no number for a string', async () => {
@@ -413,43 +504,78 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     ).toBe(true);
   });
 
-  it('every env name (container env, Secret keys, ConfigMap keys) is a setting of src/config.ts', () => {
-    const names = [
-      ...(appContainer().env ?? []).map((e) => e.name),
-      ...Object.keys(secret().stringData ?? {}),
-      ...Object.keys(secret().data ?? {}),
-      ...Object.keys(configMap().data),
-    ];
+  it('every env name (container env, ConfigMap keys) is a setting of src/config.ts; every Secret key a setting or a variable the bots file names', () => {
+    const names = [...(appContainer().env ?? []).map((e) => e.name), ...Object.keys(configMap().data)];
     expect(names.length).toBeGreaterThan(0);
     expect(names.filter((n) => !isSetting(n))).toEqual([]);
+    const refs = envRefsOf(botsConfigMap().data['bots.yaml'] ?? '');
+    expect(secretKeys().filter((n) => !isSetting(n) && !refs.includes(n))).toEqual([]);
   });
 
-  it('every setting the config requires (WECOM_TOKEN, WECOM_ENCODING_AES_KEY, DIFY_API_KEY) is provided', () => {
+  it('the Deployment mounts the bots ConfigMap as a directory (no subPath: changes reach the pods), read-only', () => {
+    expect(botsMount().subPath, 'a subPath mount never sees a change of the ConfigMap').toBeUndefined();
+    expect(botsMount().readOnly).toBe(true);
+    expect(botsVolume().configMap?.optional ?? false).toBe(false);
+    expect(Object.keys(botsConfigMap().data)).toContain(
+      botsFilePath().slice(dirname(botsFilePath()).length + 1),
+    );
+  });
+
+  it('the bots ConfigMap holds deploy/bots.example.yaml as it is', () => {
+    expect(botsConfigMap().data['bots.yaml']).toBe(botsExample);
+  });
+
+  it('the Secret gives every variable the bots file names, and the file holds no secret of its own', () => {
+    const refs = envRefsOf(botsConfigMap().data['bots.yaml'] ?? '');
+    expect(refs.length).toBeGreaterThan(0);
+    expect(refs.filter((n) => !secretKeys().includes(n))).toEqual([]);
+    const file = parseYamlText(botsExample) as {
+      bots: Array<{ id: string; callback: Record<string, string>; dify: Record<string, string> }>;
+    };
+    for (const bot of file.bots)
+      for (const [field, value] of Object.entries({
+        'callback.token': bot.callback.token,
+        'callback.encodingAesKey': bot.callback.encodingAesKey,
+        'dify.apiKey': bot.dify.apiKey,
+      }))
+        expect(value, `${bot.id}.${field}`).toMatch(/^\$\{[A-Za-z_]\w*\}$/);
+  });
+
+  it('the settings the manifests give start the service, with the bots of the mounted file', () => {
+    // Without a bots file these three are what the config requires; the manifests give a file instead.
     expect(requiredSettings).toEqual(
       expect.arrayContaining(['WECOM_TOKEN', 'WECOM_ENCODING_AES_KEY', 'DIFY_API_KEY']),
     );
-    const provided = new Set([
-      ...(appContainer().env ?? []).map((e) => e.name),
-      ...Object.keys(secret().stringData ?? {}),
-      ...Object.keys(secret().data ?? {}),
-      ...Object.keys(configMap().data),
-    ]);
-    expect(requiredSettings.filter((n) => !provided.has(n))).toEqual([]);
+    const literal = Object.fromEntries(
+      (appContainer().env ?? []).flatMap((e) => (e.value === undefined ? [] : [[e.name, e.value]])),
+    );
+    // The placeholders filled in: a key of the right shape, or a password in a URL.
+    const secrets = Object.fromEntries(
+      Object.entries(secret().stringData ?? {}).map(([k, v]) => [
+        k,
+        v === 'REPLACE_ME' ? 'A'.repeat(43) : v.replace('REPLACE_ME', 'password'),
+      ]),
+    );
+    const env = { ...configMap().data, ...secrets, ...literal, NODE_ID: 'wecom-dify-0' };
+    const files: Record<string, string> = Object.fromEntries(
+      Object.entries(botsConfigMap().data).map(([key, text]) => [`${botsMount().mountPath}/${key}`, text]),
+    );
+    const result = parseConfig(env, (path) => {
+      const text = files[path];
+      if (text === undefined) throw Object.assign(new Error(`no ${path}`), { code: 'ENOENT' });
+      return text;
+    });
+    expect(result.ok ? [] : result.problems).toEqual([]);
+    if (result.ok) expect(result.config.bots.map((b) => b.id)).toEqual(['hr', 'it']);
   });
 
-  it('secret settings come from the Secret, never from the ConfigMap or a literal env value', () => {
-    const inSecret = new Set([
-      ...Object.keys(secret().stringData ?? {}),
-      ...Object.keys(secret().data ?? {}),
-    ]);
+  it('secret settings come from the Secret, never from the ConfigMaps or a literal env value', () => {
     const inConfigMap = Object.keys(configMap().data).filter((n) => secretSettings.includes(n));
     const literal = (appContainer().env ?? [])
       .filter((e) => secretSettings.includes(e.name) && e.valueFrom?.secretKeyRef === undefined)
       .map((e) => e.name);
     expect(inConfigMap).toEqual([]);
     expect(literal).toEqual([]);
-    for (const name of requiredSettings.filter((n) => secretSettings.includes(n)))
-      expect(inSecret.has(name), `${name} in the Secret`).toBe(true);
   });
 
   it('the kustomization lists every manifest except the Secret template', () => {
@@ -490,6 +616,8 @@ const composeSchema = z.looseObject({ services: z.record(z.string(), composeServ
 const composeParsed = parseYaml('docker-compose.yml');
 const compose = () => shape(composeSchema, composeParsed.docs[0], 'docker-compose.yml');
 const composeNodes = ['node1', 'node2'];
+/** Where the compose nodes see the bots file. */
+const composeBotsFile = '/etc/wecom-dify/bots.yaml';
 const composeEnv = (name: string): Record<string, string> => {
   const env = compose().services[name]?.environment ?? {};
   if (Array.isArray(env))
@@ -551,6 +679,17 @@ describe('docker-compose.yml', () => {
       expect(composeEnv(node).REDIS_URL, node).toBe('redis://redis:6379');
       expect(composeEnv(node).MYSQL_URL, node).toMatch(/^mysql:\/\/[^@]+@mariadb:3306\/wecom_dify$/);
     }
+  });
+
+  it('the nodes mount deploy/bots.example.yaml read-only where .env may point WECOM_BOTS_FILE', () => {
+    for (const node of composeNodes) {
+      const volumes = compose().services[node]?.volumes ?? [];
+      expect(volumes, node).toContain(`./deploy/bots.example.yaml:${composeBotsFile}:ro`);
+      // One bot stays the default: the file is read only when .env names it.
+      expect(composeEnv(node).WECOM_BOTS_FILE, node).toBeUndefined();
+    }
+    expect(read('docker-compose.yml')).toContain(`WECOM_BOTS_FILE=${composeBotsFile}`);
+    expect(read('.env.example')).toContain(composeBotsFile);
   });
 
   it('secret settings are not written into the compose file', () => {

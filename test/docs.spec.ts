@@ -1,11 +1,12 @@
 // The README is part of the product: its settings table names every setting the service reads, and
-// nothing else, and its commands exist.
+// nothing else, its commands exist, and the bots files it shows are ones the service takes.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { parseBotsFile } from '../src/botsFile.js';
 import { commandUsage } from '../src/cli/usage.js';
-import { settingNames } from '../src/config.js';
+import { botDefaultsOf, settingNames } from '../src/config.js';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 const guide = readFileSync(new URL('../docs/operations.md', import.meta.url), 'utf8');
@@ -13,14 +14,47 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
   scripts: Record<string, string>;
 };
 
+/** The text of a document's `## ` section, from its heading to the next (or the end). */
+function sectionOf(doc: string, heading: string): string {
+  const start = doc.indexOf(heading);
+  if (start < 0) throw new Error(`no section ${heading}`);
+  const end = doc.indexOf('\n## ', start + 1);
+  return doc.slice(start, end < 0 ? undefined : end);
+}
+
 /** The names in the first column of a document's settings table (`A` / `B` rows name two). */
 function settingsIn(doc: string, heading: string): string[] {
-  const start = doc.indexOf(heading);
-  const section = doc.slice(start, doc.indexOf('\n## ', start + 1));
-  return section
+  return sectionOf(doc, heading)
     .split('\n')
     .filter((line) => line.startsWith('| `'))
     .flatMap((line) => [...(line.split('|')[1] ?? '').matchAll(/`([A-Z_]+)`/g)].map((m) => m[1]!));
+}
+
+/** The synopses of a command's usage: each `wecom-dify …` line with the option lines under it. */
+function synopses(usage: string): string[] {
+  const found: string[] = [];
+  for (const line of usage.split('\n')) {
+    if (line.startsWith('wecom-dify ')) found.push(line.split(/\s{2,}/)[0]!);
+    else if (/^\s+\[/.test(line) && found.length > 0) found.push(`${found.pop()!} ${line.trim()}`);
+  }
+  return found.map((s) => s.replace(/\s+/g, ' ').trim());
+}
+
+/** The bots files a document shows: its YAML blocks that start with `bots:`. */
+const botsFilesIn = (doc: string) => [...doc.matchAll(/```yaml\n(bots:\n[\s\S]*?)```/g)].map((m) => m[1]!);
+
+/** The bot settings of an environment that sets none: the defaults. */
+const botDefaults = botDefaultsOf({});
+
+/** Problems of a bots file, with every variable it names set to a value of the right shape. */
+function botsFileProblems(text: string): string[] {
+  const names = [...text.matchAll(/\$\{(\w+)\}/g)].map((m) => m[1]!);
+  const env = Object.fromEntries(names.map((n) => [n, 'A'.repeat(43)]));
+  const result = parseBotsFile(text, env, botDefaults, {
+    mysqlUrl: 'mysql://u:p@db:3306/wecom_dify',
+    authApiUrl: 'https://auth.example.com/token',
+  });
+  return result.ok ? [] : result.problems;
 }
 
 describe('README', () => {
@@ -40,6 +74,12 @@ describe('README', () => {
     expect(named.length).toBeGreaterThan(5);
     for (const command of named) expect(Object.keys(commandUsage)).toContain(command);
   });
+
+  it('its bots file is one the service takes', () => {
+    const files = botsFilesIn(readme);
+    expect(files.length).toBeGreaterThan(0);
+    for (const file of files) expect(botsFileProblems(file)).toEqual([]);
+  });
 });
 
 describe('the operator\u2019s guide (docs/operations.md)', () => {
@@ -49,6 +89,23 @@ describe('the operator\u2019s guide (docs/operations.md)', () => {
 
   it('shows only commands the wecom-dify command has', () => {
     for (const m of guide.matchAll(/`wecom-dify (\w+)/g)) expect(Object.keys(commandUsage)).toContain(m[1]);
+  });
+
+  it('its command reference gives every command as its usage does', () => {
+    // A `|` inside a table cell is written `\|`.
+    const reference = sectionOf(guide, '## 15. Command reference')
+      .replaceAll('\\|', '|')
+      .replace(/[ \t]+/g, ' ');
+    const missing = Object.values(commandUsage)
+      .flatMap(synopses)
+      .filter((synopsis) => !reference.includes(`\`${synopsis}\``));
+    expect(missing).toEqual([]);
+  });
+
+  it('its bots files are ones the service takes', () => {
+    const files = botsFilesIn(guide);
+    expect(files.length).toBeGreaterThan(0);
+    for (const file of files) expect(botsFileProblems(file)).toEqual([]);
   });
 });
 

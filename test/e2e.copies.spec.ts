@@ -41,7 +41,7 @@ describe('copies of one message arriving together', () => {
     // A copy that lost never let go of the winner's lease: the polls above would have taken the
     // stream over the moment its lease was gone.
     const metrics = async () => (await fetch(`${nodes[0]!.url}/metrics`)).text();
-    expect(await metrics()).toMatch(/^wecom_dify_takeovers_total 0$/m);
+    expect(await metrics()).toMatch(/^wecom_dify_takeovers_total\{bot="default"\} 0$/m);
   });
 
   it('copies split over two nodes, at once: one Dify request per message', async () => {

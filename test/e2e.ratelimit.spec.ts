@@ -7,7 +7,9 @@ import { type E2E, startE2E } from './support/e2e.js';
 
 const metric = async (url: string, scope: string): Promise<number> => {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`wecom_dify_rate_limited_total{scope="${scope}"}`));
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith(`wecom_dify_rate_limited_total{bot="default",scope="${scope}"}`));
   return Number(line?.split(' ')[1] ?? Number.NaN);
 };
 

@@ -105,7 +105,7 @@ describe('the WeCom callback over HTTP', () => {
   it('welcomes a user who opens the chat with the configured text', async () => {
     const result = await wecom.event('enter_chat', {}, { userid: 'zhangsan' });
     expect(result.status).toBe(200);
-    expect(result.reply).toEqual({ msgtype: 'text', text: { content: service.config.wecom.welcomeText } });
+    expect(result.reply).toEqual({ msgtype: 'text', text: { content: service.config.bots[0]!.welcomeText } });
   });
 
   it('answers a feedback event with an empty reply', async () => {

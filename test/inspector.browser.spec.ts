@@ -107,6 +107,8 @@ describe.skipIf(!haveChromium)(title, () => {
     const row = page.locator(`#streams tbody tr[data-stream-id="${streamId}"]`);
     await row.waitFor();
     await expect.poll(() => row.textContent()).toMatch(/inspector-user.*completed/);
+    // A deployment without a bots file serves one bot, `default`.
+    expect(await row.locator('td.bot').textContent()).toBe('default');
     // The owner hands its lease back once the answer is complete.
     await expect.poll(() => row.locator('td').last().textContent()).toBe('–');
 
@@ -117,10 +119,27 @@ describe.skipIf(!haveChromium)(title, () => {
     await wecom.pollUntilFinished(second.reply.stream.id, { intervalMs: 50, userid: 'second-user' });
   });
 
+  it('shows one bot’s streams when the page names it, and every bot’s once “all bots” is picked', async () => {
+    await page.goto(`${service.url}/inspector?token=${TOKEN}&bot=other`);
+    await expect.poll(() => page.locator('#empty').textContent()).toBe('No streams of bot other yet.');
+    expect(await page.locator('#empty').isVisible()).toBe(true);
+    expect(await page.locator('#streams tbody tr').count()).toBe(0);
+    expect(await page.locator('#bot-filter').inputValue()).toBe('other');
+
+    await page.locator('#bot-filter').selectOption({ label: 'all bots' });
+    await page.locator(`#streams tbody tr[data-stream-id="${streamId}"]`).waitFor();
+    expect(new URL(page.url()).searchParams.has('bot')).toBe(false);
+    // The bots the list has shown are the filter's choices.
+    await expect
+      .poll(() => page.locator('#bot-filter option').allTextContents())
+      .toEqual(['all bots', 'default', 'other']);
+  });
+
   it('opens the stream: its chart has every state of the machine, the current one highlighted', async () => {
     await page.locator(`#streams tbody tr[data-stream-id="${streamId}"]`).click();
     await page.locator('#timeline li').first().waitFor();
     expect(await text('#stream-id')).toBe(streamId);
+    expect(await text('#stream-meta')).toContain('bot default · user inspector-user');
     const drawn = await page
       .locator('#chart .node')
       .evaluateAll((nodes: InPageElement[]) => nodes.map((n) => n.getAttribute('data-state')));

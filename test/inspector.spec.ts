@@ -202,13 +202,14 @@ describe('the inspector API', () => {
     url = await start(store, { now: () => clock });
   });
 
-  it('lists recent streams, newest first, with their user, state, times, answer length and lease', async () => {
+  it('lists recent streams, newest first, with their bot, user, state, times, answer length and lease', async () => {
     const { status, body } = await getJson<StreamList>(`${url}/inspector/api/streams`);
     expect(status).toBe(200);
     expect(body.now).toBe(clock);
     expect(body.streams.map((s) => s.streamId)).toEqual(['live-1', 'done-1']);
     const [live, done] = body.streams;
     expect(live).toMatchObject({
+      bot: 'bot-1',
       userid: 'lisi',
       state: 'streaming',
       finished: false,

@@ -7,13 +7,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NoneAuthenticator } from '../src/auth/none.js';
 import { silentLogger } from '../src/log.js';
-import { defaultTexts } from '../src/machines/texts.js';
 import { createMetrics } from '../src/metrics.js';
 import { pollDelivery } from '../src/runner/pollDelivery.js';
 import type { AnswerEvent, AnswerRequest, AnswerSource } from '../src/runner/ports.js';
 import { Runner } from '../src/runner/runner.js';
 import { connectRedis, createRedisStore, type StreamStore } from '../src/store/index.js';
 import { answering } from './support/answerSource.js';
+import { anyBot } from './support/bots.js';
 import { dropPrefix, randomPrefix, redisUrl, testConfig } from './support/service.js';
 
 function slowAnswer(calls: string[]): AnswerSource {
@@ -72,9 +72,8 @@ describe('copies of one message on one node', () => {
     const calls: string[] = [];
     const runner = new Runner({
       store,
-      answers: slowAnswer(calls),
-      auth: new NoneAuthenticator(),
-      delivery: pollDelivery({ deliver: async () => undefined }, defaultTexts),
+      bots: anyBot({ answers: slowAnswer(calls), auth: new NoneAuthenticator() }),
+      delivery: pollDelivery({ deliver: async () => undefined }),
       config: testConfig({ NODE_ID: 'one-node', LEASE_SECONDS: '2' }),
       logger: silentLogger,
       metrics: createMetrics({ defaults: false }),
@@ -97,7 +96,7 @@ describe('copies of one message on one node', () => {
       const polled = await base.poll(streamId!);
       if (polled?.state === 'completed') break;
       if (polled?.state !== 'idle') expect(polled?.lease?.node).toBe('one-node');
-      await runner.poll(streamId!);
+      await runner.poll(streamId!, 'bot');
       await sleep(20); // WeCom's pace between polls
     }
     const events = (await base.read(streamId!)).map((e) => e.event.type);

@@ -16,6 +16,7 @@ import { Runner } from '../src/runner/runner.js';
 import type { WriterOptions } from '../src/runner/writer.js';
 import { createMemoryStore, StoreError, type StreamStore } from '../src/store/index.js';
 import { answering } from './support/answerSource.js';
+import { anyBot } from './support/bots.js';
 import { testConfig } from './support/service.js';
 
 /** The in-memory store, with its conversation keys unreachable while `down` is set. */
@@ -56,9 +57,8 @@ function runnerOn(
 ): Runner {
   return new Runner({
     store,
-    answers,
-    auth,
-    delivery: pollDelivery({ deliver: async () => undefined }, defaultTexts),
+    bots: anyBot({ answers, auth }),
+    delivery: pollDelivery({ deliver: async () => undefined }),
     config: testConfig({}),
     logger: silentLogger,
     metrics: createMetrics({ defaults: false }),
@@ -191,7 +191,7 @@ describe('authentication while a dependency is down', () => {
     try {
       const { streamId } = await ask(runner, 'm-5', '你好');
       await expect.poll(async () => (await store.load(streamId))?.view.value).toBe('error');
-      const reply = JSON.parse(await runner.poll(streamId)) as { stream: { content: string } };
+      const reply = JSON.parse(await runner.poll(streamId, 'bot')) as { stream: { content: string } };
       expect(reply.stream.content).toBe(defaultTexts.failures.auth_unavailable);
       expect(auth.calls()).toBe(1);
     } finally {

@@ -12,6 +12,7 @@ import type { AnswerEvent, AnswerRequest, AnswerSource } from '../src/runner/por
 import { Runner } from '../src/runner/runner.js';
 import { createMemoryStore, type StreamStore } from '../src/store/index.js';
 import { answering as scene } from './support/answerSource.js';
+import { anyBot } from './support/bots.js';
 import { testConfig } from './support/service.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -55,15 +56,14 @@ function recordingLeases(store: StreamStore, attempts: LeaseAttempt[]): StreamSt
 
 /** A runner's poll, as WeCom reads it. */
 const poll = async (runner: Runner, id: string) =>
-  JSON.parse(await runner.poll(id)) as { stream: { finish: boolean; content: string } };
+  JSON.parse(await runner.poll(id, 'bot')) as { stream: { finish: boolean; content: string } };
 
 function node(store: StreamStore, name: string, calls: string[]): Runner {
   const config = testConfig({ NODE_ID: name, LEASE_SECONDS: '2' });
   return new Runner({
     store,
-    answers: answering('重新回答的内容', calls),
-    auth: new NoneAuthenticator(),
-    delivery: pollDelivery({ deliver: async () => undefined }, defaultTexts),
+    bots: anyBot({ answers: answering('重新回答的内容', calls), auth: new NoneAuthenticator() }),
+    delivery: pollDelivery({ deliver: async () => undefined }),
     config,
     logger: silentLogger,
     metrics: createMetrics({ defaults: false }),
@@ -122,8 +122,8 @@ describe('taking over a stream whose owner is gone', () => {
     await inner.append('s2-gone', [{ ...opened('s2-gone'), query: '另一个问题' }, granted, half], {
       expectedVersion: 0,
     });
-    await a.poll('s2');
-    await a.poll('s2-gone');
+    await a.poll('s2', 'bot');
+    await a.poll('s2-gone', 'bot');
     // The runner has decided about both polls once the later one's takeover has run to its end.
     await expect.poll(async () => (await inner.load('s2-gone'))?.view.value).toBe('completed');
     expect(calls).toEqual(['另一个问题']);
@@ -146,7 +146,7 @@ describe('taking over a stream whose owner is gone', () => {
       attempt,
     });
     await store.append('s3', [opened('s3'), granted, half, lost(1), lost(2)], { expectedVersion: 0 });
-    await a.poll('s3');
+    await a.poll('s3', 'bot');
     await expect.poll(async () => (await store.load('s3'))?.view.value).toBe('error');
     const reply = await poll(a, 's3');
     expect(reply.stream.finish).toBe(true);
@@ -189,9 +189,8 @@ describe('an answer that runs out of time', () => {
     };
     const runner = new Runner({
       store,
-      answers: hanging,
-      auth: new NoneAuthenticator(),
-      delivery: pollDelivery({ deliver: async () => undefined }, defaultTexts),
+      bots: anyBot({ answers: hanging, auth: new NoneAuthenticator() }),
+      delivery: pollDelivery({ deliver: async () => undefined }),
       config: testConfig({ ANSWER_TIMEOUT_SECONDS: '1' }),
       logger: silentLogger,
       metrics: createMetrics({ defaults: false }),

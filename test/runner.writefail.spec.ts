@@ -7,13 +7,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NoneAuthenticator } from '../src/auth/none.js';
 import { createLogger } from '../src/log.js';
-import { defaultTexts } from '../src/machines/texts.js';
 import { createMetrics, type Metrics } from '../src/metrics.js';
 import { pollDelivery } from '../src/runner/pollDelivery.js';
 import type { AnswerEvent, AnswerRequest, AnswerSource } from '../src/runner/ports.js';
 import { Runner } from '../src/runner/runner.js';
 import { createMemoryStore, StoreError, type StreamStore } from '../src/store/index.js';
 import { answering } from './support/answerSource.js';
+import { anyBot } from './support/bots.js';
 import { testConfig } from './support/service.js';
 
 /** Dify streaming a long answer, one piece every 10 ms, and what the owner did with it. */
@@ -94,9 +94,8 @@ describe('an owner whose writes fail', () => {
       const metrics = createMetrics({ defaults: false });
       const runner = new Runner({
         store,
-        answers,
-        auth: new NoneAuthenticator(),
-        delivery: pollDelivery({ deliver: async () => undefined }, defaultTexts),
+        bots: anyBot({ answers, auth: new NoneAuthenticator() }),
+        delivery: pollDelivery({ deliver: async () => undefined }),
         config: testConfig({}),
         logger: createLogger('info', log.stream),
         metrics,

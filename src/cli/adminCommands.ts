@@ -19,7 +19,10 @@ function adminConfig(io: Io): AdminConfig | number {
     'STREAM_TTL_SECONDS',
   ]);
   if (!parsed.ok) return reportProblems(io, parsed.problems);
-  return { auth: authSettings(parsed.settings), store: storeSettings(parsed.settings) };
+  return {
+    auth: { ...authSettings(parsed.settings), mode: parsed.settings.AUTH_MODE },
+    store: storeSettings(parsed.settings),
+  };
 }
 
 export async function runMigrateCommand(args: string[], io: Io): Promise<number> {

@@ -25,21 +25,36 @@ function randomEncodingAESKey(): string {
   return Array.from({ length: 43 }, () => ALNUM[randomInt(ALNUM.length)]).join('');
 }
 
-function demoConfig(port: number, difyUrl: string, token: string, key: string, apiKey: string): Config {
-  const result = parseConfig({
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    WECOM_TOKEN: token,
-    WECOM_ENCODING_AES_KEY: key,
-    DIFY_API_URL: difyUrl,
-    DIFY_API_KEY: apiKey,
-    DIFY_TIMEOUT_SECONDS: '30',
-    INSPECTOR: '1',
-    NODE_ID: 'demo',
-    // Ending the demo should not wait for an answer in flight.
-    DRAIN_SECONDS: '1',
-    LOG_LEVEL: 'error',
+/** The demo's settings; with `bot`, its one bot has that id (as a bots file would give it). */
+function demoConfig(
+  port: number,
+  difyUrl: string,
+  token: string,
+  key: string,
+  apiKey: string,
+  bot: string | undefined,
+): Config {
+  const credentials = bot
+    ? { WECOM_BOTS_FILE: 'demo-bots.json' }
+    : { WECOM_TOKEN: token, WECOM_ENCODING_AES_KEY: key, DIFY_API_KEY: apiKey };
+  const file = JSON.stringify({
+    bots: [{ id: bot, callback: { token, encodingAesKey: key }, dify: { apiKey } }],
   });
+  const result = parseConfig(
+    {
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      ...credentials,
+      DIFY_API_URL: difyUrl,
+      DIFY_TIMEOUT_SECONDS: '30',
+      INSPECTOR: '1',
+      NODE_ID: 'demo',
+      // Ending the demo should not wait for an answer in flight.
+      DRAIN_SECONDS: '1',
+      LOG_LEVEL: 'error',
+    },
+    () => file,
+  );
   if (!result.ok) throw new Error(`the demo's own settings are wrong: ${result.problems.join('; ')}`);
   return result.config;
 }
@@ -56,6 +71,7 @@ export async function runDemo(args: string[], io: Io, hooks: DemoHooks): Promise
     {
       port: { type: 'string' },
       user: { type: 'string' },
+      bot: { type: 'string' },
       say: { type: 'string', multiple: true },
     },
     usage,
@@ -64,6 +80,10 @@ export async function runDemo(args: string[], io: Io, hooks: DemoHooks): Promise
   const wanted = values.port === undefined ? DEFAULT_PORT : Number(values.port);
   if (values.port !== undefined && (!/^\d+$/.test(values.port) || wanted > 65535))
     throw new UsageError(`--port takes a port number, not "${values.port}"`, usage);
+  const bot = values.bot;
+  if (bot !== undefined && !/^[a-z0-9-]{1,32}$/.test(bot))
+    throw new UsageError(`--bot takes a bot id (1 to 32 of a-z, 0-9 and -), not "${bot}"`, usage);
+  const path = bot ? `/wecom/callback/${bot}` : '/wecom/callback';
 
   // Listening from the start: a Ctrl-C while starting up still ends the demo cleanly.
   const ended = new AbortController();
@@ -80,21 +100,27 @@ export async function runDemo(args: string[], io: Io, hooks: DemoHooks): Promise
     const logger = createLogger('error', io.stderr);
     const { startService } = await import('../service.js');
     try {
-      service = await startService({ config: demoConfig(wanted, dify.url, token, key, apiKey), logger });
+      service = await startService({ config: demoConfig(wanted, dify.url, token, key, apiKey, bot), logger });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
       io.err(`demo: port ${wanted} is taken; using a free one`);
-      service = await startService({ config: demoConfig(0, dify.url, token, key, apiKey), logger });
+      service = await startService({ config: demoConfig(0, dify.url, token, key, apiKey, bot), logger });
     }
     io.out('');
     io.out('wecom-dify demo: everything runs in this process, nothing leaves this machine.');
-    io.out(`  service     ${service.url}/wecom/callback  (in-memory store, one node)`);
+    io.out(`  service     ${service.url}${path}  (bot ${bot ?? 'default'}, in-memory store, one node)`);
     io.out(`  inspector   ${service.url}/inspector`);
     io.out(`  dify        ${dify.url}  (a stand-in that streams scripted answers)`);
     io.out(`  from another terminal: npx wecom-dify chat --url ${service.url} --token ${token} --key ${key}`);
     io.out('');
     const serviceUrl = service.url;
-    const simulator = new WecomSimulator({ baseUrl: service.url, token, encodingAESKey: key, botId: BOT_ID });
+    const simulator = new WecomSimulator({
+      baseUrl: service.url,
+      token,
+      encodingAESKey: key,
+      botId: BOT_ID,
+      path,
+    });
     deliveries = await startDeliveryReceiver();
     const session: ChatSessionOptions = {
       simulator,

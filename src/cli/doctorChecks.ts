@@ -4,7 +4,7 @@
 import { sql } from 'kysely';
 import { request } from 'undici';
 import { describeMysqlUrl, openDirectory } from '../auth/directory.js';
-import type { Config } from '../config.js';
+import type { BotConfig, Config } from '../config.js';
 import { checkDifyApp } from '../dify/appCheck.js';
 import { discard, outboundAgent } from '../outbound.js';
 import { redisFor } from '../store/open.js';
@@ -52,7 +52,9 @@ export async function checkRedis(store: Config['store']): Promise<Outcome> {
 }
 
 /** The directory's table, read as the service reads it; missing tables are created at start. */
-export async function checkDirectory(auth: Config['auth']): Promise<Outcome> {
+export async function checkDirectory(
+  auth: Config['auth'] & { mode: 'none' | 'allowlist' | 'directory' },
+): Promise<Outcome> {
   if (!auth.mysqlUrl) return problem('MYSQL_URL is not set');
   const where = describeMysqlUrl(auth.mysqlUrl);
   const directory = openDirectory({ mysqlUrl: auth.mysqlUrl, poolSize: 1 });
@@ -114,9 +116,9 @@ export async function checkTokenService(auth: Config['auth'], proxy: Config['pro
   }
 }
 
-/** GET /info with the app key: the app's name and mode, or why not. */
-export async function checkDify(config: Config): Promise<Outcome> {
-  const check = await checkDifyApp({ ...config.dify, proxy: config.proxy });
+/** GET /info with a bot's app key: the app's name and mode, or why not. */
+export async function checkDify(bot: BotConfig, proxy: Config['proxy']): Promise<Outcome> {
+  const check = await checkDifyApp({ ...bot.dify, proxy });
   if (!check.ok) return problem(check.problem);
-  return ok(`${config.dify.apiUrl}: app "${check.name}"${check.mode ? `, mode ${check.mode}` : ''}`);
+  return ok(`${bot.dify.apiUrl}: app "${check.name}"${check.mode ? `, mode ${check.mode}` : ''}`);
 }

@@ -29,10 +29,16 @@ export async function runDoctor(args: string[], io: Io): Promise<number> {
   const checks: Check[] = [];
   if (config.store.redisUrl || config.store.cluster)
     checks.push({ name: 'redis', run: () => checkRedis(config.store) });
-  if (config.auth.mode !== 'none') checks.push({ name: 'mysql', run: () => checkDirectory(config.auth) });
-  if (config.auth.mode === 'directory')
+  const mode = strongestMode(config);
+  if (mode !== 'none') checks.push({ name: 'mysql', run: () => checkDirectory({ ...config.auth, mode }) });
+  if (mode === 'directory')
     checks.push({ name: 'token service', run: () => checkTokenService(config.auth, config.proxy) });
-  checks.push({ name: 'dify', run: () => checkDify(config) });
+  // Each bot's Dify app: named by the bot when there are several.
+  for (const bot of config.bots)
+    checks.push({
+      name: config.botsFile ? `dify ${bot.id}` : 'dify',
+      run: () => checkDify(bot, config.proxy),
+    });
 
   // All at once, printed in order: the slowest (a timeout) sets the time, not their sum.
   const outcomes = await Promise.all(checks.map((check) => check.run()));
@@ -49,5 +55,16 @@ function summary(config: Config): string {
     : config.store.redisUrl
       ? 'Redis'
       : 'in memory (no REDIS_URL: one node only)';
-  return `parsed: store ${store}, AUTH_MODE=${config.auth.mode}, DIFY_APP_TYPE=${config.dify.appType}`;
+  if (!config.botsFile) {
+    const [bot] = config.bots;
+    return `parsed: store ${store}, AUTH_MODE=${bot?.auth.mode}, DIFY_APP_TYPE=${bot?.dify.appType}`;
+  }
+  const n = config.bots.length;
+  return `parsed: store ${store}, ${n} bot${n === 1 ? '' : 's'} (${config.bots.map((b) => b.id).join(', ')})`;
+}
+
+/** What the bots need of the directory: directory (and the token service) over allowlist over none. */
+function strongestMode(config: Config): 'none' | 'allowlist' | 'directory' {
+  const modes = new Set(config.bots.map((b) => b.auth.mode));
+  return modes.has('directory') ? 'directory' : modes.has('allowlist') ? 'allowlist' : 'none';
 }

@@ -1,8 +1,8 @@
-// `wecom-dify export`: a stream's events, its lease and the time, written to a file for a bug report;
-// `wecom-dify replay --file` reads it back offline.
+// `wecom-dify export`: a stream's events, its bot, its lease and the time, written to a file for a bug
+// report; `wecom-dify replay --file` reads it back offline. With `--bot`, another bot's stream is refused.
 import { writeFile } from 'node:fs/promises';
 import { parseCommandArgs } from './args.js';
-import { toExport } from './exportFile.js';
+import { otherBotProblem, toExport } from './exportFile.js';
 import { type Io, UsageError } from './io.js';
 import { isStreamId, withSharedStore } from './settings.js';
 import { commandUsage } from './usage.js';
@@ -11,7 +11,7 @@ export async function runExport(args: string[], io: Io): Promise<number> {
   const usage = commandUsage.export;
   const { values, positionals } = parseCommandArgs(
     args,
-    { out: { type: 'string' }, prefix: { type: 'string' } },
+    { out: { type: 'string' }, bot: { type: 'string' }, prefix: { type: 'string' } },
     usage,
   );
   const [streamId, ...extra] = positionals;
@@ -26,7 +26,13 @@ export async function runExport(args: string[], io: Io): Promise<number> {
       return 1;
     }
     const lease = await store.getLease(streamId);
-    const text = `${JSON.stringify(toExport(streamId, events, lease, io.now()), null, 2)}\n`;
+    const file = toExport(streamId, events, lease, io.now());
+    const refused = otherBotProblem(streamId, file.bot, values.bot);
+    if (refused) {
+      io.err(`export: ${refused}`);
+      return 1;
+    }
+    const text = `${JSON.stringify(file, null, 2)}\n`;
     if (out === '-') {
       io.write(text);
       return 0;
@@ -37,7 +43,8 @@ export async function runExport(args: string[], io: Io): Promise<number> {
       io.err(`export: cannot write ${out}: ${(error as Error).message}`);
       return 1;
     }
-    io.out(`wrote ${events.length} events of stream ${streamId} to ${out}`);
+    const of = file.bot === undefined ? '' : ` (bot ${file.bot})`;
+    io.out(`wrote ${events.length} events of stream ${streamId}${of} to ${out}`);
     return 0;
   });
 }

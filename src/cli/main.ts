@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // The `wecom-dify` command: one word picks the command, each command parses its own options and
 // settings and returns an exit code (0 done, 1 failed, 2 usage or settings); `serve` runs until told.
-import { parseConfig, readEnv } from '../config.js';
-import { createLogger } from '../log.js';
+import { type BotConfig, loadBots, parseConfig, readEnv } from '../config.js';
+import { createLogger, type Logger } from '../log.js';
 import { type Io, UsageError } from './io.js';
 import { stopOnSignals } from './stopOnSignals.js';
 import { type CommandName, commandUsage, usage } from './usage.js';
 
-function loadConfigOrExit() {
-  const result = parseConfig(readEnv(process.env));
+function loadConfigOrExit(env: Record<string, string | undefined>) {
+  const result = parseConfig(env);
   if (!result.ok) {
     for (const problem of result.problems) process.stderr.write(`wecom-dify: ${problem}\n`);
     process.stderr.write('wecom-dify: not started; see README.md "Settings".\n');
@@ -21,7 +21,8 @@ function loadConfigOrExit() {
 const SHUTDOWN_MARGIN_MS = 5000;
 
 async function serve(): Promise<void> {
-  const config = loadConfigOrExit();
+  const env = readEnv(process.env);
+  const config = loadConfigOrExit(env);
   const logger = createLogger(config.logLevel);
   const { startService } = await import('../service.js');
   let service: Awaited<ReturnType<typeof startService>>;
@@ -40,7 +41,46 @@ async function serve(): Promise<void> {
     logger,
     deadlineMs: config.stream.drainMs + SHUTDOWN_MARGIN_MS,
   });
+  // The bots file is read again on SIGHUP; the rest of the settings stay as they were at the start.
+  let reloading = Promise.resolve();
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(() => reloadBots(env, service, logger));
+  });
   process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection'));
+}
+
+/**
+ * SIGHUP: the bots of WECOM_BOTS_FILE as it is now. A valid file takes effect for new callbacks
+ * (answers running finish with the bot they started with); an invalid one is refused with its
+ * problems, one log line each, and the bots stay as they were.
+ */
+async function reloadBots(
+  env: Record<string, string | undefined>,
+  service: { reloadBots(bots: BotConfig[]): Promise<Record<string, string[]>> },
+  logger: Logger,
+): Promise<void> {
+  if (!env.WECOM_BOTS_FILE) {
+    logger.info('SIGHUP: no WECOM_BOTS_FILE to read again; nothing changed');
+    return;
+  }
+  const loaded = loadBots(env);
+  if (!loaded.ok) {
+    for (const problem of loaded.problems) logger.error({ problem }, `bots file refused: ${problem}`);
+    logger.error(
+      { file: env.WECOM_BOTS_FILE, problems: loaded.problems.length },
+      'bots file not reloaded: the bots stay as they were',
+    );
+    return;
+  }
+  try {
+    const changes = await service.reloadBots(loaded.bots);
+    logger.info(
+      { file: env.WECOM_BOTS_FILE, bots: loaded.bots.map((b) => b.id), ...changes },
+      'bots reloaded',
+    );
+  } catch (error) {
+    logger.error({ err: error }, 'bots not reloaded: the bots stay as they were');
+  }
 }
 
 function processIo(): Io {
@@ -105,6 +145,8 @@ async function run(command: string, args: string[]): Promise<number | undefined>
       return (await import('./replayCommand.js')).runReplay(args, processIo());
     case 'export':
       return (await import('./exportCommand.js')).runExport(args, processIo());
+    case 'bots':
+      return (await import('./botsCommand.js')).runBots(args, processIo());
     case 'chat':
       return (await import('./chatCommand.js')).runChat(args, processIo());
     case 'demo':

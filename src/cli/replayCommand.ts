@@ -1,12 +1,13 @@
 // `wecom-dify replay`: a stream's events folded one by one, from the shared Redis, from a running
 // service's inspector (`--url`: a service without Redis, the demo) or, offline, from a file that
-// `wecom-dify export` wrote. The report itself is replayReport.ts; this is its IO.
+// `wecom-dify export` wrote. With `--bot`, from any of them, another bot's stream is refused. The
+// report itself is replayReport.ts; this is its IO.
 import { readFile } from 'node:fs/promises';
 import { parseSettings } from '../config.js';
 import { fold, isFinished, stateOf } from '../machines/index.js';
 import type { StoredEvent } from '../store/port.js';
 import { durationFlag, parseCommandArgs } from './args.js';
-import { parseExport } from './exportFile.js';
+import { botOf, otherBotProblem, parseExport } from './exportFile.js';
 import { InspectorSource, serviceBase } from './inspectorSource.js';
 import { type Io, UsageError } from './io.js';
 import { buildReplay, formatReplay, type ReplayOptions, type ReplayReport } from './replayReport.js';
@@ -23,6 +24,7 @@ export async function runReplay(args: string[], io: Io): Promise<number> {
       stuck: { type: 'string' },
       prefix: { type: 'string' },
       url: { type: 'string' },
+      bot: { type: 'string' },
     },
     usage,
   );
@@ -31,7 +33,7 @@ export async function runReplay(args: string[], io: Io): Promise<number> {
   if (values.file !== undefined) {
     if (positionals.length > 0) throw new UsageError('give a stream id or --file, not both', usage);
     if (values.url !== undefined) throw new UsageError('give --file or --url, not both', usage);
-    return replayFile(values.file, Boolean(values.json), tuning, io);
+    return replayFile(values.file, Boolean(values.json), tuning, values.bot, io);
   }
   const [streamId, ...extra] = positionals;
   if (!streamId || extra.length > 0)
@@ -49,7 +51,7 @@ export async function runReplay(args: string[], io: Io): Promise<number> {
     const token = parseSettings(io.env, ['INSPECTOR_TOKEN']);
     if (!token.ok) return reportProblems(io, token.problems);
     const source = new InspectorSource(base, token.settings.INSPECTOR_TOKEN);
-    return replayFromService(source, streamId, Boolean(values.json), { windowMs, ...tuning }, io);
+    return replayFromService(source, streamId, Boolean(values.json), { windowMs, ...tuning }, values.bot, io);
   }
   return withSharedStore(io, 'replay', values.prefix, async ({ store, prefix }) => {
     const events = await store.read(streamId);
@@ -57,6 +59,7 @@ export async function runReplay(args: string[], io: Io): Promise<number> {
       io.err(`replay: no stream ${streamId} under the prefix "${prefix}": it does not exist, or it expired`);
       return 1;
     }
+    if (otherBot(streamId, events, values.bot, io)) return 1;
     const lease = (await store.getLease(streamId)) ?? null;
     const behind = await behindOf(events, async (id) => {
       const loaded = await store.load(id);
@@ -74,12 +77,26 @@ export async function runReplay(args: string[], io: Io): Promise<number> {
   });
 }
 
+/** Whether `--bot` names another bot than the stream's; if so, it says so on stderr. */
+function otherBot(
+  streamId: string,
+  events: readonly StoredEvent[],
+  wanted: string | undefined,
+  io: Io,
+): boolean {
+  const problem = otherBotProblem(streamId, botOf(events), wanted);
+  if (problem) io.err(`replay: ${problem}`);
+  return problem !== undefined;
+}
+
 /** `--url`: the events as the service's inspector reads them from its store; leases on its clock. */
 async function replayFromService(
   source: InspectorSource,
   streamId: string,
   json: boolean,
   options: Pick<ReplayOptions, 'windowMs' | 'stuckAfterMs'>,
+  /** `--bot`: the bot the stream must be of. */
+  bot: string | undefined,
   io: Io,
 ): Promise<number> {
   const read = await source.events(streamId);
@@ -88,6 +105,7 @@ async function replayFromService(
     return 1;
   }
   const { events, lease, now } = read.value;
+  if (otherBot(streamId, events, bot, io)) return 1;
   const behind = await behindOf(events, async (id) => {
     const state = await source.state(id);
     if (state.ok) return state.value;
@@ -114,6 +132,8 @@ async function replayFile(
   file: string,
   json: boolean,
   tuning: Pick<ReplayOptions, 'stuckAfterMs'>,
+  /** `--bot`: the bot the stream must be of. */
+  bot: string | undefined,
   io: Io,
 ): Promise<number> {
   let text: string;
@@ -128,6 +148,7 @@ async function replayFile(
     io.err(`replay: ${file}: ${parsed.problem}`);
     return 1;
   }
+  if (otherBot(parsed.streamId, parsed.events, bot, io)) return 1;
   const report = buildReplay(parsed.events, { lease: parsed.lease, now: parsed.exportedAt, ...tuning });
   const withId: ReplayReport = report.streamId ? report : { ...report, streamId: parsed.streamId };
   if (json) {

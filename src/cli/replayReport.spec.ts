@@ -10,7 +10,7 @@ const opened: StreamEvent = {
   at: t0,
   streamId: 's-1',
   msgid: 'm-1',
-  bot: 'bot',
+  bot: 'hr',
   userid: 'zhangsan',
   chattype: 'single',
   query: '你好',
@@ -33,6 +33,7 @@ describe('replaying a stream', () => {
       },
     );
     expect(report.streamId).toBe('s-1');
+    expect(report.bot).toBe('hr');
     expect(report.steps.map((s) => [s.offsetMs, s.type, s.state, s.answerLength])).toEqual([
       [0, 'stream.opened', 'authenticating', 0],
       [5, 'auth.granted', 'thinking', 0],
@@ -235,9 +236,17 @@ describe('the replay as text', () => {
       }),
     );
     const text = lines.join('\n');
-    expect(lines[0]).toBe('stream s-1 · zhangsan asked "你好" · node node-a');
+    expect(lines[0]).toBe('stream s-1 · zhangsan asked "你好" · node node-a · bot hr');
     expect(text).toMatch(/\+0\.000s {2}stream\.opened {2,}authenticating/);
     expect(text).toMatch(/\+1\.300s {2}answer\.delta {2,}streaming {2,}3 {2,}\+3 {2}"你好！"/);
     expect(lines.at(-1)).toBe('final state: completed, 5 events over 1.3s, answer 3 chars');
+  });
+});
+
+describe('the bot of a replay', () => {
+  it('a stream that never opened names no bot, in its report or in its header', () => {
+    const report = buildReplay(given(granted), { lease: null, now: t0 });
+    expect(report).not.toHaveProperty('bot');
+    expect(formatReplay(report)[0]).toBe('stream (unknown id)');
   });
 });

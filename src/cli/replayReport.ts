@@ -82,6 +82,8 @@ export interface Diagnosis {
 
 export interface ReplayReport {
   streamId?: string;
+  /** The bot the stream answers for, from its `stream.opened`. */
+  bot?: string;
   steps: ReplayStep[];
   diagnosis: Diagnosis;
 }
@@ -130,8 +132,14 @@ export function buildReplay(inputs: readonly ReplayInput[], options: ReplayOptio
     });
   }
   const streamId = snapshot.context.streamId || undefined;
+  const bot = snapshot.context.bot || undefined;
   const diagnosis = diagnose(snapshot, steps, lastApplied, lastAt, options);
-  return streamId ? { streamId, steps, diagnosis: { streamId, ...diagnosis } } : { steps, diagnosis };
+  return {
+    ...(streamId ? { streamId } : {}),
+    ...(bot ? { bot } : {}),
+    steps,
+    diagnosis: streamId ? { streamId, ...diagnosis } : diagnosis,
+  };
 }
 
 function answerGrowth(
@@ -279,7 +287,8 @@ export function formatReplay(report: ReplayReport): string[] {
   const { steps, diagnosis: d } = report;
   const lines: string[] = [];
   const opened = steps.find((s) => s.event.type === 'stream.opened' && !s.unknown);
-  lines.push(`stream ${report.streamId ?? '(unknown id)'}${opened ? ` · ${opened.summary}` : ''}`, '');
+  const of = report.bot ? ` · bot ${report.bot}` : '';
+  lines.push(`stream ${report.streamId ?? '(unknown id)'}${opened ? ` · ${opened.summary}` : ''}${of}`, '');
   const rows = steps.map((s) => [
     s.offsetMs === null ? '?' : formatOffset(s.offsetMs),
     s.unknown ? `${s.type} (unknown)` : s.type,

@@ -6,7 +6,7 @@ import { selectStreams, streamsTable } from './streamsView.js';
 import { commandUsage } from './usage.js';
 
 const DEFAULT_LIMIT = 20;
-/** With `--user` or `--stuck`, this many recent streams are looked through for the ones to show. */
+/** With `--user`, `--bot` or `--stuck`, this many recent streams are looked through for the ones to show. */
 const SCAN_LIMIT = 1000;
 
 export async function runStreams(args: string[], io: Io): Promise<number> {
@@ -17,6 +17,7 @@ export async function runStreams(args: string[], io: Io): Promise<number> {
       unfinished: { type: 'boolean' },
       stuck: { type: 'string' },
       user: { type: 'string' },
+      bot: { type: 'string' },
       limit: { type: 'string' },
       json: { type: 'boolean' },
       prefix: { type: 'string' },
@@ -31,7 +32,9 @@ export async function runStreams(args: string[], io: Io): Promise<number> {
     const unfinishedOnly = Boolean(values.unfinished) || stuckAfterMs !== undefined;
     // Filters other than "unfinished" are applied here, so look through more than will be shown.
     const scan =
-      values.user !== undefined || stuckAfterMs !== undefined ? Math.max(limit, SCAN_LIMIT) : limit;
+      values.user !== undefined || values.bot !== undefined || stuckAfterMs !== undefined
+        ? Math.max(limit, SCAN_LIMIT)
+        : limit;
     const summaries = await store.listStreams({ limit: scan, unfinishedOnly });
     const now = io.now();
     const rows = selectStreams(
@@ -41,6 +44,7 @@ export async function runStreams(args: string[], io: Io): Promise<number> {
         limit,
         ...(stuckAfterMs !== undefined ? { stuckAfterMs } : {}),
         ...(values.user !== undefined ? { user: values.user } : {}),
+        ...(values.bot !== undefined ? { bot: values.bot } : {}),
       },
       now,
     );

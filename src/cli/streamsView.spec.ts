@@ -6,6 +6,7 @@ import { selectStreams, streamsTable, stuckReason } from './streamsView.js';
 const now = 1_000_000_000;
 const summary = (streamId: string, over: Partial<StreamSummary> = {}): StreamSummary => ({
   streamId,
+  bot: 'hr',
   userid: 'zhangsan',
   state: 'streaming',
   openedAt: now - 60_000,
@@ -39,7 +40,7 @@ describe('streams: filters and table', () => {
   const all = [
     summary('running'),
     unleased('done', { finished: true, state: 'completed', userid: 'lisi' }),
-    unleased('orphan', { state: 'thinking' }),
+    unleased('orphan', { state: 'thinking', bot: 'it' }),
   ];
 
   it('--unfinished, --user and --limit', () => {
@@ -51,6 +52,21 @@ describe('streams: filters and table', () => {
     expect(selectStreams(all, { limit: 2 }, now).map((r) => r.streamId)).toEqual(['running', 'done']);
   });
 
+  it('--bot keeps one bot’s streams, with the other filters and the limit applied to them', () => {
+    expect(selectStreams(all, { bot: 'hr', limit: 10 }, now).map((r) => r.streamId)).toEqual([
+      'running',
+      'done',
+    ]);
+    expect(selectStreams(all, { bot: 'it', limit: 10 }, now)).toMatchObject([
+      { streamId: 'orphan', bot: 'it' },
+    ]);
+    expect(
+      selectStreams(all, { bot: 'hr', unfinished: true, limit: 10 }, now).map((r) => r.streamId),
+    ).toEqual(['running']);
+    expect(selectStreams(all, { bot: 'hr', limit: 1 }, now).map((r) => r.streamId)).toEqual(['running']);
+    expect(selectStreams(all, { bot: 'finance', limit: 10 }, now)).toEqual([]);
+  });
+
   it('--stuck keeps the stuck ones and says why', () => {
     expect(selectStreams(all, { stuckAfterMs: 90_000, limit: 10 }, now)).toMatchObject([
       { streamId: 'orphan', stuck: 'no-lease', ageMs: 60_000, quietMs: 1_000, lease: null },
@@ -59,10 +75,10 @@ describe('streams: filters and table', () => {
 
   it('lays them out with the owner and its time left', () => {
     const lines = streamsTable(selectStreams(all, { limit: 10 }, now), now);
-    expect(lines[0]).toBe('STREAM   USER      STATE        AGE  LAST EVENT  ANSWER  OWNER');
-    expect(lines[1]).toBe('running  zhangsan  streaming  1m00s    1.0s ago      12  node-a (10s left)');
-    expect(lines[2]).toMatch(/^done {5}lisi {6}completed .* -$/);
-    expect(lines[3]).toMatch(/ none$/);
+    expect(lines[0]).toBe('STREAM   BOT  USER      STATE        AGE  LAST EVENT  ANSWER  OWNER');
+    expect(lines[1]).toBe('running  hr   zhangsan  streaming  1m00s    1.0s ago      12  node-a (10s left)');
+    expect(lines[2]).toMatch(/^done {5}hr {3}lisi {6}completed .* -$/);
+    expect(lines[3]).toMatch(/^orphan {3}it {3}zhangsan .* none$/);
     expect(lines.at(-1)).toBe('3 streams');
     expect(streamsTable([], now)).toEqual(['no streams']);
   });

@@ -1,5 +1,5 @@
-// What `wecom-dify streams` shows: the store's summaries filtered (unfinished, stuck, one user) and laid
-// out as a table or as JSON rows. Pure: the summaries and the clock come in.
+// What `wecom-dify streams` shows: the store's summaries filtered (unfinished, stuck, one user, one
+// bot) and laid out as a table or as JSON rows. Pure: the summaries and the clock come in.
 import { defaultStuckSettings, diagnoseStuck, type StuckReason } from '../diagnosis/stuck.js';
 import type { StreamSummary } from '../store/port.js';
 import { formatDuration } from './duration.js';
@@ -10,12 +10,15 @@ export interface StreamsFilter {
   /** Unfinished and quiet this long, or unfinished with no live lease. */
   stuckAfterMs?: number;
   user?: string;
+  /** One bot's streams (its id: `hr`, or `default` for the one bot of a deployment without a bots file). */
+  bot?: string;
   limit: number;
 }
 
 /** One stream as `wecom-dify streams` shows it: a row of its table, or an object of its JSON. */
 export interface StreamsTableRow {
   streamId: string;
+  bot: string;
   userid: string;
   state: string;
   finished: boolean;
@@ -48,11 +51,13 @@ export function selectStreams(
   for (const s of summaries) {
     if (rows.length >= filter.limit) break;
     if (filter.user !== undefined && s.userid !== filter.user) continue;
+    if (filter.bot !== undefined && s.bot !== filter.bot) continue;
     if ((filter.unfinished || filter.stuckAfterMs !== undefined) && s.finished) continue;
     const stuck = filter.stuckAfterMs === undefined ? undefined : stuckReason(s, now, filter.stuckAfterMs);
     if (filter.stuckAfterMs !== undefined && !stuck) continue;
     rows.push({
       streamId: s.streamId,
+      bot: s.bot,
       userid: s.userid,
       state: s.state,
       finished: s.finished,
@@ -71,7 +76,7 @@ export function selectStreams(
 export function streamsTable(rows: readonly StreamsTableRow[], now: number): string[] {
   if (rows.length === 0) return ['no streams'];
   const withStuck = rows.some((r) => r.stuck);
-  const header = ['STREAM', 'USER', 'STATE', 'AGE', 'LAST EVENT', 'ANSWER', 'OWNER'];
+  const header = ['STREAM', 'BOT', 'USER', 'STATE', 'AGE', 'LAST EVENT', 'ANSWER', 'OWNER'];
   if (withStuck) header.push('STUCK');
   const cells = rows.map((r) => {
     const owner = r.lease
@@ -81,6 +86,7 @@ export function streamsTable(rows: readonly StreamsTableRow[], now: number): str
         : 'none';
     const row = [
       r.streamId,
+      r.bot || '-',
       r.userid,
       r.state,
       formatDuration(r.ageMs),
@@ -92,7 +98,7 @@ export function streamsTable(rows: readonly StreamsTableRow[], now: number): str
     return row;
   });
   return [
-    ...formatTable(header, cells, new Set([3, 4, 5])),
+    ...formatTable(header, cells, new Set([4, 5, 6])),
     `${rows.length} stream${rows.length === 1 ? '' : 's'}`,
   ];
 }

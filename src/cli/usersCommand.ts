@@ -13,7 +13,10 @@ import { redisFor } from '../store/open.js';
 import { firstConnection } from '../store/redis.js';
 import { formatTable } from './table.js';
 
-export type AdminConfig = Pick<Config, 'auth'> & Partial<Pick<Config, 'store'>>;
+/** The directory's settings, with the environment's AUTH_MODE (which decides whether --account is needed). */
+export type AdminConfig = { auth: Config['auth'] & { mode: 'none' | 'allowlist' | 'directory' } } & Partial<
+  Pick<Config, 'store'>
+>;
 
 export interface AdminDeps {
   /** The token cache's Redis, to forget a disabled user's token; made from config.store when absent. */

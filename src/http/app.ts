@@ -1,5 +1,6 @@
 // The HTTP edge: a Koa application (middleware in order: request context, error boundary; then the
-// routes), and in front of it the one hot route, POST /wecom/callback. WeCom polls every answer about
+// routes), and in front of it the one hot route, POST /wecom/callback (and a bot's own
+// /wecom/callback/{id}). WeCom polls every answer about
 // once a second, so that route is served straight from Node's request, with the same request ids,
 // error table and logs, but without Koa's context, router and middleware chain per poll (see
 // bench/poll.bench.ts: they cost about a fifth of a poll).
@@ -52,14 +53,33 @@ export function createHttpApp(appDeps: AppDeps): RequestListener {
   const koa = createKoaApp(deps).callback();
   const limit = deps.bodyLimit ?? 1 << 20;
   return (req, res) => {
-    if (req.method === 'POST' && pathOf(req.url) === CALLBACK_PATH) void serveCallback(deps, limit, req, res);
+    const botId = req.method === 'POST' ? callbackBotOf(req.url) : undefined;
+    if (botId !== undefined) void serveCallback(deps, limit, req, res, botId || undefined);
     else void koa(req, res);
   };
 }
 
-function pathOf(url: string | undefined): string {
-  const q = url?.indexOf('?') ?? -1;
-  return q < 0 ? (url ?? '') : (url ?? '').slice(0, q);
+/**
+ * For a callback's path: '' for the shared `/wecom/callback`, the id for a bot's own
+ * `/wecom/callback/{id}`; undefined for any other path.
+ */
+function callbackBotOf(url: string | undefined): string | undefined {
+  if (!url?.startsWith(CALLBACK_PATH)) return undefined;
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  if (path.length === CALLBACK_PATH.length) return '';
+  if (path[CALLBACK_PATH.length] !== '/') return undefined;
+  const id = path.slice(CALLBACK_PATH.length + 1);
+  // Any id is looked up as it is (an unknown one is 404); a deeper path is not a callback's.
+  return id && !id.includes('/') ? safeDecode(id) : undefined;
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 async function serveCallback(
@@ -67,10 +87,12 @@ async function serveCallback(
   limit: number,
   req: IncomingMessage,
   res: ServerResponse,
+  botId: string | undefined,
 ): Promise<void> {
   const requestId = requestIdOf(req.headers['x-request-id']);
   try {
     const body = await answerCallback(deps, {
+      botId,
       query: queryOf(req.url),
       body: () => readBody(req, limit, CALLBACK_BODY_DEADLINE_MS),
       requestId,
@@ -84,7 +106,8 @@ async function serveCallback(
     });
     res.end(body);
   } catch (error) {
-    const answer = refuse(error, deps.logger.child({ requestId }), 'POST', CALLBACK_PATH);
+    const path = botId === undefined ? CALLBACK_PATH : `${CALLBACK_PATH}/${botId.slice(0, 64)}`;
+    const answer = refuse(error, deps.logger.child({ requestId }), 'POST', path);
     if (res.headersSent) {
       res.destroy();
       return;
@@ -107,6 +130,7 @@ function createKoaApp(deps: AppDeps & CallbackDeps): Koa {
   const app = new Koa({ proxy: true });
   const router = new Router();
   router.get(CALLBACK_PATH, verifyUrl(deps));
+  router.get(`${CALLBACK_PATH}/:id`, verifyUrl(deps));
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });

@@ -1,18 +1,45 @@
-// The WeCom callback route: verify, decrypt, parse, dispatch, and reply with the encrypted envelope
-// (docs/protocol/wecom.md §3–§5). One log line per callback: msgid, aibotid, msgtype, userid, outcome, ms.
+// The WeCom callback route: find the bot, verify, decrypt, parse, dispatch, and reply with the
+// encrypted envelope (docs/protocol/wecom.md §3–§5). A bot's own path (`/wecom/callback/{id}`) names
+// it; the bare path serves whichever bot's Token signed the callback. One log line per callback: bot,
+// msgid, aibotid, msgtype, userid, outcome, ms.
 import type { Context } from 'koa';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Runner } from '../runner/runner.js';
-import { parseMessage, type UserMessage, type WecomCrypto, type WecomMessage } from '../wecom/index.js';
+import {
+  type CallbackQuery,
+  parseMessage,
+  type UserMessage,
+  type WecomCrypto,
+  type WecomMessage,
+} from '../wecom/index.js';
 import { emptyReply, textReply } from '../wecom/reply.js';
 import { answerFor, type HttpAnswer, HttpError } from './errors.js';
 import type { CallbackClock } from './freshness.js';
 import type { State } from './middleware.js';
 
-export interface CallbackDeps {
+/** A bot, as its callbacks need it. */
+export interface CallbackBot {
+  id: string;
   crypto: WecomCrypto;
+  /** The name it is @mentioned by (taken off a group question). */
+  name?: string | undefined;
+  /** When set, callbacks whose aibotid differs are refused. */
+  aibotid?: string | undefined;
+  welcomeText: string;
+}
+
+/** The bots a node serves, as the callback route finds them. */
+export interface CallbackBots {
+  /** The bot of its own path. */
+  byId(id: string): CallbackBot | undefined;
+  /** The bot whose Token signed this callback (`body` for a POST; a GET's is its query's echostr). */
+  bySignature(query: CallbackQuery, body?: unknown): CallbackBot | undefined;
+}
+
+export interface CallbackDeps {
+  bots: CallbackBots;
   runner: Runner;
   config: Pick<Config, 'wecom'>;
   metrics: Metrics;
@@ -34,21 +61,40 @@ export function queryOf(url: string | undefined): Query {
   return q;
 }
 
+/**
+ * The bot a callback is for: the one its path names (`id`; an unknown id is 404), or on the shared
+ * path the one whose Token signed it (none: 401, as any bad signature).
+ */
+export function botOf(bots: CallbackBots, id: string | undefined, query: Query, body?: unknown): CallbackBot {
+  if (id !== undefined) {
+    const bot = bots.byId(id);
+    if (!bot) throw new HttpError('not_found', `no bot ${JSON.stringify(id.slice(0, 40))} here`);
+    return bot;
+  }
+  if (!query.nonce || !query.timestamp || !(query.msg_signature ?? query.msgsignature ?? query.signature))
+    throw new HttpError('missing_params', 'msg_signature, timestamp and nonce are required');
+  const bot = bots.bySignature(query, body);
+  if (!bot) throw new HttpError('bad_signature', "no bot's Token signed this callback");
+  return bot;
+}
+
 /** GET: URL verification. Answer the bare echostr plaintext, within WeCom's 1 s (§3). */
 export function verifyUrl(deps: CallbackDeps) {
   return async (ctx: Context) => {
     let plain: string;
     const log = (ctx.state as State).log;
+    let bot: CallbackBot | undefined;
     try {
       const query = queryOf(ctx.url);
-      plain = deps.crypto.verifyUrl(query);
+      bot = botOf(deps.bots, ctx.params?.id, query);
+      plain = bot.crypto.verifyUrl(query);
       deps.clock.check(query.timestamp ?? '', () => log);
     } catch (error) {
-      deps.metrics.countCallback('verify', refusal(answerFor(error)));
+      deps.metrics.countCallback(bot?.id ?? '', 'verify', refusal(answerFor(error)));
       throw error;
     }
-    deps.metrics.countCallback('verify', 'verified');
-    log.info({ outcome: 'verified' }, 'callback URL verified');
+    deps.metrics.countCallback(bot.id, 'verify', 'verified');
+    log.info({ bot: bot.id, outcome: 'verified' }, 'callback URL verified');
     ctx.type = 'text/plain';
     ctx.body = plain;
   };
@@ -59,6 +105,8 @@ const refusal = (answer: HttpAnswer): 'rejected' | 'error' => (answer.status >= 
 
 /** What `answerCallback` needs of a POST: its query, its body (read on demand) and its logger. */
 export interface CallbackRequest {
+  /** The bot its path names (`/wecom/callback/{id}`); undefined on the shared path. */
+  botId?: string | undefined;
   query: Query;
   /** The raw body, bounded by the caller. */
   body: () => Promise<Buffer>;
@@ -81,6 +129,7 @@ export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): 
     return child;
   };
   let message: WecomMessage | undefined;
+  let bot: CallbackBot | undefined;
   let outcome = 'error';
   let streamId: string | undefined;
   let refused: 'rejected' | 'error' | undefined;
@@ -94,19 +143,19 @@ export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): 
     } catch {
       throw new HttpError('bad_body', 'the body is not JSON');
     }
-    const plaintext = deps.crypto.decryptCallback(q, body);
+    bot = botOf(deps.bots, req.botId, q, body);
+    const plaintext = bot.crypto.decryptCallback(q, body);
     // Once the signature holds, before anything is done: a replay is refused here.
     deps.clock.check(q.timestamp, log);
-    message = parseMessage(plaintext, { botName: deps.config.wecom.botName });
-    const botId = deps.config.wecom.botId;
-    if (botId && message.aibotid !== botId)
-      throw new HttpError('wrong_bot', `aibotid ${message.aibotid} is not the configured bot`);
-    const dispatched = await dispatch(deps, message, log);
+    message = parseMessage(plaintext, { botName: bot.name });
+    if (bot.aibotid && message.aibotid !== bot.aibotid)
+      throw new HttpError('wrong_bot', `aibotid ${message.aibotid} is not bot ${bot.id}'s (${bot.aibotid})`);
+    const dispatched = await dispatch(deps, bot, message, log);
     const { reply, result } = dispatched;
     outcome = result;
     streamId = dispatched.streamId;
     const replyJson = typeof reply === 'string' ? reply : JSON.stringify(reply);
-    return JSON.stringify(deps.crypto.encryptReply(replyJson, q.nonce, q.timestamp));
+    return JSON.stringify(bot.crypto.encryptReply(replyJson, q.nonce, q.timestamp));
   } catch (error) {
     const answer = answerFor(error);
     refused = refusal(answer);
@@ -115,11 +164,13 @@ export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): 
   } finally {
     const msgtype = message?.msgtype ?? 'unparsed';
     const seconds = (performance.now() - started) / 1000;
-    if (msgtype === 'stream' && !refused) deps.metrics.pollDuration.observe(seconds);
-    deps.metrics.countCallback(knownType(msgtype), refused ?? outcome);
+    const botId = bot?.id ?? '';
+    if (msgtype === 'stream' && !refused) deps.metrics.observePoll(botId, seconds);
+    deps.metrics.countCallback(botId, knownType(msgtype), refused ?? outcome);
     logger.info(
       {
         requestId,
+        bot: bot?.id ?? req.botId,
         // The answer this callback is about: a poll's own msgid is the poll's, not the message's.
         streamId: streamId ?? (message?.kind === 'stream' ? message.stream.id : undefined),
         msgid: message?.msgid,
@@ -151,13 +202,14 @@ const knownType = (t: string) => (metricTypes.has(t) ? t : 'other');
 
 async function dispatch(
   deps: CallbackDeps,
+  bot: CallbackBot,
   m: WecomMessage,
   log: () => Logger,
 ): Promise<{ reply: object | string; result: string; streamId?: string }> {
   switch (m.kind) {
     case 'stream':
       // The poll's reply comes as JSON text already (often as the owner stored it).
-      return { reply: await deps.runner.poll(m.stream.id), result: 'polled' };
+      return { reply: await deps.runner.poll(m.stream.id, bot.id), result: 'polled' };
     case 'text':
     case 'voice':
     case 'mixed':
@@ -167,7 +219,7 @@ async function dispatch(
       const quoted = quotedText(m);
       const accepted = await deps.runner.accept({
         msgid: m.msgid,
-        bot: m.aibotid,
+        bot: bot.id,
         userid: m.from.userid,
         ...(m.chatid === undefined ? {} : { chatid: m.chatid }),
         chattype: m.chattype,
@@ -183,18 +235,21 @@ async function dispatch(
       };
     }
     case 'enter_chat':
-      return { reply: textReply(deps.config.wecom.welcomeText), result: 'welcomed' };
+      return { reply: textReply(bot.welcomeText), result: 'welcomed' };
     case 'feedback_event': {
       // Only an empty reply is allowed (§5.2); Dify hears of the rating in the background.
       const f = m.event.feedback_event;
       deps.runner
-        .feedback({
-          id: f.id,
-          type: f.type,
-          ...(f.content === undefined ? {} : { content: f.content }),
-          ...(f.inaccurate_reason_list === undefined ? {} : { reasons: f.inaccurate_reason_list }),
-          userid: m.from.userid,
-        })
+        .feedback(
+          {
+            id: f.id,
+            type: f.type,
+            ...(f.content === undefined ? {} : { content: f.content }),
+            ...(f.inaccurate_reason_list === undefined ? {} : { reasons: f.inaccurate_reason_list }),
+            userid: m.from.userid,
+          },
+          bot.id,
+        )
         .catch((error: unknown) => log().warn({ err: error }, 'feedback could not be recorded'));
       return { reply: emptyReply(), result: 'event', streamId: f.id };
     }

@@ -8,7 +8,7 @@
 // How the user sees the answer is not the actor's business: the delivery port shows what the writer
 // records (a poll reply kept with the events, or frames pushed).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type DifyIdentity, difyIdentity } from '../auth/identity.js';
+import { type DifyIdentity, type DifyIdentityConfig, difyIdentity } from '../auth/identity.js';
 import { type Authenticator, type AuthOutcome, isAuthError } from '../auth/types.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
@@ -43,7 +43,9 @@ export interface ActorDeps {
   delivery: Delivery;
   /** Downloads what users send; without it an image or a file is answered as unsupported. */
   media?: MediaSource;
-  config: Pick<Config, 'nodeId' | 'dify' | 'stream'>;
+  config: Pick<Config, 'nodeId' | 'stream'>;
+  /** How a user's identity reaches the bot's Dify app (its inputs, its bearer). */
+  identity: DifyIdentityConfig;
   settings: DecideSettings;
   logger: Logger;
   metrics: Metrics;
@@ -113,7 +115,7 @@ export class StreamActor {
       streamId: writer.streamId,
       msgid: ctx.msgid,
       userid: ctx.userid,
-      aibotid: ctx.bot,
+      bot: ctx.bot,
     });
     this.done = new Promise((resolve) => {
       this.#end = resolve;
@@ -128,7 +130,7 @@ export class StreamActor {
       )
         return;
       this.#firstVisibleAt = deps.now();
-      deps.metrics.firstToken.observe((this.#firstVisibleAt - ctx.openedAt) / 1000);
+      deps.metrics.firstToken.observe({ bot: ctx.bot }, (this.#firstVisibleAt - ctx.openedAt) / 1000);
     };
     this.#lease = new LeaseKeeper({
       store: deps.store,
@@ -141,7 +143,7 @@ export class StreamActor {
         this.#log.warn({ err: error }, 'lease renewal failed; the answer goes on');
       },
     });
-    deps.metrics.inflight.inc();
+    deps.metrics.inflight.inc({ bot: this.#ctx.bot });
     this.#startTimers();
     for (const effect of effects) this.#run(effect);
   }
@@ -278,7 +280,7 @@ export class StreamActor {
     try {
       const outcome = await this.#authenticated();
       if (!outcome.granted) return; // recorded by the authenticate effect
-      identity = difyIdentity(outcome, this.#d.config.dify, this.#ctx.userid);
+      identity = difyIdentity(outcome, this.#d.identity, this.#ctx.userid);
     } catch (error) {
       this.#log.warn({ err: error }, 'no identity to ask Dify with');
       return this.tell({ type: 'fail', at: this.#d.now(), failure: failureOf(error) });
@@ -419,7 +421,7 @@ export class StreamActor {
     } catch (error) {
       if (signal.aborted) return;
       const label = answerErrorLabel(error);
-      if (label) metrics.difyErrors.inc({ code: label });
+      if (label) metrics.difyErrors.inc({ bot: this.#ctx.bot, code: label });
       this.#log.warn({ err: error }, 'answer failed');
       // Dify refused the user's own token: the next message asks the token service for a new one.
       if (
@@ -485,8 +487,8 @@ export class StreamActor {
     await store.releaseLease(this.streamId, this.#holder).catch(() => undefined);
     const state = stateOf(this.#state);
     const now = this.#d.now();
-    metrics.streamsFinished.inc({ state });
-    if (state === 'completed') metrics.completion.observe((now - ctx.openedAt) / 1000);
+    metrics.streamsFinished.inc({ bot: ctx.bot, state });
+    if (state === 'completed') metrics.completion.observe({ bot: ctx.bot }, (now - ctx.openedAt) / 1000);
     this.#log.info(
       {
         state,
@@ -511,10 +513,10 @@ export class StreamActor {
     let outcome: { sent: number } | { failed: string };
     try {
       await delivery.sendRest(this.#state, markdown);
-      metrics.deliveries.inc({ outcome: 'sent' });
+      metrics.deliveries.inc({ bot: this.#ctx.bot, outcome: 'sent' });
       outcome = { sent: Buffer.byteLength(markdown) };
     } catch (error) {
-      metrics.deliveries.inc({ outcome: 'failed' });
+      metrics.deliveries.inc({ bot: this.#ctx.bot, outcome: 'failed' });
       this.#log.warn({ err: error }, 'delivery through response_url failed');
       outcome = { failed: error instanceof Error ? error.message : String(error) };
     }
@@ -578,7 +580,7 @@ export class StreamActor {
       return;
     }
     await store.releaseLease(this.streamId, this.#holder).catch(() => undefined);
-    metrics.streamsFinished.inc({ state: 'unrecorded' });
+    metrics.streamsFinished.inc({ bot: this.#ctx.bot, state: 'unrecorded' });
     const ctx = this.#ctx;
     this.#log.warn(
       {
@@ -600,7 +602,7 @@ export class StreamActor {
     this.#lease.stop();
     this.#asking.abort();
     this.#pieces.dispose();
-    this.#d.metrics.inflight.dec();
+    this.#d.metrics.inflight.dec({ bot: this.#ctx.bot });
     this.#end(ending);
   }
 

@@ -2,12 +2,12 @@
 // sends is kept with each append (the reply projection, machines/render.ts) and there is nothing to
 // push; what the bubble could not show goes through the message's response_url, once
 // (docs/protocol/wecom.md §8).
-import { replyProjection, type Texts } from '../machines/index.js';
+import { replyProjection } from '../machines/index.js';
 import type { Delivery, ResponseUrlSender } from './ports.js';
 
-export function pollDelivery(sender: ResponseUrlSender, texts: Texts): Delivery {
+export function pollDelivery(sender: ResponseUrlSender): Delivery {
   return {
-    projection: (view, streamId) => replyProjection(view, streamId, texts),
+    projection: (view, streamId, texts) => replyProjection(view, streamId, texts),
     async sendRest(view, markdown) {
       const url = view.context.responseUrl;
       if (!url) throw new Error('the message came without a response_url');

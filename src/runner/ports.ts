@@ -2,7 +2,9 @@
 // answer (Dify), how the user sees the answer (the delivery: a poll reply kept with the events, or
 // frames pushed over a connection), and the download of what users send. The adapters live in
 // src/dify and src/wecom; tests may pass fakes. Nothing here imports an adapter.
-import type { ReplyProjection, StreamView } from '../machines/index.js';
+import type { DifyIdentityConfig } from '../auth/identity.js';
+import type { Authenticator } from '../auth/types.js';
+import type { ReplyProjection, StreamView, Texts } from '../machines/index.js';
 
 /** What the answer source streams, in order: its ids, the text, its end. */
 export type AnswerEvent =
@@ -90,8 +92,8 @@ export interface AnswerSource {
  * append is sent on. Either way what the bubble could not show goes as a separate message, once.
  */
 export interface Delivery {
-  /** What a poll answers after these events, kept with them; absent for a pushed transport. */
-  projection?(view: StreamView, streamId: string): ReplyProjection;
+  /** What a poll answers after these events (in the bot's `texts`), kept with them; absent for a pushed transport. */
+  projection?(view: StreamView, streamId: string, texts: Texts): ReplyProjection;
   /** Told after each append, with the stream as it now is (a pushed transport sends it on). */
   recorded?(streamId: string, view: StreamView): void;
   /**
@@ -112,4 +114,27 @@ export interface MediaSource {
     url: string,
     kind: 'image' | 'file',
   ): Promise<{ data: Buffer; filename: string; contentType: string }>;
+}
+
+/**
+ * One bot, as its answers need it: where its questions go, who may ask it, how its users' files are
+ * fetched, what its users read, how a user's identity reaches its Dify app, and the secret its stream
+ * ids are derived from. An answer takes its bot when it starts and keeps it: a bot changed or removed
+ * meanwhile (the bots file read again) does not change an answer already running.
+ */
+export interface Bot {
+  /** The bot's id (`default` for the one bot of the environment): it names the bot in keys and logs. */
+  id: string;
+  answers: AnswerSource;
+  auth: Authenticator;
+  media?: MediaSource | undefined;
+  texts: Texts;
+  identity: DifyIdentityConfig;
+  /** A secret of the bot's that every node has and no user does: stream ids are derived from it. */
+  secret: string;
+}
+
+/** The bots a node serves now. */
+export interface Bots {
+  bot(id: string): Bot | undefined;
 }

@@ -5,7 +5,6 @@
 // waiting behind it, or the periodic sweep. What to record is always `decide`'s to say.
 import { randomBytes } from 'node:crypto';
 import { difyIdentity } from '../auth/identity.js';
-import type { Authenticator } from '../auth/types.js';
 import type { Config } from '../config.js';
 import { messageLimits, type RateLimiter, rateLimitedTexts } from '../limits/index.js';
 import type { Logger } from '../log.js';
@@ -38,21 +37,19 @@ import { type LeaseHolder, StoreError, type StreamStore } from '../store/port.js
 import { type ActorDeps, conversationScope, StreamActor } from './actor.js';
 import { isConflict } from './patience.js';
 import type { PieceOptions } from './pieces.js';
-import type { AnswerSource, Delivery, MediaSource } from './ports.js';
+import type { Bot, Bots, Delivery } from './ports.js';
 import { streamIdFor } from './streamId.js';
 import { StreamWriter, textChange, type WriterOptions } from './writer.js';
 
 /** What a node's runner is given; its actors get the same, with the defaults filled in. */
 export interface RunnerDeps {
   store: StreamStore;
-  answers: AnswerSource;
-  auth: Authenticator;
+  /** The bots this node serves now: each stream is one bot's, and answers with what that bot has. */
+  bots: Bots;
   delivery: Delivery;
-  media?: MediaSource;
-  config: Pick<Config, 'nodeId' | 'dify' | 'stream' | 'wecom' | 'limits'>;
+  config: Pick<Config, 'nodeId' | 'stream' | 'limits'>;
   logger: Logger;
   metrics: Metrics;
-  texts?: Texts;
   now?: () => number;
   writer?: WriterOptions;
   /** How the pieces of an answer are told together (and so written: about every 150 ms). */
@@ -118,8 +115,8 @@ export class Runner {
   readonly #actors = new Map<string, StreamActor>();
   /** Takeovers this node is attempting, so that many polls of one stream start one. */
   readonly #taking = new Set<string>();
-  readonly #texts: Texts;
-  readonly #settings: DecideSettings;
+  /** What `decide` is given for each bot (its texts), made once per bot as loaded. */
+  readonly #settings = new WeakMap<Bot, DecideSettings>();
   readonly #now: () => number;
   readonly #log: Logger;
   #draining = false;
@@ -128,12 +125,6 @@ export class Runner {
 
   constructor(deps: RunnerDeps) {
     this.#d = deps;
-    this.#texts = deps.texts ?? defaultTexts;
-    this.#settings = {
-      texts: this.#texts,
-      answerMaxBytes: deps.config.stream.answerMaxBytes,
-      maxTakeovers: deps.maxTakeovers ?? 2,
-    };
     this.#now = deps.now ?? Date.now;
     this.#log = deps.logger;
     // A user's /stop, made on any node, reaches the answer's owner at once.
@@ -163,12 +154,15 @@ export class Runner {
   }
 
   async #accept(m: IncomingMessage): Promise<Accepted> {
-    const { store, metrics, config, auth } = this.#d;
-    const streamId = streamIdFor(config.wecom.encodingAESKey, m.bot, m.msgid);
+    const { store, metrics, config } = this.#d;
+    const bot = this.#d.bots.bot(m.bot);
+    if (!bot) throw new Error(`no bot ${m.bot} on this node`);
+    const { auth, texts } = bot;
+    const streamId = streamIdFor(bot.secret, m.bot, m.msgid);
     // A retried callback finds its stream, and is answered from it. (Checked before anything else: a
     // late copy of `/new` must not start the conversation over again, nor count against a limit.)
     const existing = await store.load(streamId);
-    if (existing) return this.#duplicate(streamId, existing.view);
+    if (existing) return this.#duplicate(streamId, existing.view, texts);
     const command: Command = {
       type: 'open',
       at: this.#now(),
@@ -179,7 +173,7 @@ export class Runner {
     };
     const grant = auth.immediate?.({ userid: m.userid, bot: m.bot });
     if (grant && !command.refused) command.grant = grant.user;
-    const events = decide(command, initialStream(), this.#settings);
+    const events = decide(command, initialStream(), this.#settingsOf(bot));
     const [snapshot, effects] = stepAll(initialStream(), events);
     const finished = isFinished(snapshot);
     const holder = this.#holder();
@@ -187,7 +181,7 @@ export class Runner {
       await store.append(streamId, events, {
         expectedVersion: 0,
         snapshot: persist(snapshot),
-        reply: replyProjection(snapshot, streamId, this.#texts),
+        reply: replyProjection(snapshot, streamId, texts),
         text: textChange(initialStream(), snapshot, events) ?? { append: '' },
         // The lease comes with the opening, so that no poll ever sees an open stream without an owner.
         ...(finished ? {} : { lease: { holder, ttlMs: config.stream.leaseMs } }),
@@ -196,19 +190,19 @@ export class Runner {
       if (!isConflict(error)) throw error;
       // Another copy of this message opened the stream first.
       const loaded = await store.load(streamId);
-      return this.#duplicate(streamId, loaded?.view ?? snapshot);
+      return this.#duplicate(streamId, loaded?.view ?? snapshot, texts);
     }
-    metrics.streamsOpened.inc();
+    metrics.streamsOpened.inc({ bot: bot.id });
     if (finished) {
-      metrics.streamsFinished.inc({ state: stateOf(snapshot) });
+      metrics.streamsFinished.inc({ bot: bot.id, state: stateOf(snapshot) });
     } else {
       // Arrival order is the conversation's order; the owner joins the line itself if this fails.
       await store.joinLine(m.bot, conversationScope(m), streamId).catch((error: unknown) => {
-        this.#log.warn({ streamId, err: error }, 'could not join the conversation line');
+        this.#log.warn({ streamId, bot: bot.id, err: error }, 'could not join the conversation line');
       });
-      this.#launch(this.#writer(streamId, snapshot, events.length), holder, effects);
+      this.#launch(this.#writer(streamId, snapshot, events.length, bot), holder, effects, bot);
     }
-    return { streamId, duplicate: false, reply: withFeedback(render(snapshot, streamId, this.#texts)) };
+    return { streamId, duplicate: false, reply: withFeedback(render(snapshot, streamId, texts)) };
   }
 
   /**
@@ -233,12 +227,12 @@ export class Runner {
     if (!limiter) return undefined;
     const verdict = await limiter.hit(messageLimits(config.limits, m));
     if (verdict.allowed) return undefined;
-    metrics.rateLimited.inc({ scope: verdict.scope });
+    metrics.rateLimited.inc({ bot: m.bot, scope: verdict.scope });
     this.#log.info(
       {
         msgid: m.msgid,
         userid: m.userid,
-        aibotid: m.bot,
+        bot: m.bot,
         scope: verdict.scope,
         retryAfterMs: verdict.retryAfterMs,
       },
@@ -263,9 +257,22 @@ export class Runner {
     return true;
   }
 
-  #duplicate(streamId: string, view: StreamView): Accepted {
-    this.#d.metrics.dedupHits.inc();
-    return { streamId, duplicate: true, reply: withFeedback(render(view, streamId, this.#texts)) };
+  #duplicate(streamId: string, view: StreamView, texts: Texts): Accepted {
+    this.#d.metrics.dedupHits.inc({ bot: view.context.bot });
+    return { streamId, duplicate: true, reply: withFeedback(render(view, streamId, texts)) };
+  }
+
+  #settingsOf(bot: Bot): DecideSettings {
+    let settings = this.#settings.get(bot);
+    if (!settings) {
+      settings = {
+        texts: bot.texts,
+        answerMaxBytes: this.#d.config.stream.answerMaxBytes,
+        maxTakeovers: this.#d.maxTakeovers ?? 2,
+      };
+      this.#settings.set(bot, settings);
+    }
+    return settings;
   }
 
   #holder(): LeaseHolder {
@@ -278,23 +285,24 @@ export class Runner {
    * A poll never changes the stream; when it finds a running stream with no live owner it starts a
    * takeover in the background.
    */
-  async poll(streamId: string): Promise<string> {
+  async poll(streamId: string, botId: string): Promise<string> {
+    const texts = this.#d.bots.bot(botId)?.texts ?? defaultTexts;
     // An id no stream can have (WeCom only polls ids we gave it) is answered like one that expired.
-    if (!isStreamId(streamId)) return this.#replyOf(initialStream(), streamId);
+    if (!isStreamId(streamId)) return this.#replyOf(initialStream(), streamId, texts);
     const polled = await this.#d.store.poll(streamId).catch((error: unknown) => {
       this.#d.metrics.storeErrors.inc({ op: 'load' });
       throw error;
     });
-    if (!polled) return this.#replyOf(initialStream(), streamId);
+    if (!polled) return this.#replyOf(initialStream(), streamId, texts);
     if (!polled.lease && isRunningState(polled.state)) this.takeOver(streamId);
     if (polled.reply !== undefined) return polled.reply;
-    if (polled.text !== undefined) return renderText(polled.text, streamId, this.#texts);
-    return this.#replyOf(polled.loaded?.view ?? initialStream(), streamId);
+    if (polled.text !== undefined) return renderText(polled.text, streamId, texts);
+    return this.#replyOf(polled.loaded?.view ?? initialStream(), streamId, texts);
   }
 
   /** The reply JSON for a stream, rendered here. */
-  #replyOf(view: StreamView, streamId: string): string {
-    return JSON.stringify(render(view, streamId, this.#texts));
+  #replyOf(view: StreamView, streamId: string, texts: Texts): string {
+    return JSON.stringify(render(view, streamId, texts));
   }
 
   /**
@@ -311,30 +319,37 @@ export class Runner {
   }
 
   async #takeOver(streamId: string): Promise<void> {
-    const { store, config, metrics, auth } = this.#d;
+    const { store, config, metrics } = this.#d;
     const holder = this.#holder();
     if (!(await store.acquireLease(streamId, holder, config.stream.leaseMs))) return;
     const loaded = await store.load(streamId);
+    const botId = loaded?.snapshot.context.bot ?? '';
+    const bot = this.#d.bots.bot(botId);
+    if (loaded && !bot)
+      this.#log.warn(
+        { streamId, bot: botId },
+        'a stream of a bot this node does not serve: left to a node that does',
+      );
     let events: StreamEvent[] = [];
-    if (loaded && !this.#draining) {
+    if (loaded && bot && !this.#draining) {
       const ctx = loaded.snapshot.context;
-      const grant = auth.immediate?.({ userid: ctx.userid, bot: ctx.bot });
+      const grant = bot.auth.immediate?.({ userid: ctx.userid, bot: ctx.bot });
       try {
         events = decide(
           { type: 'takeOver', at: this.#now(), node: config.nodeId, ...(grant ? { grant: grant.user } : {}) },
           loaded.snapshot,
-          this.#settings,
+          this.#settingsOf(bot),
         );
       } catch (error) {
         if (!(error instanceof IllegalCommand)) throw error;
       }
     }
-    if (!loaded || events.length === 0) {
+    if (!loaded || !bot || events.length === 0) {
       await store.releaseLease(streamId, holder);
       return;
     }
     const [, effects] = stepAll(loaded.snapshot, events);
-    const writer = this.#writer(streamId, loaded.snapshot, loaded.version);
+    const writer = this.#writer(streamId, loaded.snapshot, loaded.version, bot);
     try {
       await writer.emit(...events);
     } catch (error) {
@@ -343,16 +358,23 @@ export class Runner {
       if (isConflict(error)) return;
       throw error;
     }
-    metrics.takeovers.inc();
+    metrics.takeovers.inc({ bot: bot.id });
     const ctx = loaded.snapshot.context;
     this.#log.info(
-      { streamId, msgid: ctx.msgid, userid: ctx.userid, attempt: ctx.takeovers + 1, previousNode: ctx.node },
+      {
+        streamId,
+        bot: bot.id,
+        msgid: ctx.msgid,
+        userid: ctx.userid,
+        attempt: ctx.takeovers + 1,
+        previousNode: ctx.node,
+      },
       isFinished(writer.snapshot)
         ? 'stream lost its owner too often: ended'
         : 'took over a stream whose owner is gone',
     );
     // An exhausted stream is settled already; its actor still delivers what the bubble promised.
-    this.#launch(writer, holder, effects);
+    this.#launch(writer, holder, effects, bot);
   }
 
   /**
@@ -360,12 +382,14 @@ export class Runner {
    * with the reasons, or taken back) and recorded as `feedback.given`. A stream that is gone, or has
    * no Dify message, is recorded or logged and left alone.
    */
-  async feedback(f: Feedback): Promise<void> {
-    const { store, answers, auth, config } = this.#d;
-    const log = this.#log.child({ streamId: f.id, userid: f.userid });
-    if (!isStreamId(f.id)) return;
+  async feedback(f: Feedback, botId: string): Promise<void> {
+    const { store } = this.#d;
+    const log = this.#log.child({ streamId: f.id, userid: f.userid, bot: botId });
+    const bot = this.#d.bots.bot(botId);
+    if (!isStreamId(f.id) || !bot) return;
+    const { answers, auth } = bot;
     const loaded = await store.load(f.id);
-    if (!loaded || stateOf(loaded.view) !== 'completed') {
+    if (!loaded || loaded.view.context.bot !== botId || stateOf(loaded.view) !== 'completed') {
       log.info({ type: f.type }, 'feedback for a stream that is gone or not completed: ignored');
       return;
     }
@@ -381,7 +405,7 @@ export class Runner {
       // Dify keeps a message's feedback under the user who asked, whoever rated it in the group.
       const outcome = await auth.authenticate({ userid: ctx.userid, bot: ctx.bot });
       if (!outcome.granted) throw new Error(`the asker is no longer let in (${outcome.reason})`);
-      const identity = difyIdentity(outcome, config.dify, ctx.userid);
+      const identity = difyIdentity(outcome, bot.identity, ctx.userid);
       await answers.feedback(ctx.messageId, rating, identity.user, content, { bearer: identity.bearer });
       forwarded = true;
     } catch (error) {
@@ -401,14 +425,14 @@ export class Runner {
     for (let attempt = 0; attempt < 3; attempt++) {
       const current = attempt === 0 ? loaded : await store.load(f.id);
       if (!current) return;
-      const events = decide(command, current.snapshot, this.#settings);
+      const events = decide(command, current.snapshot, this.#settingsOf(bot));
       if (events.length === 0) return;
       const [after] = stepAll(current.snapshot, events);
       try {
         await store.append(f.id, events, {
           expectedVersion: current.version,
           snapshot: persist(after),
-          reply: replyProjection(after, f.id, this.#texts),
+          reply: replyProjection(after, f.id, bot.texts),
           text: { append: '' },
         });
         log.info({ rating, forwarded }, 'feedback recorded');
@@ -478,23 +502,27 @@ export class Runner {
     return { finished: actors.length - remaining.length, handedOver: remaining.length };
   }
 
-  #writer(streamId: string, snapshot: StreamView, version: number): StreamWriter {
+  #writer(streamId: string, snapshot: StreamView, version: number, bot: Bot): StreamWriter {
     const { delivery } = this.#d;
     return new StreamWriter(this.#d.store, streamId, snapshot, version, {
       now: this.#now,
-      ...(delivery.projection ? { projectionOf: (s) => delivery.projection!(s, streamId) } : {}),
+      ...(delivery.projection ? { projectionOf: (s) => delivery.projection!(s, streamId, bot.texts) } : {}),
       ...this.#d.writer,
       onStoreError: (error) => {
         this.#d.metrics.storeErrors.inc({ op: 'append' });
-        this.#log.warn({ streamId, err: error }, 'store append failed');
+        this.#log.warn({ streamId, bot: bot.id, err: error }, 'store append failed');
       },
     });
   }
 
-  #launch(writer: StreamWriter, holder: LeaseHolder, effects: readonly Effect[]): void {
+  #launch(writer: StreamWriter, holder: LeaseHolder, effects: readonly Effect[], bot: Bot): void {
     const deps: ActorDeps = {
       ...this.#d,
-      settings: this.#settings,
+      answers: bot.answers,
+      auth: bot.auth,
+      ...(bot.media ? { media: bot.media } : {}),
+      identity: bot.identity,
+      settings: this.#settingsOf(bot),
       now: this.#now,
       takeOver: (id) => this.takeOver(id),
       storePatience: { delays: this.#d.writer?.retryDelays, forMs: this.#d.writer?.retryForMs },

@@ -111,6 +111,8 @@ export interface Lease {
 
 export interface StreamSummary {
   streamId: string;
+  /** The bot the stream answers for. */
+  bot: string;
   userid: string;
   state: string;
   openedAt: number;

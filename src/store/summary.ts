@@ -7,6 +7,7 @@ export function summarize(streamId: string, snapshot: StreamView, lease: Lease |
   const { context } = snapshot;
   const summary: StreamSummary = {
     streamId,
+    bot: context.bot,
     userid: context.userid,
     state: stateOf(snapshot),
     openedAt: context.openedAt,

@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as official from '@wecom/crypto';
 import { describe, expect, it, vi } from 'vitest';
-import { decodeAESKey, WecomCrypto } from './crypto.js';
+import { decodeAESKey, signerOf, WecomCrypto } from './crypto.js';
 import { WecomError, type WecomErrorCode } from './errors.js';
 import { signature, verifySignature } from './signature.js';
 
@@ -449,5 +449,77 @@ describe('media decryption (§7.1)', () => {
     cipher.setAutoPadding(false);
     const badPad = Buffer.concat([cipher.update(Buffer.alloc(32, 40)), cipher.final()]);
     expectWecomError(() => crypto.decryptMedia(badPad), 'bad_padding');
+  });
+});
+
+describe('which bot signed a callback on the shared URL', () => {
+  const alnum = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  const randomKey = () => Array.from(randomBytes(43), (b) => alnum[b % alnum.length]).join('');
+  const bots = Array.from({ length: 20 }, (_, i) => ({
+    id: `bot-${i}`,
+    token: `token${i}`,
+    encodingAESKey: randomKey(),
+  }));
+  const cryptos = new Map(bots.map((b) => [b, new WecomCrypto(b)]));
+  const cryptoOf = (b: (typeof bots)[number]) => cryptos.get(b)!;
+  /** A callback as the official library makes it for `bot`. */
+  const signed = (bot: (typeof bots)[number], plaintext: string) => {
+    const encrypt = official.encrypt(bot.encodingAESKey, plaintext, '');
+    const timestamp = '1700000000';
+    const nonce = 'n0nce';
+    return {
+      query: { msg_signature: official.getSignature(bot.token, timestamp, nonce, encrypt), timestamp, nonce },
+      encrypt,
+    };
+  };
+
+  it('finds the bot whose Token signed it, for every bot and every message length', () => {
+    for (const [i, bot] of bots.entries()) {
+      for (const length of [1, 31, 32, 33, 500]) {
+        const { query, encrypt } = signed(bot, 'x'.repeat(length + i));
+        expect(signerOf(bots, cryptoOf, query, { encrypt })?.id).toBe(bot.id);
+        // A GET's echostr the same way.
+        expect(signerOf(bots, cryptoOf, { ...query, echostr: encrypt })?.id).toBe(bot.id);
+      }
+    }
+  });
+
+  it("rules most bots out by their key alone: another bot's key rarely fits the padding", () => {
+    const [a, b] = bots;
+    let fits = 0;
+    for (let n = 0; n < 2000; n++) {
+      const encrypt = official.encrypt(a!.encodingAESKey, `message ${n}`, '');
+      expect(cryptoOf(a!).mayHaveEncrypted(Buffer.from(encrypt, 'base64'))).toBe(true);
+      if (cryptoOf(b!).mayHaveEncrypted(Buffer.from(encrypt, 'base64'))) fits++;
+    }
+    // About 1 in 256 by chance (a last byte of 1, whose padding is itself).
+    expect(fits).toBeLessThan(40);
+  });
+
+  it("finds the signer of a broken ciphertext too, so that it is refused by that bot's own check", () => {
+    const bot = bots[7]!;
+    const { encrypt } = signed(bot, '{"msgtype":"text"}');
+    const bytes = Buffer.from(encrypt, 'base64');
+    bytes[bytes.length - 1]! ^= 0x55;
+    const tampered = bytes.toString('base64');
+    const query = {
+      msg_signature: official.getSignature(bot.token, '1700000000', 'n', tampered),
+      timestamp: '1700000000',
+      nonce: 'n',
+    };
+    expect(signerOf(bots, cryptoOf, query, { encrypt: tampered })?.id).toBe(bot.id);
+    expect(() => cryptoOf(bot).decryptCallback(query, { encrypt: tampered })).toThrow(WecomError);
+  });
+
+  it('finds none for a Token no bot has, a missing parameter or a body without encrypt', () => {
+    const stranger = { id: 'x', token: 'nobody', encodingAESKey: bots[3]!.encodingAESKey };
+    const { query, encrypt } = signed(stranger, 'hello');
+    expect(signerOf(bots, cryptoOf, query, { encrypt })).toBeUndefined();
+    const good = signed(bots[2]!, 'hello');
+    expect(
+      signerOf(bots, cryptoOf, { ...good.query, nonce: undefined }, { encrypt: good.encrypt }),
+    ).toBeUndefined();
+    expect(signerOf(bots, cryptoOf, good.query, { other: 1 })).toBeUndefined();
+    expect(signerOf(bots, cryptoOf, good.query, 'not an object')).toBeUndefined();
   });
 });

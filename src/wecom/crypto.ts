@@ -1,7 +1,7 @@
 // Callback crypto of the WeCom AI bot (docs/protocol/wecom.md §2, §3, §4, §5.1, §7): AES-256-CBC
 // with PKCS#7 padding to 32 bytes, the random|length|msg|receiveid framing, and the signed envelope.
 // Every failure to decrypt is a WecomError with a code, never a crash of node:crypto.
-import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, type Decipher, randomFillSync } from 'node:crypto';
 import { WecomError } from './errors.js';
 import { signature, verifySignature } from './signature.js';
 
@@ -144,6 +144,8 @@ export class WecomCrypto {
   readonly #key: Buffer;
   readonly #iv: Buffer;
   readonly #receiveId: string;
+  /** An AES-ECB decipher for one block at a time (`mayHaveEncrypted`), made when first needed. */
+  #lastBlock: Decipher | undefined;
 
   constructor({ token, encodingAESKey, receiveId = '' }: WecomCryptoOptions) {
     this.#token = token;
@@ -264,6 +266,33 @@ export class WecomCrypto {
     return unpad(this.#decipher(buf));
   }
 
+  /**
+   * Whether this key could have encrypted `ciphertext`, judged from its last block alone: decrypted
+   * (one AES block, with a decipher kept for it), it must end in WeCom's padding (1..32 bytes, each
+   * the padding's length). A wrong key passes this about once in 256 times; the signature decides.
+   */
+  mayHaveEncrypted(ciphertext: Buffer): boolean {
+    const n = ciphertext.length;
+    if (n < 2 * AES_BLOCK || n % PAD_BLOCK !== 0) return false;
+    this.#lastBlock ??= (() => {
+      const ecb = createDecipheriv('aes-256-ecb', this.#key, null);
+      ecb.setAutoPadding(false);
+      return ecb;
+    })();
+    const block = this.#lastBlock.update(ciphertext.subarray(n - AES_BLOCK));
+    // CBC: the plaintext is the block deciphered, XOR the ciphertext block before it.
+    const pad = (block[AES_BLOCK - 1] ?? 0) ^ (ciphertext[n - AES_BLOCK - 1] ?? 0);
+    if (pad < 1 || pad > PAD_BLOCK) return false;
+    for (let i = 1; i < Math.min(pad, AES_BLOCK); i++)
+      if (((block[AES_BLOCK - 1 - i] ?? 0) ^ (ciphertext[n - AES_BLOCK - 1 - i] ?? 0)) !== pad) return false;
+    return true;
+  }
+
+  /** Whether our Token signed these values (§2.5). */
+  signs(given: string, timestamp: string, nonce: string, encrypt: string): boolean {
+    return verifySignature(this.#token, timestamp, nonce, encrypt, given);
+  }
+
   #decipher(ciphertext: Buffer): Buffer {
     const decipher = createDecipheriv('aes-256-cbc', this.#key, this.#iv);
     // Node's auto-unpadding assumes 16-byte PKCS#7 and throws on WeCom's 32 (§2.2).
@@ -278,4 +307,42 @@ export class WecomCrypto {
       throw new WecomError('bad_signature', 'msg_signature does not match', { timestamp, nonce });
     }
   }
+}
+
+/**
+ * Which of several bots sharing one callback URL a callback is for: the one whose Token signed it.
+ * Most candidates are ruled out by their key alone (`mayHaveEncrypted`, one AES block each), so that
+ * twenty bots cost about one signature check, not twenty; only when no key fits (a callback whose
+ * ciphertext is broken) are the signatures tried one by one, so that it is refused by its own bot.
+ * `body` is the POST body as parsed (its `encrypt`), or undefined for a GET (its `echostr`).
+ */
+export function signerOf<T>(
+  candidates: readonly T[],
+  cryptoOf: (candidate: T) => WecomCrypto,
+  query: CallbackQuery,
+  body?: unknown,
+): T | undefined {
+  const given = single(query.msg_signature) ?? single(query.msgsignature) ?? single(query.signature);
+  const timestamp = single(query.timestamp);
+  const nonce = single(query.nonce);
+  if (!given || !timestamp || !nonce) return undefined;
+  let encrypt: string | undefined;
+  try {
+    encrypt = body === undefined ? single(query.echostr) : encryptOf(body);
+  } catch {
+    return undefined;
+  }
+  if (!encrypt) return undefined;
+  const ciphertext = Buffer.from(encrypt, 'base64');
+  const tried = new Set<T>();
+  for (const candidate of candidates) {
+    const crypto = cryptoOf(candidate);
+    if (!crypto.mayHaveEncrypted(ciphertext)) continue;
+    tried.add(candidate);
+    if (crypto.signs(given, timestamp, nonce, encrypt)) return candidate;
+  }
+  for (const candidate of candidates)
+    if (!tried.has(candidate) && cryptoOf(candidate).signs(given, timestamp, nonce, encrypt))
+      return candidate;
+  return undefined;
 }

@@ -1,10 +1,9 @@
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type Directory, openDirectory } from '../../src/auth/directory.js';
-import { createAuthenticator } from '../../src/auth/factory.js';
+import { type AuthSettings, createAuthenticator } from '../../src/auth/factory.js';
 import { TokenCache } from '../../src/auth/tokenCache.js';
 import { AuthError, type Authenticator, type AuthOutcome } from '../../src/auth/types.js';
-import type { Config } from '../../src/config.js';
 import { type FakeTokenService, startFakeTokenService } from '../support/fakeTokenService.js';
 import {
   createTestDatabase,
@@ -26,7 +25,7 @@ let cache: TokenCache;
 const secretKey = testSecretKey();
 const opened: Authenticator[] = [];
 
-const settings = (over: Partial<Config['auth']> = {}): Config['auth'] => ({
+const settings = (over: Partial<AuthSettings> = {}): AuthSettings => ({
   mode: 'directory',
   mysqlUrl: tdb.url,
   apiUrl: fake.url,
@@ -36,7 +35,7 @@ const settings = (over: Partial<Config['auth']> = {}): Config['auth'] => ({
   ...over,
 });
 
-async function node(over: Partial<Config['auth']> = {}, failureBackoffMs = 300): Promise<Authenticator> {
+async function node(over: Partial<AuthSettings> = {}, failureBackoffMs = 300): Promise<Authenticator> {
   const a = await createAuthenticator(settings(over), {
     redis: tr.connect(),
     keyPrefix: tr.prefix,

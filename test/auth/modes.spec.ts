@@ -1,13 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDirectory } from '../../src/auth/directory.js';
-import { createAuthenticator } from '../../src/auth/factory.js';
-import type { Config } from '../../src/config.js';
+import { type AuthSettings, createAuthenticator } from '../../src/auth/factory.js';
 import { defaultTexts } from '../../src/machines/texts.js';
 import { createTestDatabase, type TestDatabase } from './support.js';
 
 let tdb: TestDatabase;
 
-const auth = (over: Partial<Config['auth']>): Config['auth'] => ({
+const auth = (over: Partial<AuthSettings>): AuthSettings => ({
   mode: 'none',
   apiTimeoutMs: 1000,
   ...over,

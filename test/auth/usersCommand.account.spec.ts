@@ -3,8 +3,7 @@
 // added without one, and adding again changes only what is given. A command line that does not fit
 // says what is wrong, not only the usage.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runUsers } from '../../src/cli/usersCommand.js';
-import type { Config } from '../../src/config.js';
+import { type AdminConfig, runUsers } from '../../src/cli/usersCommand.js';
 import { runCli, tempCwd } from '../support/cliRun.js';
 import { createTestDatabase, type TestDatabase } from './support.js';
 
@@ -19,7 +18,7 @@ afterAll(async () => {
   cwd.remove();
 });
 
-async function run(mode: Config['auth']['mode'], args: string[]) {
+async function run(mode: AdminConfig['auth']['mode'], args: string[]) {
   const out: string[] = [];
   const err: string[] = [];
   const config = { auth: { mode, mysqlUrl: tdb.url, apiTimeoutMs: 1000 } };

@@ -2,8 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDirectory } from '../../src/auth/directory.js';
 import { TokenCache } from '../../src/auth/tokenCache.js';
 import { displayWidth } from '../../src/cli/table.js';
-import { runMigrate, runUsers } from '../../src/cli/usersCommand.js';
-import type { Config } from '../../src/config.js';
+import { type AdminConfig, runMigrate, runUsers } from '../../src/cli/usersCommand.js';
 import {
   closedPort,
   createTestDatabase,
@@ -16,7 +15,7 @@ import {
 
 let tdb: TestDatabase;
 let tr: TestRedis;
-let config: Pick<Config, 'auth'>;
+let config: AdminConfig;
 
 beforeAll(async () => {
   tdb = await createTestDatabase();

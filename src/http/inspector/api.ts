@@ -16,6 +16,8 @@ export interface LeaseView {
 /** One row of the live list. */
 export interface StreamRow {
   streamId: string;
+  /** The bot the stream answers for (`default` for the one bot of a deployment without a bots file). */
+  bot: string;
   userid: string;
   state: string;
   openedAt: number;
@@ -29,7 +31,7 @@ export interface StreamRow {
   stuck?: StuckReason | undefined;
 }
 
-/** `GET /inspector/api/streams`. */
+/** `GET /inspector/api/streams`, `?bot=<id>` for one bot's streams. */
 export interface StreamList {
   /** The server's clock, so that the page shows ages without trusting the browser's. */
   now: number;
@@ -39,6 +41,7 @@ export interface StreamList {
 /** The stream's context, every field of which the page lists; these it also reads by name. */
 export interface StreamContextView {
   [field: string]: unknown;
+  bot: string;
   userid: string;
   chatid?: string | undefined;
   query: string;

@@ -67,9 +67,13 @@ class InspectorError extends Error {
   }
 }
 
+const MAX_LIMIT = 500;
+
 const listQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(500).default(50),
+  limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(50),
   unfinished: z.enum(['1', 'true', '0', 'false']).optional(),
+  /** One bot's streams, by its id. */
+  bot: z.string().min(1).max(64).optional(),
 });
 
 // The page is plain HTML, CSS and JS from this server only; the policy makes sure of it.
@@ -174,10 +178,16 @@ export function mountInspector(router: Router, deps: InspectorDeps): void {
     api(async (ctx): Promise<StreamList> => {
       const query = listQuery.safeParse(ctx.query);
       if (!query.success)
-        throw new InspectorError('bad_request', 'limit must be 1..500 and unfinished 1 or 0');
-      const { limit, unfinished } = query.data;
+        throw new InspectorError(
+          'bad_request',
+          `limit must be 1..${MAX_LIMIT}, unfinished 1 or 0, and bot a bot's id`,
+        );
+      const { limit, unfinished, bot } = query.data;
       const unfinishedOnly = unfinished === '1' || unfinished === 'true';
-      const summaries = await fromStore('listStreams', () => store.listStreams({ limit, unfinishedOnly }));
+      // The store lists every bot's streams: for one bot's, look through as many as a list may show.
+      const scan = bot === undefined ? limit : MAX_LIMIT;
+      const listed = await fromStore('listStreams', () => store.listStreams({ limit: scan, unfinishedOnly }));
+      const summaries = bot === undefined ? listed : listed.filter((s) => s.bot === bot).slice(0, limit);
       const at = now();
       return {
         now: at,

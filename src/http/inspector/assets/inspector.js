@@ -134,10 +134,19 @@ function setStatus(text, error = false) {
 
 const selectedId = () => decodeURIComponent(location.hash.slice(1));
 
+/** The bot whose streams the list shows, '' for every bot's; in the page's URL (`?bot=hr`), so a link keeps it. */
+let botFilter = new URLSearchParams(location.search).get('bot') ?? '';
+/** Every bot a list has shown so far: the filter's choices. */
+const botsSeen = new Set(botFilter ? [botFilter] : []);
+const botSelect = () => byId('bot-filter', HTMLSelectElement);
+
 async function refreshList() {
+  const bot = botFilter;
   try {
     /** @type {StreamList} */
-    const list = await getJson('streams');
+    const list = await getJson(bot ? `streams?bot=${encodeURIComponent(bot)}` : 'streams');
+    // The filter changed while this was under way: the list of the new one is on its way.
+    if (bot !== botFilter) return;
     renderList(list.now, list.streams);
     setStatus(`live · updated ${new Date().toLocaleTimeString()}`);
   } catch (error) {
@@ -158,6 +167,7 @@ function renderList(now, streams) {
         className: [s.streamId === selectedId() ? 'selected' : '', s.stuck ? 'stuck' : ''].join(' ').trim(),
       },
       el('td', { className: 'id', title: s.streamId, textContent: s.streamId }),
+      el('td', { className: 'bot', title: s.bot, textContent: s.bot || '–' }),
       el('td', { textContent: s.userid }),
       el('td', s.stuck ? { title: stuckText[s.stuck] } : {}, el('span', { className: badgeClass(s.state, s.finished), textContent: s.state })),
       el('td', { className: 'num', textContent: duration(now - s.openedAt) }),
@@ -177,7 +187,33 @@ function renderList(now, streams) {
   });
   byId('streams', HTMLTableElement).tBodies[0]?.replaceChildren(...rows);
   $('count').textContent = `(${streams.length})`;
+  $('empty').textContent = botFilter
+    ? `No streams of bot ${botFilter} yet.`
+    : 'No streams yet. Send the bot a message.';
   $('empty').hidden = streams.length > 0;
+  for (const s of streams) if (s.bot) botsSeen.add(s.bot);
+  renderBotFilter();
+}
+
+/** The filter's choices: every bot seen, rebuilt only when one is new (rebuilding closes an open select). */
+function renderBotFilter() {
+  const select = botSelect();
+  const ids = [...botsSeen].sort();
+  if (select.options.length === ids.length + 1) return;
+  select.replaceChildren(
+    el('option', { value: '', textContent: 'all bots' }),
+    ...ids.map((id) => el('option', { value: id, textContent: id })),
+  );
+  select.value = botFilter;
+}
+
+function filterByBot() {
+  botFilter = botSelect().value;
+  const url = new URL(location.href);
+  if (botFilter) url.searchParams.set('bot', botFilter);
+  else url.searchParams.delete('bot');
+  history.replaceState(null, '', url);
+  void refreshList();
 }
 
 // ---- why a stream stands still (the server decides it: src/diagnosis/stuck.ts) ----
@@ -373,6 +409,7 @@ function renderMeta(d) {
     : d.lease ? 'lease run out' : 'no lease';
   $('stream-meta').replaceChildren(
     el('span', { className: badgeClass(d.state, d.finished), textContent: d.state }),
+    ` · bot `, el('b', { className: 'bot', textContent: c.bot || '–' }),
     ` · user `, el('b', { textContent: c.userid }),
     c.chatid ? ` in ${c.chatid}` : '',
     ` · opened ${duration(d.now - c.openedAt)} ago · last event ${duration(d.now - c.lastEventAt)} ago`,
@@ -456,6 +493,8 @@ document.addEventListener('keydown', (e) => {
   show(to);
 });
 window.addEventListener('hashchange', openStream);
+botSelect().addEventListener('change', filterByBot);
+renderBotFilter();
 
 try {
   drawChart(await getJson('machine'));
