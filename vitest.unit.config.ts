@@ -14,6 +14,7 @@ const inMemorySuites = [
   'test/auth/tokenService.spec.ts',
   'test/deploy.spec.ts',
   'test/docs.spec.ts',
+  'test/fakeWecomWs.spec.ts',
   'test/inspector.spec.ts',
   'test/outbound.bodies.spec.ts',
   'test/runner.outage.spec.ts',

@@ -12,6 +12,7 @@ import { benchBots } from './bots.bench.js';
 import { benchCapacity } from './capacity.js';
 import { benchDeltaVisible } from './deltaVisible.bench.js';
 import { benchFirstReply } from './firstReply.bench.js';
+import { benchFrames } from './frames.bench.js';
 import { benchLength } from './length.bench.js';
 import { benchPoll } from './poll.bench.js';
 import { benchStore } from './store.bench.js';
@@ -26,6 +27,7 @@ const benches: Array<[name: string, run: () => Promise<string>]> = (
     ['many bots', benchBots],
     ['first reply', benchFirstReply],
     ['delta to visible', benchDeltaVisible],
+    ['long connection frames', benchFrames],
     ['length', benchLength],
     ['capacity', benchCapacity],
   ] as Array<[name: string, run: () => Promise<string>]>

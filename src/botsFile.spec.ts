@@ -25,6 +25,7 @@ const defaults = {
   },
   auth: { mode: 'none' as const },
   welcomeText: '你好',
+  wsUrl: 'wss://openws.work.weixin.qq.com',
 };
 const deployment = { mysqlUrl: 'mysql://u@h/db', authApiUrl: 'https://auth.example.com' };
 
@@ -70,6 +71,7 @@ describe('the bots file', () => {
       id: 'hr',
       name: 'HR 助手',
       aibotid: 'aib-hr-123',
+      mode: 'callback',
       callback: { token: 'hr-token-value', encodingAESKey: key('h') },
       dify: {
         apiUrl: 'https://hr.example.com/v1',
@@ -243,5 +245,70 @@ describe('WECOM_BOTS_FILE in the settings', () => {
     expect(texts.denied).toBe('请找 HR 开通');
     expect(texts.failures.dify_unreachable).toBe('HR 助手暂时不在');
     expect(texts.failures.dify_timeout).toBe(defaultTexts.failures.dify_timeout);
+  });
+});
+
+describe('a long-connection bot', () => {
+  const withWs = (bot: string) => `bots:\n${bot}`;
+  const ws = `  - id: ws\n    longConnection:\n      botId: aib-ws\n      secret: \${WS_SECRET}\n    dify:\n      apiKey: app-ws\n`;
+
+  it('has its BotID and Secret, WECOM_WS_URL unless it names its own, and its BotID as aibotid', () => {
+    const result = parseBotsFile(withWs(ws), { WS_SECRET: 's3' }, defaults, deployment);
+    if (!result.ok) throw new Error(result.problems.join('\n'));
+    expect(result.bots[0]).toMatchObject({
+      id: 'ws',
+      mode: 'long-connection',
+      aibotid: 'aib-ws',
+      longConnection: { botId: 'aib-ws', secret: 's3', url: 'wss://openws.work.weixin.qq.com' },
+    });
+    expect(result.bots[0]?.callback).toBeUndefined();
+    const own = parseBotsFile(
+      withWs(ws.replace('      secret:', '      url: ws://127.0.0.1:9000\n      secret:')),
+      { WS_SECRET: 's3' },
+      defaults,
+      deployment,
+    );
+    expect(own.ok && own.bots[0]?.longConnection?.url).toBe('ws://127.0.0.1:9000');
+  });
+
+  it('is one mode or the other, and its URL a WebSocket one', () => {
+    const both = ws.replace(
+      '    dify:',
+      `    callback: { token: t, encodingAesKey: ${key('b')} }\n    dify:`,
+    );
+    expect(problemsOf(withWs(both), { WS_SECRET: 's' })).toEqual([
+      'WECOM_BOTS_FILE: bots[0] (ws): give the bot either callback: (a Token and EncodingAESKey) or longConnection: (a BotID and Secret), not both',
+    ]);
+    const neither = '  - id: none\n    dify:\n      apiKey: app-x\n';
+    expect(problemsOf(withWs(neither))).toEqual([
+      'WECOM_BOTS_FILE: bots[0] (none): give the bot either callback: (a Token and EncodingAESKey) or longConnection: (a BotID and Secret), one of them',
+    ]);
+    const http = ws.replace('      secret:', '      url: https://openws.example\n      secret:');
+    expect(problemsOf(withWs(http), { WS_SECRET: 's' })).toEqual([
+      'WECOM_BOTS_FILE: bots[0] (ws).longConnection.url: must be a wss:// (or ws://) URL',
+    ]);
+  });
+
+  it('in the environment: WECOM_MODE=long-connection needs WECOM_BOT_ID and WECOM_BOT_SECRET, not the Token', () => {
+    const missing = parseConfig({ WECOM_MODE: 'long-connection', DIFY_API_KEY: 'app-x' });
+    expect(missing.ok ? [] : missing.problems).toEqual([
+      "WECOM_BOT_ID: required when WECOM_MODE=long-connection: the bot's BotID from the WeCom admin console",
+      "WECOM_BOT_SECRET: required when WECOM_MODE=long-connection: the bot's Secret from the WeCom admin console",
+    ]);
+    const result = parseConfig({
+      WECOM_MODE: 'long-connection',
+      WECOM_BOT_ID: 'aib-1',
+      WECOM_BOT_SECRET: 'sec',
+      DIFY_API_KEY: 'app-x',
+      WECOM_WS_FRAME_INTERVAL_MS: '250',
+    });
+    if (!result.ok) throw new Error(result.problems.join('\n'));
+    expect(result.config.bots[0]).toMatchObject({
+      id: 'default',
+      mode: 'long-connection',
+      aibotid: 'aib-1',
+      longConnection: { botId: 'aib-1', secret: 'sec', url: 'wss://openws.work.weixin.qq.com' },
+    });
+    expect(result.config.wecom.ws).toEqual({ frameIntervalMs: 250, maxFrames: 80 });
   });
 });

@@ -36,16 +36,33 @@ export interface BotConfig {
   name?: string | undefined;
   /** When set, callbacks whose `aibotid` differs are refused. */
   aibotid?: string | undefined;
+  /**
+   * How WeCom reaches the bot: `callback`, WeCom POSTs to our URL (its Token and EncodingAESKey), or
+   * `long-connection`, we dial out to WeCom over a WebSocket (its BotID and Secret).
+   */
+  mode: 'callback' | 'long-connection';
   /** Callback (API) mode: the Token and EncodingAESKey of the bot's callback URL. */
-  callback: { token: string; encodingAESKey: string };
+  callback?: { token: string; encodingAESKey: string } | undefined;
+  /** Long-connection mode: the bot's BotID and Secret, and WeCom's WebSocket endpoint. */
+  longConnection?: LongConnectionSettings | undefined;
   dify: BotDify;
   auth: { mode: AuthMode; deniedText?: string | undefined };
   welcomeText: string;
   texts: TextOverrides;
 }
 
+export interface LongConnectionSettings {
+  /** The bot's id: the `aibotid` of its messages. */
+  botId: string;
+  secret: string;
+  /** `wss://openws.work.weixin.qq.com` unless a private deployment names its own (`ws://` for tests). */
+  url: string;
+}
+
 /** The bot settings of the environment: the one bot without a file, the defaults with one. */
 export interface BotDefaults {
+  /** WECOM_WS_URL: the long connection's endpoint, where a bot names none. */
+  wsUrl: string;
   name?: string | undefined;
   dify: Omit<BotDify, 'apiKey'>;
   auth: { mode: AuthMode; deniedText?: string | undefined };
@@ -65,6 +82,7 @@ const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
 const text = z.string().min(1, 'must not be empty');
+export const wsUrl = z.url({ protocol: /^wss?$/, error: 'must be a wss:// (or ws://) URL' });
 
 const textKeys = Object.keys(defaultTexts).filter((k) => k !== 'failures') as Array<
   Exclude<keyof Texts, 'failures'>
@@ -78,12 +96,21 @@ const botSchema = z.strictObject({
   id: z.string().regex(BOT_ID, 'must be 1 to 32 of a-z, 0-9 and -'),
   name: text.optional(),
   aibotid: text.optional(),
-  callback: z.strictObject({
-    token: z.string({ error: "required: the bot's callback Token" }).min(1, 'required'),
-    encodingAesKey: z
-      .string({ error: "required: the bot's EncodingAESKey" })
-      .regex(/^[A-Za-z0-9]{43}$/, 'must be exactly 43 characters of A-Z, a-z and 0-9'),
-  }),
+  callback: z
+    .strictObject({
+      token: z.string({ error: "required: the bot's callback Token" }).min(1, 'required'),
+      encodingAesKey: z
+        .string({ error: "required: the bot's EncodingAESKey" })
+        .regex(/^[A-Za-z0-9]{43}$/, 'must be exactly 43 characters of A-Z, a-z and 0-9'),
+    })
+    .optional(),
+  longConnection: z
+    .strictObject({
+      botId: z.string({ error: "required: the bot's BotID" }).min(1, 'required'),
+      secret: z.string({ error: "required: the bot's Secret" }).min(1, 'required'),
+      url: wsUrl.optional(),
+    })
+    .optional(),
   dify: z.strictObject({
     apiUrl: httpUrl.optional(),
     apiKey: z.string({ error: "required: the Dify app's API key (app-…)" }).min(1, 'required'),
@@ -155,6 +182,12 @@ export function parseBotsFile(
       continue;
     }
     if (problems.length > before) continue;
+    if (Boolean(parsed.data.callback) === Boolean(parsed.data.longConnection)) {
+      problems.push(
+        `${label}: give the bot either callback: (a Token and EncodingAESKey) or longConnection: (a BotID and Secret), ${parsed.data.callback ? 'not both' : 'one of them'}`,
+      );
+      continue;
+    }
     const bot = fromEntry(parsed.data, defaults);
     problems.push(...botProblems(bot, deployment, (field) => `${label}.${field}`));
     bots.push(bot);
@@ -188,8 +221,21 @@ function fromEntry(e: BotEntry, d: BotDefaults): BotConfig {
   return {
     id: e.id,
     name: e.name ?? d.name,
-    aibotid: e.aibotid,
-    callback: { token: e.callback.token, encodingAESKey: e.callback.encodingAesKey },
+    // A long-connection bot's messages carry its BotID as their aibotid.
+    aibotid: e.aibotid ?? e.longConnection?.botId,
+    mode: e.longConnection ? 'long-connection' : 'callback',
+    ...(e.callback
+      ? { callback: { token: e.callback.token, encodingAESKey: e.callback.encodingAesKey } }
+      : {}),
+    ...(e.longConnection
+      ? {
+          longConnection: {
+            botId: e.longConnection.botId,
+            secret: e.longConnection.secret,
+            url: e.longConnection.url ?? d.wsUrl,
+          },
+        }
+      : {}),
     dify: {
       apiUrl: (e.dify.apiUrl ?? d.dify.apiUrl).replace(/\/+$/, ''),
       apiKey: e.dify.apiKey,

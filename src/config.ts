@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
-import { type BotConfig, type BotDefaults, parseBotsFile } from './botsFile.js';
+import { type BotConfig, type BotDefaults, parseBotsFile, wsUrl } from './botsFile.js';
 
 export type { BotConfig };
 
@@ -28,6 +28,14 @@ const baseSchema = z.object({
     .regex(/^[A-Za-z0-9]{43}$/, 'must be exactly 43 characters of A-Z, a-z and 0-9')
     .optional(),
   WECOM_BOTS_FILE: z.string().min(1).optional(),
+  // The one bot's mode: WeCom POSTs to our URL, or we dial out to WeCom (its BotID and Secret).
+  WECOM_MODE: z.enum(['callback', 'long-connection']).default('callback'),
+  WECOM_BOT_SECRET: z.string().min(1).optional(),
+  WECOM_WS_URL: wsUrl.default('wss://openws.work.weixin.qq.com'),
+  /** The least time between two frames of one answer on the long connection. */
+  WECOM_WS_FRAME_INTERVAL_MS: int(100, 60_000).default(500),
+  /** The most frames one answer sends on the long connection, the finishing one included. */
+  WECOM_WS_MAX_FRAMES: int(2, 1000).default(80),
   WECOM_BOT_ID: z.string().min(1).optional(),
   WECOM_BOT_NAME: z.string().min(1).optional(),
   CALLBACK_MAX_SKEW_SECONDS: int(10, 7 * 24 * 3600).default(300),
@@ -114,12 +122,23 @@ function crossProblems(env: Record<string, string>): string[] {
   // Without a bots file the environment defines the one bot: its credentials are required, and its
   // settings are checked together here, in the environment's names.
   if (!env.WECOM_BOTS_FILE) {
-    if (!env.WECOM_TOKEN)
-      problems.push("WECOM_TOKEN: required: the bot's callback Token from the WeCom admin console");
-    if (!env.WECOM_ENCODING_AES_KEY)
-      problems.push(
-        "WECOM_ENCODING_AES_KEY: required: the bot's EncodingAESKey from the WeCom admin console",
-      );
+    if (env.WECOM_MODE === 'long-connection') {
+      if (!env.WECOM_BOT_ID)
+        problems.push(
+          "WECOM_BOT_ID: required when WECOM_MODE=long-connection: the bot's BotID from the WeCom admin console",
+        );
+      if (!env.WECOM_BOT_SECRET)
+        problems.push(
+          "WECOM_BOT_SECRET: required when WECOM_MODE=long-connection: the bot's Secret from the WeCom admin console",
+        );
+    } else {
+      if (!env.WECOM_TOKEN)
+        problems.push("WECOM_TOKEN: required: the bot's callback Token from the WeCom admin console");
+      if (!env.WECOM_ENCODING_AES_KEY)
+        problems.push(
+          "WECOM_ENCODING_AES_KEY: required: the bot's EncodingAESKey from the WeCom admin console",
+        );
+    }
     if (!env.DIFY_API_KEY) problems.push("DIFY_API_KEY: required: the Dify app's API key (app-…)");
     const mode = env.AUTH_MODE ?? 'none';
     if ((mode === 'allowlist' || mode === 'directory') && !env.MYSQL_URL)
@@ -165,6 +184,8 @@ export interface Config {
   wecom: {
     /** How far a signed callback's timestamp may be from this node's clock, either way. */
     maxSkewSeconds: number;
+    /** The long connection's frames: the least time between two of one answer, the most per answer. */
+    ws: { frameIntervalMs: number; maxFrames: number };
   };
   store: {
     redisUrl?: string | undefined;
@@ -200,6 +221,7 @@ export interface Config {
 export const secretSettings = [
   'WECOM_TOKEN',
   'WECOM_ENCODING_AES_KEY',
+  'WECOM_BOT_SECRET',
   'DIFY_API_KEY',
   'AUTH_SECRET_KEY',
   'INSPECTOR_TOKEN',
@@ -310,6 +332,7 @@ function botDefaults(e: Env): BotDefaults {
     },
     auth: { mode: e.AUTH_MODE, deniedText: e.AUTH_DENIED_TEXT },
     welcomeText: e.WELCOME_TEXT,
+    wsUrl: e.WECOM_WS_URL,
   };
 }
 
@@ -320,7 +343,19 @@ function environmentBot(e: Env): BotConfig {
     id: 'default',
     name: d.name,
     aibotid: e.WECOM_BOT_ID,
-    callback: { token: e.WECOM_TOKEN ?? '', encodingAESKey: e.WECOM_ENCODING_AES_KEY ?? '' },
+    ...(e.WECOM_MODE === 'long-connection'
+      ? {
+          mode: 'long-connection' as const,
+          longConnection: {
+            botId: e.WECOM_BOT_ID ?? '',
+            secret: e.WECOM_BOT_SECRET ?? '',
+            url: e.WECOM_WS_URL,
+          },
+        }
+      : {
+          mode: 'callback' as const,
+          callback: { token: e.WECOM_TOKEN ?? '', encodingAESKey: e.WECOM_ENCODING_AES_KEY ?? '' },
+        }),
     dify: { ...d.dify, apiKey: e.DIFY_API_KEY ?? '' },
     auth: d.auth,
     welcomeText: d.welcomeText,
@@ -390,7 +425,10 @@ export function parseConfig(
       logLevel: e.LOG_LEVEL,
       bots: bots.bots,
       botsFile: e.WECOM_BOTS_FILE,
-      wecom: { maxSkewSeconds: e.CALLBACK_MAX_SKEW_SECONDS },
+      wecom: {
+        maxSkewSeconds: e.CALLBACK_MAX_SKEW_SECONDS,
+        ws: { frameIntervalMs: e.WECOM_WS_FRAME_INTERVAL_MS, maxFrames: e.WECOM_WS_MAX_FRAMES },
+      },
       store: storeSettings(e),
       auth: authSettings(e),
       stream: {

@@ -33,6 +33,10 @@ export interface Metrics {
   /** New messages refused by a rate limit, by the limit's scope (user, conversation). */
   rateLimited: Counter<'bot' | 'scope'>;
   inflight: Gauge<'bot'>;
+  /** 1 while this node holds the bot's long connection, subscribed; 0 otherwise. */
+  connectionUp: Gauge<'bot'>;
+  /** Frames of answers pushed over a long connection, by outcome. */
+  frames: Counter<'bot' | 'outcome'>;
   draining: Gauge;
 }
 
@@ -159,6 +163,18 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
       name: 'wecom_dify_inflight_answers',
       help: 'Answers this node is running',
       labelNames: ['bot'],
+      registers,
+    }),
+    connectionUp: new Gauge({
+      name: 'wecom_dify_connection_up',
+      help: "1 while this node holds the bot's long connection to WeCom, subscribed",
+      labelNames: ['bot'],
+      registers,
+    }),
+    frames: new Counter({
+      name: 'wecom_dify_frames_total',
+      help: 'Frames of answers pushed over a long connection, by outcome',
+      labelNames: ['bot', 'outcome'],
       registers,
     }),
     draining: new Gauge({

@@ -13,10 +13,17 @@ import type { DifyErrorKind } from './dify/errors.js';
 import { createHttpApp, type ReadinessCheck } from './http/app.js';
 import { createMemoryRateLimiter, createRedisRateLimiter } from './limits/index.js';
 import type { Logger } from './log.js';
+import {
+  type ConnectionBot,
+  type ConnectionTuning,
+  LongConnections,
+  memoryConnectionState,
+  redisConnectionState,
+} from './longConnection/index.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import type { PieceOptions } from './runner/pieces.js';
 import { pollDelivery } from './runner/pollDelivery.js';
-import type { AnswerFailureKind, AnswerSource, ResponseUrlSender } from './runner/ports.js';
+import type { AnswerFailureKind, AnswerSource, Delivery, ResponseUrlSender } from './runner/ports.js';
 import { Runner } from './runner/runner.js';
 import type { WriterOptions } from './runner/writer.js';
 import { openStore, type RedisClient } from './store/index.js';
@@ -44,6 +51,8 @@ export interface ServiceOptions {
   writer?: WriterOptions;
   pieces?: PieceOptions;
   metrics?: Metrics;
+  /** The long connections' timings (tests shorten them). */
+  longConnection?: ConnectionTuning;
 }
 
 export interface RunningService {
@@ -107,8 +116,19 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   }
   const responseUrl: ResponseUrlSender & { close?: () => Promise<void> } =
     options.responseUrl ?? new ResponseUrlClient({ proxy: config.proxy });
-  // The callback transport: WeCom polls, and the reply a poll sends is kept with every append.
-  const delivery = pollDelivery(responseUrl);
+  // The callback transport: WeCom polls, and the reply a poll sends is kept with every append. On the
+  // long connection the same reply is pushed as frames (longConnection/), and what the bubble could not
+  // show goes over the connection rather than a response_url.
+  const polled = pollDelivery(responseUrl);
+  let longConnections: LongConnections | undefined;
+  const delivery: Delivery = {
+    ...(polled.projection ? { projection: polled.projection } : {}),
+    recorded: (streamId, view) => longConnections?.recorded(streamId, view),
+    sendRest: (view, markdown) =>
+      view.context.replyTo && longConnections
+        ? longConnections.sendRest(view, markdown)
+        : polled.sendRest(view, markdown),
+  };
   // Across nodes in Redis; in this process with the in-memory store.
   const limiter = redis
     ? createRedisRateLimiter(redis, {
@@ -133,6 +153,39 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   // Orphans exist only where other nodes can die while this one lives: a shared store. (Tests that
   // pass their own store decide for themselves.)
   if (redis) runner.startSweeping();
+  const prefix = options.keyPrefix ?? config.store.prefix;
+  longConnections = new LongConnections({
+    runner,
+    store,
+    state: redis ? redisConnectionState(redis, prefix) : memoryConnectionState(),
+    node: config.nodeId,
+    leaseMs: config.stream.leaseMs,
+    push: config.wecom.ws,
+    logger,
+    metrics,
+    tuning: options.longConnection,
+  });
+  const connections = longConnections;
+  await connections.update(connectionBotsOf(bots));
+  // A long-connection bot is down when no node has held it subscribed for longer than a lease and
+  // the back-off's cap: time enough for another node to take over.
+  const downAfterMs = config.stream.leaseMs + (options.longConnection?.backoffCapMs ?? 30_000);
+  const botsReadiness = async () => {
+    const connected = await connections.readiness();
+    let ready = true;
+    const out: Record<string, unknown> = {};
+    for (const bot of bots.list()) {
+      const c = connected[bot.id];
+      if (!c) {
+        out[bot.id] = { mode: 'callback' };
+        continue;
+      }
+      const { downForMs, ...shown } = c;
+      if (downForMs !== undefined && downForMs > downAfterMs) ready = false;
+      out[bot.id] = shown;
+    }
+    return { bots: out, ready };
+  };
   let draining = false;
   const readiness: ReadinessCheck[] = [{ name: 'store', check: () => store.ping() }];
   // The directory is checked once a bot uses it (a test's own authenticator answers for itself).
@@ -148,6 +201,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     metrics,
     logger,
     readiness,
+    botsReadiness,
     isDraining: () => draining,
     ...(inspector
       ? {
@@ -202,6 +256,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       logger.info({ inflight: runner.inflight, deadlineMs: config.stream.drainMs }, 'draining');
       const result = await runner.drain(config.stream.drainMs);
       logger.info(result, 'drained');
+      // The answers finished here are pushed out; the rest are carried on by the next holder.
+      await connections.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
@@ -226,8 +282,23 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     metrics,
     server,
     bots,
-    reloadBots: (next) => bots.replace(next),
+    reloadBots: async (next) => {
+      const changes = await bots.replace(next);
+      await connections.update(connectionBotsOf(bots));
+      return changes;
+    },
     isDraining: () => draining,
     shutdown,
   };
+}
+
+/** The long-connection bots among those served, as their connections need them. */
+function connectionBotsOf(bots: BotRegistry): ConnectionBot[] {
+  return bots.list().flatMap((bot) => {
+    const lc = bot.config.longConnection;
+    if (!lc) return [];
+    return [
+      { id: bot.id, name: bot.name, aibotid: bot.aibotid, welcomeText: bot.welcomeText, longConnection: lc },
+    ];
+  });
 }

@@ -105,3 +105,39 @@ describe('wecom-dify bots', () => {
     expect(stderr).toContain(`WECOM_BOTS_FILE: cannot read ${join(cwd.dir, 'missing.yaml')} (ENOENT)`);
   });
 });
+
+describe('wecom-dify bots, a long-connection bot', () => {
+  it('names the node that holds its connection, and since when, from Redis', async () => {
+    const { Redis } = await import('ioredis');
+    const { redisConnectionState } = await import('../src/longConnection/state.js');
+    const { dropPrefix, randomPrefix, redisUrl } = await import('./support/service.js');
+    const prefix = randomPrefix('botsws');
+    const redis = new Redis(redisUrl);
+    const since = Date.UTC(2026, 10, 29, 8, 0, 0);
+    try {
+      await redisConnectionState(redis, prefix).setStatus('ws', { holder: 'node-7', connected: true, since });
+      const wsFile = join(cwd.dir, 'ws.yaml');
+      writeFileSync(
+        wsFile,
+        `bots:\n  - id: ws\n    longConnection:\n      botId: aib-ws-1\n      secret: \${WS_SECRET}\n    dify:\n      apiKey: app-ws\n`,
+      );
+      const { code, stdout } = await runCli(['bots'], {
+        cwd: cwd.dir,
+        env: {
+          WECOM_BOTS_FILE: wsFile,
+          WS_SECRET: 'ws-secret-value',
+          REDIS_URL: redisUrl,
+          REDIS_KEY_PREFIX: prefix,
+        },
+      });
+      expect(code).toBe(0);
+      expect(stdout.trimEnd()).toMatch(
+        /^ws\s+long-connection\s+aibotid=aib-ws-1\s+dify=\S+\s+auth=none\s+holder=node-7 since=2026-11-29T08:00:00\.000Z connected$/,
+      );
+      expect(stdout).not.toContain('ws-secret-value');
+    } finally {
+      redis.disconnect();
+      await dropPrefix(prefix);
+    }
+  });
+});

@@ -257,6 +257,15 @@ const filledIn = (names: readonly string[]) => Object.fromEntries(names.map((n) 
 /** The bot settings of an environment that sets none: the defaults. */
 const botDefaults = botDefaultsOf({});
 const withDirectory = { mysqlUrl: 'mysql://wecom:wecom@mariadb:3306/wecom_dify' };
+/**
+ * The example with the long-connection bot at its end taken out of the comments, as an operator would:
+ * the `# ` after the list's indent goes.
+ */
+const withLongConnectionBot = (() => {
+  const start = botsExample.indexOf('  # - id: faq');
+  if (start < 0) throw new Error('deploy/bots.example.yaml has no commented-out bot `faq` at its end');
+  return botsExample.slice(0, start) + botsExample.slice(start).replace(/^ {2}# ?/gm, '  ');
+})();
 
 describe('deploy/bots.example.yaml', () => {
   it('names its secrets as environment variables: HR_… and IT_…, three a bot', () => {
@@ -294,6 +303,38 @@ describe('deploy/bots.example.yaml', () => {
     expect(result.ok).toBe(false);
     const problems = result.ok ? '' : result.problems.join('\n');
     for (const name of envRefsOf(botsExample)) expect(problems).toContain(`\${${name}} is not set`);
+  });
+
+  it('its commented-out third bot, once uncommented, is one the service takes: a long-connection bot', () => {
+    const added = envRefsOf(withLongConnectionBot).filter((n) => !envRefsOf(botsExample).includes(n));
+    expect(added.sort()).toEqual(['FAQ_DIFY_KEY', 'FAQ_WECOM_SECRET']);
+    const result = parseBotsFile(
+      withLongConnectionBot,
+      filledIn(envRefsOf(withLongConnectionBot)),
+      botDefaults,
+      withDirectory,
+    );
+    expect(result.ok ? [] : result.problems).toEqual([]);
+    if (!result.ok) return;
+    expect(result.bots.map((b) => [b.id, b.mode])).toEqual([
+      ['hr', 'callback'],
+      ['it', 'callback'],
+      ['faq', 'long-connection'],
+    ]);
+    const faq = result.bots[2];
+    expect(faq?.callback).toBeUndefined();
+    expect(faq?.longConnection?.url).toBe(botDefaults.wsUrl);
+    // Its messages carry the BotID as their aibotid: frames for another bot are dropped.
+    expect(faq?.aibotid).toBe(faq?.longConnection?.botId);
+  });
+
+  it('.env.example and the Secret template name that bot\u2019s variables, commented out like the bot', () => {
+    for (const name of ['FAQ_WECOM_SECRET', 'FAQ_DIFY_KEY']) {
+      expect(read('.env.example'), name).toMatch(new RegExp(`^# ${name}=`, 'm'));
+      expect(read(`${k8sDir}/secret.example.yaml`), name).toMatch(
+        new RegExp(`^ {2}# ${name}: REPLACE_ME$`, 'm'),
+      );
+    }
   });
 
   it('.env.example shows WECOM_BOTS_FILE and every variable it names', () => {
@@ -1024,7 +1065,7 @@ describe('deploy/prometheus-alerts.yml', () => {
     }
   });
 
-  it('alerts on what matters: readiness, callbacks, polls, failed streams, first token, Dify, Redis, token service, stuck streams, deliveries', () => {
+  it('alerts on what matters: readiness, callbacks, polls, failed streams, first token, Dify, Redis, token service, stuck streams, deliveries, long connections', () => {
     const exprs = alertRules()
       .map((r) => r.expr)
       .join('\n');
@@ -1040,6 +1081,8 @@ describe('deploy/prometheus-alerts.yml', () => {
       'wecom_dify_inflight_answers',
       'wecom_dify_takeovers_total',
       'wecom_dify_deliveries_total',
+      'wecom_dify_connection_up',
+      'outcome="kicked"',
     ])
       expect(exprs, needed).toContain(needed);
   });

@@ -46,16 +46,29 @@ const botsFilesIn = (doc: string) => [...doc.matchAll(/```yaml\n(bots:\n[\s\S]*?
 /** The bot settings of an environment that sets none: the defaults. */
 const botDefaults = botDefaultsOf({});
 
-/** Problems of a bots file, with every variable it names set to a value of the right shape. */
-function botsFileProblems(text: string): string[] {
+/** A bots file parsed with every variable it names set to a value of the right shape. */
+function parseShownBotsFile(text: string) {
   const names = [...text.matchAll(/\$\{(\w+)\}/g)].map((m) => m[1]!);
   const env = Object.fromEntries(names.map((n) => [n, 'A'.repeat(43)]));
-  const result = parseBotsFile(text, env, botDefaults, {
+  return parseBotsFile(text, env, botDefaults, {
     mysqlUrl: 'mysql://u:p@db:3306/wecom_dify',
     authApiUrl: 'https://auth.example.com/token',
   });
+}
+
+/** Problems of a bots file, with every variable it names set to a value of the right shape. */
+function botsFileProblems(text: string): string[] {
+  const result = parseShownBotsFile(text);
   return result.ok ? [] : result.problems;
 }
+
+/** The modes of the bots of each bots file a document shows. */
+const modesIn = (doc: string) =>
+  botsFilesIn(doc).map((file) => {
+    const result = parseShownBotsFile(file);
+    return result.ok ? result.bots.map((b) => b.mode) : [];
+  });
+const mixesModes = (modes: string[]) => modes.includes('callback') && modes.includes('long-connection');
 
 describe('README', () => {
   it('lists every setting, and only the settings there are', () => {
@@ -80,6 +93,10 @@ describe('README', () => {
     expect(files.length).toBeGreaterThan(0);
     for (const file of files) expect(botsFileProblems(file)).toEqual([]);
   });
+
+  it('shows a bots file that mixes a callback bot and a long-connection bot', () => {
+    expect(modesIn(readme).some(mixesModes)).toBe(true);
+  });
 });
 
 describe('the operator\u2019s guide (docs/operations.md)', () => {
@@ -93,7 +110,7 @@ describe('the operator\u2019s guide (docs/operations.md)', () => {
 
   it('its command reference gives every command as its usage does', () => {
     // A `|` inside a table cell is written `\|`.
-    const reference = sectionOf(guide, '## 15. Command reference')
+    const reference = sectionOf(guide, '## 16. Command reference')
       .replaceAll('\\|', '|')
       .replace(/[ \t]+/g, ' ');
     const missing = Object.values(commandUsage)
@@ -106,6 +123,10 @@ describe('the operator\u2019s guide (docs/operations.md)', () => {
     const files = botsFilesIn(guide);
     expect(files.length).toBeGreaterThan(0);
     for (const file of files) expect(botsFileProblems(file)).toEqual([]);
+  });
+
+  it('shows a bots file that mixes a callback bot and a long-connection bot', () => {
+    expect(modesIn(guide).some(mixesModes)).toBe(true);
   });
 });
 

@@ -3,6 +3,7 @@
 // its sequence number and the moment it left here (`performance.now()` of this process, where the
 // poller that looks for it runs too): ` 17@12345.6;`. Then `message_end`.
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -36,6 +37,8 @@ export async function startStampedDify(initial: StampedDifyOptions): Promise<Sta
   let active = 0;
   const sockets = new Set<Socket>();
   const closing = new AbortController();
+  // Every answer in flight waits on it: as many listeners as answers.
+  setMaxListeners(0, closing.signal);
 
   const answer = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     for await (const _ of req) {

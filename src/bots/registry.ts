@@ -20,13 +20,19 @@ import { type CallbackQuery, MediaFetcher, signerOf, WecomCrypto } from '../weco
 /** A bot as the node serves it: what its answers need (`Bot`) and what its callbacks need. */
 export interface ServedBot extends Bot {
   config: BotConfig;
-  crypto: WecomCrypto;
+  /** A callback bot's crypto; a long-connection bot has none. */
+  crypto?: WecomCrypto | undefined;
   /** The name it is @mentioned by, taken off a group question. */
   name?: string | undefined;
   /** When set, callbacks whose aibotid differs are refused. */
   aibotid?: string | undefined;
   welcomeText: string;
 }
+
+/** A bot WeCom reaches by callback. */
+export type CallbackServedBot = ServedBot & { crypto: WecomCrypto };
+
+const byCallback = (bot: ServedBot | undefined): bot is CallbackServedBot => bot?.crypto !== undefined;
 
 type Closable = AnswerSource & { close?: () => Promise<void> };
 
@@ -58,6 +64,7 @@ export class BotRegistry implements Bots {
   readonly #o: BotRegistryOptions;
   #held = new Map<string, Held>();
   #list: ServedBot[] = [];
+  #callbackBots: CallbackServedBot[] = [];
   readonly #retiring = new Set<{ timer: NodeJS.Timeout; close: () => Promise<void> }>();
   readonly #checks = new AbortController();
 
@@ -76,18 +83,19 @@ export class BotRegistry implements Bots {
     return this.#held.get(id)?.bot;
   }
 
-  /** The bot of a callback's own path (`/wecom/callback/{id}`). */
-  byId(id: string): ServedBot | undefined {
-    return this.bot(id);
+  /** The bot of a callback's own path (`/wecom/callback/{id}`): a callback bot's only. */
+  byId(id: string): CallbackServedBot | undefined {
+    const bot = this.bot(id);
+    return byCallback(bot) ? bot : undefined;
   }
 
   /**
    * The bot whose Token signed a callback on the shared URL (`body` for a POST, none for a GET).
    * With one bot there is nothing to search: its own check of the signature decides.
    */
-  bySignature(query: CallbackQuery, body?: unknown): ServedBot | undefined {
-    if (this.#list.length === 1) return this.#list[0];
-    return signerOf(this.#list, (bot) => bot.crypto, query, body);
+  bySignature(query: CallbackQuery, body?: unknown): CallbackServedBot | undefined {
+    if (this.#callbackBots.length === 1) return this.#callbackBots[0];
+    return signerOf(this.#callbackBots, (bot) => bot.crypto, query, body);
   }
 
   list(): readonly ServedBot[] {
@@ -126,6 +134,7 @@ export class BotRegistry implements Bots {
     for (const [id, old] of this.#held) if (next.get(id) !== old) this.#retire(old);
     this.#held = next;
     this.#list = [...next.values()].map((h) => h.bot);
+    this.#callbackBots = this.#list.filter(byCallback);
     for (const held of built) {
       if (this.#o.metrics) announceBot(this.#o.metrics, held.bot.id);
       this.#check(held.bot);
@@ -144,6 +153,7 @@ export class BotRegistry implements Bots {
     this.#retiring.clear();
     this.#held.clear();
     this.#list = [];
+    this.#callbackBots = [];
     await Promise.allSettled(closing);
   }
 
@@ -151,10 +161,9 @@ export class BotRegistry implements Bots {
     const o = this.#o;
     const proxy = o.proxy ? { proxy: o.proxy } : {};
     const auth = o.auth ?? (await o.authenticators.get(config.auth.mode, config.auth.deniedText));
-    const crypto = new WecomCrypto({
-      token: config.callback.token,
-      encodingAESKey: config.callback.encodingAESKey,
-    });
+    const crypto = config.callback
+      ? new WecomCrypto({ token: config.callback.token, encodingAESKey: config.callback.encodingAESKey })
+      : undefined;
     const own: Closable | undefined = o.answers
       ? undefined
       : new DifyClient({
@@ -180,7 +189,7 @@ export class BotRegistry implements Bots {
       texts: textsOf(config),
       identity: { inputs: config.dify.inputs, bearer: config.dify.bearer },
       // A stream id also names its bot: two bots given one AES key by mistake still keep theirs apart.
-      secret: config.callback.encodingAESKey,
+      secret: config.callback?.encodingAESKey ?? config.longConnection?.secret ?? config.id,
     };
     return {
       bot,

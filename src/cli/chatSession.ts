@@ -1,6 +1,8 @@
-// A conversation in the terminal through the simulator: each question is sent as WeCom sends it, then
-// polled like WeCom polls (about once a second, for at most 6 minutes: docs/protocol/wecom.md §9.2),
-// and the bubble is printed as it grows. Shared by `wecom-dify chat` and `wecom-dify demo`.
+// A conversation in the terminal through a simulator, in either of WeCom's modes. In callback mode each
+// question is sent as WeCom sends it, then polled like WeCom polls (about once a second, for at most 6
+// minutes: docs/protocol/wecom.md §9.2); on the long connection the question is pushed to the service
+// and its answer comes back as frames (§11.7). Either way the bubble is printed as it grows. Shared by
+// `wecom-dify chat` and `wecom-dify demo`.
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { bubbleSaysMoreFollows } from '../machines/index.js';
@@ -8,34 +10,45 @@ import type { DeliveryReceiver } from './deliveries.js';
 import { formatDuration } from './duration.js';
 import { growth } from './growth.js';
 import { type Sender, SimulatorError, type WecomSimulator } from './simulator.js';
+import { type WecomWsSimulator, WsSimulatorError } from './wecomWsSimulator.js';
 
 /** WeCom polls about once a second (docs/protocol/wecom.md §9.2)... */
 export const POLL_EVERY_MS = 1000;
 /** ...for at most 6 minutes after the message. */
 export const POLL_FOR_MS = 360_000;
 
-export interface ChatSessionOptions {
-  simulator: WecomSimulator;
+interface SessionOptions {
   sender: Sender;
-  /** Between polls. */
-  intervalMs: number;
-  /** Give up on an answer after this long, as WeCom stops polling after 6 minutes. */
+  /** Give up on an answer after this long, as WeCom stops polling (or ends the stream) after 6 minutes. */
   timeoutMs: number;
   write(text: string): void;
   /** A failure, on its own line. */
   fail(line: string): void;
   /** Ends the session: the question in flight is dropped. */
   signal?: AbortSignal;
-  /** Where the service sends what its bubble cannot show; without it, that is not shown. */
-  deliveries?: DeliveryReceiver;
   /** Told of each answer once it has finished (the demo prints how to replay it). */
   onAnswered?(answered: Answered): void;
 }
 
+/** Callback mode: the simulator POSTs the question to the service, then polls. */
+export interface PollingChatOptions extends SessionOptions {
+  simulator: WecomSimulator;
+  /** Between polls. */
+  intervalMs: number;
+  /** Where the service sends what its bubble cannot show; without it, that is not shown. */
+  deliveries?: DeliveryReceiver;
+}
+
+/** Long-connection mode: the simulator is WeCom's server, the service subscribed to it pushes frames. */
+export interface ConnectionChatOptions extends SessionOptions {
+  connection: WecomWsSimulator;
+}
+
+export type ChatSessionOptions = PollingChatOptions | ConnectionChatOptions;
+
 export interface Answered {
   streamId: string;
   content: string;
-  polls: number;
 }
 
 const YOU = 'you › ';
@@ -44,49 +57,91 @@ const AGAIN = '\n    ↻ ';
 /** A message through response_url: a second bubble from the bot. */
 const LATER = 'bot › ';
 
-/** Sends one question and prints its bubble until `finish:true`. Throws a SimulatorError on a failure. */
-async function ask(question: string, o: ChatSessionOptions): Promise<Answered> {
-  const started = Date.now();
+/** A bubble as printed: only the new end when the next snapshot extends it, else the whole of it again. */
+function bubble(write: (text: string) => void): (content: string) => void {
   let shown: string | undefined;
-  const show = (content: string) => {
+  return (content) => {
     const g = growth(shown, content);
-    if (g.kind === 'append') o.write(g.text);
-    else if (g.kind === 'reprint') o.write(shown === undefined ? g.text : `${AGAIN}${g.text}`);
+    if (g.kind === 'append') write(g.text);
+    else if (g.kind === 'reprint') write(shown === undefined ? g.text : `${AGAIN}${g.text}`);
     shown = content;
   };
+}
+
+/** Sends one question and prints its bubble until `finish:true`. Throws a simulator error on a failure. */
+async function ask(question: string, o: ChatSessionOptions): Promise<Answered> {
   o.write(BOT);
-  const delivery = o.deliveries?.next();
   try {
-    let reply = await o.simulator.sendText(question, o.sender, o.signal, delivery?.url);
-    const streamId = reply.stream.id;
-    show(reply.stream.content);
-    let polls = 0;
-    while (!reply.stream.finish) {
-      if (Date.now() - started >= o.timeoutMs) {
-        throw new SimulatorError(
-          'timeout',
-          `stream ${streamId} not finished after ${formatDuration(o.timeoutMs)} (${polls} polls): WeCom would stop polling here`,
-        );
-      }
-      await sleep(o.intervalMs, undefined, o.signal ? { signal: o.signal } : {});
-      reply = await o.simulator.poll(streamId, o.sender, o.signal);
-      polls++;
-      show(reply.stream.content);
-    }
-    o.write(
-      `\n      (finished in ${formatDuration(Date.now() - started)}, ${polls} poll${polls === 1 ? '' : 's'}, stream ${streamId})\n`,
-    );
-    // The bubble said the rest follows: it comes as a message of its own, as WeCom would show it.
-    if (delivery && o.deliveries && bubbleSaysMoreFollows(reply.stream.content)) {
-      o.write(`${LATER}(waiting for the rest…)\n`);
-      const markdown = await o.deliveries.wait(delivery.code, o.timeoutMs, o.signal);
-      o.write(markdown === undefined ? `${LATER}(nothing came)\n` : `${LATER}${markdown}\n`);
-    }
-    return { streamId, content: reply.stream.content, polls };
+    return 'connection' in o ? await askOverConnection(question, o) : await askByPolling(question, o);
   } catch (error) {
     o.write('\n');
     throw error;
   }
+}
+
+async function askByPolling(question: string, o: PollingChatOptions): Promise<Answered> {
+  const started = Date.now();
+  const show = bubble(o.write);
+  const delivery = o.deliveries?.next();
+  let reply = await o.simulator.sendText(question, o.sender, o.signal, delivery?.url);
+  const streamId = reply.stream.id;
+  show(reply.stream.content);
+  let polls = 0;
+  while (!reply.stream.finish) {
+    if (Date.now() - started >= o.timeoutMs) {
+      throw new SimulatorError(
+        'timeout',
+        `stream ${streamId} not finished after ${formatDuration(o.timeoutMs)} (${polls} polls): WeCom would stop polling here`,
+      );
+    }
+    await sleep(o.intervalMs, undefined, o.signal ? { signal: o.signal } : {});
+    reply = await o.simulator.poll(streamId, o.sender, o.signal);
+    polls++;
+    show(reply.stream.content);
+  }
+  o.write(
+    `\n      (finished in ${formatDuration(Date.now() - started)}, ${polls} poll${polls === 1 ? '' : 's'}, stream ${streamId})\n`,
+  );
+  // The bubble said the rest follows: it comes as a message of its own, as WeCom would show it.
+  if (delivery && o.deliveries && bubbleSaysMoreFollows(reply.stream.content)) {
+    o.write(`${LATER}(waiting for the rest…)\n`);
+    const markdown = await o.deliveries.wait(delivery.code, o.timeoutMs, o.signal);
+    o.write(markdown === undefined ? `${LATER}(nothing came)\n` : `${LATER}${markdown}\n`);
+  }
+  return { streamId, content: reply.stream.content };
+}
+
+async function askOverConnection(question: string, o: ConnectionChatOptions): Promise<Answered> {
+  const started = Date.now();
+  const show = bubble(o.write);
+  let answered: Answered | undefined;
+  let frames = 0;
+  let waiting = false;
+  for await (const frame of o.connection.ask(question, o.sender, {
+    signal: o.signal,
+    timeoutMs: o.timeoutMs,
+  })) {
+    if (frame.kind === 'message') {
+      // What the bubble could not show, sent over the connection as a message of its own.
+      o.write(`${LATER}${frame.markdown}\n`);
+      waiting = false;
+      continue;
+    }
+    frames++;
+    show(frame.content);
+    if (!frame.finish) continue;
+    answered = { streamId: frame.id, content: frame.content };
+    o.write(
+      `\n      (finished in ${formatDuration(Date.now() - started)}, ${frames} frame${frames === 1 ? '' : 's'}, stream ${frame.id})\n`,
+    );
+    if (bubbleSaysMoreFollows(frame.content)) {
+      o.write(`${LATER}(waiting for the rest…)\n`);
+      waiting = true;
+    }
+  }
+  if (!answered) throw new WsSimulatorError('disconnected', 'the answer ended without its finishing frame');
+  if (waiting) o.write(`${LATER}(nothing came)\n`);
+  return answered;
 }
 
 /** Asks each question in turn; 0 when all were answered, 1 at the first failure. */
@@ -155,7 +210,7 @@ async function attempt(question: string, o: ChatSessionOptions): Promise<'answer
     return 'answered';
   } catch (error) {
     if (o.signal?.aborted) return 'aborted';
-    if (error instanceof SimulatorError) {
+    if (error instanceof SimulatorError || error instanceof WsSimulatorError) {
       o.fail(`chat: ${error.message}`);
       return 'failed';
     }

@@ -38,16 +38,23 @@ export const commandUsage = {
   chat: [
     'wecom-dify chat [--url <base>] [--bot <id>] [--token T] [--key K] [--user <userid>] [--chat <chatid>]',
     '                [--aibotid A] [--interval 1s] [--timeout 6m] [--say "question"]...',
+    'wecom-dify chat --ws [--port 8765] [--bot <id>] [--user <userid>] [--chat <chatid>] [--aibotid A]',
+    '                [--timeout 6m] [--say "question"]...',
     '  a WeCom simulator: type a line, watch the answer grow. Token and key default to WECOM_TOKEN and',
     '  WECOM_ENCODING_AES_KEY (environment or .env); --bot <id> talks to that bot of WECOM_BOTS_FILE, on',
     '  its own path; --url to http://127.0.0.1:$PORT. With --say it asks those questions, prints the',
-    '  answers and exits.',
+    '  answers and exits. --ws plays WeCom\u2019s long-connection server on 127.0.0.1, --port 8765 unless',
+    '  said, for a service with WECOM_MODE=long-connection: it prints the settings that point one at it',
+    '  (the BotID and Secret of WECOM_BOT_ID and WECOM_BOT_SECRET, of --bot <id> of WECOM_BOTS_FILE, or',
+    '  made up), waits for it to subscribe, and chats over that connection.',
   ].join('\n'),
   demo: [
-    'wecom-dify demo [--port 8080] [--user <userid>] [--bot <id>] [--say "question"]...',
+    'wecom-dify demo [--port 8080] [--user <userid>] [--bot <id>] [--long-connection] [--say "question"]...',
     '  the whole loop here, no settings: the service on the in-memory store, a Dify stand-in, the',
     '  simulator, and the inspector. Ctrl-C or Ctrl-D ends it. --bot <id>: the demo\u2019s bot has that id,',
-    '  as a bots file would give it, and the simulator talks to it on its own path.',
+    '  as a bots file would give it, and the simulator talks to it on its own path. --long-connection:',
+    '  the service runs with WECOM_MODE=long-connection and dials WeCom\u2019s long-connection simulator in',
+    '  the same process (a BotID and Secret made up per run), rather than taking callbacks.',
   ].join('\n'),
 } as const;
 

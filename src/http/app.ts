@@ -30,6 +30,8 @@ export interface AppDeps extends Omit<CallbackDeps, 'clock'> {
   logger: Logger;
   metrics: Metrics;
   readiness: ReadinessCheck[];
+  /** Each bot's state for /readyz (a long-connection bot: who holds it, since when), and whether all are up. */
+  botsReadiness?: () => Promise<{ bots: Record<string, unknown>; ready: boolean }>;
   /** Extra routes (the inspector) mounted by the caller. */
   extend?: (router: Router) => void;
 }
@@ -148,9 +150,17 @@ function createKoaApp(deps: AppDeps & CallbackDeps): Koa {
     );
     const checks = Object.fromEntries(results);
     const draining = deps.isDraining();
-    const ready = !draining && results.every(([, r]) => r === 'ok');
+    const bots = await withTimeout(deps.botsReadiness?.() ?? Promise.resolve(undefined), 1500).catch(
+      (error: unknown) => ({ bots: { error: `failed: ${(error as Error).message}` }, ready: false }),
+    );
+    const ready = !draining && results.every(([, r]) => r === 'ok') && (bots?.ready ?? true);
     ctx.status = ready ? 200 : 503;
-    ctx.body = { status: ready ? 'ready' : 'not ready', draining, checks };
+    ctx.body = {
+      status: ready ? 'ready' : 'not ready',
+      draining,
+      checks,
+      ...(bots ? { bots: bots.bots } : {}),
+    };
   });
   router.get('/metrics', async (ctx) => {
     ctx.type = deps.metrics.registry.contentType;

@@ -6,14 +6,9 @@ import type { Context } from 'koa';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { incomingOf } from '../runner/incoming.js';
 import type { Runner } from '../runner/runner.js';
-import {
-  type CallbackQuery,
-  parseMessage,
-  type UserMessage,
-  type WecomCrypto,
-  type WecomMessage,
-} from '../wecom/index.js';
+import { type CallbackQuery, parseMessage, type WecomCrypto, type WecomMessage } from '../wecom/index.js';
 import { emptyReply, textReply } from '../wecom/reply.js';
 import { answerFor, type HttpAnswer, HttpError } from './errors.js';
 import type { CallbackClock } from './freshness.js';
@@ -186,17 +181,6 @@ export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): 
   }
 }
 
-/** The text of a quoted message (§6.5 `quote`): text, voice transcript, or the text items of a mixed one. */
-function quotedText(m: UserMessage): string | undefined {
-  const q = m.quote;
-  if (!q) return undefined;
-  const text =
-    q.text?.content ??
-    q.voice?.content ??
-    q.mixed?.msg_item.flatMap((item) => (item.text ? [item.text.content] : [])).join('\n');
-  return text?.trim() || undefined;
-}
-
 const metricTypes = new Set(['text', 'image', 'mixed', 'voice', 'file', 'stream', 'event', 'unparsed']);
 const knownType = (t: string) => (metricTypes.has(t) ? t : 'other');
 
@@ -216,18 +200,7 @@ async function dispatch(
     case 'image':
     case 'file': {
       if (deps.isDraining()) throw new HttpError('draining', 'draining: refusing a new message');
-      const quoted = quotedText(m);
-      const accepted = await deps.runner.accept({
-        msgid: m.msgid,
-        bot: bot.id,
-        userid: m.from.userid,
-        ...(m.chatid === undefined ? {} : { chatid: m.chatid }),
-        chattype: m.chattype,
-        text: m.query,
-        ...(quoted === undefined ? {} : { quoted }),
-        attachments: m.attachments.map(({ type, url }) => ({ type, url })),
-        ...(m.response_url === undefined ? {} : { responseUrl: m.response_url }),
-      });
+      const accepted = await deps.runner.accept(incomingOf(m, bot.id));
       return {
         reply: accepted.reply,
         result: accepted.duplicate ? 'duplicate' : 'accepted',

@@ -38,6 +38,8 @@ export interface IncomingMessage {
   quoted?: string;
   attachments?: Attachment[];
   responseUrl?: string;
+  /** Long connection: the req_id of the frame that brought it, which its answer's frames carry. */
+  replyTo?: string;
 }
 
 /** A command a user may type instead of a question. */
@@ -244,6 +246,7 @@ function open(c: CommandOf<'open'>, state: StreamView, { texts }: DecideSettings
     responseUrl: m.responseUrl,
     node: c.node,
   };
+  if (m.replyTo) opened.replyTo = m.replyTo;
   if (m.attachments?.length) opened.attachments = m.attachments;
   if (c.refused)
     return [opened, failed(c.at, { code: 'rate_limited', message: c.refused.message }, c.refused.text)];

@@ -15,7 +15,12 @@ export const grantedUserSchema = z.looseObject({
 });
 export type GrantedUser = z.infer<typeof grantedUserSchema>;
 
-export const attachmentSchema = z.looseObject({ type: z.enum(['image', 'file']), url: z.string().min(1) });
+export const attachmentSchema = z.looseObject({
+  type: z.enum(['image', 'file']),
+  url: z.string().min(1),
+  /** Long connection: the file's own key (base64), where callbacks use the bot's EncodingAESKey. */
+  aesKey: z.string().optional(),
+});
 export type Attachment = z.infer<typeof attachmentSchema>;
 
 /** A file uploaded to Dify for the question (POST /files/upload), by its Dify id. */
@@ -38,6 +43,8 @@ export const eventSchemas = {
     chattype: z.enum(['single', 'group']),
     query: z.string(),
     responseUrl: z.string().optional(),
+    /** Long connection: the req_id of the frame that brought the message; the answer's frames carry it. */
+    replyTo: z.string().optional(),
     /** The node that accepted the message. */
     node: z.string().optional(),
     /** `/new <question>`: the question starts a new Dify conversation when its turn comes. */

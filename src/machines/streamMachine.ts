@@ -19,6 +19,8 @@ export interface StreamContext {
   chattype: 'single' | 'group';
   query: string;
   responseUrl?: string | undefined;
+  /** Long connection: the req_id the answer's frames carry. */
+  replyTo?: string | undefined;
   /** The node that accepted the message, then the node that took it over. */
   node?: string | undefined;
   openedAt: number;
@@ -83,6 +85,7 @@ export const streamMachine = setup({
       chattype: e.chattype,
       query: e.query,
       responseUrl: e.responseUrl,
+      replyTo: e.replyTo,
       node: e.node,
       fresh: e.fresh,
       attachments: e.attachments,

@@ -303,7 +303,7 @@ export class StreamActor {
     try {
       if (!media || !answers.upload) throw new Error('this service takes no files');
       for (const attachment of ctx.attachments) {
-        const got = await media.fetch(attachment.url, attachment.type);
+        const got = await media.fetch(attachment.url, attachment.type, attachment.aesKey);
         if (signal.aborted) return false;
         const uploaded = await answers.upload(got, identity.user, { bearer: identity.bearer, signal });
         files.push({

@@ -110,9 +110,11 @@ export interface ResponseUrlSender {
 
 /** Downloads and decrypts an image or file a user sent (docs/protocol/wecom.md §7). */
 export interface MediaSource {
+  /** `aesKey`: the file's own key (long connection); else the bot's. */
   fetch(
     url: string,
     kind: 'image' | 'file',
+    aesKey?: string,
   ): Promise<{ data: Buffer; filename: string; contentType: string }>;
 }
 

@@ -91,6 +91,22 @@ export function decodeAESKey(encodingAESKey: string): Buffer {
   return key;
 }
 
+/**
+ * A file of the long connection (§12): each comes with its own key (base64 of 32 bytes), whose first
+ * 16 bytes are the IV; the same cipher and 32-byte padding as the callback's media.
+ */
+export function decryptMediaWithKey(buf: Buffer, aesKey: string): Buffer {
+  const key = Buffer.from(aesKey, 'base64');
+  if (key.length !== 32) throw new WecomError('bad_key', 'the file key is not 32 bytes of base64');
+  if (buf.length === 0 || buf.length % AES_BLOCK !== 0)
+    throw new WecomError('bad_length', 'media ciphertext length is not a positive multiple of 16', {
+      length: buf.length,
+    });
+  const decipher = createDecipheriv('aes-256-cbc', key, key.subarray(0, 16));
+  decipher.setAutoPadding(false);
+  return unpad(Buffer.concat([decipher.update(buf), decipher.final()]));
+}
+
 function unpad(data: Buffer): Buffer {
   const n = data[data.length - 1] ?? 0;
   if (n < 1 || n > PAD_BLOCK || n > data.length) {

@@ -3,7 +3,7 @@
 // five minutes. Downloaded with a deadline and a size cap, decrypted, and named from the response.
 import { type Dispatcher, request } from 'undici';
 import { BodyTooLargeError, discard, outboundAgent, type ProxySettings, readBounded } from '../outbound.js';
-import type { WecomCrypto } from './crypto.js';
+import { decryptMediaWithKey, type WecomCrypto } from './crypto.js';
 
 export type MediaErrorCode = 'expired' | 'unreachable' | 'too_large' | 'undecryptable';
 
@@ -25,7 +25,8 @@ export interface FetchedMedia {
 }
 
 export interface MediaFetcherOptions {
-  crypto: WecomCrypto;
+  /** The bot's callback crypto; a long-connection bot has none: each of its files brings its key. */
+  crypto?: WecomCrypto | undefined;
   /** The whole download must end within this. Default 20 s. */
   timeoutMs?: number;
   /** Larger downloads are refused. Default 20 MiB (Dify's own default limits are 10–15 MB). */
@@ -71,7 +72,7 @@ export function filenameOf(disposition: string | undefined): string | undefined 
 }
 
 export class MediaFetcher {
-  readonly #crypto: WecomCrypto;
+  readonly #crypto: WecomCrypto | undefined;
   readonly #timeoutMs: number;
   readonly #maxBytes: number;
   readonly #agent: Dispatcher;
@@ -86,7 +87,7 @@ export class MediaFetcher {
     });
   }
 
-  async fetch(url: string, kind: 'image' | 'file'): Promise<FetchedMedia> {
+  async fetch(url: string, kind: 'image' | 'file', aesKey?: string): Promise<FetchedMedia> {
     let res: Awaited<ReturnType<typeof request>>;
     try {
       res = await request(url, {
@@ -116,7 +117,9 @@ export class MediaFetcher {
     }
     let data: Buffer;
     try {
-      data = this.#crypto.decryptMedia(ciphertext);
+      if (aesKey) data = decryptMediaWithKey(ciphertext, aesKey);
+      else if (this.#crypto) data = this.#crypto.decryptMedia(ciphertext);
+      else throw new Error('no key to decrypt it with');
     } catch (error) {
       throw new MediaError('undecryptable', `the ${kind} could not be decrypted`, { cause: error });
     }

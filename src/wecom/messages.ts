@@ -5,7 +5,9 @@ import { z } from 'zod';
 import { WecomError } from './errors.js';
 
 const textBody = z.looseObject({ content: z.string() });
-const urlBody = z.looseObject({ url: z.string().min(1) });
+// A long-connection message's image or file also brings its own key (`aeskey`, §12).
+const urlBody = z.looseObject({ url: z.string().min(1), aeskey: z.string().optional() });
+const withKey = (aeskey: string | undefined) => (aeskey ? { aesKey: aeskey } : {});
 
 /** An item of a `mixed` message: text or image today, anything else kept as is. */
 const mixedItemSchema = z.looseObject({
@@ -105,6 +107,8 @@ const eventSchemas = {
 export interface Attachment {
   type: 'image' | 'file';
   url: string;
+  /** Long connection: the file's own key. */
+  aesKey?: string;
 }
 
 /** What every user message carries besides WeCom's own fields. */
@@ -221,14 +225,21 @@ export function parseMessage(plaintextJson: string, options: ParseOptions = {}):
     }
     case 'image': {
       const m = parseWith(schemas.image, json);
-      return { ...m, kind: 'image', query: '', attachments: [{ type: 'image', url: m.image.url }] };
+      return {
+        ...m,
+        kind: 'image',
+        query: '',
+        attachments: [{ type: 'image', url: m.image.url, ...withKey(m.image.aeskey) }],
+      };
     }
     case 'mixed': {
       const m = parseWith(schemas.mixed, json);
       const items = m.mixed.msg_item;
       const text = items.flatMap((item) => (item.msgtype === 'text' && item.text ? [item.text.content] : []));
       const images = items.flatMap((item): Attachment[] =>
-        item.msgtype === 'image' && item.image ? [{ type: 'image', url: item.image.url }] : [],
+        item.msgtype === 'image' && item.image
+          ? [{ type: 'image', url: item.image.url, ...withKey(item.image.aeskey) }]
+          : [],
       );
       return { ...m, kind: 'mixed', ...userExtras(m.chattype, text.join('\n'), images, options) };
     }
@@ -238,7 +249,12 @@ export function parseMessage(plaintextJson: string, options: ParseOptions = {}):
     }
     case 'file': {
       const m = parseWith(schemas.file, json);
-      return { ...m, kind: 'file', query: '', attachments: [{ type: 'file', url: m.file.url }] };
+      return {
+        ...m,
+        kind: 'file',
+        query: '',
+        attachments: [{ type: 'file', url: m.file.url, ...withKey(m.file.aeskey) }],
+      };
     }
     case 'event':
       return parseEvent(json);

@@ -1,0 +1,117 @@
+// The pusher against a stand-in stream and connection: frames only when the bubble changed, no more
+// than the cap (the last kept for the end), the first carrying feedback.id; WeCom refusing the
+// stream's frames sends the rest apart once the answer is finished; 6000 is retried.
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../log.js';
+import { Pusher, type PusherDeps, restOf } from './pusher.js';
+
+/** A stream whose bubble shows `states` one after another, a step per poll. */
+function scripted(states: Array<{ content: string; finish?: boolean }>, respond?: PusherDeps['respond']) {
+  let i = 0;
+  const frames: Array<{
+    stream: { id: string; content: string; finish: boolean; feedback?: { id: string } };
+  }> = [];
+  const rests: string[] = [];
+  const deps: PusherDeps = {
+    streamId: 'S1',
+    poll: async () => {
+      const state = states[Math.min(i++, states.length - 1)]!;
+      return JSON.stringify({
+        msgtype: 'stream',
+        stream: { id: 'S1', finish: state.finish ?? false, content: state.content },
+      });
+    },
+    respond:
+      respond ??
+      (async (body) => {
+        frames.push(body as (typeof frames)[number]);
+      }),
+    sendRest: async (markdown) => {
+      rests.push(markdown);
+    },
+    shown: { get: async () => undefined, set: async () => undefined },
+    holding: () => true,
+    resubscribe: () => undefined,
+    logger: silentLogger,
+  };
+  return { deps, frames, rests };
+}
+
+const growing = (n: number) => [
+  ...Array.from({ length: n }, (_, k) => ({ content: '答'.repeat(k + 1) })),
+  { content: '答'.repeat(n), finish: true },
+];
+
+describe('the pusher', () => {
+  it('sends each change once, the first with feedback.id, the last finished', async () => {
+    const { deps, frames } = scripted([
+      { content: '正在思考…' },
+      { content: '正在思考…' },
+      { content: '你' },
+      { content: '你好' },
+      { content: '你好', finish: true },
+    ]);
+    expect(await new Pusher(deps, { frameIntervalMs: 1, maxFrames: 80 }).run()).toBe('finished');
+    expect(frames.map((f) => [f.stream.content, f.stream.finish])).toEqual([
+      ['正在思考…', false],
+      ['你', false],
+      ['你好', false],
+      ['你好', true],
+    ]);
+    expect(frames[0]?.stream.feedback).toEqual({ id: 'S1' });
+    expect(frames.slice(1).some((f) => f.stream.feedback)).toBe(false);
+  });
+
+  it('sends no more frames than the cap, keeping the last for the finished answer', async () => {
+    const { deps, frames } = scripted(growing(30));
+    await new Pusher(deps, { frameIntervalMs: 1, maxFrames: 5 }).run();
+    expect(frames.length).toBeLessThanOrEqual(5);
+    expect(frames.at(-1)?.stream).toMatchObject({ finish: true, content: '答'.repeat(30) });
+    expect(frames.filter((f) => f.stream.finish)).toHaveLength(1);
+  });
+
+  it('once WeCom takes no more of the stream (846608), sends the rest apart when finished, once', async () => {
+    let sent = 0;
+    const { deps, rests } = scripted(
+      [
+        { content: '第一句。' },
+        { content: '第一句。第二句。' },
+        { content: '第一句。第二句。第三句。', finish: true },
+      ],
+      async () => {
+        if (++sent > 1) throw { errcode: 846608, errmsg: 'stream message update expired' };
+      },
+    );
+    expect(await new Pusher(deps, { frameIntervalMs: 1, maxFrames: 80 }).run()).toBe('sent-apart');
+    expect(rests).toEqual(['第二句。第三句。']);
+  });
+
+  it('sends a frame WeCom answered 6000 again', async () => {
+    let calls = 0;
+    const taken: string[] = [];
+    const { deps } = scripted([{ content: '好', finish: true }], async (body) => {
+      calls++;
+      if (calls === 1) throw { errcode: 6000, errmsg: 'command conflict' };
+      taken.push((body as { stream: { content: string } }).stream.content);
+    });
+    expect(await new Pusher(deps, { frameIntervalMs: 1, maxFrames: 80 }).run()).toBe('finished');
+    expect(calls).toBe(2);
+    expect(taken).toEqual(['好']);
+  });
+
+  it('stops when this node no longer holds the connection', async () => {
+    const { deps } = scripted(growing(3));
+    expect(
+      await new Pusher({ ...deps, holding: () => false }, { frameIntervalMs: 1, maxFrames: 80 }).run(),
+    ).toBe('handed-over');
+  });
+});
+
+describe('what the bubble did not show', () => {
+  it('is the rest after what was shown, or all of it when the bubble showed something else', () => {
+    expect(restOf('abcdef', 'abc')).toBe('def');
+    expect(restOf('abcdef', '正在思考…')).toBe('abcdef');
+    expect(restOf('abc', undefined)).toBe('abc');
+    expect(restOf('abc', 'abc')).toBe('');
+  });
+});
