@@ -25,6 +25,8 @@ const defaults = {
   },
   auth: { mode: 'none' as const },
   welcomeText: '你好',
+  welcome: 'dify' as const,
+  thinking: 'show' as const,
   wsUrl: 'wss://openws.work.weixin.qq.com',
 };
 const deployment = { mysqlUrl: 'mysql://u@h/db', authApiUrl: 'https://auth.example.com' };
@@ -83,6 +85,8 @@ describe('the bots file', () => {
       },
       auth: { mode: 'allowlist', deniedText: '请找 HR 开通' },
       welcomeText: '你好，我是 HR 助手',
+      welcome: 'dify',
+      thinking: 'show',
       texts: { thinking: 'HR 正在想…', failures: { dify_unreachable: 'HR 助手暂时不在' } },
     });
     expect(it_).toMatchObject({

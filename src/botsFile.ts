@@ -48,6 +48,14 @@ export interface BotConfig {
   dify: BotDify;
   auth: { mode: AuthMode; deniedText?: string | undefined };
   welcomeText: string;
+  /**
+   * `dify`: the welcome is the Dify app's opening statement and suggested questions (its
+   * `/parameters`), `welcomeText` where the app has none or cannot be reached in time; `text`: always
+   * `welcomeText`.
+   */
+  welcome: 'dify' | 'text';
+  /** A reasoning model's thinking (`<think>`, Dify's reasoning and agent thoughts): shown in WeCom's folding block, or hidden. */
+  thinking: 'show' | 'hide';
   texts: TextOverrides;
 }
 
@@ -67,6 +75,8 @@ export interface BotDefaults {
   dify: Omit<BotDify, 'apiKey'>;
   auth: { mode: AuthMode; deniedText?: string | undefined };
   welcomeText: string;
+  welcome: 'dify' | 'text';
+  thinking: 'show' | 'hide';
 }
 
 /** What the checks that span a bot's settings need of the deployment. */
@@ -126,6 +136,8 @@ const botSchema = z.strictObject({
     })
     .optional(),
   welcomeText: text.optional(),
+  welcome: z.enum(['dify', 'text']).optional(),
+  thinking: z.enum(['show', 'hide']).optional(),
   texts: textsSchema.optional(),
 });
 
@@ -249,6 +261,8 @@ function fromEntry(e: BotEntry, d: BotDefaults): BotConfig {
       deniedText: e.auth?.deniedText ?? d.auth.deniedText,
     },
     welcomeText: e.welcomeText ?? d.welcomeText,
+    welcome: e.welcome ?? d.welcome,
+    thinking: e.thinking ?? d.thinking,
     texts,
   };
 }

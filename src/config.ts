@@ -40,6 +40,10 @@ const baseSchema = z.object({
   WECOM_BOT_NAME: z.string().min(1).optional(),
   CALLBACK_MAX_SKEW_SECONDS: int(10, 7 * 24 * 3600).default(300),
   WELCOME_TEXT: z.string().default('你好，我是 AI 助手，有什么可以帮你？发送 /help 查看可用命令。'),
+  /** `dify`: welcome with the Dify app's opening statement and suggested questions; `text`: WELCOME_TEXT. */
+  WELCOME: z.enum(['dify', 'text']).default('dify'),
+  /** A reasoning model's thinking: in WeCom's folding block, or hidden. */
+  THINKING: z.enum(['show', 'hide']).default('show'),
   DIFY_API_URL: httpUrl.default('https://api.dify.ai/v1'),
   DIFY_API_KEY: z.string().min(1).optional(),
   DIFY_APP_TYPE: z.enum(['chat', 'workflow']).default('chat'),
@@ -332,6 +336,8 @@ function botDefaults(e: Env): BotDefaults {
     },
     auth: { mode: e.AUTH_MODE, deniedText: e.AUTH_DENIED_TEXT },
     welcomeText: e.WELCOME_TEXT,
+    welcome: e.WELCOME,
+    thinking: e.THINKING,
     wsUrl: e.WECOM_WS_URL,
   };
 }
@@ -359,6 +365,8 @@ function environmentBot(e: Env): BotConfig {
     dify: { ...d.dify, apiKey: e.DIFY_API_KEY ?? '' },
     auth: d.auth,
     welcomeText: d.welcomeText,
+    welcome: d.welcome,
+    thinking: d.thinking,
     texts: {},
   };
 }

@@ -298,7 +298,15 @@ function connectionBotsOf(bots: BotRegistry): ConnectionBot[] {
     const lc = bot.config.longConnection;
     if (!lc) return [];
     return [
-      { id: bot.id, name: bot.name, aibotid: bot.aibotid, welcomeText: bot.welcomeText, longConnection: lc },
+      {
+        id: bot.id,
+        name: bot.name,
+        aibotid: bot.aibotid,
+        // The bot served when the event comes: a reload that changes only its welcome keeps the
+        // connection (compared as JSON, which leaves functions out) yet takes the new welcome.
+        welcome: () => (bots.bot(bot.id) ?? bot).welcome(),
+        longConnection: lc,
+      },
     ];
   });
 }

@@ -14,6 +14,7 @@ import { mountInspector } from '../src/http/inspector/index.js';
 import { silentLogger } from '../src/log.js';
 import { fold, persist, type StreamEvent } from '../src/machines/index.js';
 import { connectRedis, createRedisStore, type StreamStore } from '../src/store/index.js';
+import { runInProcess } from './support/cliInProcess.js';
 import { runCli, tempCwd } from './support/cliRun.js';
 import { dropPrefix, randomPrefix, redisUrl } from './support/service.js';
 
@@ -55,7 +56,14 @@ function streamOf(streamId: string, bot: string, userid: string, at: number, don
   return events;
 }
 
-const cli = (args: string[], e: Record<string, string> = env) => runCli(args, { cwd: cwd.dir, env: e });
+/**
+ * The command in this process (a child each would cost seconds), but where it reads or writes a file
+ * relative to its working directory: there, a child process in the test's own directory.
+ */
+const cli = (args: string[], e: Record<string, string> = env) =>
+  args[0] === 'export' || args.includes('--file')
+    ? runCli(args, { cwd: cwd.dir, env: e })
+    : runInProcess(args, e);
 
 describe('wecom-dify streams, replay and export with several bots', { timeout: 90_000 }, () => {
   let store: StreamStore;

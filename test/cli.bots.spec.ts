@@ -3,6 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runInProcess } from './support/cliInProcess.js';
 import { runCli, tempCwd } from './support/cliRun.js';
 
 const cwd = tempCwd('bots');
@@ -53,7 +54,7 @@ describe('wecom-dify bots', () => {
   });
 
   it('--json gives the same, as data', async () => {
-    const { code, stdout } = await runCli(['bots', '--json'], { cwd: cwd.dir, env });
+    const { code, stdout } = await runInProcess(['bots', '--json'], env);
     expect(code).toBe(0);
     const bots = JSON.parse(stdout) as Array<Record<string, unknown>>;
     expect(bots.map((b) => [b.id, b.mode, b.path, b.auth])).toEqual([
@@ -80,9 +81,11 @@ describe('wecom-dify bots', () => {
   });
 
   it('exits 2 naming each variable not set and each other problem, one line each', async () => {
-    const { code, stdout, stderr } = await runCli(['bots'], {
-      cwd: cwd.dir,
-      env: { ...env, IT_KEY: '', IT_DIFY: '', MYSQL_URL: '' },
+    const { code, stdout, stderr } = await runInProcess(['bots'], {
+      ...env,
+      IT_KEY: '',
+      IT_DIFY: '',
+      MYSQL_URL: '',
     });
     expect(code).toBe(2);
     expect(stdout).toBe('');
@@ -97,10 +100,7 @@ describe('wecom-dify bots', () => {
   });
 
   it('exits 2 when the file cannot be read', async () => {
-    const { code, stderr } = await runCli(['bots'], {
-      cwd: cwd.dir,
-      env: { WECOM_BOTS_FILE: join(cwd.dir, 'missing.yaml') },
-    });
+    const { code, stderr } = await runInProcess(['bots'], { WECOM_BOTS_FILE: join(cwd.dir, 'missing.yaml') });
     expect(code).toBe(2);
     expect(stderr).toContain(`WECOM_BOTS_FILE: cannot read ${join(cwd.dir, 'missing.yaml')} (ENOENT)`);
   });

@@ -1,7 +1,7 @@
 // The bots a node serves, built from their settings: each with its own WeCom crypto, Dify client,
-// authenticator, media downloads and texts. The runner finds a stream's bot here by id; the callback
-// route finds a request's bot by its path, or, on the one URL all bots may share, by whose Token
-// signed it. On SIGHUP the bots file is read again and `replace` swaps the set: a bot whose settings
+// authenticator, media downloads, texts and welcome. The runner finds a stream's bot here by id; the
+// callback route finds a request's bot by its path, or, on the one URL all bots may share, by whose
+// Token signed it. On SIGHUP the bots file is read again and `replace` swaps the set: a bot whose settings
 // did not change is kept as it is, a new or changed one is built, and what a changed or removed bot
 // held (its Dify connections) is closed only once the answers it was running have had time to end,
 // since an answer keeps the bot it started with.
@@ -16,6 +16,7 @@ import { announceBot, type Metrics } from '../metrics.js';
 import type { ProxySettings } from '../outbound.js';
 import type { AnswerSource, Bot, Bots } from '../runner/ports.js';
 import { type CallbackQuery, MediaFetcher, signerOf, WecomCrypto } from '../wecom/index.js';
+import { DifyWelcome, textWelcome, type Welcome } from './welcome.js';
 
 /** A bot as the node serves it: what its answers need (`Bot`) and what its callbacks need. */
 export interface ServedBot extends Bot {
@@ -27,6 +28,8 @@ export interface ServedBot extends Bot {
   /** When set, callbacks whose aibotid differs are refused. */
   aibotid?: string | undefined;
   welcomeText: string;
+  /** The reply to a user opening the bot's chat: its Dify app's opening, or `welcomeText` (welcome.ts). */
+  welcome(): Promise<string>;
 }
 
 /** A bot WeCom reaches by callback. */
@@ -57,6 +60,8 @@ interface Held {
   bot: ServedBot;
   /** The settings it was built from, as text: a reload that leaves them alone keeps the bot. */
   key: string;
+  /** Starts what the bot looks up ahead of its first user (its welcome), without waiting for it. */
+  warm: () => void;
   close: () => Promise<void>;
 }
 
@@ -138,6 +143,7 @@ export class BotRegistry implements Bots {
     for (const held of built) {
       if (this.#o.metrics) announceBot(this.#o.metrics, held.bot.id);
       this.#check(held.bot);
+      held.warm();
     }
     return { added, changed, removed };
   }
@@ -171,11 +177,24 @@ export class BotRegistry implements Bots {
           apiKey: config.dify.apiKey,
           appType: config.dify.appType,
           timeoutMs: config.dify.timeoutMs,
+          thinking: config.thinking,
           logger: o.logger.child({ bot: config.id }),
           ...proxy,
         });
     const answers: AnswerSource = own ?? (typeof o.answers === 'function' ? o.answers(config) : o.answers!);
     const media = new MediaFetcher({ crypto, ...proxy });
+    // Where answers come from elsewhere (tests, the demo) there is no Dify app to take an opening from.
+    const welcome: Welcome =
+      config.welcome === 'dify' && !o.answers
+        ? new DifyWelcome({
+            apiUrl: config.dify.apiUrl,
+            apiKey: config.dify.apiKey,
+            timeoutMs: config.dify.timeoutMs,
+            welcomeText: config.welcomeText,
+            logger: o.logger.child({ bot: config.id }),
+            ...proxy,
+          })
+        : textWelcome(config.welcomeText);
     const bot: ServedBot = {
       id: config.id,
       config,
@@ -183,6 +202,7 @@ export class BotRegistry implements Bots {
       name: config.name,
       aibotid: config.aibotid,
       welcomeText: config.welcomeText,
+      welcome: () => welcome.text(),
       answers,
       auth,
       media,
@@ -194,8 +214,9 @@ export class BotRegistry implements Bots {
     return {
       bot,
       key,
+      warm: () => welcome.warm(),
       close: async () => {
-        await Promise.allSettled([own?.close?.(), media.close()]);
+        await Promise.allSettled([own?.close?.(), media.close(), welcome.close()]);
       },
     };
   }

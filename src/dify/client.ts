@@ -42,6 +42,8 @@ export interface DifyClientOptions {
   queryVariable?: string;
   /** On abort after the run started, also POST its stop (§10.6), so it does not run on unseen. Default true. */
   stopOnAbort?: boolean;
+  /** A reasoning model's thinking: in WeCom's folding block (default), or left out. */
+  thinking?: 'show' | 'hide';
   logger?: DifyLogger;
   /** HTTP_PROXY / HTTPS_PROXY / NO_PROXY, when Dify is reached through a proxy. */
   proxy?: ProxySettings;
@@ -103,6 +105,7 @@ export class DifyClient {
   readonly #appType: DifyAppType;
   readonly #queryVariable: string;
   readonly #stopOnAbort: boolean;
+  readonly #thinking: 'show' | 'hide';
   readonly #retry: Required<DifyRetryOptions>;
   readonly #agent: Dispatcher;
   readonly #log: DifyLogger;
@@ -113,6 +116,7 @@ export class DifyClient {
     this.#appType = opts.appType;
     this.#queryVariable = opts.queryVariable ?? 'query';
     this.#stopOnAbort = opts.stopOnAbort ?? true;
+    this.#thinking = opts.thinking ?? 'show';
     this.#retry = { attempts: 3, baseMs: 500, maxMs: 5000, ...opts.retry };
     this.#log = opts.logger ?? noopLogger;
     // bodyTimeout is undici's idle timer: re-armed by every chunk of bytes, so `event: ping`
@@ -314,7 +318,7 @@ export class DifyClient {
     req: DifyStreamRequest,
     onEvent: (event: DifyEvent) => unknown,
   ): Promise<void> {
-    const fold = new AnswerFold();
+    const fold = new AnswerFold({ thinking: this.#thinking });
     const reader = new DifyFrameReader();
     const body = res.body;
     return new Promise<void>((resolve, reject) => {

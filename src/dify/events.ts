@@ -3,6 +3,7 @@
 // Protocol notes: docs/protocol/dify.md §4 (events), §5 (how a stream ends), §10.4–§10.5.
 import { DifyError, type DifyIds, fromErrorFrame } from './errors.js';
 import type { DifyFrame } from './sse.js';
+import { ThinkingFilter, toolLine, withoutThinking } from './thinking.js';
 
 export type DifyEvent =
   /** The stored conversation id was unknown to Dify (404): the turn was sent again without it (§7.2). */
@@ -43,7 +44,20 @@ export class AnswerFold {
   text = '';
   readonly ids: DifyIds = {};
   done = false;
+  readonly #thinking: 'show' | 'hide';
+  /** Hidden thinking: the `<think>` sections taken out of the text as it streams. */
+  readonly #filter: ThinkingFilter | undefined;
+  /** Shown thinking: a block this fold opened for reasoning or tool calls, not closed yet. */
+  #blockOpen = false;
+  /** The agent steps whose tool was named already (Dify sends a step again as it fills in). */
+  readonly #toolsNamed = new Set<string>();
   #started = false;
+
+  constructor(options: { thinking?: 'show' | 'hide' } = {}) {
+    this.#thinking = options.thinking ?? 'show';
+    this.#filter = this.#thinking === 'hide' ? new ThinkingFilter() : undefined;
+  }
+
   #sawWorkflow = false;
   #sawAgentMessage = false;
   #messageEnd: { usage: Record<string, unknown> | undefined } | undefined;
@@ -101,6 +115,15 @@ export class AnswerFold {
         // Human input (§4.9): this stream is over; the run waits to be resumed elsewhere.
         this.#end(out, 'paused', this.#messageEnd?.usage);
         break;
+      case 'reasoning_chunk':
+        this.#think(frame.reasoning, out);
+        break;
+      case 'agent_thought':
+        if (frame.tool && !this.#toolsNamed.has(frame.id)) {
+          this.#toolsNamed.add(frame.id);
+          this.#think(toolLine(frame.tool, frame.toolLabels), out);
+        }
+        break;
       case 'error':
         throw fromErrorFrame(frame, this.text, { ...this.ids });
       case 'other':
@@ -137,20 +160,46 @@ export class AnswerFold {
     if (ids.workflowRunId && !this.ids.workflowRunId) this.ids.workflowRunId = ids.workflowRunId;
   }
 
-  #append(text: string, out: DifyEvent[]): void {
+  #append(answer: string, out: DifyEvent[]): void {
+    let text = this.#filter ? this.#filter.push(answer) : answer;
     // Empty deltas are normal (§4.2) and carry nothing.
     if (text === '') return;
+    // The answer begins: the thinking block above it closes.
+    if (this.#blockOpen) {
+      this.#blockOpen = false;
+      text = `</think>\n${text}`;
+    }
+    this.#push(text, out);
+  }
+
+  /** Thinking to show, in the block above the answer (opened when first needed); none when hidden. */
+  #think(text: string, out: DifyEvent[]): void {
+    if (this.#thinking === 'hide' || text === '') return;
+    // Reasoning after the answer began (a later node) opens a block of its own.
+    const opened = this.#blockOpen ? text : `<think>${text}`;
+    this.#blockOpen = true;
+    this.#push(opened, out);
+  }
+
+  #push(text: string, out: DifyEvent[]): void {
     this.text += text;
     out.push({ type: 'delta', text });
   }
 
-  #replace(text: string, out: DifyEvent[]): void {
+  #replace(answer: string, out: DifyEvent[]): void {
+    const text = this.#filter ? withoutThinking(answer) : answer;
     if (text === this.text) return;
     this.text = text;
     out.push({ type: 'replace', text });
   }
 
   #end(out: DifyEvent[], status: string | undefined, usage: Record<string, unknown> | undefined): void {
+    const rest = this.#filter?.flush() ?? '';
+    if (rest !== '') this.#push(rest, out);
+    if (this.#blockOpen) {
+      this.#blockOpen = false;
+      this.#push('</think>', out);
+    }
     this.done = true;
     const end: DifyEvent = { type: 'end', text: this.text };
     if (status !== undefined) end.status = status;

@@ -28,6 +28,10 @@ export type DifyFrameBody =
       usage?: Usage | undefined;
     }
   | { event: 'workflow_paused' }
+  /** A chatflow or workflow LLM node's reasoning, streamed apart from the answer (§4). */
+  | { event: 'reasoning_chunk'; reasoning: string }
+  /** An agent's step: upserted by `id`; `tool` names what it calls (`;`-separated). */
+  | { event: 'agent_thought'; id: string; tool: string; toolLabels?: Record<string, unknown> | undefined }
   | { event: 'error'; code?: string | undefined; status?: number | undefined; message?: string | undefined }
   | { event: 'other'; name: string };
 
@@ -64,6 +68,12 @@ const workflowFinishedSchema = z.looseObject({
     elapsed_time: z.number().nullish(),
   }),
 });
+const reasoningSchema = z.looseObject({ data: z.looseObject({ reasoning: z.string() }) });
+const agentThoughtSchema = z.looseObject({
+  id: z.string(),
+  tool: z.string().nullish(),
+  tool_labels: z.record(z.string(), z.unknown()).nullish(),
+});
 const errorSchema = z.looseObject({
   code: z.string().nullish(),
   status: z.number().nullish(),
@@ -92,6 +102,16 @@ function bodyOf(event: string, json: unknown): DifyFrameBody | undefined {
     case 'workflow_started':
     case 'workflow_paused':
       return { event };
+    case 'reasoning_chunk': {
+      const p = reasoningSchema.safeParse(json);
+      return p.success ? { event, reasoning: p.data.data.reasoning } : undefined;
+    }
+    case 'agent_thought': {
+      const p = agentThoughtSchema.safeParse(json);
+      return p.success
+        ? { event, id: p.data.id, tool: p.data.tool ?? '', toolLabels: opt(p.data.tool_labels) }
+        : undefined;
+    }
     case 'workflow_finished': {
       const p = workflowFinishedSchema.safeParse(json);
       if (!p.success) return { event, status: 'succeeded' };

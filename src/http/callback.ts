@@ -22,7 +22,8 @@ export interface CallbackBot {
   name?: string | undefined;
   /** When set, callbacks whose aibotid differs are refused. */
   aibotid?: string | undefined;
-  welcomeText: string;
+  /** The reply to `enter_chat`, ready within WeCom's 5 s. */
+  welcome(): Promise<string>;
 }
 
 /** The bots a node serves, as the callback route finds them. */
@@ -208,7 +209,7 @@ async function dispatch(
       };
     }
     case 'enter_chat':
-      return { reply: textReply(bot.welcomeText), result: 'welcomed' };
+      return { reply: textReply(await bot.welcome()), result: 'welcomed' };
     case 'feedback_event': {
       // Only an empty reply is allowed (§5.2); Dify hears of the rating in the background.
       const f = m.event.feedback_event;

@@ -21,7 +21,8 @@ export interface ConnectionBot {
   id: string;
   name?: string | undefined;
   aibotid?: string | undefined;
-  welcomeText: string;
+  /** The reply to `enter_chat`, ready within WeCom's 5 s. */
+  welcome(): Promise<string>;
   longConnection: { botId: string; secret: string; url: string };
 }
 
@@ -375,7 +376,8 @@ export class BotConnection {
       message = parseMessage(JSON.stringify(frame.body ?? {}), { botName: bot.name });
       if (message.kind === 'enter_chat') {
         // WeCom takes the welcome for 5 s only.
-        await client.replyWelcome(frame, { msgtype: 'text', text: { content: bot.welcomeText } } as never);
+        const content = await bot.welcome();
+        await client.replyWelcome(frame, { msgtype: 'text', text: { content } } as never);
         outcome = 'welcomed';
       } else if (message.kind === 'feedback_event') {
         const f = message.event.feedback_event;

@@ -152,9 +152,10 @@ describe('rendering a stream as a WeCom stream reply', () => {
   });
 
   describe('<think> (docs/protocol/wecom.md §10.2)', () => {
-    it('an unclosed <think> is closed when the answer completes', () => {
+    it('an unclosed <think> is closed when the answer completes, and something visible follows it', () => {
+      // Only a thinking block, finished: WeCom would keep its thinking animation running.
       expect(shown(answering(delta('<think>still reasoning'), completed())).content).toBe(
-        '<think>still reasoning</think>',
+        `<think>still reasoning</think>\n${defaultTexts.emptyAnswer}`,
       );
     });
 

@@ -57,6 +57,15 @@ function closeThink(text: string): string {
 /** The text, or `fallback` when it shows nothing. */
 export const visible = (text: string, fallback: string): string => (text.trim() === '' ? fallback : text);
 
+/**
+ * A finished bubble must show something outside its thinking block, or WeCom's thinking animation
+ * keeps running (§10.2): `fallback` after the block when the model only thought.
+ */
+const visibleAfterThinking = (text: string, fallback: string): string =>
+  text.includes('<think>') && text.replace(/<think>[\s\S]*?(<\/think>|$)/g, '').trim() === ''
+    ? `${text}\n${fallback}`
+    : visible(text, fallback);
+
 /** Why a stream ended in error, as the user reads it: the denial, the failure's own text, or its code's. */
 export function failureReason(ctx: StreamContext, texts: Texts = defaultTexts): string {
   return ctx.denied
@@ -91,7 +100,7 @@ export function renderContent(
       const capped = ctx.cut ? texts.answerCapped : '';
       return {
         finish: true,
-        content: visible(fitFinished(ctx.answer, texts.truncated, capped), texts.emptyAnswer),
+        content: visibleAfterThinking(fitFinished(ctx.answer, texts.truncated, capped), texts.emptyAnswer),
       };
     }
     case 'error': {

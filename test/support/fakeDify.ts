@@ -43,7 +43,7 @@ export interface RecordedRequest {
 }
 
 /** Which request a scripted scenario answers. `run` = POST /chat-messages, /workflows/run, /completion-messages. */
-export type Target = 'run' | 'stop' | 'feedback' | 'info' | 'upload' | 'any';
+export type Target = 'run' | 'stop' | 'feedback' | 'info' | 'upload' | 'parameters' | 'any';
 
 export type Flavour = 'chat' | 'agent' | 'new-agent' | 'chatflow' | 'workflow';
 
@@ -112,6 +112,8 @@ export interface FakeDifyOptions {
   apiKey?: string;
   /** GET /info `mode`. */
   mode?: string;
+  /** GET /parameters' body when nothing is scripted. Default: an app with no opening statement. */
+  parameters?: Record<string, unknown>;
   /** Answer 404 for conversation ids this fake did not issue (§7.2). Default true. */
   checkConversations?: boolean;
 }
@@ -702,7 +704,13 @@ export async function startFakeDify(options: FakeDifyOptions = {}): Promise<Fake
         }),
       );
     if (req.method === 'GET' && p === '/v1/parameters')
-      return sendJson(res, 200, { opening_statement: '', user_input_form: [], file_upload: {} });
+      return plain('parameters', () =>
+        sendJson(
+          res,
+          200,
+          options.parameters ?? { opening_statement: '', user_input_form: [], file_upload: {} },
+        ),
+      );
     if (post && p === '/v1/files/upload')
       return plain('upload', () => {
         const name = /filename="([^"]*)"/.exec(rawBody)?.[1] ?? 'file';

@@ -1,0 +1,80 @@
+// A reasoning model behind two bots, one showing its thinking and one hiding it: the one shows it in
+// WeCom's folding block above the answer, closed; the other shows the answer alone.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type FakeDify, startFakeDify } from './support/fakeDify.js';
+import { dropPrefix, randomPrefix, redisUrl, startTestService, type TestService } from './support/service.js';
+import { WecomClient } from './support/wecomClient.js';
+
+const shows = { token: 'showTok', encodingAESKey: 'sHoWtHiNkInG0123456789abcdefghijklmnopqrstu' };
+const hides = { token: 'hideTok', encodingAESKey: 'hIdEtHiNkInG0123456789abcdefghijklmnopqrstu' };
+
+/** A chatflow answer: an LLM node's reasoning apart, a model's own <think>, then the answer. */
+const frames = [
+  { event: 'workflow_started', workflow_run_id: 'w', task_id: 't', data: { id: 'w' } },
+  {
+    event: 'reasoning_chunk',
+    task_id: 't',
+    data: { reasoning: '用户问天气，', node_id: 'llm', is_final: false },
+  },
+  { event: 'reasoning_chunk', task_id: 't', data: { reasoning: '查一下。', node_id: 'llm', is_final: true } },
+  {
+    event: 'message',
+    conversation_id: 'c',
+    message_id: 'm',
+    task_id: 't',
+    answer: '<think>再确认</think>\n',
+  },
+  { event: 'message', conversation_id: 'c', message_id: 'm', task_id: 't', answer: '今天晴。' },
+  { event: 'message_end', conversation_id: 'c', message_id: 'm', task_id: 't', metadata: {} },
+  { event: 'workflow_finished', task_id: 't', data: { id: 'w', status: 'succeeded' } },
+];
+
+describe('thinking, shown and hidden', () => {
+  const prefix = randomPrefix('thinking');
+  const dir = mkdtempSync(join(tmpdir(), 'wd-thinking-'));
+  let dify: FakeDify;
+  let node: TestService;
+
+  beforeAll(async () => {
+    dify = await startFakeDify();
+    const file = join(dir, 'bots.yaml');
+    writeFileSync(
+      file,
+      `bots:
+  - id: shows
+    callback: { token: ${shows.token}, encodingAesKey: ${shows.encodingAESKey} }
+    dify: { apiKey: app-x, apiUrl: '${dify.url}' }
+    thinking: show
+  - id: hides
+    callback: { token: ${hides.token}, encodingAesKey: ${hides.encodingAESKey} }
+    dify: { apiKey: app-x, apiUrl: '${dify.url}' }
+    thinking: hide
+`,
+    );
+    node = await startTestService({ REDIS_URL: redisUrl, WECOM_BOTS_FILE: file }, { keyPrefix: prefix });
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await dify?.stop();
+    await dropPrefix(prefix);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const ask = async (bot: typeof shows) => {
+    dify.script({ kind: 'frames', frames });
+    const client = new WecomClient({ baseUrl: node.url, ...bot });
+    const sent = await client.text('天气如何');
+    return (await client.pollUntilFinished(sent.reply!.stream!.id)).reply.stream.content;
+  };
+
+  it('shows the reasoning and the model’s own thinking in closed blocks above the answer', async () => {
+    expect(await ask(shows)).toBe('<think>用户问天气，查一下。</think>\n<think>再确认</think>\n今天晴。');
+  });
+
+  it('hides both, leaving the answer', async () => {
+    expect(await ask(hides)).toBe('今天晴。');
+  });
+});

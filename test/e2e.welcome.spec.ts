@@ -1,0 +1,133 @@
+// The welcome a user gets on opening the bot's chat (`enter_chat`), through the real service on the
+// real Redis: with WELCOME=dify (the default) the Dify app's opening statement and suggested questions,
+// over a callback and over the long connection; WELCOME_TEXT, still within WeCom's 5 s, when Dify is
+// down or does not answer; and always WELCOME_TEXT with WELCOME=text.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { closedPort } from './auth/support.js';
+import { type FakeDify, startFakeDify } from './support/fakeDify.js';
+import { type FakeWecomWs, startFakeWecomWs } from './support/fakeWecomWs.js';
+import { dropPrefix, randomPrefix, redisUrl, startTestService, testBot } from './support/service.js';
+import { WecomClient } from './support/wecomClient.js';
+
+const WELCOME_TEXT = '欢迎！我是公司的 AI 助手。';
+const opening = {
+  opening_statement: '你好，我是报销助手，报销的事都可以问我。',
+  suggested_questions: ['差旅怎么报销？', '发票丢了怎么办？'],
+  user_input_form: [],
+  file_upload: {},
+};
+const openingText =
+  '你好，我是报销助手，报销的事都可以问我。\n\n你可以问我：\n- 差旅怎么报销？\n- 发票丢了怎么办？';
+/** WeCom takes the welcome within 5 s only (docs/protocol/wecom.md §6.6). */
+const WECOM_WAITS_MS = 5_000;
+
+const stops: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const stop of stops.splice(0).reverse()) await stop();
+});
+
+/** A callback bot of the environment on its own Redis prefix, and WeCom to call it. */
+async function callbackBot(env: Record<string, string>) {
+  const keyPrefix = randomPrefix('welcome');
+  const service = await startTestService({ REDIS_URL: redisUrl, WELCOME_TEXT, ...env }, { keyPrefix });
+  stops.push(async () => {
+    await service.stop();
+    await dropPrefix(keyPrefix);
+  });
+  return new WecomClient({ baseUrl: service.url, ...testBot });
+}
+
+/** The welcome the bot answers `enter_chat` with, and how long it took. */
+async function welcomeOf(wecom: WecomClient) {
+  const started = performance.now();
+  const result = await wecom.event('enter_chat', {}, { userid: 'zhangsan' });
+  return { status: result.status, reply: result.reply, ms: performance.now() - started };
+}
+
+describe('the welcome of a callback bot', () => {
+  let dify: FakeDify;
+  beforeAll(async () => {
+    dify = await startFakeDify({ parameters: opening });
+  });
+  afterAll(async () => {
+    await dify?.stop();
+  });
+
+  it('is the Dify app’s opening statement, then its suggested questions', async () => {
+    const wecom = await callbackBot({ DIFY_API_URL: dify.url });
+    const welcome = await welcomeOf(wecom);
+    expect(welcome.status).toBe(200);
+    expect(welcome.reply).toEqual({ msgtype: 'text', text: { content: openingText } });
+  });
+
+  it('is WELCOME_TEXT, within WeCom’s 5 s, when Dify is down', async () => {
+    const wecom = await callbackBot({ DIFY_API_URL: `http://127.0.0.1:${await closedPort()}/v1` });
+    const welcome = await welcomeOf(wecom);
+    expect(welcome.reply).toEqual({ msgtype: 'text', text: { content: WELCOME_TEXT } });
+    expect(welcome.ms).toBeLessThan(WECOM_WAITS_MS);
+  });
+
+  it('is WELCOME_TEXT, within WeCom’s 5 s, when Dify does not answer', async () => {
+    const silent = await startFakeDify({ parameters: opening });
+    stops.push(() => silent.stop());
+    // The lookup made at start never gets an answer: the welcome waits for it only so long.
+    silent.script({ kind: 'hang' }, 'parameters');
+    const wecom = await callbackBot({ DIFY_API_URL: silent.url });
+    await expect.poll(() => silent.requests.some((r) => r.path === '/v1/parameters')).toBe(true);
+    const welcome = await welcomeOf(wecom);
+    expect(welcome.reply).toEqual({ msgtype: 'text', text: { content: WELCOME_TEXT } });
+    expect(welcome.ms).toBeLessThan(WECOM_WAITS_MS);
+  });
+
+  it('is WELCOME_TEXT with WELCOME=text, and Dify is not asked for an opening', async () => {
+    const asked = dify.requests.length;
+    const wecom = await callbackBot({ DIFY_API_URL: dify.url, WELCOME: 'text' });
+    const welcome = await welcomeOf(wecom);
+    expect(welcome.reply).toEqual({ msgtype: 'text', text: { content: WELCOME_TEXT } });
+    expect(dify.requests.slice(asked).filter((r) => r.path === '/v1/parameters')).toEqual([]);
+  });
+});
+
+describe('the welcome of a long-connection bot', () => {
+  const BOT_ID = 'aib-welcome-test';
+  const SECRET = 'the-welcome-secret';
+  let fake: FakeWecomWs;
+  let dify: FakeDify;
+  beforeAll(async () => {
+    fake = await startFakeWecomWs({ bots: { [BOT_ID]: SECRET } });
+    dify = await startFakeDify({ parameters: opening });
+  });
+  afterAll(async () => {
+    await dify?.stop();
+    await fake?.stop();
+  });
+
+  it('answers enter_chat with aibot_respond_welcome_msg carrying the Dify app’s opening', async () => {
+    const keyPrefix = randomPrefix('welcome-ws');
+    const service = await startTestService(
+      {
+        REDIS_URL: redisUrl,
+        WECOM_MODE: 'long-connection',
+        WECOM_BOT_ID: BOT_ID,
+        WECOM_BOT_SECRET: SECRET,
+        WECOM_WS_URL: fake.url,
+        DIFY_API_URL: dify.url,
+        WELCOME_TEXT,
+      },
+      { keyPrefix, longConnection: { heartbeatMs: 300 } },
+    );
+    stops.push(async () => {
+      await service.stop();
+      await dropPrefix(keyPrefix);
+    });
+    await fake.waitFor('the bot subscribed', () => fake.subscribed(BOT_ID) !== undefined, 10_000);
+
+    const reqId = fake.event(BOT_ID, 'enter_chat');
+    await fake.waitFor('the welcome', () => fake.repliesTo(reqId).length > 0, WECOM_WAITS_MS);
+    const [welcome] = fake.repliesTo(reqId);
+    expect(welcome?.cmd).toBe('aibot_respond_welcome_msg');
+    expect(welcome?.body).toEqual({ msgtype: 'text', text: { content: openingText } });
+    const ack = fake.received.find((r) => r.frame.headers?.req_id === reqId)?.ack;
+    expect(ack?.errcode).toBe(0);
+  });
+});
