@@ -318,7 +318,7 @@ export class DifyClient {
     req: DifyStreamRequest,
     onEvent: (event: DifyEvent) => unknown,
   ): Promise<void> {
-    const fold = new AnswerFold({ thinking: this.#thinking });
+    const fold = new AnswerFold({ thinking: this.#thinking, apiUrl: this.#apiUrl });
     const reader = new DifyFrameReader();
     const body = res.body;
     return new Promise<void>((resolve, reject) => {

@@ -2,7 +2,7 @@
 // Dify's many frame kinds (chat, agent-chat, New Agent, chatflow, workflow) into it.
 // Protocol notes: docs/protocol/dify.md §4 (events), §5 (how a stream ends), §10.4–§10.5.
 import { DifyError, type DifyIds, fromErrorFrame } from './errors.js';
-import type { DifyFrame } from './sse.js';
+import type { DifyFile, DifyFrame } from './sse.js';
 import { ThinkingFilter, toolLine, withoutThinking } from './thinking.js';
 
 export type DifyEvent =
@@ -16,6 +16,9 @@ export type DifyEvent =
   | { type: 'replace'; text: string }
   /** Terminal. `text` is the final answer; `status` is Dify's run status when it gave one. */
   | { type: 'end'; text: string; status?: string; usage?: Record<string, unknown> };
+
+/** What a user reads when the Dify workflow stops to wait for a person's input. */
+export const PAUSED_NOTE = '（这个流程在等待有人填写或确认后才能继续，这一步暂时无法在企业微信里完成。）';
 
 /** Output names tried, in order, when a workflow streamed no text and only its outputs hold the answer. */
 const OUTPUT_KEYS = ['answer', 'text', 'result', 'output'];
@@ -52,9 +55,14 @@ export class AnswerFold {
   /** The agent steps whose tool was named already (Dify sends a step again as it fills in). */
   readonly #toolsNamed = new Set<string>();
   #started = false;
+  /** The answer's files (tool images, workflow outputs), by id or URL: named at its end. */
+  readonly #files = new Map<string, DifyFile>();
+  /** Where a relative file URL is (the Dify server's origin). */
+  readonly #origin: string | undefined;
 
-  constructor(options: { thinking?: 'show' | 'hide' } = {}) {
+  constructor(options: { thinking?: 'show' | 'hide'; apiUrl?: string } = {}) {
     this.#thinking = options.thinking ?? 'show';
+    this.#origin = options.apiUrl ? safeOrigin(options.apiUrl) : undefined;
     this.#filter = this.#thinking === 'hide' ? new ThinkingFilter() : undefined;
   }
 
@@ -91,7 +99,11 @@ export class AnswerFold {
       case 'workflow_started':
         this.#sawWorkflow = true;
         break;
+      case 'message_file':
+        if (frame.belongsTo !== 'user') this.#attach([frame.file]);
+        break;
       case 'message_end':
+        this.#attach(frame.files);
         this.#messageEnd = { usage: frame.usage };
         // Chatflow sends message_end and then workflow_finished: keep reading (§5.1).
         if (!this.#sawWorkflow) this.#end(out, undefined, frame.usage);
@@ -105,6 +117,7 @@ export class AnswerFold {
             partial: this.text,
             ids: { ...this.ids },
           });
+        this.#attach(frame.files);
         // A workflow whose End node is not streamed has its answer only in the outputs.
         const fromOutputs = this.text === '' ? outputText(frame.outputs) : undefined;
         if (fromOutputs !== undefined) this.#replace(fromOutputs, out);
@@ -112,7 +125,9 @@ export class AnswerFold {
         break;
       }
       case 'workflow_paused':
-        // Human input (§4.9): this stream is over; the run waits to be resumed elsewhere.
+        // Human input (§4.9): this stream is over; the run waits to be resumed elsewhere, which
+        // WeCom cannot do yet: the user is told rather than left with a half answer.
+        this.#push(`${this.text.trim() === '' ? '' : '\n\n'}${PAUSED_NOTE}`, out);
         this.#end(out, 'paused', this.#messageEnd?.usage);
         break;
       case 'reasoning_chunk':
@@ -193,6 +208,10 @@ export class AnswerFold {
     out.push({ type: 'replace', text });
   }
 
+  #attach(files: DifyFile[] | undefined): void {
+    for (const file of files ?? []) this.#files.set(file.id ?? file.url, file);
+  }
+
   #end(out: DifyEvent[], status: string | undefined, usage: Record<string, unknown> | undefined): void {
     const rest = this.#filter?.flush() ?? '';
     if (rest !== '') this.#push(rest, out);
@@ -200,10 +219,35 @@ export class AnswerFold {
       this.#blockOpen = false;
       this.#push('</think>', out);
     }
+    // A bubble shows no images or files: each is named with its link under the answer, never dropped.
+    if (this.#files.size > 0) this.#push(filesText([...this.#files.values()], this.#origin, this.text), out);
     this.done = true;
     const end: DifyEvent = { type: 'end', text: this.text };
     if (status !== undefined) end.status = status;
     if (usage !== undefined) end.usage = usage;
     out.push(end);
   }
+}
+
+const safeOrigin = (url: string): string | undefined => {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return undefined;
+  }
+};
+
+/** The files of an answer as markdown links, one a line, under the answer (or alone). */
+function filesText(files: DifyFile[], origin: string | undefined, answer: string): string {
+  let images = 0;
+  const lines = files.map((file) => {
+    const url = /^https?:\/\//.test(file.url)
+      ? file.url
+      : origin
+        ? `${origin}${file.url.startsWith('/') ? '' : '/'}${file.url}`
+        : file.url;
+    const name = file.name ?? (file.type === 'image' ? `图片 ${++images}` : '文件');
+    return `${file.type === 'image' ? '🖼' : '📎'} [${name.replace(/[[\]]/g, '')}](${url})`;
+  });
+  return `${answer.trim() === '' ? '' : '\n\n'}${lines.join('\n')}`;
 }

@@ -11,6 +11,15 @@ const MAX_FRAME_BYTES = 32 * 1024 * 1024;
 
 type Usage = Record<string, unknown>;
 
+/** A file Dify attaches to an answer: where it is (signed, expiring; relative on some servers) and what. */
+export interface DifyFile {
+  id?: string | undefined;
+  /** image, document, audio, video, custom. */
+  type: string;
+  url: string;
+  name?: string | undefined;
+}
+
 /** What the client acts on. Every other Dify event arrives as `other`. */
 export type DifyFrameBody =
   | { event: 'message'; answer: string }
@@ -18,7 +27,7 @@ export type DifyFrameBody =
   | { event: 'message_replace'; answer: string }
   | { event: 'text_chunk'; text: string }
   | { event: 'text_replace'; text: string }
-  | { event: 'message_end'; usage?: Usage | undefined }
+  | { event: 'message_end'; usage?: Usage | undefined; files?: DifyFile[] | undefined }
   | { event: 'workflow_started' }
   | {
       event: 'workflow_finished';
@@ -26,7 +35,10 @@ export type DifyFrameBody =
       error?: string | undefined;
       outputs?: Record<string, unknown> | undefined;
       usage?: Usage | undefined;
+      files?: DifyFile[] | undefined;
     }
+  /** A file of the answer (an image a tool drew, a chart): `belongsTo` user files are the question's. */
+  | { event: 'message_file'; file: DifyFile; belongsTo?: string | undefined }
   | { event: 'workflow_paused' }
   /** A chatflow or workflow LLM node's reasoning, streamed apart from the answer (§4). */
   | { event: 'reasoning_chunk'; reasoning: string }
@@ -53,8 +65,34 @@ const envelopeSchema = z.looseObject({
 const answerSchema = z.looseObject({ answer: z.string() });
 const textSchema = z.looseObject({ data: z.looseObject({ text: z.string() }) });
 const usageSchema = z.record(z.string(), z.unknown());
+// message_file (url) and the File objects of message_end and workflow_finished (url or remote_url).
+const fileSchema = z.looseObject({
+  id: z.string().nullish(),
+  type: z.string().nullish(),
+  url: z.string().nullish(),
+  remote_url: z.string().nullish(),
+  filename: z.string().nullish(),
+  belongs_to: z.string().nullish(),
+});
+const filesSchema = z.array(z.unknown()).nullish();
+function filesOf(list: unknown[] | null | undefined): DifyFile[] | undefined {
+  const out: DifyFile[] = [];
+  for (const item of list ?? []) {
+    const file = fileOf(item);
+    if (file) out.push(file);
+  }
+  return out.length ? out : undefined;
+}
+function fileOf(item: unknown): DifyFile | undefined {
+  const p = fileSchema.safeParse(item);
+  if (!p.success) return undefined;
+  const url = p.data.url || p.data.remote_url;
+  if (!url) return undefined;
+  return { id: opt(p.data.id), type: p.data.type || 'custom', url, name: opt(p.data.filename) };
+}
 const messageEndSchema = z.looseObject({
   metadata: z.looseObject({ usage: usageSchema.nullish() }).nullish(),
+  files: filesSchema,
 });
 const workflowStartedSchema = z.looseObject({ data: z.looseObject({ id: z.string().nullish() }).nullish() });
 const workflowFinishedSchema = z.looseObject({
@@ -66,6 +104,7 @@ const workflowFinishedSchema = z.looseObject({
     total_tokens: z.number().nullish(),
     total_steps: z.number().nullish(),
     elapsed_time: z.number().nullish(),
+    files: filesSchema,
   }),
 });
 const reasoningSchema = z.looseObject({ data: z.looseObject({ reasoning: z.string() }) });
@@ -97,11 +136,18 @@ function bodyOf(event: string, json: unknown): DifyFrameBody | undefined {
     }
     case 'message_end': {
       const p = messageEndSchema.safeParse(json);
-      return p.success ? { event, usage: opt(p.data.metadata?.usage) } : { event };
+      return p.success
+        ? { event, usage: opt(p.data.metadata?.usage), files: filesOf(p.data.files) }
+        : { event };
     }
     case 'workflow_started':
     case 'workflow_paused':
       return { event };
+    case 'message_file': {
+      const file = fileOf(json);
+      const belongsTo = fileSchema.safeParse(json).data?.belongs_to ?? undefined;
+      return file ? { event, file, belongsTo } : undefined;
+    }
     case 'reasoning_chunk': {
       const p = reasoningSchema.safeParse(json);
       return p.success ? { event, reasoning: p.data.data.reasoning } : undefined;
@@ -126,6 +172,7 @@ function bodyOf(event: string, json: unknown): DifyFrameBody | undefined {
         error: opt(d.error),
         outputs: opt(d.outputs),
         usage: Object.keys(usage).length ? usage : undefined,
+        files: filesOf(d.files),
       };
     }
     case 'error': {
