@@ -523,3 +523,25 @@ describe('which bot signed a callback on the shared URL', () => {
     expect(signerOf(bots, cryptoOf, good.query, 'not an object')).toBeUndefined();
   });
 });
+
+describe('a file of the long connection, with its own key', () => {
+  it('decrypts as the official SDK does, for every length around the block size', async () => {
+    const { decryptFile } = await import('@wecom/aibot-node-sdk');
+    const { decryptMediaWithKey } = await import('./crypto.js');
+    const key = randomBytes(32);
+    const aesKey = key.toString('base64');
+    for (const length of [1, 15, 16, 31, 32, 33, 1000]) {
+      const file = randomBytes(length);
+      const pad = 32 - (length % 32);
+      const cipher = createCipheriv('aes-256-cbc', key, key.subarray(0, 16));
+      cipher.setAutoPadding(false);
+      const encrypted = Buffer.concat([
+        cipher.update(Buffer.concat([file, Buffer.alloc(pad, pad)])),
+        cipher.final(),
+      ]);
+      expect(decryptMediaWithKey(encrypted, aesKey)).toEqual(file);
+      expect(decryptFile(encrypted, aesKey)).toEqual(file);
+    }
+    expect(() => decryptMediaWithKey(Buffer.alloc(32), 'c2hvcnQ=')).toThrow(WecomError);
+  });
+});
