@@ -139,6 +139,10 @@ describe.skipIf(!haveChromium)(title, () => {
     await page.locator(`#streams tbody tr[data-stream-id="${streamId}"]`).click();
     await page.locator('#timeline li').first().waitFor();
     expect(await text('#stream-id')).toBe(streamId);
+    // The link names the stream, and the page opens on its header.
+    expect(new URL(page.url()).hash).toBe(`#stream=${encodeURIComponent(streamId)}`);
+    expect(await page.evaluate('scrollY')).toBe(0);
+    expect(await page.locator('#stream-id').isVisible()).toBe(true);
     expect(await text('#stream-meta')).toContain('bot default · user inspector-user');
     const drawn = await page
       .locator('#chart .node')

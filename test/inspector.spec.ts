@@ -581,6 +581,7 @@ describe('the inspector page and its assets', () => {
       '/inspector': /^text\/html; charset=utf-8/,
       '/inspector/assets/inspector.css': /^text\/css/,
       '/inspector/assets/inspector.js': /^text\/javascript/,
+      '/inspector/assets/markdown.js': /^text\/javascript/,
     };
     for (const [path, type] of Object.entries(types)) {
       const res = await fetch(`${url}${path}`);
@@ -594,7 +595,12 @@ describe('the inspector page and its assets', () => {
   });
 
   it('needs nothing from the internet: no page, style or script refers to another host', async () => {
-    for (const path of ['/inspector', '/inspector/assets/inspector.css', '/inspector/assets/inspector.js']) {
+    for (const path of [
+      '/inspector',
+      '/inspector/assets/inspector.css',
+      '/inspector/assets/inspector.js',
+      '/inspector/assets/markdown.js',
+    ]) {
       const text = await (await fetch(`${url}${path}`)).text();
       const hosts = [...text.matchAll(/(?:https?:)?\/\/([\w.-]+\.[a-z]{2,})/gi)].map((m) => m[1]);
       // The SVG namespace is a name, never fetched.

@@ -1,5 +1,6 @@
 // The inspector page: polls the JSON API (the server folds the events; this only draws), draws the
-// chart the server laid out from the machine's definition, and steps through a stream's events.
+// chart the server laid out from the machine's definition, and steps through a stream's events, its
+// bubble drawn as WeCom draws it (markdown.js).
 // Plain JS with no dependency, so it works offline and under a strict content security policy. Typed
 // in JSDoc and checked on its own, with the browser's types (tsconfig.inspector.json); the answers'
 // types are the ones the routes send (../api.ts).
@@ -14,6 +15,11 @@
  * @typedef {import('../api.js').StuckReason} StuckReason
  * @typedef {NonNullable<StuckDiagnosis['waiting']>} Waiting
  */
+
+// A module imported by name would be fetched without the `?token=` this one came with (the server
+// asks every asset for it): the import carries this module's own query on.
+/** @type {typeof import('./markdown.js')} */
+const { renderMarkdown } = await import(`./markdown.js${new URL(import.meta.url).search}`);
 
 const token = new URLSearchParams(location.search).get('token');
 /** @type {Record<string, string>} */
@@ -132,7 +138,22 @@ function setStatus(text, error = false) {
 
 // ---- the live list ----
 
-const selectedId = () => decodeURIComponent(location.hash.slice(1));
+/**
+ * The stream the page shows: `#stream=<id>`, or a bare `#<id>` as older links have it. A fragment
+ * that names no element, so the browser never scrolls to one by itself.
+ */
+function selectedId() {
+  const hash = location.hash.slice(1);
+  const id = hash.startsWith('stream=') ? hash.slice('stream='.length) : hash;
+  try {
+    return decodeURIComponent(id);
+  } catch {
+    return id;
+  }
+}
+
+/** @param {string} id */
+const streamLink = (id) => `#stream=${encodeURIComponent(id)}`;
 
 /** The bot whose streams the list shows, '' for every bot's; in the page's URL (`?bot=hr`), so a link keeps it. */
 let botFilter = new URLSearchParams(location.search).get('bot') ?? '';
@@ -181,7 +202,7 @@ function renderList(now, streams) {
       ),
     );
     row.addEventListener('click', () => {
-      location.hash = encodeURIComponent(s.streamId);
+      location.hash = streamLink(s.streamId);
     });
     return row;
   });
@@ -353,12 +374,19 @@ let detail;
  */
 let contents = [];
 let index = 0;
+/** The text the bubble shows, drawn again only when it changes: a poll keeps what the user unfolded. */
+let bubbleText = '';
+/** Whether the user unfolded the thinking block: it stays so while the bubble grows. */
+let thinkOpen = false;
 
 async function openStream() {
   const id = selectedId();
   for (const row of byId('streams', HTMLTableElement).querySelectorAll('tbody tr'))
     row.classList.toggle('selected', row.getAttribute('data-stream-id') === id);
   detail = undefined;
+  bubbleText = '';
+  thinkOpen = false;
+  $('bubble-content').replaceChildren();
   $('stream').hidden = true;
   $('pick').hidden = false;
   if (!id) return;
@@ -398,6 +426,8 @@ async function refreshStream(first = false) {
   $('stream').hidden = false;
   // Following a live stream: stay on its newest event unless the user stepped back.
   show(atEnd ? next.steps.length - 1 : index);
+  // A stream just opened shows its header, wherever the page was scrolled before.
+  if (first) window.scrollTo(0, 0);
 }
 
 /** @param {StreamDetail} d */
@@ -465,14 +495,111 @@ function show(i) {
   $('step-move').textContent =
     step.outcome === 'moved' ? `${step.from} → ${step.state}` : step.outcome === 'stayed' ? `stays in ${step.state}` : `(${step.outcome}: state unchanged)`;
   $('step-state').textContent = step.state;
-  $('bubble-content').textContent = contents[index] ?? '';
+  renderBubble(contents[index] ?? '');
+  renderApart(detail, index);
   $('bubble-finish').textContent = `finish: ${step.bubble.finish}`;
   $('bubble-finish').className = step.bubble.finish ? 'finish' : 'finish open';
   $button('step-first').disabled = $button('step-prev').disabled = index === 0;
   $button('step-next').disabled = $button('step-last').disabled = index === last;
   for (const li of $('timeline').children) li.classList.toggle('current', li.getAttribute('data-seq') === String(step.seq));
-  $('timeline').children[index]?.scrollIntoView({ block: 'nearest' });
+  const item = $('timeline').children[index];
+  if (item) scrollWithin($('timeline'), item);
   highlightChart(step);
+}
+
+/**
+ * Scrolls the list, and only the list, to show the item: `scrollIntoView` would scroll the page too,
+ * down past the stream's header.
+ * @param {Element} list
+ * @param {Element} item
+ */
+function scrollWithin(list, item) {
+  const outer = list.getBoundingClientRect();
+  const inner = item.getBoundingClientRect();
+  if (inner.top < outer.top) list.scrollTop -= outer.top - inner.top;
+  else if (inner.bottom > outer.bottom) list.scrollTop += inner.bottom - outer.bottom;
+}
+
+// ---- the bubble, as WeCom shows it ----
+
+/** @param {string} text */
+function renderBubble(text) {
+  if (text === bubbleText && $('bubble-content').hasChildNodes()) return;
+  bubbleText = text;
+  $('bubble-content').replaceChildren(renderMarkdown(text));
+  for (const details of $('bubble-content').querySelectorAll('details.think:not(.thinking)')) {
+    if (!(details instanceof HTMLDetailsElement)) continue;
+    details.open = thinkOpen;
+    details.addEventListener('toggle', () => {
+      thinkOpen = details.open;
+    });
+  }
+}
+
+/**
+ * What the stream's context says of a bubble closed early (`bubble.closed`), read defensively: the
+ * context is the server's, typed as unknown fields.
+ * @param {unknown} value
+ * @returns {{ reason: string; shown: number | undefined } | undefined}
+ */
+function closedBubbleOf(value) {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { reason, shown } = /** @type {{ reason?: unknown; shown?: unknown }} */ (value);
+  return { reason: String(reason), shown: typeof shown === 'number' ? shown : undefined };
+}
+
+/**
+ * Under the bubble, at step `i`: whether WeCom's bubble was closed before the answer ended, and what
+ * went to the user apart from it, by response_url (docs/protocol/wecom.md §8, §9.2).
+ * @param {StreamDetail} d
+ * @param {number} i
+ */
+function renderApart(d, i) {
+  const steps = d.steps.slice(0, i + 1).filter((s) => s.outcome === 'moved' || s.outcome === 'stayed');
+  const closedAt = steps.find((s) => s.type === 'bubble.closed');
+  const delivered = steps.findLast((s) => s.type === 'delivery.sent' || s.type === 'delivery.failed');
+  const closed = closedAt ? closedBubbleOf(d.context.bubble) : undefined;
+
+  const note = $('bubble-closed');
+  note.hidden = !closedAt;
+  if (closedAt) {
+    const why =
+      closed?.reason === 'window'
+        ? 'WeCom’s polling window was ending'
+        : closed?.reason === 'overflow'
+          ? 'the answer outgrew the bubble'
+          : `(${closed?.reason ?? '?'})`;
+    const shown =
+      closed?.shown === undefined
+        ? ''
+        : closed.shown === 0
+          ? ': it shows none of the answer'
+          : `: it shows the first ${closed.shown} of ${d.answerLength} characters of the answer`;
+    note.textContent = `The bubble was closed early at ${offset(closedAt.offsetMs)}, ${why}, with the text above${shown}.`;
+  }
+
+  const apart = $('apart');
+  apart.hidden = !closedAt && !delivered;
+  if (apart.hidden) return;
+  const rest =
+    d.state === 'error'
+      ? 'why the answer failed'
+      : closed?.shown !== undefined
+        ? `the rest of the answer, ${Math.max(0, d.answerLength - closed.shown)} characters after the first ${closed.shown}`
+        : 'what of the answer the bubble could not hold';
+  $('apart-what').textContent = `Sent apart by response_url, as one markdown message: ${rest}.`;
+  const failure = d.context.delivery;
+  const settled = ['completed', 'error'].includes(d.steps[i]?.state ?? '');
+  $('apart-status').textContent = !delivered
+    ? settled
+      ? 'not sent yet'
+      : 'to follow once the answer is complete'
+    : delivered.type === 'delivery.sent'
+      ? `sent at ${offset(delivered.offsetMs)} (${delivered.summary})`
+      : `failed at ${offset(delivered.offsetMs)}: ${
+          typeof failure === 'object' && failure !== null && 'message' in failure ? String(failure.message) : delivered.summary
+        }`;
+  $('apart-status').className = delivered?.type === 'delivery.failed' ? 'apart-status failed' : 'apart-status';
 }
 
 // ---- wiring ----
