@@ -77,4 +77,30 @@ describe('thinking, shown and hidden', () => {
   it('hides both, leaving the answer', async () => {
     expect(await ask(hides)).toBe('今天晴。');
   });
+
+  it('hidden: a tool’s progress stands in the bubble while it runs, then the answer alone', async () => {
+    const ids = { conversation_id: 'c2', message_id: 'm2', task_id: 't2' };
+    dify.script({
+      kind: 'frames',
+      frameDelayMs: 400,
+      frames: [
+        { event: 'agent_thought', ...ids, id: 'a1', tool: '', tool_labels: {} },
+        {
+          event: 'agent_thought',
+          ...ids,
+          id: 'a1',
+          tool: 'dataset_search',
+          tool_labels: { dataset_search: { zh_Hans: '查询知识库' } },
+        },
+        { event: 'agent_message', ...ids, answer: '查到了：' },
+        { event: 'agent_message', ...ids, answer: '周五放假。' },
+        { event: 'message_end', ...ids, metadata: {} },
+      ],
+    });
+    const client = new WecomClient({ baseUrl: node.url, ...hides });
+    const sent = await client.text('放假吗');
+    const done = await client.pollUntilFinished(sent.reply!.stream!.id, { intervalMs: 50 });
+    expect(done.reply.stream.content).toBe('查到了：周五放假。');
+    expect(done.contents).toContain('正在使用工具：查询知识库…');
+  });
 });

@@ -52,6 +52,8 @@ export class AnswerFold {
   readonly #filter: ThinkingFilter | undefined;
   /** Shown thinking: a block this fold opened for reasoning or tool calls, not closed yet. */
   #blockOpen = false;
+  /** Hidden thinking: the bubble shows a tool's progress, which the answer's first text replaces. */
+  #progressShown = false;
   /** The agent steps whose tool was named already (Dify sends a step again as it fills in). */
   readonly #toolsNamed = new Set<string>();
   #started = false;
@@ -136,7 +138,9 @@ export class AnswerFold {
       case 'agent_thought':
         if (frame.tool && !this.#toolsNamed.has(frame.id)) {
           this.#toolsNamed.add(frame.id);
-          this.#think(toolLine(frame.tool, frame.toolLabels), out);
+          const line = toolLine(frame.tool, frame.toolLabels);
+          if (this.#thinking === 'show') this.#think(line, out);
+          else this.#progress(line.trim(), out);
         }
         break;
       case 'error':
@@ -179,12 +183,30 @@ export class AnswerFold {
     let text = this.#filter ? this.#filter.push(answer) : answer;
     // Empty deltas are normal (§4.2) and carry nothing.
     if (text === '') return;
+    // The answer begins: the tool's progress it stood in for goes.
+    if (this.#progressShown) {
+      this.#progressShown = false;
+      this.text = text;
+      out.push({ type: 'replace', text });
+      return;
+    }
     // The answer begins: the thinking block above it closes.
     if (this.#blockOpen) {
       this.#blockOpen = false;
       text = `</think>\n${text}`;
     }
     this.#push(text, out);
+  }
+
+  /**
+   * Hidden thinking: while a tool runs before the answer's first word, the bubble says so
+   * ("正在使用工具：查询知识库…") rather than only "thinking", and the answer replaces it.
+   */
+  #progress(line: string, out: DifyEvent[]): void {
+    if (line === '' || (this.text !== '' && !this.#progressShown)) return;
+    this.#progressShown = true;
+    this.text = line;
+    out.push({ type: 'replace', text: line });
   }
 
   /** Thinking to show, in the block above the answer (opened when first needed); none when hidden. */
@@ -203,6 +225,7 @@ export class AnswerFold {
 
   #replace(answer: string, out: DifyEvent[]): void {
     const text = this.#filter ? withoutThinking(answer) : answer;
+    this.#progressShown = false;
     if (text === this.text) return;
     this.text = text;
     out.push({ type: 'replace', text });
@@ -214,7 +237,17 @@ export class AnswerFold {
 
   #end(out: DifyEvent[], status: string | undefined, usage: Record<string, unknown> | undefined): void {
     const rest = this.#filter?.flush() ?? '';
-    if (rest !== '') this.#push(rest, out);
+    if (rest !== '' && this.#progressShown) {
+      this.#progressShown = false;
+      this.text = rest;
+      out.push({ type: 'replace', text: rest });
+    } else if (rest !== '') this.#push(rest, out);
+    // Tools ran, and no answer came: the progress line is not an answer.
+    if (this.#progressShown) {
+      this.#progressShown = false;
+      this.text = '';
+      out.push({ type: 'replace', text: '' });
+    }
     if (this.#blockOpen) {
       this.#blockOpen = false;
       this.#push('</think>', out);

@@ -106,3 +106,32 @@ describe('shown thinking', () => {
     expect(toolLine('', {})).toBe('');
   });
 });
+
+describe('a tool’s progress, with thinking hidden', () => {
+  it('stands in the bubble while the tool runs, and the answer replaces it', () => {
+    const labels = { dataset_search: { zh_Hans: '查询知识库' } };
+    const { events, text } = run(
+      [
+        f({ event: 'agent_thought', id: 'a1', tool: '', toolLabels: {} }),
+        f({ event: 'agent_thought', id: 'a1', tool: 'dataset_search', toolLabels: labels }),
+        f({ event: 'agent_thought', id: 'a2', tool: 'web', toolLabels: {} }),
+        f({ event: 'agent_message', answer: '答' }),
+        f({ event: 'agent_thought', id: 'a3', tool: 'late', toolLabels: {} }),
+        f({ event: 'agent_message', answer: '案' }),
+        f({ event: 'message_end' }),
+      ],
+      'hide',
+    );
+    const shown = events.flatMap((e) => (e.type === 'replace' ? [e.text] : []));
+    expect(shown).toEqual(['正在使用工具：查询知识库…', '正在使用工具：web…', '答']);
+    expect(text).toBe('答案');
+  });
+
+  it('goes when tools ran and no answer came', () => {
+    const { text } = run(
+      [f({ event: 'agent_thought', id: 'a1', tool: 'web', toolLabels: {} }), f({ event: 'message_end' })],
+      'hide',
+    );
+    expect(text).toBe('');
+  });
+});
