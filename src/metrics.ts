@@ -40,6 +40,28 @@ export interface Metrics {
   draining: Gauge;
 }
 
+const msgtypes = new Set(['text', 'image', 'mixed', 'voice', 'file', 'stream', 'event']);
+
+/** A message type as the `msgtype` label: WeCom's own, `unparsed` when none was read, else `other` (bounded). */
+export const msgtypeLabel = (t: string | undefined): string =>
+  t === undefined || t === 'unparsed' ? 'unparsed' : msgtypes.has(t) ? t : 'other';
+
+/**
+ * A metric's child for a label set, made once: hashing the labels on every poll costs more than the
+ * count itself.
+ */
+function children<C>(): (key: string, make: () => C) => C {
+  const made = new Map<string, C>();
+  return (key, make) => {
+    let child = made.get(key);
+    if (!child) {
+      child = make();
+      made.set(key, child);
+    }
+    return child;
+  };
+}
+
 const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 const answerBuckets = [0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300, 600];
 
@@ -54,7 +76,7 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
     labelNames: ['bot', 'msgtype', 'outcome'] as const,
     registers,
   });
-  const callbackChildren = new Map<string, { inc(): void }>();
+  const callbackChild = children<{ inc(): void }>();
   const pollDuration = new Histogram({
     name: 'wecom_dify_poll_duration_seconds',
     help: 'Time to answer a stream refresh poll',
@@ -62,28 +84,17 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
     buckets: latencyBuckets,
     registers,
   });
-  const pollChildren = new Map<string, { observe(seconds: number): void }>();
+  const pollChild = children<{ observe(seconds: number): void }>();
   let callbackSkew = 0;
   return {
     registry,
     callbacks,
     countCallback(bot, msgtype, outcome) {
-      const key = `${bot} ${msgtype} ${outcome}`;
-      let child = callbackChildren.get(key);
-      if (!child) {
-        child = callbacks.labels({ bot, msgtype, outcome });
-        callbackChildren.set(key, child);
-      }
-      child.inc();
+      callbackChild(`${bot} ${msgtype} ${outcome}`, () => callbacks.labels({ bot, msgtype, outcome })).inc();
     },
     pollDuration,
     observePoll(bot, seconds) {
-      let child = pollChildren.get(bot);
-      if (!child) {
-        child = pollDuration.labels({ bot });
-        pollChildren.set(bot, child);
-      }
-      child.observe(seconds);
+      pollChild(bot, () => pollDuration.labels({ bot })).observe(seconds);
     },
     recordCallbackSkew(seconds) {
       callbackSkew = seconds;

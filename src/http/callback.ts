@@ -5,7 +5,7 @@
 import type { Context } from 'koa';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
+import { type Metrics, msgtypeLabel } from '../metrics.js';
 import { incomingOf } from '../runner/incoming.js';
 import type { Runner } from '../runner/runner.js';
 import { type CallbackQuery, parseMessage, type WecomCrypto, type WecomMessage } from '../wecom/index.js';
@@ -57,6 +57,12 @@ export function queryOf(url: string | undefined): Query {
   return q;
 }
 
+/** A signed callback names its signature, timestamp and nonce: without them it is a 400, not a 401. */
+function requireSignatureParams(q: Query): asserts q is Query & { nonce: string; timestamp: string } {
+  if (!q.nonce || !q.timestamp || !(q.msg_signature ?? q.msgsignature ?? q.signature))
+    throw new HttpError('missing_params', 'msg_signature, timestamp and nonce are required');
+}
+
 /**
  * The bot a callback is for: the one its path names (`id`; an unknown id is 404), or on the shared
  * path the one whose Token signed it (none: 401, as any bad signature).
@@ -67,8 +73,7 @@ export function botOf(bots: CallbackBots, id: string | undefined, query: Query, 
     if (!bot) throw new HttpError('not_found', `no bot ${JSON.stringify(id.slice(0, 40))} here`);
     return bot;
   }
-  if (!query.nonce || !query.timestamp || !(query.msg_signature ?? query.msgsignature ?? query.signature))
-    throw new HttpError('missing_params', 'msg_signature, timestamp and nonce are required');
+  requireSignatureParams(query);
   const bot = bots.bySignature(query, body);
   if (!bot) throw new HttpError('bad_signature', "no bot's Token signed this callback");
   return bot;
@@ -130,8 +135,7 @@ export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): 
   let streamId: string | undefined;
   let refused: 'rejected' | 'error' | undefined;
   try {
-    if (!q.nonce || !q.timestamp || !(q.msg_signature ?? q.msgsignature ?? q.signature))
-      throw new HttpError('missing_params', 'msg_signature, timestamp and nonce are required');
+    requireSignatureParams(q);
     const raw = await req.body();
     let body: unknown;
     try {
@@ -162,7 +166,7 @@ export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): 
     const seconds = (performance.now() - started) / 1000;
     const botId = bot?.id ?? '';
     if (msgtype === 'stream' && !refused) deps.metrics.observePoll(botId, seconds);
-    deps.metrics.countCallback(botId, knownType(msgtype), refused ?? outcome);
+    deps.metrics.countCallback(botId, msgtypeLabel(msgtype), refused ?? outcome);
     logger.info(
       {
         requestId,
@@ -181,9 +185,6 @@ export async function answerCallback(deps: CallbackDeps, req: CallbackRequest): 
     );
   }
 }
-
-const metricTypes = new Set(['text', 'image', 'mixed', 'voice', 'file', 'stream', 'event', 'unparsed']);
-const knownType = (t: string) => (metricTypes.has(t) ? t : 'other');
 
 async function dispatch(
   deps: CallbackDeps,

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { WSClient, WSClientOptions, WsFrame } from '@wecom/aibot-node-sdk';
 import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
+import { type Metrics, msgtypeLabel } from '../metrics.js';
 import { incomingOf } from '../runner/incoming.js';
 import type { Runner } from '../runner/runner.js';
 import { parseMessage, type WecomMessage } from '../wecom/index.js';
@@ -60,7 +60,15 @@ export interface StreamTarget {
   chattype: 'single' | 'group';
 }
 
-const SUBSCRIBED_TTL_MS = 24 * 3600_000;
+/** How long a once-only send is remembered: past any answer's life. */
+const ONCE_TTL_MS = 24 * 3600_000;
+
+/** Where a message apart from the bubble goes: the group it came from, or the user (WeCom's chat_type 2 / 1). */
+export function conversationOf(c: StreamTarget): Pick<OutgoingMessage, 'chatid' | 'chatType'> {
+  return c.chattype === 'group' && c.chatid
+    ? { chatid: c.chatid, chatType: 2 }
+    : { chatid: c.userid, chatType: 1 };
+}
 
 export class BotConnection {
   readonly #d: BotConnectionDeps;
@@ -143,7 +151,7 @@ export class BotConnection {
   async send(message: OutgoingMessage): Promise<void> {
     const client = this.#client;
     if (!this.#holding || !client) throw new Error('this node does not hold the connection');
-    if (!(await this.#d.state.claim(message.onceKey, SUBSCRIBED_TTL_MS))) {
+    if (!(await this.#d.state.claim(message.onceKey, ONCE_TTL_MS))) {
       this.#log.info({ onceKey: message.onceKey }, 'already sent: not sent again');
       return;
     }
@@ -345,7 +353,7 @@ export class BotConnection {
     } catch (error) {
       this.#log.warn({ err: error, reqId }, 'a message frame could not be handled');
     } finally {
-      this.#d.metrics.countCallback(bot.id, frameType(message?.msgtype), outcome);
+      this.#d.metrics.countCallback(bot.id, msgtypeLabel(message?.msgtype), outcome);
       this.#log.info(
         {
           reqId,
@@ -423,9 +431,14 @@ export class BotConnection {
           this.#d.metrics.frames.inc({ bot: bot.id, outcome: 'sent' });
         },
         sendRest: async (markdown) => {
-          const target = await this.#targetOf(streamId);
-          if (!target) return;
-          await this.send({ id: streamId, onceKey: `rest:${streamId}`, ...target, markdown });
+          const context = await this.#d.streamOf(streamId);
+          if (!context) return;
+          await this.send({
+            id: streamId,
+            onceKey: `rest:${streamId}`,
+            ...conversationOf(context),
+            markdown,
+          });
         },
         shown: { get: () => state.shown(streamId), set: (content) => state.setShown(streamId, content) },
         holding: () => this.#holding && !this.#closed,
@@ -457,16 +470,6 @@ export class BotConnection {
     return (await this.#d.streamOf(streamId))?.replyTo;
   }
 
-  async #targetOf(
-    streamId: string,
-  ): Promise<Omit<OutgoingMessage, 'id' | 'onceKey' | 'markdown'> | undefined> {
-    const context = await this.#d.streamOf(streamId);
-    if (!context) return undefined;
-    return context.chattype === 'group' && context.chatid
-      ? { chatid: context.chatid, chatType: 2 }
-      : { chatid: context.userid, chatType: 1 };
-  }
-
   /** Messages other nodes asked this holder to send (the rest of their answers). */
   async #drainOutbox(): Promise<void> {
     if (!this.#holding || !this.#connected || this.#closed) return;
@@ -486,6 +489,3 @@ export class BotConnection {
     }
   }
 }
-
-const frameTypes = new Set(['text', 'image', 'mixed', 'voice', 'file', 'event']);
-const frameType = (t: string | undefined) => (t === undefined ? 'unparsed' : frameTypes.has(t) ? t : 'other');

@@ -7,7 +7,7 @@ import type { WSClient, WSClientOptions } from '@wecom/aibot-node-sdk';
 import type { StreamView } from '../machines/index.js';
 import type { Runner } from '../runner/runner.js';
 import type { StreamStore } from '../store/port.js';
-import { BotConnection, type BotConnectionDeps, type ConnectionBot } from './connection.js';
+import { BotConnection, type BotConnectionDeps, type ConnectionBot, conversationOf } from './connection.js';
 import type { ConnectionStatus } from './state.js';
 
 export type { ConnectionBot, ConnectionTuning } from './connection.js';
@@ -88,8 +88,7 @@ export class LongConnections {
     const message = {
       id: randomBytes(9).toString('base64url'),
       onceKey: `rest:${c.streamId}`,
-      chatid: c.chattype === 'group' && c.chatid ? c.chatid : c.userid,
-      chatType: (c.chattype === 'group' ? 2 : 1) as 1 | 2,
+      ...conversationOf(c),
       markdown,
     };
     const here = this.#connections.get(c.bot)?.connection;
