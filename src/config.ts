@@ -102,6 +102,7 @@ const baseSchema = z.object({
   DRAIN_SECONDS: int(0, 3600).default(25),
   ANSWER_TIMEOUT_SECONDS: int(1, 3 * 3600).default(1200),
   ANSWER_MAX_BYTES: int(4096, 16 << 20).default(128 << 10),
+  ANSWER_IMAGE_MAX_BYTES: int(0, 10 << 20).default(2 << 20),
   RATE_LIMIT_USER_PER_MINUTE: int(0, 10_000).default(10),
   RATE_LIMIT_CONVERSATION_PER_MINUTE: int(0, 10_000).default(20),
   NODE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
@@ -213,6 +214,8 @@ export interface Config {
     answerTimeoutMs: number;
     /** The most of an answer that is kept (UTF-8 bytes); Dify is stopped there. */
     answerMaxBytes: number;
+    /** The largest image of an answer its bubble shows (bytes); 0 shows none, only their links. */
+    imageMaxBytes: number;
   };
   inspector: { enabled: boolean; token?: string | undefined };
   /** New messages let through per sliding minute; 0 = that limit is off. */
@@ -446,6 +449,7 @@ export function parseConfig(
         drainMs: e.DRAIN_SECONDS * 1000,
         answerTimeoutMs: e.ANSWER_TIMEOUT_SECONDS * 1000,
         answerMaxBytes: e.ANSWER_MAX_BYTES,
+        imageMaxBytes: e.ANSWER_IMAGE_MAX_BYTES,
       },
       inspector: { enabled: e.INSPECTOR, token: e.INSPECTOR_TOKEN },
       limits: {

@@ -123,6 +123,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   let longConnections: LongConnections | undefined;
   const delivery: Delivery = {
     ...(polled.projection ? { projection: polled.projection } : {}),
+    ...(polled.attachImages ? { attachImages: polled.attachImages } : {}),
+    ...(polled.forget ? { forget: polled.forget } : {}),
     recorded: (streamId, view) => longConnections?.recorded(streamId, view),
     sendRest: (view, markdown) =>
       view.context.replyTo && longConnections

@@ -20,6 +20,7 @@ import type { EventOf, EventType, StreamEvent } from '../src/machines/events.js'
 import { evolve, fold, stateOf } from '../src/machines/fold.js';
 import {
   at,
+  attached,
   bubbleClosed,
   commandHandled,
   completed,
@@ -33,11 +34,15 @@ import {
   feedbackGiven,
   filesUploaded,
   granted,
+  inputExpired,
+  inputGiven,
+  inputRequired,
   opened,
   queued,
   released,
   replaced,
   stored,
+  suggested,
   T0,
   takenOver,
 } from '../src/machines/specification.js';
@@ -118,6 +123,7 @@ const expectedStates: Record<string, string[]> = {
   streaming: ['running'],
   completed: ['finished'],
   error: ['finished'],
+  waiting: ['finished'],
 };
 
 /** Events that take a state to another. */
@@ -131,7 +137,11 @@ const expectedMoves = [
   'thinking → streaming on answer.delta',
   'thinking → streaming on answer.replaced',
   'thinking → completed on answer.completed',
+  'thinking → waiting on input.required',
   'streaming → completed on answer.completed',
+  'streaming → waiting on input.required',
+  'waiting → completed on input.given',
+  'waiting → completed on input.expired',
   // Held once by the group of the running states, for every one of them.
   'running → error on answer.failed',
   'running → authenticating on stream.taken_over',
@@ -144,14 +154,15 @@ const expectedStays: Record<string, string[]> = {
   queued: [],
   thinking: ['files.uploaded', 'dify.started / keepConversation'],
   streaming: ['dify.started / keepConversation', 'answer.delta', 'answer.replaced'],
-  completed: ['bubble.closed', 'delivery.sent', 'delivery.failed', 'feedback.given'],
+  completed: ['answer.suggested', 'bubble.closed', 'delivery.sent', 'delivery.failed', 'feedback.given'],
   error: ['delivery.sent', 'delivery.failed'],
+  waiting: ['bubble.closed', 'delivery.sent', 'delivery.failed'],
 };
 /** The groups of states, their children, and what every child takes and stays. */
 const expectedGroups = {
   running: {
     children: ['authenticating', 'queued', 'thinking', 'streaming'],
-    stays: ['stream.released / handOver', 'bubble.closed'],
+    stays: ['stream.released / handOver', 'bubble.closed', 'answer.suggested', 'answer.attached'],
   },
 };
 
@@ -175,6 +186,11 @@ const oneOfEach: { [K in EventType]: EventOf<K> } = {
   'delivery.sent': deliverySent(),
   'delivery.failed': deliveryFailed(),
   'feedback.given': feedbackGiven(),
+  'answer.suggested': suggested(),
+  'answer.attached': attached(),
+  'input.required': inputRequired(),
+  'input.given': inputGiven(),
+  'input.expired': inputExpired(),
 };
 
 /** A history that ends in each state. */
@@ -186,6 +202,7 @@ const historyTo: Record<string, StreamEvent[]> = {
   streaming: [opened(), granted(), delta('字')],
   completed: [opened(), granted(), delta('字'), completed()],
   error: [opened(), failed()],
+  waiting: [opened(), granted(), delta('字'), inputRequired()],
 };
 
 describe('the inspector API', () => {
@@ -349,6 +366,7 @@ describe('the inspector API', () => {
       authenticating: ['authenticate'],
       completed: ['finish'],
       error: ['finish'],
+      waiting: ['finish'],
     });
     expect(chart.anyState).toEqual([]);
   });

@@ -68,6 +68,20 @@ export interface DifyStreamRequest {
   files?: DifyFile[] | undefined;
 }
 
+/** A form's answer, and the run it resumes. */
+export interface DifyResumeRequest {
+  formToken: string;
+  /** The id of the button chosen. */
+  action: string;
+  /** The form's fields, by output variable (a button fills none: the defaults). */
+  inputs?: Record<string, string> | undefined;
+  workflowRunId: string;
+  /** The user the run was started for. */
+  user: string;
+  bearer?: string | undefined;
+  signal?: AbortSignal | undefined;
+}
+
 export interface DifyCallOptions {
   /** Overrides the app key: the user-token mode. Absent: the app key. */
   bearer?: string | undefined;
@@ -109,6 +123,8 @@ export class DifyClient {
   readonly #retry: Required<DifyRetryOptions>;
   readonly #agent: Dispatcher;
   readonly #log: DifyLogger;
+  /** The app said it suggests no questions: until then it is not asked. */
+  #noSuggestionsUntil = 0;
 
   constructor(opts: DifyClientOptions) {
     this.#apiUrl = opts.apiUrl.replace(/\/+$/, '');
@@ -163,6 +179,35 @@ export class DifyClient {
       }
     }
     return this.#pump(res, req, onEvent);
+  }
+
+  /**
+   * Answer a form a run paused on (human input) and read the rest of the run: POST the form with the
+   * chosen action (`/form/human_input/:token`), then GET the run's events (`/workflow/:id/events`),
+   * handed on as `answer`'s are. The submit is not retried once Dify took it (forms are one-shot:
+   * a second submit is a 412); a form that expired or was answered already rejects with Dify's code.
+   */
+  async resume(req: DifyResumeRequest, onEvent: (event: DifyEvent) => unknown): Promise<void> {
+    const opts = { bearer: req.bearer, signal: req.signal };
+    // Sent once: a 5xx may come after Dify took the answer, and a second try would be told the form
+    // was answered (by us), which the user would read as somebody else's.
+    await this.#callJson(
+      'POST',
+      `/form/human_input/${encodeURIComponent(req.formToken)}`,
+      { inputs: req.inputs ?? {}, action: req.action, user: req.user },
+      opts,
+      false,
+    );
+    const query = new URLSearchParams({ user: req.user }).toString();
+    const path = `/workflow/${encodeURIComponent(req.workflowRunId)}/events?${query}`;
+    const res = await this.#withRetry(req.signal, async () => {
+      const r = await this.#send('GET', path, undefined, 'text/event-stream', opts);
+      const type = r.headers['content-type'];
+      const contentType = Array.isArray(type) ? type.join(',') : (type ?? '');
+      if (r.statusCode === 200 && contentType.includes('text/event-stream')) return r;
+      throw await this.#errorOf(r);
+    });
+    return this.#pump(res, { query: '', user: req.user, bearer: req.bearer, signal: req.signal }, onEvent);
   }
 
   /** One turn as an async iterable: `answer`'s events, pulled. Leaving the loop early lets go of it. */
@@ -225,6 +270,78 @@ export class DifyClient {
     const body: Record<string, unknown> = { rating, user };
     if (content !== undefined) body.content = content;
     await this.#callJson('POST', `/messages/${encodeURIComponent(messageId)}/feedbacks`, body, opts);
+  }
+
+  /**
+   * The questions the app suggests after an answer (GET /messages/:id/suggested). An app with the
+   * feature off answers 400 (a server without the endpoint, 404): none, and the app is not asked again
+   * for ten minutes.
+   */
+  async suggested(messageId: string, user: string, opts: DifyCallOptions = {}): Promise<string[]> {
+    if (Date.now() < this.#noSuggestionsUntil) return [];
+    const query = new URLSearchParams({ user }).toString();
+    let json: unknown;
+    try {
+      json = await this.#callJson(
+        'GET',
+        `/messages/${encodeURIComponent(messageId)}/suggested?${query}`,
+        undefined,
+        opts,
+      );
+    } catch (error) {
+      if (error instanceof DifyError && (error.status === 400 || error.status === 404)) {
+        this.#noSuggestionsUntil = Date.now() + 600_000;
+        return [];
+      }
+      throw error;
+    }
+    const data = (json as { data?: unknown } | undefined)?.data;
+    return Array.isArray(data)
+      ? data.filter((q): q is string => typeof q === 'string' && q.trim() !== '').map((q) => q.trim())
+      : [];
+  }
+
+  /**
+   * Download a file of an answer (a tool's image, a workflow's output): only from the Dify server
+   * itself (a URL elsewhere, which a tool's output could name, is refused with the code `foreign`:
+   * this node fetches nothing a user could point it at), within `maxBytes` (past it, `too_large`).
+   * Its URL is signed; no key is sent.
+   */
+  async download(
+    url: string,
+    opts: { maxBytes: number; signal?: AbortSignal | undefined },
+  ): Promise<{ data: Buffer; contentType?: string | undefined }> {
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      throw Object.assign(new Error('not a URL'), { code: 'foreign' });
+    }
+    if (target.origin !== new URL(this.#apiUrl).origin)
+      throw Object.assign(new Error(`${target.origin} is not the Dify server`), { code: 'foreign' });
+    const res = await request(target, {
+      method: 'GET',
+      signal: opts.signal ?? null,
+      dispatcher: this.#agent,
+    });
+    if (res.statusCode !== 200) {
+      discard(res.body);
+      throw Object.assign(new Error(`Dify answered ${res.statusCode} for a file`), { code: 'failed' });
+    }
+    const length = Number(res.headers['content-length']);
+    if (Number.isFinite(length) && length > opts.maxBytes) {
+      discard(res.body);
+      throw Object.assign(new Error(`the file is ${length} bytes`), { code: 'too_large' });
+    }
+    try {
+      const data = await readBounded(res.body, opts.maxBytes, 'a file of the answer');
+      const type = res.headers['content-type'];
+      return { data, contentType: Array.isArray(type) ? type[0] : type };
+    } catch (error) {
+      if (error instanceof BodyTooLargeError)
+        throw Object.assign(new Error(error.message), { code: 'too_large' });
+      throw error;
+    }
   }
 
   /** GET /info: the app's name and mode. Cheap; good for readiness and diagnostics. */
@@ -420,19 +537,24 @@ export class DifyClient {
     path: string,
     json: Record<string, unknown> | undefined,
     opts: DifyCallOptions,
+    retry = true,
   ): Promise<unknown> {
     const body = json === undefined ? undefined : JSON.stringify(json);
-    return this.#withRetry(opts.signal, async () => {
-      const res = await this.#send(
-        method,
-        path,
-        body,
-        'application/json',
-        opts,
-        body ? 'application/json' : undefined,
-      );
-      return this.#readJson(res, path);
-    });
+    return this.#withRetry(
+      opts.signal,
+      async () => {
+        const res = await this.#send(
+          method,
+          path,
+          body,
+          'application/json',
+          opts,
+          body ? 'application/json' : undefined,
+        );
+        return this.#readJson(res, path);
+      },
+      retry ? undefined : 1,
+    );
   }
 
   async #readJson(res: Dispatcher.ResponseData, path: string): Promise<unknown> {
@@ -495,8 +617,12 @@ export class DifyClient {
   }
 
   /** Run `attempt` and try again on retryable errors with exponential backoff and jitter (§6.4). */
-  async #withRetry<T>(signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
-    const { attempts, baseMs, maxMs } = this.#retry;
+  async #withRetry<T>(
+    signal: AbortSignal | undefined,
+    attempt: () => Promise<T>,
+    attempts = this.#retry.attempts,
+  ): Promise<T> {
+    const { baseMs, maxMs } = this.#retry;
     for (let n = 1; ; n++) {
       let error: DifyError;
       try {

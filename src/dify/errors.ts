@@ -124,6 +124,10 @@ const kindByCode: Record<string, KindRule> = {
   no_file_uploaded: 'failed',
   too_many_files: 'failed',
   filename_not_exists_error: 'failed',
+  // Human input forms (one-shot, with a deadline).
+  human_input_form_expired: 'failed',
+  human_input_form_submitted: 'failed',
+  invalid_form_data: 'failed',
 };
 
 /** Whether `code` is one this client knows (ours or Dify's documented ones): a bounded metric label. */

@@ -2,7 +2,7 @@
 // Dify's many frame kinds (chat, agent-chat, New Agent, chatflow, workflow) into it.
 // Protocol notes: docs/protocol/dify.md §4 (events), §5 (how a stream ends), §10.4–§10.5.
 import { DifyError, type DifyIds, fromErrorFrame } from './errors.js';
-import type { DifyFile, DifyFrame } from './sse.js';
+import type { DifyFile, DifyForm, DifyFrame } from './sse.js';
 import { ThinkingFilter, toolLine, withoutThinking } from './thinking.js';
 
 export type DifyEvent =
@@ -14,11 +14,27 @@ export type DifyEvent =
   | { type: 'delta'; text: string }
   /** The whole answer so far is replaced by `text`. */
   | { type: 'replace'; text: string }
+  /**
+   * The run waits for a person to answer `form` (human input); its `end` follows. The run is resumed
+   * by submitting the form and reading the run's events again (`workflowRunId`).
+   */
+  | { type: 'paused'; form: DifyForm; workflowRunId?: string }
+  /**
+   * The answer's files (an image a tool drew, a workflow's file outputs), before its `end`: each once,
+   * its URL absolute. Shown or named by the caller; never dropped.
+   */
+  | { type: 'files'; files: DifyFile[] }
   /** Terminal. `text` is the final answer; `status` is Dify's run status when it gave one. */
   | { type: 'end'; text: string; status?: string; usage?: Record<string, unknown> };
 
 /** What a user reads when the Dify workflow stops to wait for a person's input. */
 export const PAUSED_NOTE = '（这个流程在等待有人填写或确认后才能继续，这一步暂时无法在企业微信里完成。）';
+
+/** What a user reads when a form the run waited for was not answered in time. */
+export const FORM_TIMEOUT_NOTE = '（表单已超时，没有人在期限内作出选择。）';
+
+/** Whether a form can be answered from WeCom: the Service API has its token, and it has buttons. */
+export const answerable = (form: DifyForm): boolean => form.token !== undefined && form.actions.length > 0;
 
 /** Output names tried, in order, when a workflow streamed no text and only its outputs hold the answer. */
 const OUTPUT_KEYS = ['answer', 'text', 'result', 'output'];
@@ -69,6 +85,8 @@ export class AnswerFold {
   }
 
   #sawWorkflow = false;
+  /** The form the run is about to pause on (human input). */
+  #form: DifyForm | undefined;
   #sawAgentMessage = false;
   #messageEnd: { usage: Record<string, unknown> | undefined } | undefined;
 
@@ -126,11 +144,25 @@ export class AnswerFold {
         this.#end(out, frame.status, this.#messageEnd?.usage ?? frame.usage);
         break;
       }
-      case 'workflow_paused':
-        // Human input (§4.9): this stream is over; the run waits to be resumed elsewhere, which
-        // WeCom cannot do yet: the user is told rather than left with a half answer.
-        this.#push(`${this.text.trim() === '' ? '' : '\n\n'}${PAUSED_NOTE}`, out);
-        this.#end(out, 'paused', this.#messageEnd?.usage);
+      case 'human_input_required':
+        this.#form = frame.form;
+        break;
+      case 'workflow_paused': {
+        // Human input (§4.9): this stream is over, and the run waits for a person. A form WeCom can
+        // answer becomes a card (the caller's); any other is named, so the user is never left with a
+        // half answer and no word why.
+        const form = this.#form;
+        if (!form || !answerable(form)) {
+          const content = form?.content.trim() ? `${form.content.trim()}\n\n` : '';
+          this.#push(`${this.text.trim() === '' ? '' : '\n\n'}${content}${PAUSED_NOTE}`, out);
+        }
+        this.#end(out, 'paused', this.#messageEnd?.usage, form && answerable(form) ? form : undefined);
+        break;
+      }
+      case 'human_input_form_timeout':
+        this.#push(`${this.text.trim() === '' ? '' : '\n\n'}${FORM_TIMEOUT_NOTE}\n\n`, out);
+        break;
+      case 'human_input_form_filled':
         break;
       case 'reasoning_chunk':
         this.#think(frame.reasoning, out);
@@ -235,7 +267,12 @@ export class AnswerFold {
     for (const file of files ?? []) this.#files.set(file.id ?? file.url, file);
   }
 
-  #end(out: DifyEvent[], status: string | undefined, usage: Record<string, unknown> | undefined): void {
+  #end(
+    out: DifyEvent[],
+    status: string | undefined,
+    usage: Record<string, unknown> | undefined,
+    form?: DifyForm,
+  ): void {
     const rest = this.#filter?.flush() ?? '';
     if (rest !== '' && this.#progressShown) {
       this.#progressShown = false;
@@ -252,9 +289,19 @@ export class AnswerFold {
       this.#blockOpen = false;
       this.#push('</think>', out);
     }
-    // A bubble shows no images or files: each is named with its link under the answer, never dropped.
-    if (this.#files.size > 0) this.#push(filesText([...this.#files.values()], this.#origin, this.text), out);
+    // The answer's files go to the caller, which shows the images it can and names the rest.
+    if (this.#files.size > 0)
+      out.push({
+        type: 'files',
+        files: [...this.#files.values()].map((f) => ({ ...f, url: absolute(f.url, this.#origin) })),
+      });
     this.done = true;
+    if (form)
+      out.push({
+        type: 'paused',
+        form,
+        ...(this.ids.workflowRunId ? { workflowRunId: this.ids.workflowRunId } : {}),
+      });
     const end: DifyEvent = { type: 'end', text: this.text };
     if (status !== undefined) end.status = status;
     if (usage !== undefined) end.usage = usage;
@@ -270,17 +317,8 @@ const safeOrigin = (url: string): string | undefined => {
   }
 };
 
-/** The files of an answer as markdown links, one a line, under the answer (or alone). */
-function filesText(files: DifyFile[], origin: string | undefined, answer: string): string {
-  let images = 0;
-  const lines = files.map((file) => {
-    const url = /^https?:\/\//.test(file.url)
-      ? file.url
-      : origin
-        ? `${origin}${file.url.startsWith('/') ? '' : '/'}${file.url}`
-        : file.url;
-    const name = file.name ?? (file.type === 'image' ? `图片 ${++images}` : '文件');
-    return `${file.type === 'image' ? '🖼' : '📎'} [${name.replace(/[[\]]/g, '')}](${url})`;
-  });
-  return `${answer.trim() === '' ? '' : '\n\n'}${lines.join('\n')}`;
+/** A file's URL as Dify gave it, made absolute on the Dify server's origin when it is relative. */
+function absolute(url: string, origin: string | undefined): string {
+  if (/^https?:\/\//.test(url) || !origin) return url;
+  return `${origin}${url.startsWith('/') ? '' : '/'}${url}`;
 }

@@ -1,5 +1,5 @@
-// The files of an answer (an agent tool's image, a workflow's output file): WeCom's bubble shows
-// neither, so each is named with its link under the answer, once, never dropped.
+// The files of an answer (an agent tool's image, a workflow's output file): handed on once each, before
+// the answer's end, their URLs made whole; the user's own files are not the answer's.
 import { describe, expect, it } from 'vitest';
 import { AnswerFold, type DifyEvent } from './events.js';
 import { parseFrame } from './sse.js';
@@ -10,9 +10,15 @@ const frame = (body: Record<string, unknown>) => {
   return f;
 };
 const end = (events: DifyEvent[]) => events.find((e) => e.type === 'end') as { text: string } | undefined;
+const filesOf = (events: DifyEvent[]) => {
+  const at = events.findIndex((e) => e.type === 'files');
+  // Before the end, never after it.
+  expect(at).toBeLessThan(events.findIndex((e) => e.type === 'end'));
+  return (events[at] as Extract<DifyEvent, { type: 'files' }> | undefined)?.files;
+};
 
 describe('the files of an answer', () => {
-  it('are listed under it as links, each once, relative ones made whole; the user’s own are not', () => {
+  it('are handed on each once, relative ones made whole; the user’s own are not', () => {
     const fold = new AnswerFold({ apiUrl: 'https://dify.example.com/v1' });
     const events = [
       frame({ event: 'agent_message', answer: '这是你要的图：' }),
@@ -38,9 +44,11 @@ describe('the files of an answer', () => {
         ],
       }),
     ].flatMap((f) => fold.apply(f));
-    expect(end(events)?.text).toBe(
-      '这是你要的图：\n\n🖼 [图片 1](https://dify.example.com/files/tools/f1.png?sign=s)\n📎 [报告.pdf](https://cdn.example.com/r.pdf)',
-    );
+    expect(end(events)?.text).toBe('这是你要的图：');
+    expect(filesOf(events)).toEqual([
+      { id: 'f1', type: 'image', url: 'https://dify.example.com/files/tools/f1.png?sign=s', name: undefined },
+      { id: 'f2', type: 'document', url: 'https://cdn.example.com/r.pdf', name: '报告.pdf' },
+    ]);
   });
 
   it('of a workflow, from workflow_finished, when the answer has no text of its own', () => {
@@ -56,7 +64,10 @@ describe('the files of an answer', () => {
         },
       }),
     ].flatMap((f) => fold.apply(f));
-    expect(end(events)?.text).toBe('🖼 [图片 1](https://img.example.com/a.png)');
+    expect(end(events)?.text).toBe('');
+    expect(filesOf(events)).toEqual([
+      { id: undefined, type: 'image', url: 'https://img.example.com/a.png', name: undefined },
+    ]);
   });
 });
 

@@ -20,6 +20,24 @@ export interface DifyFile {
   name?: string | undefined;
 }
 
+/**
+ * A form a workflow paused on, waiting for a person (`human_input_required`): its buttons, the defaults
+ * of its fields, and the token the Service API submits it with (none when the node delivers the form by
+ * e-mail or in Dify's console only: then it cannot be answered from here).
+ */
+export interface DifyForm {
+  token?: string | undefined;
+  /** The human input node's title. */
+  title: string;
+  /** The form's text, with the workflow's variables filled in (markdown). */
+  content: string;
+  actions: Array<{ id: string; title: string; style?: string | undefined }>;
+  /** The fields' defaults, by output variable: what a click submits (a button fills no field). */
+  defaults: Record<string, string>;
+  /** When the form stops taking answers (ms since the epoch). */
+  expiresAt?: number | undefined;
+}
+
 /** What the client acts on. Every other Dify event arrives as `other`. */
 export type DifyFrameBody =
   | { event: 'message'; answer: string }
@@ -40,6 +58,12 @@ export type DifyFrameBody =
   /** A file of the answer (an image a tool drew, a chart): `belongsTo` user files are the question's. */
   | { event: 'message_file'; file: DifyFile; belongsTo?: string | undefined }
   | { event: 'workflow_paused' }
+  /** The run waits for a person to answer this form; `workflow_paused` follows (§4.9). */
+  | { event: 'human_input_required'; form: DifyForm }
+  /** A resumed run: the form was answered, with this action. */
+  | { event: 'human_input_form_filled'; actionText?: string | undefined }
+  /** A resumed run: nobody answered the form in time. */
+  | { event: 'human_input_form_timeout' }
   /** A chatflow or workflow LLM node's reasoning, streamed apart from the answer (§4). */
   | { event: 'reasoning_chunk'; reasoning: string }
   /** An agent's step: upserted by `id`; `tool` names what it calls (`;`-separated). */
@@ -113,6 +137,25 @@ const agentThoughtSchema = z.looseObject({
   tool: z.string().nullish(),
   tool_labels: z.record(z.string(), z.unknown()).nullish(),
 });
+const formSchema = z.looseObject({
+  data: z.looseObject({
+    form_token: z.string().nullish(),
+    node_title: z.string().nullish(),
+    form_content: z.string().nullish(),
+    actions: z
+      .array(
+        z.looseObject({
+          id: z.string().min(1),
+          title: z.string().nullish(),
+          button_style: z.string().nullish(),
+        }),
+      )
+      .nullish(),
+    resolved_default_values: z.record(z.string(), z.unknown()).nullish(),
+    expiration_time: z.number().nullish(),
+  }),
+});
+const formFilledSchema = z.looseObject({ data: z.looseObject({ action_text: z.string().nullish() }) });
 const errorSchema = z.looseObject({
   code: z.string().nullish(),
   status: z.number().nullish(),
@@ -175,6 +218,36 @@ function bodyOf(event: string, json: unknown): DifyFrameBody | undefined {
         files: filesOf(d.files),
       };
     }
+    case 'human_input_required': {
+      const p = formSchema.safeParse(json);
+      if (!p.success) return { event: 'other', name: event };
+      const d = p.data.data;
+      const defaults: Record<string, string> = {};
+      for (const [k, v] of Object.entries(d.resolved_default_values ?? {}))
+        if (v !== null && v !== undefined) defaults[k] = typeof v === 'string' ? v : JSON.stringify(v);
+      return {
+        event,
+        form: {
+          token: opt(d.form_token),
+          title: d.node_title ?? '',
+          content: d.form_content ?? '',
+          actions: (d.actions ?? []).map((a) => ({
+            id: a.id,
+            title: a.title || a.id,
+            style: opt(a.button_style),
+          })),
+          defaults,
+          // Dify gives seconds.
+          expiresAt: typeof d.expiration_time === 'number' ? d.expiration_time * 1000 : undefined,
+        },
+      };
+    }
+    case 'human_input_form_filled': {
+      const p = formFilledSchema.safeParse(json);
+      return { event, actionText: opt(p.data?.data.action_text) };
+    }
+    case 'human_input_form_timeout':
+      return { event };
     case 'error': {
       const p = errorSchema.safeParse(json);
       return p.success

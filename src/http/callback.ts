@@ -6,10 +6,10 @@ import type { Context } from 'koa';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { type Metrics, msgtypeLabel } from '../metrics.js';
-import { incomingOf } from '../runner/incoming.js';
+import { clickOf, incomingOf } from '../runner/incoming.js';
 import type { Runner } from '../runner/runner.js';
 import { type CallbackQuery, parseMessage, type WecomCrypto, type WecomMessage } from '../wecom/index.js';
-import { emptyReply, textReply } from '../wecom/reply.js';
+import { emptyReply, textReply, updateCardReply } from '../wecom/reply.js';
 import { answerFor, type HttpAnswer, HttpError } from './errors.js';
 import type { CallbackClock } from './freshness.js';
 import type { State } from './middleware.js';
@@ -228,8 +228,18 @@ async function dispatch(
         .catch((error: unknown) => log().warn({ err: error }, 'feedback could not be recorded'));
       return { reply: emptyReply(), result: 'event', streamId: f.id };
     }
-    case 'template_card_event':
-      return { reply: emptyReply(), result: 'event' };
+    case 'template_card_event': {
+      // WeCom waits 5 s for the card's new look, once; a click it could not be given is left as it was.
+      const card = await deps.runner.click(clickOf(m), bot.id).catch((error: unknown) => {
+        log().warn({ err: error }, 'a card click could not be handled');
+        return undefined;
+      });
+      return {
+        reply: card ? updateCardReply(card) : emptyReply(),
+        result: card ? 'clicked' : 'event',
+        ...(m.event.template_card_event.task_id ? { streamId: m.event.template_card_event.task_id } : {}),
+      };
+    }
     default:
       // Kept and logged by the caller's line; answered harmlessly so WeCom does not retry.
       return { reply: emptyReply(), result: 'ignored' };

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { WSClient, WSClientOptions, WsFrame } from '@wecom/aibot-node-sdk';
 import type { Logger } from '../log.js';
 import { type Metrics, msgtypeLabel } from '../metrics.js';
-import { incomingOf } from '../runner/incoming.js';
+import { clickOf, incomingOf } from '../runner/incoming.js';
 import type { Runner } from '../runner/runner.js';
 import { parseMessage, type WecomMessage } from '../wecom/index.js';
 import { Pusher, type PusherSettings } from './pusher.js';
@@ -39,7 +39,7 @@ export interface ConnectionTuning {
 
 export interface BotConnectionDeps {
   bot: ConnectionBot;
-  runner: Pick<Runner, 'accept' | 'poll' | 'feedback'>;
+  runner: Pick<Runner, 'accept' | 'poll' | 'feedback' | 'click'>;
   state: ConnectionState;
   node: string;
   leaseMs: number;
@@ -387,6 +387,11 @@ export class BotConnection {
         const content = await bot.welcome();
         await client.replyWelcome(frame, { msgtype: 'text', text: { content } } as never);
         outcome = 'welcomed';
+      } else if (message.kind === 'template_card_event') {
+        // The card's new look goes back on the event's req_id, within WeCom's 5 s.
+        const card = await runner.click(clickOf(message, reqId), bot.id);
+        if (card) await client.updateTemplateCard(frame, card as never);
+        outcome = card ? 'clicked' : 'event';
       } else if (message.kind === 'feedback_event') {
         const f = message.event.feedback_event;
         await runner.feedback(

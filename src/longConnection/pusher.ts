@@ -72,7 +72,7 @@ export class Pusher {
     let backoff = 1000;
     while (!this.#stopped) {
       if (!d.holding()) return 'handed-over';
-      let reply: { stream?: { content?: string; finish?: boolean } };
+      let reply: { stream?: { content?: string; finish?: boolean }; template_card?: object };
       try {
         reply = JSON.parse(await d.poll()) as typeof reply;
       } catch (error) {
@@ -109,7 +109,10 @@ export class Pusher {
         }
         backoff = 1000;
         if (sent === 'gone') continue;
-        if (finish) return 'finished';
+        if (finish) {
+          if (reply.template_card) await this.#sendCard(reply.template_card);
+          return 'finished';
+        }
       }
       await this.#pause(this.#interval());
     }
@@ -161,6 +164,19 @@ export class Pusher {
     // For a holder that carries on: not waited for, the next frame need not wait on it.
     d.shown.set(content).catch(() => undefined);
     return 'sent';
+  }
+
+  /**
+   * The finished answer's card (a form's buttons, suggested questions), after its bubble: a stream
+   * frame cannot carry one on this connection, so it goes as a reply of its own on the same req_id.
+   * Not sent again when WeCom refuses it: the answer itself is whole.
+   */
+  async #sendCard(card: object): Promise<void> {
+    try {
+      await this.#d.respond({ msgtype: 'template_card', template_card: card });
+    } catch (error) {
+      this.#d.logger.warn({ err: error }, "the answer's card was not taken");
+    }
   }
 
   async #pause(ms: number): Promise<void> {

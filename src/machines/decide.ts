@@ -5,7 +5,16 @@
 // command makes no sense for the stream. Every choice about what becomes a fact is made here; the
 // owner of a stream only runs effects and reports their outcomes as commands (runner/actor.ts).
 import { closeBubble } from './delivery.js';
-import type { Attachment, EventOf, GrantedUser, StreamEvent, UploadedFile } from './events.js';
+import type {
+  AttachedFile,
+  Attachment,
+  EventOf,
+  Form,
+  GrantedUser,
+  Resume,
+  StreamEvent,
+  UploadedFile,
+} from './events.js';
 import type { Failure } from './failures.js';
 import { advance, isFinished, isRunning, type StreamView, stateOf } from './fold.js';
 import { cutUtf8, MAX_CONTENT_BYTES } from './render.js';
@@ -40,6 +49,10 @@ export interface IncomingMessage {
   responseUrl?: string;
   /** Long connection: the req_id of the frame that brought it, which its answer's frames carry. */
   replyTo?: string;
+  /** A click on a form's button: the message answers the form, resuming the run that paused on it. */
+  resume?: Resume;
+  /** No bubble shows the answer (a click opened no bubble): it is sent as a message once settled. */
+  apart?: boolean;
 }
 
 /** A command a user may type instead of a question. */
@@ -84,7 +97,15 @@ export type Command =
     }
   | { type: 'add'; at: number; text: string }
   | { type: 'replace'; at: number; text: string }
-  | { type: 'end'; at: number; usage?: Record<string, unknown> }
+  | { type: 'end'; at: number; usage?: Record<string, unknown>; suggested?: string[] }
+  /** The answer's files: the images fetched for the bubble, and the rest. */
+  | { type: 'attach'; at: number; files: AttachedFile[] }
+  /** The run paused on a form that waits for a person. */
+  | { type: 'pause'; at: number; form: Form }
+  /** Somebody chose a button of the form; the stream `answeredIn` resumes the run. */
+  | { type: 'choose'; at: number; by: string; action: string; answeredIn: string }
+  /** Somebody clicked a form whose deadline had passed. */
+  | { type: 'expire'; at: number; by?: string }
   /** Dify's stream ended without saying the answer was done. */
   | { type: 'endEarly'; at: number }
   /** The user asked to stop (`/stop`). */
@@ -152,9 +173,44 @@ export function decide(
       return answering(state) ? addText(command, state, settings) : [];
     case 'replace':
       return answering(state) ? replaceText(command, state, settings) : [];
-    case 'end':
-      return answering(state)
-        ? [{ type: 'answer.completed', at: command.at, ...(command.usage ? { usage: command.usage } : {}) }]
+    case 'end': {
+      if (!answering(state)) return [];
+      const completed: StreamEvent = {
+        type: 'answer.completed',
+        at: command.at,
+        ...(command.usage ? { usage: command.usage } : {}),
+      };
+      // The questions Dify suggests are offered by the finishing reply: recorded before it.
+      // Cut on characters, never inside one.
+      const questions = (command.suggested ?? [])
+        .map((q) => Array.from(q.toWellFormed()).slice(0, 200).join(''))
+        .filter((q) => q !== '');
+      return questions.length && !state.context.bubble
+        ? [{ type: 'answer.suggested', at: command.at, questions: questions.slice(0, 10) }, completed]
+        : [completed];
+    }
+    case 'attach':
+      return answering(state) && !state.context.attached ? attach(command, state, settings) : [];
+    case 'pause':
+      return answering(state) ? pause(command, state, settings) : [];
+    case 'choose': {
+      const form = state.context.input?.form;
+      const action = form?.actions.find((a) => a.id === command.action);
+      if (stateOf(state) !== 'waiting' || !action) return [];
+      return [
+        {
+          type: 'input.given',
+          at: command.at,
+          by: command.by,
+          action: action.id,
+          actionText: action.title,
+          answeredIn: command.answeredIn,
+        },
+      ];
+    }
+    case 'expire':
+      return stateOf(state) === 'waiting'
+        ? [{ type: 'input.expired', at: command.at, ...(command.by ? { by: command.by } : {}) }]
         : [];
     case 'endEarly':
       return isRunning(state)
@@ -248,6 +304,10 @@ function open(c: CommandOf<'open'>, state: StreamView, { texts }: DecideSettings
   };
   if (m.replyTo) opened.replyTo = m.replyTo;
   if (m.attachments?.length) opened.attachments = m.attachments;
+  if (m.resume) opened.resume = m.resume;
+  if (m.apart) opened.apart = true;
+  // A form's answer is no question: no command, no quote, no rate limit of the user's messages.
+  if (m.resume) return c.grant ? [opened, { type: 'auth.granted', at: c.at, user: c.grant }] : [opened];
   if (c.refused)
     return [opened, failed(c.at, { code: 'rate_limited', message: c.refused.message }, c.refused.text)];
   const handled = (command: string, text: string): StreamEvent[] => [
@@ -359,6 +419,72 @@ function settle(
 /** What of `text` fits `room` bytes of UTF-8: all of it, usually. */
 function within(text: string, room: number): string {
   return text.length * 3 <= room ? text : cutUtf8(text, Math.max(0, room));
+}
+
+/** At most this many images go with a finished bubble (WeCom's `msg_item` cap). */
+export const MAX_IMAGES = 10;
+
+/**
+ * The answer's files: the images the bubble can carry are shown by it (with no bubble left, none is);
+ * every other file is named under the answer with its link, an image with why it is not shown.
+ */
+function attach(c: CommandOf<'attach'>, state: StreamView, settings: DecideSettings): StreamEvent[] {
+  let images = 0;
+  const files = c.files.map((f): AttachedFile => {
+    if (!f.shown) return f;
+    if (state.context.bubble) return { ...f, shown: false, reason: 'no_bubble' };
+    if (++images > MAX_IMAGES) return { ...f, shown: false, reason: 'too_many' };
+    return f;
+  });
+  const events: StreamEvent[] = [{ type: 'answer.attached', at: c.at, files }];
+  const named = files.filter((f) => !f.shown);
+  if (named.length === 0) return events;
+  const before = state.context.restarting ? '' : state.context.answer;
+  const text = `${before.trim() === '' ? '' : '\n\n'}${named.map((f) => fileLine(f, settings.texts)).join('\n')}`;
+  return [...events, ...addText({ type: 'add', at: c.at, text }, state, settings)];
+}
+
+/** A file named under the answer: its kind, its name as a link, and why an image is not shown. */
+function fileLine(f: AttachedFile, texts: Texts): string {
+  const name = (f.name ?? (f.type === 'image' ? texts.imageName : texts.fileName)).replace(/[[\]]/g, '');
+  const why = f.type === 'image' && f.reason ? texts.imageNotShown[f.reason] : '';
+  return `${f.type === 'image' ? '🖼' : '📎'} [${name}](${f.url})${why}`;
+}
+
+/**
+ * The run paused on a form: the form's text joins the answer, and the stream waits for a person, whose
+ * buttons the bubble's last reply carries. With no bubble left to carry them (its window closed, or the
+ * answer goes apart), the user is told the step cannot be taken here and the answer ends.
+ */
+function pause(c: CommandOf<'pause'>, state: StreamView, settings: DecideSettings): StreamEvent[] {
+  const ctx = state.context;
+  const before = ctx.restarting ? '' : ctx.answer;
+  const content = c.form.content.trim();
+  const separator = before.trim() === '' ? '' : '\n\n';
+  if (ctx.bubble) {
+    const text = `${separator}${content ? `${content}\n\n` : ''}${settings.texts.inputElsewhere}`;
+    return [
+      ...addText({ type: 'add', at: c.at, text }, state, settings),
+      { type: 'answer.completed', at: c.at },
+    ];
+  }
+  const events = content
+    ? addText({ type: 'add', at: c.at, text: `${separator}${content}` }, state, settings)
+    : [];
+  // The form's text reached the answer's limit: the answer ended there, with no card.
+  if (events.some((e) => e.type === 'answer.completed')) return events;
+  // The form's text outgrew the bubble, which closed: no bubble is left to carry the buttons.
+  if (events.some((e) => e.type === 'bubble.closed')) {
+    let after = state;
+    for (const event of events) [after] = advance(after, event);
+    const note = addText(
+      { type: 'add', at: c.at, text: `\n\n${settings.texts.inputElsewhere}` },
+      after,
+      settings,
+    );
+    return [...events, ...note, { type: 'answer.completed', at: c.at }];
+  }
+  return [...events, { type: 'input.required', at: c.at, form: c.form }];
 }
 
 function takeOver(c: CommandOf<'takeOver'>, state: StreamView, settings: DecideSettings): StreamEvent[] {

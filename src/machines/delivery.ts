@@ -55,6 +55,8 @@ export function deliveryFor(snapshot: StreamView, texts: Texts = defaultTexts): 
   const tooLong = overflows(answer);
   if (!ctx.bubble && !tooLong) return undefined;
   const capped = ctx.cut ? texts.answerCapped : '';
+  // No bubble showed any of it (a form's answer, a suggested question's): all of it goes.
+  if (ctx.bubble?.reason === 'apart') return fitDelivery(visible(answer, texts.emptyAnswer), capped, texts);
   if (!tooLong) return fitDelivery(visible(answer, texts.emptyAnswer), capped, texts);
   // What the bubble showed stays there; the rest follows. The bubble's own count when it recorded one
   // and its text is still the start of the answer (a replaced answer starts over).

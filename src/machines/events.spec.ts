@@ -10,6 +10,7 @@ import {
   type UnknownEvent,
 } from './events.js';
 import {
+  attached,
   bubbleClosed,
   commandHandled,
   completed,
@@ -23,10 +24,14 @@ import {
   feedbackGiven,
   filesUploaded,
   granted,
+  inputExpired,
+  inputGiven,
+  inputRequired,
   opened,
   queued,
   released,
   replaced,
+  suggested,
   T0,
   takenOver,
 } from './specification.js';
@@ -56,6 +61,11 @@ const valid: { [K in EventType]: StreamEvent & { type: K } } = {
   'feedback.given': feedbackGiven('dislike', false),
   'delivery.sent': deliverySent(512),
   'delivery.failed': deliveryFailed('HTTP 403'),
+  'answer.suggested': suggested(['下一步呢？']),
+  'answer.attached': attached(),
+  'input.required': inputRequired(),
+  'input.given': inputGiven(),
+  'input.expired': inputExpired('lisi'),
 };
 
 /** The fields each type cannot do without (besides `type` and `at`). */
@@ -78,6 +88,11 @@ const required: Record<EventType, string[]> = {
   'feedback.given': ['rating', 'by', 'forwarded'],
   'delivery.sent': ['bytes'],
   'delivery.failed': ['message'],
+  'answer.suggested': ['questions'],
+  'answer.attached': ['files'],
+  'input.required': ['form'],
+  'input.given': ['by', 'action', 'actionText', 'answeredIn'],
+  'input.expired': [],
 };
 
 const without = (event: object, field: string): Record<string, unknown> => {

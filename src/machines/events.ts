@@ -31,6 +31,51 @@ export const uploadedFileSchema = z.looseObject({
 });
 export type UploadedFile = z.infer<typeof uploadedFileSchema>;
 
+/**
+ * A form a Dify run paused on, waiting for a person (human input): what the user is shown, the buttons
+ * they may choose, and what answering it takes (the form's token, the run to resume).
+ */
+export const formSchema = z.looseObject({
+  token: z.string().min(1),
+  title: z.string(),
+  content: z.string(),
+  actions: z.array(z.looseObject({ id: z.string().min(1), title: z.string(), style: z.string().optional() })),
+  /** What a click submits for the form's fields (a button fills none). */
+  defaults: z.record(z.string(), z.string()).optional(),
+  /** When the form stops taking answers (ms since the epoch). */
+  expiresAt: z.number().optional(),
+  workflowRunId: z.string().optional(),
+});
+export type Form = z.infer<typeof formSchema>;
+
+/** A file of an answer, and whether the bubble shows it (an image) or names it with its link. */
+export const attachedFileSchema = z.looseObject({
+  type: z.enum(['image', 'file']),
+  url: z.string().min(1),
+  name: z.string().optional(),
+  shown: z.boolean(),
+  bytes: z.number().int().nonnegative().optional(),
+  md5: z.string().optional(),
+  /**
+   * Why an image is named rather than shown: too large, not a PNG or JPEG, not fetched, past WeCom's
+   * ten, not on the Dify server, or no bubble left to show it.
+   */
+  reason: z.enum(['too_large', 'format', 'failed', 'too_many', 'foreign', 'no_bubble']).optional(),
+});
+export type AttachedFile = z.infer<typeof attachedFileSchema>;
+
+/** The answer of a form, given in a stream of its own that resumes the paused run. */
+export const resumeSchema = z.looseObject({
+  /** The stream whose run paused on the form. */
+  of: z.string().min(1),
+  formToken: z.string().min(1),
+  action: z.string().min(1),
+  actionText: z.string(),
+  workflowRunId: z.string().min(1),
+  inputs: z.record(z.string(), z.string()).optional(),
+});
+export type Resume = z.infer<typeof resumeSchema>;
+
 export const eventSchemas = {
   'stream.opened': z.looseObject({
     type: z.literal('stream.opened'),
@@ -51,6 +96,10 @@ export const eventSchemas = {
     fresh: z.boolean().optional(),
     /** Images and files the user sent: encrypted downloads, valid for 5 minutes (docs/protocol/wecom.md §7). */
     attachments: z.array(attachmentSchema).optional(),
+    /** A click on a form's button: this stream answers the form and reads the rest of the paused run. */
+    resume: resumeSchema.optional(),
+    /** No bubble shows this answer (no message of the user's opened one): it goes as a message of its own. */
+    apart: z.boolean().optional(),
   }),
   'stream.queued': z.looseObject({
     type: z.literal('stream.queued'),
@@ -144,6 +193,31 @@ export const eventSchemas = {
     forwarded: z.boolean(),
     problem: z.string().optional(),
   }),
+  /** The answer's files: the images its bubble shows, and what it names with a link. */
+  'answer.attached': z.looseObject({
+    type: z.literal('answer.attached'),
+    at,
+    files: z.array(attachedFileSchema).max(100),
+  }),
+  /** The questions Dify suggests the user ask next: the finished answer offers them as buttons. */
+  'answer.suggested': z.looseObject({
+    type: z.literal('answer.suggested'),
+    at,
+    questions: z.array(z.string().min(1)).max(10),
+  }),
+  /** The run paused on a form: the user gets its buttons, and the stream waits for a person to choose. */
+  'input.required': z.looseObject({ type: z.literal('input.required'), at, form: formSchema }),
+  /** Somebody chose a button of the form; `answeredIn` is the stream that resumes the run. */
+  'input.given': z.looseObject({
+    type: z.literal('input.given'),
+    at,
+    by: z.string().min(1),
+    action: z.string().min(1),
+    actionText: z.string(),
+    answeredIn: z.string().min(1),
+  }),
+  /** The form's deadline passed before anybody chose (found when somebody clicked too late). */
+  'input.expired': z.looseObject({ type: z.literal('input.expired'), at, by: z.string().optional() }),
   'delivery.sent': z.looseObject({ type: z.literal('delivery.sent'), at, bytes: z.number().int() }),
   'delivery.failed': z.looseObject({ type: z.literal('delivery.failed'), at, message: z.string() }),
 } as const;

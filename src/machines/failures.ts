@@ -19,6 +19,8 @@ export const failureCodes = [
   'attachment_failed',
   'attachment_too_large',
   'attachment_unsupported',
+  'form_closed',
+  'form_unanswerable',
   'denied',
   'rate_limited',
   'internal',

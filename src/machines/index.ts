@@ -1,3 +1,4 @@
+export * from './cards.js';
 export * from './decide.js';
 export * from './delivery.js';
 export * from './events.js';

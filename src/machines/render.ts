@@ -1,5 +1,7 @@
 // The WeCom `stream` reply body for a snapshot (docs/protocol/wecom.md §5.3, §5.4): content is the whole
 // answer so far, never a delta, at most 20480 UTF-8 bytes, and `finish:true` only once settled.
+
+import { inputCard, suggestedCard, type TemplateCard } from './cards.js';
 import { type StreamView, stateOf } from './fold.js';
 import type { StreamContext } from './streamMachine.js';
 import { defaultTexts, failureText, type Texts } from './texts.js';
@@ -8,9 +10,11 @@ import { defaultTexts, failureText, type Texts } from './texts.js';
 export const MAX_CONTENT_BYTES = 20480;
 
 export interface StreamReply {
-  msgtype: 'stream';
+  /** `stream_with_template_card` when the finishing reply carries a card (a form's buttons, say). */
+  msgtype: 'stream' | 'stream_with_template_card';
   /** `feedback.id` is set on the first reply to a message, so that WeCom's rating comes back (§5.5). */
   stream: { id: string; finish: boolean; content: string; feedback?: { id: string } };
+  template_card?: TemplateCard;
 }
 
 const encoder = new TextEncoder();
@@ -96,6 +100,7 @@ export function renderContent(
       };
     case 'streaming':
       return { finish: false, content: textContent(ctx.answer, texts) };
+    case 'waiting':
     case 'completed': {
       const capped = ctx.cut ? texts.answerCapped : '';
       return {
@@ -142,7 +147,22 @@ function fitAnswer(answer: string, texts: Texts): string {
 
 export function render(snapshot: StreamView, streamId: string, texts: Texts = defaultTexts): StreamReply {
   const { finish, content } = renderContent(snapshot, texts);
-  return { msgtype: 'stream', stream: { id: streamId, finish, content } };
+  const card = replyCard(snapshot, texts);
+  const stream = { id: streamId, finish, content };
+  return card
+    ? { msgtype: 'stream_with_template_card', stream, template_card: card }
+    : { msgtype: 'stream', stream };
+}
+
+/**
+ * The card the bubble's finishing reply carries: the buttons of the form the stream waits on, or of
+ * the questions Dify suggests after the answer.
+ */
+export function replyCard(view: StreamView, texts: Texts = defaultTexts): TemplateCard | undefined {
+  if (view.context.bubble) return undefined;
+  const state = stateOf(view);
+  if (state === 'waiting') return inputCard(view.context, texts);
+  return state === 'completed' && !view.context.input ? suggestedCard(view.context, texts) : undefined;
 }
 
 /**

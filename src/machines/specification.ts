@@ -4,7 +4,7 @@
 // DeciderSpecification reads; and a seeded PRNG for the property specs. Plain assertions (node:assert), so any test runner can use them.
 import assert from 'node:assert/strict';
 import { type Command, type DecideSettings, decide, defaultDecideSettings } from './decide.js';
-import type { EventOf, GrantedUser, ReadEvent, StreamEvent } from './events.js';
+import type { EventOf, Form, GrantedUser, ReadEvent, StreamEvent } from './events.js';
 import { parseEvent } from './events.js';
 import { fold, persist, type StreamSnapshot, stateOf } from './fold.js';
 import type { StreamContext, StreamStateValue } from './streamMachine.js';
@@ -127,6 +127,54 @@ export const deliveryFailed = (message = 'response_url expired'): EventOf<'deliv
   message,
 });
 /** An event as read from the store: what a newer version wrote reads as an `UnknownEvent`. */
+/** One image the bubble shows and one file it names. */
+export const attached = (
+  files: EventOf<'answer.attached'>['files'] = [
+    {
+      type: 'image',
+      url: 'https://dify.example/files/1.png?sign=a',
+      shown: true,
+      bytes: 68,
+      md5: '0'.repeat(32),
+    },
+    { type: 'file', url: 'https://dify.example/files/r.pdf?sign=b', name: '报告.pdf', shown: false },
+  ],
+): EventOf<'answer.attached'> => ({ type: 'answer.attached', at: T0, files });
+export const suggested = (questions = ['还有呢？', '举个例子']): EventOf<'answer.suggested'> => ({
+  type: 'answer.suggested',
+  at: T0,
+  questions,
+});
+/** A form with two buttons, answerable until an hour after T0. */
+export const sampleForm = (fields: Partial<Form> = {}): Form => ({
+  token: 'form-token-1',
+  title: '审批',
+  content: '请审批这份报销单：**¥1,280**',
+  actions: [
+    { id: 'approve', title: '同意', style: 'primary' },
+    { id: 'reject', title: '拒绝', style: 'accent' },
+  ],
+  defaults: { comment: '' },
+  expiresAt: T0 + 3_600_000,
+  workflowRunId: 'run-1',
+  ...fields,
+});
+export const inputRequired = (form: Form = sampleForm()): EventOf<'input.required'> => ({
+  type: 'input.required',
+  at: T0,
+  form,
+});
+export const inputGiven = (
+  action = 'approve',
+  actionText = '同意',
+  by = 'lisi',
+  answeredIn = 'stream-9',
+): EventOf<'input.given'> => ({ type: 'input.given', at: T0, by, action, actionText, answeredIn });
+export const inputExpired = (by?: string): EventOf<'input.expired'> => ({
+  type: 'input.expired',
+  at: T0,
+  ...(by ? { by } : {}),
+});
 export const stored = (raw: unknown): ReadEvent => parseEvent(raw);
 
 /** Some of an object's fields, nested objects included, for `toMatchObject`. */

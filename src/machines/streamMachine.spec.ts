@@ -3,6 +3,7 @@ import { type EventType, isKnown, parseEventJson, type ReadEvent, type StreamEve
 import { fold, isFinished, isRunning, persist, restore, stateOf } from './fold.js';
 import {
   at,
+  attached,
   bubbleClosed,
   commandHandled,
   completed,
@@ -17,11 +18,15 @@ import {
   filesUploaded,
   given,
   granted,
+  inputExpired,
+  inputGiven,
+  inputRequired,
   opened,
   queued,
   released,
   replaced,
   stored,
+  suggested,
   T0,
   takenOver,
 } from './specification.js';
@@ -48,6 +53,11 @@ const sample: { [K in EventType]: StreamEvent & { type: K } } = {
   'feedback.given': at(LATER, feedbackGiven()),
   'delivery.sent': at(LATER, deliverySent()),
   'delivery.failed': at(LATER, deliveryFailed()),
+  'answer.suggested': at(LATER, suggested()),
+  'answer.attached': at(LATER, attached()),
+  'input.required': at(LATER, inputRequired()),
+  'input.given': at(LATER, inputGiven()),
+  'input.expired': at(LATER, inputExpired()),
 };
 
 /** A history that ends in each state. */
@@ -59,6 +69,7 @@ const histories: Record<StreamStateValue, ReadEvent[]> = {
   streaming: [opened(), granted(), delta('he')],
   completed: [opened(), granted(), delta('he'), completed()],
   error: [opened(), granted(), delta('he'), failed()],
+  waiting: [opened(), granted(), delta('he'), inputRequired()],
 };
 
 /** What each state does with each event: the state it moves to (or stays in), or `ignored`. */
@@ -73,6 +84,8 @@ const transitions: Record<StreamStateValue, Partial<Record<EventType, Outcome>>>
     'stream.taken_over': 'authenticating',
     'stream.released': 'authenticating',
     'bubble.closed': 'authenticating',
+    'answer.suggested': 'authenticating',
+    'answer.attached': 'authenticating',
   },
   queued: {
     'stream.dequeued': 'thinking',
@@ -80,6 +93,8 @@ const transitions: Record<StreamStateValue, Partial<Record<EventType, Outcome>>>
     'stream.taken_over': 'authenticating',
     'stream.released': 'queued',
     'bubble.closed': 'queued',
+    'answer.suggested': 'queued',
+    'answer.attached': 'queued',
   },
   thinking: {
     'stream.queued': 'queued',
@@ -92,6 +107,9 @@ const transitions: Record<StreamStateValue, Partial<Record<EventType, Outcome>>>
     'stream.taken_over': 'authenticating',
     'stream.released': 'thinking',
     'bubble.closed': 'thinking',
+    'answer.suggested': 'thinking',
+    'answer.attached': 'thinking',
+    'input.required': 'waiting',
   },
   streaming: {
     'dify.started': 'streaming',
@@ -102,12 +120,23 @@ const transitions: Record<StreamStateValue, Partial<Record<EventType, Outcome>>>
     'stream.taken_over': 'authenticating',
     'stream.released': 'streaming',
     'bubble.closed': 'streaming',
+    'answer.suggested': 'streaming',
+    'answer.attached': 'streaming',
+    'input.required': 'waiting',
   },
   completed: {
     'bubble.closed': 'completed',
     'delivery.sent': 'completed',
     'delivery.failed': 'completed',
     'feedback.given': 'completed',
+    'answer.suggested': 'completed',
+  },
+  waiting: {
+    'input.given': 'completed',
+    'input.expired': 'completed',
+    'bubble.closed': 'waiting',
+    'delivery.sent': 'waiting',
+    'delivery.failed': 'waiting',
   },
   error: {
     'delivery.sent': 'error',

@@ -7,7 +7,16 @@
 // (fold.ts `step`); the owner of a stream (runner/actor.ts) runs them and reports their outcomes as
 // commands to `decide` (decide.ts), which says which facts to record next. A fold ignores them.
 import { assign, type SnapshotFrom, type StateValueFrom, setup } from 'xstate';
-import type { Attachment, EventOf, GrantedUser, StreamEvent, UploadedFile } from './events.js';
+import type {
+  AttachedFile,
+  Attachment,
+  EventOf,
+  Form,
+  GrantedUser,
+  Resume,
+  StreamEvent,
+  UploadedFile,
+} from './events.js';
 import type { FailureCode } from './failures.js';
 
 export interface StreamContext {
@@ -44,7 +53,7 @@ export interface StreamContext {
   cut?: boolean | undefined;
   /** Set when the WeCom bubble was finished before the answer (6-minute window, or too long). */
   bubble?:
-    | { reason: 'window' | 'overflow'; text: string; at: number; shown?: number | undefined }
+    | { reason: 'window' | 'overflow' | 'apart'; text: string; at: number; shown?: number | undefined }
     | undefined;
   /** `/new <question>`: a new Dify conversation starts with this question. */
   fresh?: boolean | undefined;
@@ -52,6 +61,23 @@ export interface StreamContext {
   /** The attachments as Dify knows them, once uploaded. */
   files?: UploadedFile[] | undefined;
   delivery?: { status: 'sent' | 'failed'; at: number; message?: string | undefined } | undefined;
+  /** A click on a form's button: this answer resumes the run that paused on it. */
+  resume?: Resume | undefined;
+  /** The answer's files: the images the bubble shows, and those it names. */
+  attached?: AttachedFile[] | undefined;
+  /** The questions Dify suggests asking next, offered under the finished answer. */
+  suggested?: string[] | undefined;
+  /** The form the run paused on, and how it was answered. */
+  input?:
+    | {
+        form: Form;
+        at: number;
+        outcome?:
+          | { type: 'given'; at: number; by: string; action: string; actionText: string; answeredIn: string }
+          | { type: 'expired'; at: number; by?: string | undefined }
+          | undefined;
+      }
+    | undefined;
   /** The latest rating a user gave the answer in WeCom. */
   feedback?: { rating: 'like' | 'dislike' | null; at: number } | undefined;
 }
@@ -89,7 +115,10 @@ export const streamMachine = setup({
       node: e.node,
       fresh: e.fresh,
       attachments: e.attachments,
+      resume: e.resume,
       openedAt: e.at,
+      // An answer no bubble shows is sent whole once settled (delivery.ts), as one the window closed on.
+      bubble: e.apart ? { reason: 'apart' as const, text: '', at: e.at, shown: 0 } : undefined,
     })),
     touch: assign(({ event }) => ({ lastEventAt: event.at })),
     grant: assign((_, e: EventOf<'auth.granted'>) => ({ user: e.user })),
@@ -130,6 +159,25 @@ export const streamMachine = setup({
     release: assign({ node: undefined }),
     closeBubble: assign((_, e: EventOf<'bubble.closed'>) => ({
       bubble: { reason: e.reason, text: e.text, at: e.at, shown: e.shown },
+    })),
+    suggest: assign((_, e: EventOf<'answer.suggested'>) => ({ suggested: e.questions })),
+    attach: assign((_, e: EventOf<'answer.attached'>) => ({ attached: e.files })),
+    requireInput: assign((_, e: EventOf<'input.required'>) => ({ input: { form: e.form, at: e.at } })),
+    giveInput: assign(({ context }, e: EventOf<'input.given'>) => ({
+      input: context.input && {
+        ...context.input,
+        outcome: {
+          type: 'given' as const,
+          at: e.at,
+          by: e.by,
+          action: e.action,
+          actionText: e.actionText,
+          answeredIn: e.answeredIn,
+        },
+      },
+    })),
+    expireInput: assign(({ context }, e: EventOf<'input.expired'>) => ({
+      input: context.input && { ...context.input, outcome: { type: 'expired' as const, at: e.at, by: e.by } },
     })),
     rate: assign((_, e: EventOf<'feedback.given'>) => ({ feedback: { rating: e.rating, at: e.at } })),
     delivered: assign((_, e: EventOf<'delivery.sent'>) => ({
@@ -180,6 +228,8 @@ export const streamMachine = setup({
         },
         'stream.released': { actions: ['release', 'touch', 'handOver'] },
         'bubble.closed': { actions: [{ type: 'closeBubble', params: ({ event }) => event }, 'touch'] },
+        'answer.suggested': { actions: [{ type: 'suggest', params: ({ event }) => event }, 'touch'] },
+        'answer.attached': { actions: [{ type: 'attach', params: ({ event }) => event }, 'touch'] },
       },
       states: {
         authenticating: {
@@ -233,6 +283,10 @@ export const streamMachine = setup({
               target: '#stream.completed',
               actions: [{ type: 'complete', params: ({ event }) => event }, 'touch'],
             },
+            'input.required': {
+              target: '#stream.waiting',
+              actions: [{ type: 'requireInput', params: ({ event }) => event }, 'touch'],
+            },
           },
         },
         streaming: {
@@ -253,8 +307,31 @@ export const streamMachine = setup({
               target: '#stream.completed',
               actions: [{ type: 'complete', params: ({ event }) => event }, 'touch'],
             },
+            'input.required': {
+              target: '#stream.waiting',
+              actions: [{ type: 'requireInput', params: ({ event }) => event }, 'touch'],
+            },
           },
         },
+      },
+    },
+    // The run paused on a form and waits for a person: the answer so far is settled (the bubble
+    // finishes with the form's buttons), and the first click resumes the run in a stream of its own.
+    waiting: {
+      tags: ['finished'],
+      entry: 'finish',
+      on: {
+        'input.given': {
+          target: 'completed',
+          actions: [{ type: 'giveInput', params: ({ event }) => event }, 'touch'],
+        },
+        'input.expired': {
+          target: 'completed',
+          actions: [{ type: 'expireInput', params: ({ event }) => event }, 'touch'],
+        },
+        'bubble.closed': { actions: [{ type: 'closeBubble', params: ({ event }) => event }, 'touch'] },
+        'delivery.sent': { actions: [{ type: 'delivered', params: ({ event }) => event }, 'touch'] },
+        'delivery.failed': { actions: [{ type: 'deliveryFailed', params: ({ event }) => event }, 'touch'] },
       },
     },
     // The answer's facts are settled; only its delivery past the bubble (and a rating) may follow.
@@ -262,6 +339,7 @@ export const streamMachine = setup({
       tags: ['finished'],
       entry: 'finish',
       on: {
+        'answer.suggested': { actions: [{ type: 'suggest', params: ({ event }) => event }, 'touch'] },
         'bubble.closed': { actions: [{ type: 'closeBubble', params: ({ event }) => event }, 'touch'] },
         'delivery.sent': { actions: [{ type: 'delivered', params: ({ event }) => event }, 'touch'] },
         'delivery.failed': { actions: [{ type: 'deliveryFailed', params: ({ event }) => event }, 'touch'] },

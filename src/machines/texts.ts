@@ -31,6 +31,26 @@ export interface Texts {
   newConversation: string;
   stopped: string;
   nothingToStop: string;
+  /** A form's card (human input): its title when the form has none, the line above its buttons. */
+  inputTitle: string;
+  inputHint: string;
+  /** `{time}`: the form's deadline. */
+  inputDeadline: string;
+  /** `{by}` chose `{action}`. */
+  inputChosen: string;
+  inputExpired: string;
+  inputExpiredButton: string;
+  /** Under a bubble that waits for a form whose buttons cannot be shown (no bubble to carry them). */
+  inputElsewhere: string;
+  /** A file of an answer named by its link, when Dify gave it no name. */
+  imageName: string;
+  fileName: string;
+  /** After an image's link: why the bubble does not show it. */
+  imageNotShown: Record<'too_large' | 'format' | 'failed' | 'too_many' | 'foreign' | 'no_bubble', string>;
+  /** The card of the questions Dify suggests after an answer. */
+  suggestedTitle: string;
+  /** `{question}`: the one a click asked. */
+  suggestedAsked: string;
 }
 
 export const defaultTexts: Texts = {
@@ -65,6 +85,8 @@ export const defaultTexts: Texts = {
     attachment_failed: '抱歉，没能读取你发送的图片或文件（链接可能已过期），请重新发送。',
     attachment_too_large: '抱歉，你发送的文件太大了，请发送小一些的文件。',
     attachment_unsupported: '抱歉，这个助手不能处理这种图片或文件，请用文字描述你的问题。',
+    form_closed: '这个表单已过期或已有人处理过，无法再提交。',
+    form_unanswerable: '这个表单需要填写内容，无法只用按钮提交，请在 Dify 中完成。',
     denied: '抱歉，你没有使用这个助手的权限。',
     rate_limited: '你发消息太快了，请稍等一会儿再问。',
     internal: '抱歉，服务内部出错了，请稍后再试。',
@@ -81,6 +103,25 @@ export const defaultTexts: Texts = {
   newConversation: '好的，已开始新的对话。请提问吧。',
   stopped: '好的，已停止正在生成的回答。',
   nothingToStop: '现在没有正在生成的回答。',
+  inputTitle: '需要你的确认',
+  inputHint: '请选择：',
+  inputDeadline: '请在 {time} 前选择',
+  inputChosen: '{by} 选择了「{action}」',
+  inputExpired: '已过期，未作选择',
+  inputExpiredButton: '已过期',
+  inputElsewhere: '（这个流程在等待有人确认后才能继续，这一步暂时无法在企业微信里完成。）',
+  imageName: '图片',
+  fileName: '文件',
+  imageNotShown: {
+    too_large: '（图片太大，无法直接显示）',
+    format: '（图片格式无法直接显示）',
+    failed: '（图片没能取到，请点链接查看）',
+    too_many: '（图片太多，这张无法直接显示）',
+    foreign: '',
+    no_bubble: '',
+  },
+  suggestedTitle: '你可能还想问',
+  suggestedAsked: '已提问：{question}',
 };
 
 export function failureText(code: FailureCode, texts: Texts = defaultTexts): string {

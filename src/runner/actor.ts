@@ -7,12 +7,14 @@
 //
 // How the user sees the answer is not the actor's business: the delivery port shows what the writer
 // records (a poll reply kept with the events, or frames pushed).
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type DifyIdentity, type DifyIdentityConfig, difyIdentity } from '../auth/identity.js';
 import { type Authenticator, type AuthOutcome, isAuthError } from '../auth/types.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import {
+  type AttachedFile,
   advance,
   type Command,
   type DecideSettings,
@@ -21,6 +23,7 @@ import {
   type Effect,
   IllegalCommand,
   isFinished,
+  MAX_IMAGES,
   type StreamContext,
   type StreamEvent,
   type StreamView,
@@ -33,7 +36,14 @@ import { answerErrorLabel, attachmentFailure, failureOf } from './failures.js';
 import { LeaseKeeper } from './lease.js';
 import { isUnavailable, type Patience, whileStoreDown } from './patience.js';
 import { type PieceOptions, Pieces } from './pieces.js';
-import { type AnswerSource, type Delivery, isAnswerFailure, type MediaSource } from './ports.js';
+import {
+  type AnswerEvent,
+  type AnswerFile,
+  type AnswerSource,
+  type Delivery,
+  isAnswerFailure,
+  type MediaSource,
+} from './ports.js';
 import type { StreamWriter } from './writer.js';
 
 export interface ActorDeps {
@@ -59,6 +69,21 @@ export interface ActorDeps {
   /** How the pieces of an answer are told together. */
   pieces?: PieceOptions;
 }
+
+/** How long an answer's end waits for one of its images. */
+const IMAGE_WAIT_MS = 10_000;
+/** The most image bytes one finished bubble carries (they travel base64 in its reply, twice over). */
+const IMAGES_MAX_TOTAL = 10 << 20;
+
+/** WeCom's bubble shows PNG and JPEG images (by their first bytes, not by what the server said). */
+export function isPngOrJpeg(data: Uint8Array): boolean {
+  const png = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  if (data.length >= 8 && png.every((b, i) => data[i] === b)) return true;
+  return data.length >= 3 && data[0] === 0xff && data[1] === 0xd8 && data[2] === 0xff;
+}
+
+/** How long an answer's end waits for the questions Dify suggests after it. */
+const SUGGESTIONS_WAIT_MS = 3_000;
 
 /** How an actor's work on its stream ended. */
 export type Ending =
@@ -389,7 +414,9 @@ export class StreamActor {
         bearer: identity.bearer,
         signal,
       };
-      await answers.answer(request, (event) => {
+      let ended: Promise<void> | undefined;
+      let files: AnswerFile[] = [];
+      const onEvent = (event: AnswerEvent): boolean => {
         switch (event.type) {
           case 'conversation_reset':
             this.#log.info('the stored Dify conversation is gone; a new one starts');
@@ -406,14 +433,57 @@ export class StreamActor {
           case 'replace':
             this.#tellNow({ type: 'replace', at: now(), text: event.text });
             break;
-          case 'end':
-            this.#tellNow({ type: 'end', at: now(), ...(event.usage ? { usage: event.usage } : {}) });
+          case 'paused': {
+            const { token, ...form } = event.form;
+            const workflowRunId = event.workflowRunId ?? ctx.resume?.workflowRunId;
+            if (token && workflowRunId)
+              this.#tellNow({ type: 'pause', at: now(), form: { ...form, token, workflowRunId } });
+            else
+              this.#tellNow({ type: 'add', at: now(), text: `\n\n${this.#d.settings.texts.inputElsewhere}` });
+            // The run waits for a person: it is not stopped, only no longer read.
+            return true;
+          }
+          case 'files':
+            files = event.files;
             break;
+          case 'end': {
+            const usage = event.usage ? { usage: event.usage } : {};
+            // The images and the questions Dify suggests go with the finishing reply: fetched first.
+            ended = Promise.all([this.#suggestions(identity), this.#fetchFiles(files)]).then(
+              async ([suggested, attached]) => {
+                if (attached.length) await this.tell({ type: 'attach', at: now(), files: attached });
+                await this.tell({
+                  type: 'end',
+                  at: now(),
+                  ...usage,
+                  ...(suggested.length ? { suggested } : {}),
+                });
+              },
+            );
+            break;
+          }
         }
         // Settled on our side (cut at the size limit, stopped, timed out): letting go of the answer
         // makes the source stop Dify's run.
         return !signal.aborted && (event.type === 'end' || !isFinished(this.#state));
-      });
+      };
+      const resume = ctx.resume;
+      if (resume) {
+        if (!answers.resume) throw new Error('this answer source takes no forms');
+        await answers.resume(
+          {
+            formToken: resume.formToken,
+            action: resume.action,
+            inputs: resume.inputs,
+            workflowRunId: resume.workflowRunId,
+            user: identity.user,
+            bearer: identity.bearer,
+            signal,
+          },
+          onEvent,
+        );
+      } else await answers.answer(request, onEvent);
+      await ended;
       if (signal.aborted) return;
       // The source ended without a terminal event: never pass a partial answer off as complete. (After
       // its end, or once let go, the stream is settled and this decides nothing.)
@@ -433,6 +503,82 @@ export class StreamActor {
           .tokenRejected?.(ctx.userid, identity.bearer)
           .catch((e: unknown) => this.#log.warn({ err: e }, 'could not forget the refused token'));
       await this.tell({ type: 'fail', at: now(), failure: failureOf(error) });
+    }
+  }
+
+  /**
+   * The answer's files, and which images the bubble can show: each fetched from Dify (never another
+   * host), within ANSWER_IMAGE_MAX_BYTES and a few seconds, a PNG or a JPEG; handed to the delivery by
+   * its bytes, so that the finishing reply carries them. What cannot be shown is named, with why.
+   */
+  async #fetchFiles(files: readonly AnswerFile[]): Promise<AttachedFile[]> {
+    const { answers, config, delivery } = this.#d;
+    const maxBytes = config.stream.imageMaxBytes;
+    const images: Buffer[] = [];
+    let total = 0;
+    const out: AttachedFile[] = [];
+    for (const file of files) {
+      const base = { url: file.url, ...(file.name ? { name: file.name } : {}) };
+      if (file.type !== 'image') {
+        out.push({ type: 'file', ...base, shown: false });
+        continue;
+      }
+      const named = (reason: NonNullable<AttachedFile['reason']>): void =>
+        void out.push({ type: 'image', ...base, shown: false, reason });
+      if (!answers.download || maxBytes === 0 || this.#ctx.bubble) {
+        named(this.#ctx.bubble ? 'no_bubble' : 'too_large');
+        continue;
+      }
+      if (images.length >= MAX_IMAGES || total >= IMAGES_MAX_TOTAL) {
+        named('too_many');
+        continue;
+      }
+      try {
+        const signal = AbortSignal.any([this.#asking.signal, AbortSignal.timeout(IMAGE_WAIT_MS)]);
+        const { data } = await answers.download(file.url, {
+          maxBytes: Math.min(maxBytes, IMAGES_MAX_TOTAL - total),
+          signal,
+        });
+        if (!isPngOrJpeg(data)) {
+          named('format');
+          continue;
+        }
+        images.push(data);
+        total += data.length;
+        out.push({
+          type: 'image',
+          ...base,
+          shown: true,
+          bytes: data.length,
+          md5: createHash('md5').update(data).digest('hex'),
+        });
+      } catch (error) {
+        const code = (error as { code?: unknown })?.code;
+        this.#log.info(
+          { err: error, url: file.url.split('?')[0] },
+          'an image of the answer is named, not shown',
+        );
+        named(code === 'too_large' ? 'too_large' : code === 'foreign' ? 'foreign' : 'failed');
+      }
+    }
+    if (images.length) delivery.attachImages?.(this.streamId, images);
+    return out;
+  }
+
+  /**
+   * The questions the app suggests after this answer, asked for a short while at most (Dify writes them
+   * with a model): none when it suggests none, or does not answer in time.
+   */
+  async #suggestions(identity: DifyIdentity): Promise<string[]> {
+    const { answers } = this.#d;
+    const ctx = this.#ctx;
+    if (!answers.suggested || !ctx.messageId || ctx.bubble || ctx.resume) return [];
+    try {
+      const signal = AbortSignal.any([this.#asking.signal, AbortSignal.timeout(SUGGESTIONS_WAIT_MS)]);
+      return await answers.suggested(ctx.messageId, identity.user, { bearer: identity.bearer, signal });
+    } catch (error) {
+      this.#log.info({ err: error }, 'no suggested questions: the answer ends without them');
+      return [];
     }
   }
 
@@ -602,6 +748,7 @@ export class StreamActor {
     this.#lease.stop();
     this.#asking.abort();
     this.#pieces.dispose();
+    this.#d.delivery.forget?.(this.streamId);
     this.#d.metrics.inflight.dec({ bot: this.#ctx.bot });
     this.#end(ending);
   }

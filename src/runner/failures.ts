@@ -17,13 +17,24 @@ const byAnswerKind = {
   failed: 'dify_error',
 } as const satisfies Record<AnswerFailureKind, FailureCode>;
 
+/** A form's answer refused: it expired or was answered already (forms are one-shot), or needs typing. */
+const byFormCode: Record<string, FailureCode> = {
+  human_input_form_expired: 'form_closed',
+  human_input_form_submitted: 'form_closed',
+  invalid_form_data: 'form_unanswerable',
+};
+
 const messageOf = (error: unknown): string =>
   String((error as { message?: unknown })?.message ?? error).slice(0, 500);
 
 /** The failure an error stands for: the answer source's by its kind, the authenticator's, the store's. */
 export function failureOf(error: unknown): Failure {
   const message = messageOf(error);
-  if (isAnswerFailure(error)) return { code: byAnswerKind[error.kind], message };
+  if (isAnswerFailure(error))
+    return {
+      code: Object.hasOwn(byFormCode, error.code) ? byFormCode[error.code]! : byAnswerKind[error.kind],
+      message,
+    };
   const name = (error as { name?: unknown })?.name;
   if (name === 'AuthError') return { code: 'auth_unavailable', message };
   if (name === 'StoreError') return { code: 'store_unavailable', message };

@@ -1,7 +1,8 @@
 // A user's message as WeCom delivered it (a callback, or a frame of the long connection), turned into
 // what the runner accepts: the same for both transports.
 import type { IncomingMessage } from '../machines/index.js';
-import type { UserMessage } from '../wecom/index.js';
+import type { TemplateCardEvent, UserMessage } from '../wecom/index.js';
+import type { Click } from './runner.js';
 
 /**
  * `bot`: the id of the bot it came to; `replyTo`: on the long connection, the req_id of its frame,
@@ -32,4 +33,19 @@ function quotedText(m: UserMessage): string | undefined {
     q.voice?.content ??
     q.mixed?.msg_item.flatMap((item) => (item.text ? [item.text.content] : [])).join('\n');
   return text?.trim() || undefined;
+}
+
+/** A click on a card's button (template_card_event); `replyTo`: on the long connection, its frame's req_id. */
+export function clickOf(m: TemplateCardEvent, replyTo?: string): Click {
+  const e = m.event.template_card_event;
+  return {
+    taskId: e.task_id ?? '',
+    key: e.event_key ?? '',
+    msgid: m.msgid,
+    userid: m.from.userid,
+    ...(m.chatid === undefined ? {} : { chatid: m.chatid }),
+    chattype: m.chattype,
+    ...(m.response_url === undefined ? {} : { responseUrl: m.response_url }),
+    ...(replyTo === undefined ? {} : { replyTo }),
+  };
 }

@@ -13,7 +13,40 @@ export type AnswerEvent =
   | { type: 'started'; conversationId?: string; messageId?: string; taskId?: string; workflowRunId?: string }
   | { type: 'delta'; text: string }
   | { type: 'replace'; text: string }
+  /** The answer's files (tool images, workflow outputs), before its `end`, each once, URLs absolute. */
+  | { type: 'files'; files: AnswerFile[] }
+  /** The run paused on a form a person answers (human input); its `end` follows. */
+  | { type: 'paused'; form: AnswerForm; workflowRunId?: string }
   | { type: 'end'; usage?: Record<string, unknown> };
+
+/** A file of an answer: `type` image, document, audio, video or custom. */
+export interface AnswerFile {
+  id?: string | undefined;
+  type: string;
+  url: string;
+  name?: string | undefined;
+}
+
+/** A form a run paused on: what the user reads, the buttons, and the token that answers it. */
+export interface AnswerForm {
+  token?: string | undefined;
+  title: string;
+  content: string;
+  actions: Array<{ id: string; title: string; style?: string | undefined }>;
+  defaults: Record<string, string>;
+  expiresAt?: number | undefined;
+}
+
+/** The answer of a form (the button chosen), and the paused run it resumes. */
+export interface ResumeRequest {
+  formToken: string;
+  action: string;
+  inputs?: Record<string, string> | undefined;
+  workflowRunId: string;
+  user: string;
+  bearer?: string | undefined;
+  signal?: AbortSignal | undefined;
+}
 
 /** A file already uploaded to the source, as a question names it (docs/protocol/dify.md §2.5). */
 export interface AnswerFileRef {
@@ -69,6 +102,20 @@ export interface AnswerSource {
    * request's signal does: the source reads no more and stops its run.
    */
   answer(request: AnswerRequest, onEvent: (event: AnswerEvent) => unknown): Promise<void>;
+  /**
+   * Answer a form the run paused on and read the rest of the run, handed on as `answer`'s events are;
+   * absent where the source has no forms.
+   */
+  resume?(request: ResumeRequest, onEvent: (event: AnswerEvent) => unknown): Promise<void>;
+  /**
+   * The questions the source suggests asking after an answer (none where the app does not suggest);
+   * absent where the source suggests none.
+   */
+  suggested?(
+    messageId: string,
+    user: string,
+    options?: { bearer?: string | undefined; signal?: AbortSignal | undefined },
+  ): Promise<string[]>;
   /** Rate an answer (`null` takes a rating back); absent where the source takes no ratings. */
   feedback?(
     messageId: string,
@@ -77,6 +124,14 @@ export interface AnswerSource {
     content?: string,
     options?: { bearer?: string | undefined },
   ): Promise<void>;
+  /**
+   * Download a file of an answer from the source (never another host), at most `maxBytes` (more is
+   * an error with the code `too_large`); absent where answers have no files to show.
+   */
+  download?(
+    url: string,
+    options: { maxBytes: number; signal?: AbortSignal | undefined },
+  ): Promise<{ data: Buffer; contentType?: string | undefined }>;
   /** Upload a file for a later request's `files`; absent where the source takes no files. */
   upload?(
     file: { data: Uint8Array; filename: string; contentType: string },
@@ -101,6 +156,13 @@ export interface Delivery {
    * failed): resolves when the user's side took it, throws when it did not.
    */
   sendRest(view: StreamView, markdown: string): Promise<void>;
+  /**
+   * The images the answer shows in its bubble, by the bytes, before its end is recorded: the finishing
+   * reply carries them (WeCom's `msg_item`). Kept by this node until `forget`.
+   */
+  attachImages?(streamId: string, images: readonly Buffer[]): void;
+  /** The stream's owner let go of it: what was kept for it goes. */
+  forget?(streamId: string): void;
 }
 
 /** Posts a markdown message to a WeCom response_url (docs/protocol/wecom.md §8). */

@@ -9,8 +9,10 @@ import type { Config } from '../config.js';
 import { messageLimits, type RateLimiter, rateLimitedTexts } from '../limits/index.js';
 import type { Logger } from '../log.js';
 import {
+  actionOfKey,
   advance,
   type Command,
+  cardOfTask,
   commandOf,
   type DecideSettings,
   decide,
@@ -19,6 +21,7 @@ import {
   IllegalCommand,
   type IncomingMessage,
   initialStream,
+  inputCard,
   isFinished,
   isRunningState,
   persist,
@@ -29,6 +32,9 @@ import {
   type StreamReply,
   type StreamView,
   stateOf,
+  suggestedCard,
+  suggestionOfKey,
+  type TemplateCard,
   type Texts,
 } from '../machines/index.js';
 import type { Metrics } from '../metrics.js';
@@ -93,6 +99,23 @@ export interface Feedback {
   reasons?: Array<string | number>;
   /** Who rated. */
   userid: string;
+}
+
+/** A click on a button of one of our cards (template_card_event). */
+export interface Click {
+  taskId: string;
+  /** The button's key. */
+  key: string;
+  /** The event's own msgid (a suggested question's click is asked as a message of that id). */
+  msgid: string;
+  /** Who clicked. */
+  userid: string;
+  chatid?: string | undefined;
+  chattype: 'single' | 'group';
+  /** Where a click's answer goes in callback mode (once, within an hour). */
+  responseUrl?: string | undefined;
+  /** Long connection: the event frame's req_id (the answer goes over the connection). */
+  replyTo?: string | undefined;
 }
 
 /** A lease token: which owner job of this node holds a stream (a node may hold many). */
@@ -169,7 +192,8 @@ export class Runner {
       streamId,
       node: config.nodeId,
       message: m,
-      ...(await this.#beforeOpening(m)),
+      // A form's answer is the run's, not a new question: no command, no rate limit.
+      ...(m.resume ? {} : await this.#beforeOpening(m)),
     };
     const grant = auth.immediate?.({ userid: m.userid, bot: m.bot });
     if (grant && !command.refused) command.grant = grant.user;
@@ -422,25 +446,129 @@ export class Runner {
       ...(problem ? { problem } : {}),
     };
     // Nobody owns a completed stream; a delivery record may race this one, so read again once.
+    if (await this.#record(f.id, command, bot, loaded)) log.info({ rating, forwarded }, 'feedback recorded');
+  }
+
+  /**
+   * Record what `command` decides for a stream nobody owns (settled, or waiting for a person), from
+   * any node: read again and decided again when another write came first. The stream as it is after,
+   * or undefined when it is gone or the command decided nothing.
+   */
+  async #record(
+    streamId: string,
+    command: Command,
+    bot: Bot,
+    first?: { snapshot: StreamView; version: number },
+  ): Promise<StreamView | undefined> {
+    const { store } = this.#d;
     for (let attempt = 0; attempt < 3; attempt++) {
-      const current = attempt === 0 ? loaded : await store.load(f.id);
-      if (!current) return;
+      const current = attempt === 0 && first ? first : await store.load(streamId);
+      if (!current) return undefined;
       const events = decide(command, current.snapshot, this.#settingsOf(bot));
-      if (events.length === 0) return;
+      if (events.length === 0) return undefined;
       const [after] = stepAll(current.snapshot, events);
       try {
-        await store.append(f.id, events, {
+        await store.append(streamId, events, {
           expectedVersion: current.version,
           snapshot: persist(after),
-          reply: replyProjection(after, f.id, bot.texts),
+          reply: replyProjection(after, streamId, bot.texts),
           text: { append: '' },
         });
-        log.info({ rating, forwarded }, 'feedback recorded');
-        return;
+        return after;
       } catch (error) {
         if (!isConflict(error)) throw error;
       }
     }
+    return undefined;
+  }
+
+  /**
+   * A click on a card of ours (template_card_event), answered with the card as it should now look
+   * (WeCom's `update_template_card`, within its 5 s), or undefined to leave it. A form's button answers
+   * the form the stream waits on: the first click wins, in a stream of its own that resumes the run
+   * (its answer sent as a message once settled); a later one, or one past the form's deadline, is
+   * shown what happened. A suggested question's button asks it, as the one who clicked.
+   */
+  async click(c: Click, botId: string): Promise<TemplateCard | undefined> {
+    const card = cardOfTask(c.taskId);
+    const bot = this.#d.bots.bot(botId);
+    if (!card || !bot || !isStreamId(card.streamId)) return undefined;
+    const loaded = await this.#d.store.load(card.streamId);
+    if (!loaded || loaded.view.context.bot !== botId) return undefined;
+    const log = this.#log.child({ streamId: card.streamId, bot: botId, userid: c.userid });
+    if (card.kind === 'suggested') return this.#ask(c, loaded.view, bot, log);
+    const ctx = loaded.view.context;
+    const form = ctx.input?.form;
+    const action = form?.actions.find((a) => a.id === actionOfKey(c.key));
+    if (!form || !action || stateOf(loaded.view) !== 'waiting') return inputCard(ctx, bot.texts);
+    if (form.expiresAt !== undefined && this.#now() > form.expiresAt) {
+      const after = await this.#record(
+        card.streamId,
+        { type: 'expire', at: this.#now(), by: c.userid },
+        bot,
+        loaded,
+      );
+      log.info({ action: action.id }, 'a form was answered past its deadline: told so');
+      return inputCard((after ?? loaded.view).context, bot.texts);
+    }
+    // The answer opens first (once per form, whoever clicks: its id is derived from the form's stream),
+    // then the choice is recorded on the form's stream.
+    const accepted = await this.accept({
+      msgid: `${ctx.msgid}#input`,
+      bot: botId,
+      // Dify resumes a run for the user who started it.
+      userid: ctx.userid,
+      ...(ctx.chatid === undefined ? {} : { chatid: ctx.chatid }),
+      chattype: ctx.chattype,
+      text: action.title,
+      ...(c.responseUrl ? { responseUrl: c.responseUrl } : {}),
+      ...(c.replyTo ? { replyTo: c.replyTo } : {}),
+      apart: true,
+      resume: {
+        of: card.streamId,
+        formToken: form.token,
+        action: action.id,
+        actionText: action.title,
+        workflowRunId: form.workflowRunId ?? '',
+        ...(form.defaults && Object.keys(form.defaults).length ? { inputs: form.defaults } : {}),
+      },
+    });
+    const after = await this.#record(
+      card.streamId,
+      { type: 'choose', at: this.#now(), by: c.userid, action: action.id, answeredIn: accepted.streamId },
+      bot,
+      loaded,
+    );
+    log.info(
+      { action: action.id, answeredIn: accepted.streamId, duplicate: accepted.duplicate },
+      accepted.duplicate ? 'a form was clicked again' : 'a form was answered: the run resumes',
+    );
+    return inputCard(
+      (after ?? (await this.#d.store.load(card.streamId))?.view ?? loaded.view).context,
+      bot.texts,
+    );
+  }
+
+  /** A suggested question's button: asked as the one who clicked, its answer sent as a message. */
+  async #ask(c: Click, view: StreamView, bot: Bot, log: Logger): Promise<TemplateCard | undefined> {
+    const question = suggestionOfKey(view.context, c.key);
+    if (question === undefined) return undefined;
+    const accepted = await this.accept({
+      msgid: c.msgid,
+      bot: bot.id,
+      userid: c.userid,
+      ...(c.chatid === undefined ? {} : { chatid: c.chatid }),
+      chattype: c.chattype,
+      text: question,
+      ...(c.responseUrl ? { responseUrl: c.responseUrl } : {}),
+      ...(c.replyTo ? { replyTo: c.replyTo } : {}),
+      apart: true,
+    });
+    log.info(
+      { answeredIn: accepted.streamId, duplicate: accepted.duplicate },
+      'a suggested question was asked',
+    );
+    return suggestedCard(view.context, bot.texts, question);
   }
 
   /** Every so often, take over the running streams whose owner is gone, even if nobody polls them. */

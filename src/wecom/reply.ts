@@ -18,3 +18,13 @@ export function textReply(content: string): TextReplyBody {
 export function emptyReply(): EmptyReplyBody {
   return {};
 }
+
+/** The answer to a template_card_event (§5.2): the clicked card as it should now look, for everyone. */
+export interface UpdateCardReplyBody {
+  response_type: 'update_template_card';
+  template_card: object;
+}
+
+export function updateCardReply(card: object): UpdateCardReplyBody {
+  return { response_type: 'update_template_card', template_card: card };
+}

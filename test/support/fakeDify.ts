@@ -43,7 +43,17 @@ export interface RecordedRequest {
 }
 
 /** Which request a scripted scenario answers. `run` = POST /chat-messages, /workflows/run, /completion-messages. */
-export type Target = 'run' | 'stop' | 'feedback' | 'info' | 'upload' | 'parameters' | 'any';
+export type Target =
+  | 'run'
+  | 'stop'
+  | 'feedback'
+  | 'info'
+  | 'upload'
+  | 'parameters'
+  | 'suggested'
+  | 'form'
+  | 'events'
+  | 'any';
 
 export type Flavour = 'chat' | 'agent' | 'new-agent' | 'chatflow' | 'workflow';
 
@@ -90,6 +100,43 @@ export interface AnswerOptions {
   workflowError?: string;
   /** Workflow only: leave out text_chunk frames, so the answer is only in the outputs. */
   outputsOnly?: boolean;
+  /**
+   * Chatflow or workflow: after the text, pause on a human input form (`human_input_required`, then
+   * `workflow_paused`, as Dify's docs show them). Answering the form (POST /form/human_input/:token)
+   * and reading the run again (GET /workflow/:id/events) streams `resumeText`.
+   */
+  humanInput?: HumanInputOptions;
+  /** Files of the answer: `message_file` frames (chat family) and the end frames' `files`. */
+  files?: Array<{ type: 'image' | 'document'; url: string; filename?: string }>;
+}
+
+export interface HumanInputOptions {
+  title?: string;
+  content?: string;
+  actions?: Array<{ id: string; title: string; button_style?: string }>;
+  /** Seconds from now until the form expires. Default a day. Negative: expired already. */
+  expiresInS?: number;
+  /** The form is delivered by e-mail or the console only: no token the Service API can use. */
+  noToken?: boolean;
+  /** What the resumed run says. Default "{action} 已处理。", `{action}` the chosen button's title. */
+  resumeText?: string;
+  /** The resumed run reports the form timed out (`human_input_form_timeout`) before its text. */
+  timedOut?: boolean;
+  /** The resumed run pauses again on another form. */
+  thenPause?: HumanInputOptions;
+}
+
+/** A form the fake paused a run on, until answered. */
+export interface FakeForm {
+  token: string;
+  runId: string;
+  user: string;
+  flavour: Flavour;
+  options: HumanInputOptions;
+  expiresAt: number;
+  /** The answer it took: action and inputs. */
+  submitted?: { action: string; inputs: unknown; user: string };
+  ids: Ids;
 }
 
 export type Scenario =
@@ -116,6 +163,8 @@ export interface FakeDifyOptions {
   parameters?: Record<string, unknown>;
   /** Answer 404 for conversation ids this fake did not issue (§7.2). Default true. */
   checkConversations?: boolean;
+  /** GET /messages/:id/suggested's questions; unset: 400 "Suggested Questions Is Disabled." */
+  suggested?: string[];
 }
 
 export interface FakeDify {
@@ -133,6 +182,10 @@ export interface FakeDify {
   forgetConversations(): void;
   /** Task ids of generated streams that are still being written. */
   activeTasks(): string[];
+  /** The forms runs paused on, by token (answered ones keep their answer). */
+  forms: Map<string, FakeForm>;
+  /** Serve `body` at `path` (its query ignored), as Dify serves an answer's files (`/files/…`). */
+  serve(path: string, body: Buffer, contentType?: string): void;
   stop(): Promise<void>;
 }
 
@@ -205,7 +258,7 @@ export function piecesOf(text: string): string[] {
   return out;
 }
 
-interface Ids {
+export interface Ids {
   conversationId: string;
   messageId: string;
   taskId: string;
@@ -219,6 +272,55 @@ interface Plan {
   stopped?: () => string[];
   taskId?: string;
   errorIds: Record<string, unknown>;
+  /** The form the run pauses on, to be kept until answered. */
+  form?: FakeForm;
+}
+
+const defaultActions = [
+  { id: 'approve', title: '同意', button_style: 'primary' },
+  { id: 'reject', title: '拒绝', button_style: 'accent' },
+];
+
+/** The frames of a pause on a form (the docs' humanInputPause shape), and the form to keep. */
+function pauseFrames(
+  h: HumanInputOptions,
+  flavour: Flavour,
+  ids: Ids,
+  user: string,
+  frame: (event: string, d: Record<string, unknown>) => string,
+): { frames: string[]; form: FakeForm } {
+  const token = `tok_${randomUUID().replaceAll('-', '')}`;
+  const expiresAt = Math.floor(Date.now() / 1000) + (h.expiresInS ?? 86_400);
+  const actions = h.actions ?? defaultActions;
+  const frames = [
+    frame('human_input_required', {
+      form_id: randomUUID(),
+      form_token: h.noToken ? null : token,
+      node_id: 'approval_node',
+      node_title: h.title ?? '审批',
+      form_content: h.content ?? '请审批这份草稿。',
+      inputs: [{ type: 'paragraph', output_variable_name: 'comment', default: null }],
+      actions,
+      display_in_ui: false,
+      resolved_default_values: { comment: '' },
+      expiration_time: expiresAt,
+    }),
+    frame('workflow_paused', {
+      workflow_run_id: ids.workflowRunId,
+      paused_nodes: ['approval_node'],
+      outputs: {},
+      reasons: [{ type: 'human_input_required' }],
+      status: 'paused',
+      created_at: ids.createdAt,
+      elapsed_time: 0.5,
+      total_tokens: 0,
+      total_steps: 2,
+    }),
+  ];
+  return {
+    frames,
+    form: { token, runId: ids.workflowRunId, user, flavour, options: h, expiresAt: expiresAt * 1000, ids },
+  };
 }
 
 const usage = {
@@ -238,7 +340,7 @@ const usage = {
   time_to_generate: null,
 };
 
-function answerPlan(o: AnswerOptions, flavour: Flavour, ids: Ids, query: string): Plan {
+function answerPlan(o: AnswerOptions, flavour: Flavour, ids: Ids, query: string, user = ''): Plan {
   const text =
     o.echo?.replaceAll('{query}', query) ??
     o.text ??
@@ -256,12 +358,29 @@ function answerPlan(o: AnswerOptions, flavour: Flavour, ids: Ids, query: string)
       task_id: ids.taskId,
       ...rest,
     });
+  const endFiles = o.files?.map((f, i) => ({
+    dify_model_identity: '__dify__file__',
+    id: `file-${i + 1}`,
+    tenant_id: 'fake',
+    type: f.type,
+    transfer_method: 'tool_file',
+    remote_url: null,
+    related_id: `file-${i + 1}`,
+    filename: f.filename ?? null,
+    extension: null,
+    mime_type: null,
+    size: -1,
+    url: f.url,
+  }));
   const messageEnd = () =>
     chat('message_end', {
       id: ids.messageId,
       metadata: { annotation_reply: null, retriever_resources: [], usage },
-      files: null,
+      files: endFiles ?? null,
     });
+  const messageFiles = (o.files ?? []).map((f, i) =>
+    chat('message_file', { id: `file-${i + 1}`, type: f.type, belongs_to: 'assistant', url: f.url }),
+  );
   const errorIds = {
     conversation_id: ids.conversationId,
     message_id: ids.messageId,
@@ -285,7 +404,10 @@ function answerPlan(o: AnswerOptions, flavour: Flavour, ids: Ids, query: string)
 
   switch (flavour) {
     case 'chat': {
-      const frames = pieces.map((answer) => chat('message', { id: ids.messageId, answer }));
+      const frames = [
+        ...messageFiles,
+        ...pieces.map((answer) => chat('message', { id: ids.messageId, answer })),
+      ];
       if (o.replaceWith !== undefined)
         frames.push(chat('message_replace', { answer: o.replaceWith, reason: 'output_moderation' }));
       return {
@@ -351,9 +473,15 @@ function answerPlan(o: AnswerOptions, flavour: Flavour, ids: Ids, query: string)
         return { frames, taskId: ids.taskId, errorIds };
       }
       frames.push(flow('node_finished', { ...node, status: 'succeeded', outputs: { text } }));
+      if (o.humanInput) {
+        const paused = pauseFrames(o.humanInput, flavour, ids, user, flow);
+        return { frames: [...frames, ...paused.frames], taskId: ids.taskId, errorIds, form: paused.form };
+      }
+      frames.push(...messageFiles);
       if (o.replaceWith !== undefined)
         frames.push(chat('message_replace', { answer: o.replaceWith, reason: 'output_moderation' }));
-      const finished = (s: string) => flow('workflow_finished', runData(s, { answer: finalText }));
+      const finished = (s: string) =>
+        flow('workflow_finished', { ...runData(s, { answer: finalText }), files: endFiles ?? [] });
       return {
         frames: [...frames, messageEnd(), finished(status)],
         stopped: () => [messageEnd(), finished('stopped')],
@@ -376,9 +504,21 @@ function answerPlan(o: AnswerOptions, flavour: Flavour, ids: Ids, query: string)
       if (!o.outputsOnly)
         for (const t of pieces)
           frames.push(wf('text_chunk', { text: t, from_variable_selector: ['llm', 'text'] }));
+      if (o.humanInput) {
+        const paused = pauseFrames(o.humanInput, flavour, ids, user, wf);
+        return {
+          frames: [...frames, ...paused.frames],
+          taskId: ids.taskId,
+          errorIds: { workflow_run_id: ids.workflowRunId },
+          form: paused.form,
+        };
+      }
       if (o.replaceWith !== undefined) frames.push(wf('text_replace', { text: o.replaceWith }));
       const finished = (s: string) =>
-        wf('workflow_finished', runData(s, s === 'failed' ? {} : { answer: finalText }));
+        wf('workflow_finished', {
+          ...runData(s, s === 'failed' ? {} : { answer: finalText }),
+          files: endFiles ?? [],
+        });
       return {
         frames: [...frames, finished(status)],
         stopped: () => [finished('stopped')],
@@ -459,6 +599,89 @@ export async function startFakeDify(options: FakeDifyOptions = {}): Promise<Fake
   // Every open stream listens for the fake's shutdown: many at once is normal, not a leak.
   setMaxListeners(0, closing.signal);
   const checkConversations = options.checkConversations ?? true;
+  const forms = new Map<string, FakeForm>();
+  const served = new Map<string, { body: Buffer; contentType: string }>();
+
+  /** The rest of a run that paused on `form`, once answered (the docs' resumedRun shapes). */
+  const resumedPlan = (form: FakeForm): Plan => {
+    const { ids, options: h, flavour } = form;
+    const chosen = form.submitted?.action ?? '';
+    const title = (h.actions ?? defaultActions).find((a) => a.id === chosen)?.title ?? chosen;
+    const text = (h.resumeText ?? '{action} 已处理。').replaceAll('{action}', title);
+    const chatflow = flavour !== 'workflow';
+    const frame = (event: string, d: Record<string, unknown>) =>
+      chatflow
+        ? data({
+            event,
+            task_id: ids.taskId,
+            message_id: ids.messageId,
+            conversation_id: ids.conversationId,
+            created_at: ids.createdAt,
+            workflow_run_id: ids.workflowRunId,
+            data: d,
+          })
+        : data({ event, task_id: ids.taskId, workflow_run_id: ids.workflowRunId, data: d });
+    const frames = [
+      frame('human_input_form_filled', {
+        node_id: 'approval_node',
+        node_title: h.title ?? '审批',
+        rendered_content: h.content ?? '请审批这份草稿。',
+        action_id: chosen,
+        action_text: title,
+        submitted_data: form.submitted?.inputs ?? {},
+      }),
+    ];
+    if (h.timedOut)
+      frames.push(
+        frame('human_input_form_timeout', {
+          node_id: 'approval_node',
+          node_title: h.title ?? '审批',
+          expiration_time: form.expiresAt / 1000,
+        }),
+      );
+    for (const piece of piecesOf(text))
+      frames.push(
+        chatflow
+          ? data({
+              event: 'message',
+              conversation_id: ids.conversationId,
+              message_id: ids.messageId,
+              created_at: ids.createdAt,
+              task_id: ids.taskId,
+              id: ids.messageId,
+              answer: piece,
+            })
+          : frame('text_chunk', { text: piece, from_variable_selector: ['llm', 'text'] }),
+      );
+    if (h.thenPause) {
+      const again = { ...ids, workflowRunId: ids.workflowRunId };
+      const paused = pauseFrames(h.thenPause, flavour, again, form.user, frame);
+      forms.set(paused.form.token, paused.form);
+      return { frames: [...frames, ...paused.frames], taskId: ids.taskId, errorIds: {} };
+    }
+    const finished = frame('workflow_finished', {
+      id: ids.workflowRunId,
+      workflow_id: 'fake-workflow',
+      status: 'succeeded',
+      outputs: { answer: text },
+      elapsed_time: 2.1,
+      total_tokens: 42,
+      total_steps: 3,
+      created_at: ids.createdAt,
+      finished_at: ids.createdAt + 2,
+    });
+    const end = data({
+      event: 'message_end',
+      conversation_id: ids.conversationId,
+      message_id: ids.messageId,
+      created_at: ids.createdAt,
+      task_id: ids.taskId,
+      id: ids.messageId,
+      metadata: { usage },
+      files: null,
+    });
+    return { frames: [...frames, ...(chatflow ? [end] : []), finished], taskId: ids.taskId, errorIds: {} };
+  };
 
   const take = (target: Exclude<Target, 'any'>): Scenario | undefined => {
     const i = queue.findIndex((q) => q.on === target || q.on === 'any');
@@ -626,7 +849,8 @@ export async function startFakeDify(options: FakeDifyOptions = {}): Promise<Fake
       };
       const inputs = (body.inputs ?? {}) as Record<string, unknown>;
       const query = typeof body.query === 'string' ? body.query : String(inputs.query ?? '');
-      plan = answerPlan(scenario, flavour, ids, query);
+      plan = answerPlan(scenario, flavour, ids, query, String(body.user));
+      if (plan.form) forms.set(plan.form.token, plan.form);
       const workflowish = flavour === 'workflow' || flavour === 'chatflow';
       shape = { ...scenario, leadingPing: scenario.leadingPing ?? workflowish };
     } else if (scenario.kind === 'fixture') {
@@ -669,6 +893,13 @@ export async function startFakeDify(options: FakeDifyOptions = {}): Promise<Fake
     };
     requests.push(rec);
 
+    // An answer's files are signed URLs: no key.
+    const file = req.method === 'GET' ? served.get(url.pathname) : undefined;
+    if (file) {
+      res.writeHead(200, { 'content-type': file.contentType, 'content-length': file.body.length });
+      res.end(file.body);
+      return;
+    }
     if (options.apiKey !== undefined && req.headers.authorization !== `Bearer ${options.apiKey}`)
       return sendError(res, 401, 'unauthorized', 'Access token is invalid');
 
@@ -711,6 +942,51 @@ export async function startFakeDify(options: FakeDifyOptions = {}): Promise<Fake
           options.parameters ?? { opening_statement: '', user_input_form: [], file_upload: {} },
         ),
       );
+    const formPath = /^\/v1\/form\/human_input\/([^/]+)$/.exec(p);
+    if (post && formPath)
+      return plain('form', () => {
+        const form = forms.get(decodeURIComponent(formPath[1] ?? ''));
+        const b = (body ?? {}) as { action?: unknown; user?: unknown; inputs?: unknown };
+        if (!form) return sendError(res, 404, 'not_found', 'Form not found');
+        if (form.submitted)
+          return sendError(
+            res,
+            412,
+            'human_input_form_submitted',
+            'This form has already been submitted by another user',
+          );
+        if (Date.now() > form.expiresAt)
+          return sendError(res, 412, 'human_input_form_expired', 'This form has expired');
+        const actions = form.options.actions ?? defaultActions;
+        if (typeof b.action !== 'string' || !actions.some((a) => a.id === b.action))
+          return sendError(res, 400, 'invalid_form_data', 'Invalid action');
+        if (typeof b.user !== 'string' || b.user === '')
+          return sendError(res, 400, 'invalid_param', 'user is required');
+        form.submitted = { action: b.action, inputs: b.inputs ?? {}, user: b.user };
+        sendJson(res, 200, {});
+      });
+    const events = /^\/v1\/workflow\/([^/]+)\/events$/.exec(p);
+    if (req.method === 'GET' && events) {
+      const scripted = take('events');
+      if (scripted && answerPlain(req, res, scripted)) return;
+      const runId = decodeURIComponent(events[1] ?? '');
+      const form = [...forms.values()].reverse().find((f) => f.runId === runId && f.submitted);
+      if (!form || form.user !== url.searchParams.get('user'))
+        return sendError(res, 404, 'not_found', 'Workflow run not found');
+      return writeStream(
+        res,
+        resumedPlan(form),
+        scripted && scripted.kind !== 'answer' ? (scripted as StreamShape) : {},
+        rec,
+      );
+    }
+    const suggestedPath = /^\/v1\/messages\/[^/]+\/suggested$/.exec(p);
+    if (req.method === 'GET' && suggestedPath)
+      return plain('suggested', () =>
+        options.suggested
+          ? sendJson(res, 200, { result: 'success', data: options.suggested })
+          : sendError(res, 400, 'bad_request', 'Suggested Questions Is Disabled.'),
+      );
     if (post && p === '/v1/files/upload')
       return plain('upload', () => {
         const name = /filename="([^"]*)"/.exec(rawBody)?.[1] ?? 'file';
@@ -751,6 +1027,10 @@ export async function startFakeDify(options: FakeDifyOptions = {}): Promise<Fake
       defaultScenario = scenario;
     },
     conversations,
+    forms,
+    serve(path, body, contentType = 'image/png') {
+      served.set(path, { body, contentType });
+    },
     forgetConversations: () => conversations.clear(),
     activeTasks: () => [...active.keys()],
     async stop() {

@@ -77,7 +77,11 @@ export interface TextOptions extends SenderOptions {
 }
 
 /** A reply known to be a stream reply. */
-export type StreamReplyJson = ReplyJson & { msgtype: 'stream'; stream: NonNullable<ReplyJson['stream']> };
+export type StreamReplyJson = ReplyJson & {
+  /** `stream_with_template_card` when the finishing reply carries a card. */
+  msgtype: 'stream' | 'stream_with_template_card';
+  stream: NonNullable<ReplyJson['stream']>;
+};
 
 export interface PollUntilFinishedOptions extends SenderOptions {
   intervalMs?: number;
@@ -228,7 +232,7 @@ export class WecomClient {
   event(
     eventtype: string,
     payload: Record<string, unknown> = {},
-    options: SenderOptions = {},
+    options: SenderOptions & { responseUrl?: string } = {},
   ): Promise<SendResult> {
     return this.send(
       {
@@ -237,7 +241,9 @@ export class WecomClient {
         // template_card_event is the only event that carries a response_url (§8.1).
         ...(eventtype === 'template_card_event'
           ? {
-              response_url: `https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code=${randomBytes(12).toString('hex')}`,
+              response_url:
+                options.responseUrl ??
+                `https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code=${randomBytes(12).toString('hex')}`,
             }
           : {}),
         msgtype: 'event',
@@ -256,14 +262,15 @@ export class WecomClient {
       const { status, reply: json, raw } = await this.poll(streamId, sender);
       const reply = json as ReplyJson | undefined;
       const stream = reply?.stream;
-      if (status !== 200 || reply?.msgtype !== 'stream' || !stream) {
+      const streamy = reply?.msgtype === 'stream' || reply?.msgtype === 'stream_with_template_card';
+      if (status !== 200 || !streamy || !stream) {
         throw new Error(
           `poll ${polls} of ${streamId}: status ${status}, not a stream reply: ${raw.slice(0, 200)}`,
         );
       }
       if (stream.id !== streamId)
         throw new Error(`poll ${polls}: reply is for stream ${stream.id}, not ${streamId}`);
-      const streamReply = { ...reply, msgtype: 'stream', stream } satisfies StreamReplyJson;
+      const streamReply = { ...reply, stream } as StreamReplyJson;
       contents.push(stream.content);
       onReply?.(streamReply, polls);
       if (stream.finish) return { reply: streamReply, contents, polls };
