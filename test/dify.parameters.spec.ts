@@ -3,7 +3,12 @@
 // built on it: rendered as text, waited for briefly, kept, refreshed in the background, and the
 // welcome text wherever Dify has nothing to say in time.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DifyWelcome, type DifyWelcomeOptions, renderWelcome } from '../src/bots/welcome.js';
+import {
+  DifyWelcome,
+  type DifyWelcomeOptions,
+  renderWelcome,
+  textWelcomeReply,
+} from '../src/bots/welcome.js';
 import { fetchDifyParameters, openingOf } from '../src/dify/parameters.js';
 import { closedPort } from './auth/support.js';
 import { type FakeDify, startFakeDify } from './support/fakeDify.js';
@@ -120,36 +125,82 @@ describe('the welcome', () => {
     welcomes.push(w);
     return w;
   };
-  const rendered = '你好，我是报销助手。\n\n你可以问我：\n- 差旅怎么报销？\n- 发票丢了怎么办？';
+  /** The card of an app whose opening fits one: a title, and a button per question that asks it. */
+  const rendered = {
+    msgtype: 'template_card',
+    template_card: {
+      card_type: 'button_interaction',
+      task_id: expect.stringMatching(/^wc_[\w-]{16}$/),
+      main_title: { title: '你好，我是报销助手。' },
+      button_list: [
+        { text: '差旅怎么报销？', style: 2, key: 'wq:差旅怎么报销？' },
+        { text: '发票丢了怎么办？', style: 2, key: 'wq:发票丢了怎么办？' },
+      ],
+    },
+  };
 
-  it('is the opening statement, then the suggested questions as a list', () => {
-    expect(renderWelcome({ openingStatement: '嗨', suggestedQuestions: ['a', 'b'] }, WELCOME_TEXT)).toBe(
-      '嗨\n\n你可以问我：\n- a\n- b',
+  it('is a card of the opening statement with a button per suggested question, when it fits one', () => {
+    expect(
+      renderWelcome(
+        { openingStatement: '嗨，我是助手\n我能回答报销问题。', suggestedQuestions: ['a', 'b'] },
+        WELCOME_TEXT,
+      ),
+    ).toEqual({
+      msgtype: 'template_card',
+      template_card: {
+        card_type: 'button_interaction',
+        task_id: expect.any(String),
+        main_title: { title: '嗨，我是助手' },
+        sub_title_text: '我能回答报销问题。',
+        button_list: [
+          { text: 'a', style: 2, key: 'wq:a' },
+          { text: 'b', style: 2, key: 'wq:b' },
+        ],
+      },
+    });
+  });
+
+  it('is the opening statement, then the questions as a list, when the statement does not fit a card', () => {
+    const long = `欢迎！\n${'这是一段很长的开场白。'.repeat(20)}`;
+    expect(renderWelcome({ openingStatement: long, suggestedQuestions: ['a', 'b'] }, WELCOME_TEXT)).toEqual(
+      textWelcomeReply(`${long}\n\n你可以问我：\n- a\n- b`),
     );
-    expect(renderWelcome({ openingStatement: '嗨', suggestedQuestions: [] }, WELCOME_TEXT)).toBe('嗨');
+    expect(renderWelcome({ openingStatement: '嗨', suggestedQuestions: [] }, WELCOME_TEXT)).toEqual(
+      textWelcomeReply('嗨'),
+    );
   });
 
   it('is the welcome text for an app with no opening statement, questions or not', () => {
-    expect(renderWelcome({ openingStatement: '', suggestedQuestions: ['a'] }, WELCOME_TEXT)).toBe(
-      WELCOME_TEXT,
+    expect(renderWelcome({ openingStatement: '', suggestedQuestions: ['a'] }, WELCOME_TEXT)).toEqual(
+      textWelcomeReply(WELCOME_TEXT),
+    );
+  });
+
+  it('gives each card it sends a task id of its own', async () => {
+    const w = welcomeOn();
+    const [a, b] = [await w.reply(), await w.reply()];
+    expect(a).toEqual(rendered);
+    expect(b).toEqual(rendered);
+    expect((a as { template_card: { task_id: string } }).template_card.task_id).not.toBe(
+      (b as { template_card: { task_id: string } }).template_card.task_id,
     );
   });
 
   it('waits for the first lookup, then answers from what it kept without asking Dify again', async () => {
     const w = welcomeOn();
-    expect(await w.text()).toBe(rendered);
-    expect(await w.text()).toBe(rendered);
+    expect(await w.reply()).toEqual(rendered);
+    expect(await w.reply()).toEqual(rendered);
     expect(parametersAsked()).toBe(1);
   });
 
   it('answers an old welcome at once and refreshes it in the background', async () => {
     let now = 0;
     const w = welcomeOn({ now: () => now, freshMs: 1_000 });
-    expect(await w.text()).toBe(rendered);
+    expect(await w.reply()).toEqual(rendered);
     now = 1_000;
     dify.script({ kind: 'json', body: { opening_statement: '新的开场白' } }, 'parameters');
-    expect(await w.text()).toBe(rendered);
-    await expect.poll(() => w.text()).toBe('新的开场白');
+    expect(await w.reply()).toEqual(rendered);
+    await expect.poll(() => w.reply()).toEqual(textWelcomeReply('新的开场白'));
     expect(parametersAsked()).toBe(2);
   });
 
@@ -157,17 +208,17 @@ describe('the welcome', () => {
     dify.script({ kind: 'hang' }, 'parameters');
     const w = welcomeOn({ waitMs: 200, timeoutMs: 500, retryMs: 0 });
     const started = performance.now();
-    expect(await w.text()).toBe(WELCOME_TEXT);
+    expect(await w.reply()).toEqual(textWelcomeReply(WELCOME_TEXT));
     expect(performance.now() - started).toBeLessThan(1_000);
     // The lookup gives up at its own deadline; the next one finds the opening.
-    await expect.poll(() => w.text(), { timeout: 3_000 }).toBe(rendered);
+    await expect.poll(() => w.reply(), { timeout: 3_000 }).toEqual(rendered);
   });
 
   it('is the welcome text at once, without asking again, for a while after Dify failed', async () => {
     const w = welcomeOn({ apiUrl: `http://127.0.0.1:${await closedPort()}/v1` });
-    expect(await w.text()).toBe(WELCOME_TEXT);
+    expect(await w.reply()).toEqual(textWelcomeReply(WELCOME_TEXT));
     const started = performance.now();
-    expect(await w.text()).toBe(WELCOME_TEXT);
+    expect(await w.reply()).toEqual(textWelcomeReply(WELCOME_TEXT));
     expect(performance.now() - started).toBeLessThan(100);
   });
 
@@ -176,19 +227,19 @@ describe('the welcome', () => {
     const w = welcomeOn({ now: () => now, freshMs: 1_000 });
     w.warm();
     await expect.poll(() => parametersAsked()).toBe(1);
-    expect(await w.text()).toBe(rendered);
+    expect(await w.reply()).toEqual(rendered);
     now = 1_000;
     dify.script({ kind: 'error', status: 500, code: 'internal_server_error' }, 'parameters');
-    expect(await w.text()).toBe(rendered);
+    expect(await w.reply()).toEqual(rendered);
     await expect.poll(() => parametersAsked()).toBe(2);
-    expect(await w.text()).toBe(rendered);
+    expect(await w.reply()).toEqual(rendered);
   });
 
   it('is warmed ahead of the first user', async () => {
     const w = welcomeOn();
     w.warm();
     await expect.poll(() => parametersAsked()).toBe(1);
-    expect(await w.text()).toBe(rendered);
+    expect(await w.reply()).toEqual(rendered);
     expect(parametersAsked()).toBe(1);
   });
 });

@@ -1,11 +1,12 @@
 // The welcome a user gets on opening the bot's chat (`enter_chat`), through the real service on the
-// real Redis: with WELCOME=dify (the default) the Dify app's opening statement and suggested questions,
-// over a callback and over the long connection; WELCOME_TEXT, still within WeCom's 5 s, when Dify is
+// real Redis: with WELCOME=dify (the default) the Dify app's opening statement and suggested questions
+// as a card whose buttons ask them, over a callback and over the long connection; WELCOME_TEXT, still within WeCom's 5 s, when Dify is
 // down or does not answer; and always WELCOME_TEXT with WELCOME=text.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { closedPort } from './auth/support.js';
 import { type FakeDify, startFakeDify } from './support/fakeDify.js';
 import { type FakeWecomWs, startFakeWecomWs } from './support/fakeWecomWs.js';
+import { startResponseUrlReceiver } from './support/responseUrl.js';
 import { dropPrefix, randomPrefix, redisUrl, startTestService, testBot } from './support/service.js';
 import { WecomClient } from './support/wecomClient.js';
 
@@ -16,8 +17,19 @@ const opening = {
   user_input_form: [],
   file_upload: {},
 };
-const openingText =
-  '你好，我是报销助手，报销的事都可以问我。\n\n你可以问我：\n- 差旅怎么报销？\n- 发票丢了怎么办？';
+/** The opening as a card: the statement, and a button per suggested question whose key asks it. */
+const openingCard = {
+  msgtype: 'template_card',
+  template_card: {
+    card_type: 'button_interaction',
+    task_id: expect.stringMatching(/^wc_/),
+    main_title: { title: '你好，我是报销助手，报销的事都可以问我。' },
+    button_list: [
+      { text: '差旅怎么报销？', style: 2, key: 'wq:差旅怎么报销？' },
+      { text: '发票丢了怎么办？', style: 2, key: 'wq:发票丢了怎么办？' },
+    ],
+  },
+};
 /** WeCom takes the welcome within 5 s only (docs/protocol/wecom.md §6.6). */
 const WECOM_WAITS_MS = 5_000;
 
@@ -53,11 +65,33 @@ describe('the welcome of a callback bot', () => {
     await dify?.stop();
   });
 
-  it('is the Dify app’s opening statement, then its suggested questions', async () => {
+  it('is a card of the Dify app’s opening statement, a button per suggested question; a click asks it', async () => {
+    const receiver = await startResponseUrlReceiver();
+    stops.push(() => receiver.stop());
     const wecom = await callbackBot({ DIFY_API_URL: dify.url });
     const welcome = await welcomeOf(wecom);
     expect(welcome.status).toBe(200);
-    expect(welcome.reply).toEqual({ msgtype: 'text', text: { content: openingText } });
+    expect(welcome.reply).toEqual(openingCard);
+    dify.script({ kind: 'answer', text: '发票丢了可以补开。' });
+    const url = receiver.url();
+    const clicked = await wecom.event(
+      'template_card_event',
+      {
+        card_type: 'button_interaction',
+        event_key: 'wq:发票丢了怎么办？',
+        task_id: welcome.reply.template_card.task_id,
+      },
+      { responseUrl: url },
+    );
+    expect(clicked.status).toBe(200);
+    await expect
+      .poll(
+        () =>
+          (receiver.delivered.find((d) => url.endsWith(d.code))?.body as { markdown?: { content?: string } })
+            ?.markdown?.content,
+      )
+      .toBe('发票丢了可以补开。');
+    expect((dify.runs().at(-1)!.body as { query?: string }).query).toBe('发票丢了怎么办？');
   });
 
   it('is WELCOME_TEXT, within WeCom’s 5 s, when Dify is down', async () => {
@@ -126,7 +160,7 @@ describe('the welcome of a long-connection bot', () => {
     await fake.waitFor('the welcome', () => fake.repliesTo(reqId).length > 0, WECOM_WAITS_MS);
     const [welcome] = fake.repliesTo(reqId);
     expect(welcome?.cmd).toBe('aibot_respond_welcome_msg');
-    expect(welcome?.body).toEqual({ msgtype: 'text', text: { content: openingText } });
+    expect(welcome?.body).toEqual(openingCard);
     const ack = fake.received.find((r) => r.frame.headers?.req_id === reqId)?.ack;
     expect(ack?.errcode).toBe(0);
   });

@@ -16,7 +16,7 @@ import { announceBot, type Metrics } from '../metrics.js';
 import type { ProxySettings } from '../outbound.js';
 import type { AnswerSource, Bot, Bots } from '../runner/ports.js';
 import { type CallbackQuery, MediaFetcher, signerOf, WecomCrypto } from '../wecom/index.js';
-import { DifyWelcome, textWelcome, type Welcome } from './welcome.js';
+import { DifyWelcome, textWelcome, type Welcome, type WelcomeReply } from './welcome.js';
 
 /** A bot as the node serves it: what its answers need (`Bot`) and what its callbacks need. */
 export interface ServedBot extends Bot {
@@ -29,7 +29,7 @@ export interface ServedBot extends Bot {
   aibotid?: string | undefined;
   welcomeText: string;
   /** The reply to a user opening the bot's chat: its Dify app's opening, or `welcomeText` (welcome.ts). */
-  welcome(): Promise<string>;
+  welcome(): Promise<WelcomeReply>;
 }
 
 /** A bot WeCom reaches by callback. */
@@ -213,7 +213,7 @@ export class BotRegistry implements Bots {
       name: config.name,
       aibotid: config.aibotid,
       welcomeText: config.welcomeText,
-      welcome: () => welcome.text(),
+      welcome: () => welcome.reply(),
       answers,
       auth,
       media,

@@ -3,13 +3,33 @@
 // say in time. WeCom takes the welcome within 5 s only and, unanswered, does not send the event again
 // that day: so a lookup is waited for a short while at most, and what it found is kept and answers at
 // once, refreshed in the background once it is old (stale while revalidate).
+import { randomBytes } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import { type DifyOpening, fetchDifyParameters } from '../dify/parameters.js';
 import { outboundAgent, type ProxySettings } from '../outbound.js';
 
-/** The text to send a user who opens the bot's chat. */
+/**
+ * What a user who opens the bot's chat is sent: a text, or a card whose buttons ask the questions the
+ * Dify app suggests (enter_chat takes either, docs/protocol/wecom.md §5.2).
+ */
+export type WelcomeReply =
+  | { msgtype: 'text'; text: { content: string } }
+  | { msgtype: 'template_card'; template_card: WelcomeCard };
+
+/** A welcome card: the opening statement, and a button per suggested question (its key asks it). */
+export interface WelcomeCard {
+  card_type: 'button_interaction';
+  task_id: string;
+  main_title: { title: string };
+  sub_title_text?: string;
+  button_list: Array<{ text: string; style: number; key: string }>;
+}
+
+export const textWelcomeReply = (content: string): WelcomeReply => ({ msgtype: 'text', text: { content } });
+
+/** The welcome to send a user who opens the bot's chat. */
 export interface Welcome {
-  text(): Promise<string>;
+  reply(): Promise<WelcomeReply>;
   /** Look the welcome up now, in the background: the bot is new. */
   warm(): void;
   close(): Promise<void>;
@@ -17,18 +37,45 @@ export interface Welcome {
 
 /** The welcome of a bot that always sends its welcome text (or has no Dify to ask). */
 export function textWelcome(welcomeText: string): Welcome {
-  return { text: async () => welcomeText, warm() {}, close: async () => {} };
+  return { reply: async () => textWelcomeReply(welcomeText), warm() {}, close: async () => {} };
 }
 
 /** The line before the suggested questions. */
 const QUESTIONS_INTRO = '你可以问我：';
 
-/** The opening as WeCom's text shows it; the welcome text where the app has no opening statement. */
-export function renderWelcome(opening: DifyOpening, welcomeText: string): string {
-  if (opening.openingStatement === '') return welcomeText;
-  if (opening.suggestedQuestions.length === 0) return opening.openingStatement;
+/** What a card shows well: a title of 26 characters, a text under it of 112 (WeCom's advice). */
+const TITLE_CHARS = 26;
+const SUBTITLE_CHARS = 112;
+
+/**
+ * The opening as the user sees it: the welcome text where the app has no opening statement; a card
+ * where it suggests questions and its statement fits one (its first line the title, the rest under
+ * it), each question a button that asks it; otherwise the statement, then the questions as a list.
+ */
+export function renderWelcome(opening: DifyOpening, welcomeText: string): WelcomeReply {
+  const statement = opening.openingStatement.trim();
+  if (statement === '') return textWelcomeReply(welcomeText);
+  if (opening.suggestedQuestions.length === 0) return textWelcomeReply(statement);
+  const [first = '', ...rest] = statement.split('\n');
+  const under = rest.join('\n').trim();
+  if ([...first].length <= TITLE_CHARS && [...under].length <= SUBTITLE_CHARS)
+    return {
+      msgtype: 'template_card',
+      template_card: {
+        card_type: 'button_interaction',
+        // Given a fresh one as each welcome is sent; a click names only the question, in its key.
+        task_id: 'wc_',
+        main_title: { title: first },
+        ...(under ? { sub_title_text: under } : {}),
+        button_list: opening.suggestedQuestions.slice(0, 6).map((q) => ({
+          text: [...q].length > 20 ? `${[...q].slice(0, 19).join('')}…` : q,
+          style: 2,
+          key: `wq:${[...q].slice(0, 200).join('')}`,
+        })),
+      },
+    };
   const questions = opening.suggestedQuestions.map((q) => `- ${q}`).join('\n');
-  return `${opening.openingStatement}\n\n${QUESTIONS_INTRO}\n${questions}`;
+  return textWelcomeReply(`${statement}\n\n${QUESTIONS_INTRO}\n${questions}`);
 }
 
 /** The pino methods used; a pino logger fits. */
@@ -64,8 +111,8 @@ export class DifyWelcome implements Welcome {
   readonly #now: () => number;
   readonly #lookupMs: number;
   /** The last welcome found, and until when it is sent without asking Dify again. */
-  #kept: { text: string; until: number } | undefined;
-  #lookup: Promise<string> | undefined;
+  #kept: { reply: WelcomeReply; until: number } | undefined;
+  #lookup: Promise<WelcomeReply> | undefined;
   #failing = false;
 
   constructor(options: DifyWelcomeOptions) {
@@ -78,11 +125,15 @@ export class DifyWelcome implements Welcome {
     });
   }
 
-  async text(): Promise<string> {
+  async reply(): Promise<WelcomeReply> {
+    return fresh(await this.#current());
+  }
+
+  async #current(): Promise<WelcomeReply> {
     const kept = this.#kept;
     if (kept) {
       if (this.#now() >= kept.until) void this.#refresh();
-      return kept.text;
+      return kept.reply;
     }
     return this.#within(this.#refresh(), this.#o.waitMs ?? 2_000);
   }
@@ -97,27 +148,28 @@ export class DifyWelcome implements Welcome {
   }
 
   /** The lookup under way, or a new one; it resolves to the welcome, never rejects. */
-  #refresh(): Promise<string> {
-    if (this.#closing.signal.aborted) return Promise.resolve(this.#kept?.text ?? this.#o.welcomeText);
+  #refresh(): Promise<WelcomeReply> {
+    if (this.#closing.signal.aborted)
+      return Promise.resolve(this.#kept?.reply ?? textWelcomeReply(this.#o.welcomeText));
     this.#lookup ??= this.#look().finally(() => {
       this.#lookup = undefined;
     });
     return this.#lookup;
   }
 
-  async #look(): Promise<string> {
+  async #look(): Promise<WelcomeReply> {
     const { apiUrl, apiKey, welcomeText, logger } = this.#o;
     const result = await fetchDifyParameters(
       { apiUrl, apiKey, timeoutMs: this.#lookupMs },
       { dispatcher: this.#agent, signal: this.#closing.signal },
     );
-    if (this.#closing.signal.aborted) return this.#kept?.text ?? welcomeText;
+    if (this.#closing.signal.aborted) return this.#kept?.reply ?? textWelcomeReply(welcomeText);
     if (result.ok) {
       if (this.#failing) logger.info({ dify: apiUrl }, 'welcome: the Dify app’s opening is sent again');
       this.#failing = false;
-      const text = renderWelcome(result.opening, welcomeText);
-      this.#kept = { text, until: this.#now() + (this.#o.freshMs ?? 600_000) };
-      return text;
+      const reply = renderWelcome(result.opening, welcomeText);
+      this.#kept = { reply, until: this.#now() + (this.#o.freshMs ?? 600_000) };
+      return reply;
     }
     if (!this.#failing)
       logger.warn(
@@ -127,16 +179,16 @@ export class DifyWelcome implements Welcome {
     this.#failing = true;
     // What Dify said before still beats the welcome text; either is sent at once until Dify is asked
     // again, rather than every user who opens the chat waiting on a Dify that is down.
-    const text = this.#kept?.text ?? welcomeText;
-    this.#kept = { text, until: this.#now() + (this.#o.retryMs ?? 30_000) };
-    return text;
+    const reply = this.#kept?.reply ?? textWelcomeReply(welcomeText);
+    this.#kept = { reply, until: this.#now() + (this.#o.retryMs ?? 30_000) };
+    return reply;
   }
 
   /** The lookup's welcome if it comes within `ms`, else the welcome text. */
-  async #within(lookup: Promise<string>, ms: number): Promise<string> {
+  async #within(lookup: Promise<WelcomeReply>, ms: number): Promise<WelcomeReply> {
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<string>((resolve) => {
-      timer = setTimeout(() => resolve(this.#o.welcomeText), ms);
+    const late = new Promise<WelcomeReply>((resolve) => {
+      timer = setTimeout(() => resolve(textWelcomeReply(this.#o.welcomeText)), ms);
     });
     try {
       return await Promise.race([lookup, late]);
@@ -144,4 +196,13 @@ export class DifyWelcome implements Welcome {
       clearTimeout(timer);
     }
   }
+}
+
+/** A card's task id is unique per card sent (WeCom's rule): each welcome gets its own. */
+function fresh(reply: WelcomeReply): WelcomeReply {
+  if (reply.msgtype !== 'template_card') return reply;
+  return {
+    ...reply,
+    template_card: { ...reply.template_card, task_id: `wc_${randomBytes(12).toString('base64url')}` },
+  };
 }

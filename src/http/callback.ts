@@ -9,7 +9,7 @@ import { type Metrics, msgtypeLabel } from '../metrics.js';
 import { clickOf, incomingOf } from '../runner/incoming.js';
 import type { Runner } from '../runner/runner.js';
 import { type CallbackQuery, parseMessage, type WecomCrypto, type WecomMessage } from '../wecom/index.js';
-import { emptyReply, textReply, updateCardReply } from '../wecom/reply.js';
+import { emptyReply, updateCardReply } from '../wecom/reply.js';
 import { answerFor, type HttpAnswer, HttpError } from './errors.js';
 import type { CallbackClock } from './freshness.js';
 import type { State } from './middleware.js';
@@ -22,8 +22,8 @@ export interface CallbackBot {
   name?: string | undefined;
   /** When set, callbacks whose aibotid differs are refused. */
   aibotid?: string | undefined;
-  /** The reply to `enter_chat`, ready within WeCom's 5 s. */
-  welcome(): Promise<string>;
+  /** The reply to `enter_chat` (a text, or a card), ready within WeCom's 5 s. */
+  welcome(): Promise<object>;
 }
 
 /** The bots a node serves, as the callback route finds them. */
@@ -210,7 +210,7 @@ async function dispatch(
       };
     }
     case 'enter_chat':
-      return { reply: textReply(await bot.welcome()), result: 'welcomed' };
+      return { reply: await bot.welcome(), result: 'welcomed' };
     case 'feedback_event': {
       // Only an empty reply is allowed (§5.2); Dify hears of the rating in the background.
       const f = m.event.feedback_event;

@@ -21,8 +21,8 @@ export interface ConnectionBot {
   id: string;
   name?: string | undefined;
   aibotid?: string | undefined;
-  /** The reply to `enter_chat`, ready within WeCom's 5 s. */
-  welcome(): Promise<string>;
+  /** The reply to `enter_chat` (a text, or a card), ready within WeCom's 5 s. */
+  welcome(): Promise<object>;
   longConnection: { botId: string; secret: string; url: string };
 }
 
@@ -384,8 +384,7 @@ export class BotConnection {
       message = parseMessage(JSON.stringify(frame.body ?? {}), { botName: bot.name });
       if (message.kind === 'enter_chat') {
         // WeCom takes the welcome for 5 s only.
-        const content = await bot.welcome();
-        await client.replyWelcome(frame, { msgtype: 'text', text: { content } } as never);
+        await client.replyWelcome(frame, (await bot.welcome()) as never);
         outcome = 'welcomed';
       } else if (message.kind === 'template_card_event') {
         // The card's new look goes back on the event's req_id, within WeCom's 5 s.
@@ -433,6 +432,22 @@ export class BotConnection {
           replyTo ??= await this.#replyToOf(streamId);
           if (!replyTo) throw Object.assign(new Error('the stream names no req_id'), { errcode: 846605 });
           await client.reply({ headers: { req_id: replyTo } } as WsFrame, body as never);
+          this.#d.metrics.frames.inc({ bot: bot.id, outcome: 'sent' });
+        },
+        sendImage: async (data) => {
+          const client = this.#client;
+          if (!client || !this.#holding) throw new Error('this node does not hold the connection');
+          replyTo ??= await this.#replyToOf(streamId);
+          if (!replyTo) throw new Error('the stream names no req_id');
+          const kind = data[0] === 0xff ? 'jpg' : 'png';
+          const { media_id } = await client.uploadMedia(data, { type: 'image', filename: `image.${kind}` });
+          await client.reply(
+            { headers: { req_id: replyTo } } as WsFrame,
+            {
+              msgtype: 'image',
+              image: { media_id },
+            } as never,
+          );
           this.#d.metrics.frames.inc({ bot: bot.id, outcome: 'sent' });
         },
         sendRest: async (markdown) => {

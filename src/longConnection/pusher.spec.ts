@@ -6,8 +6,13 @@ import { silentLogger } from '../log.js';
 import { Pusher, type PusherDeps, restOf } from './pusher.js';
 
 /** A stream whose bubble shows `states` one after another, a step per poll. */
-function scripted(states: Array<{ content: string; finish?: boolean }>, respond?: PusherDeps['respond']) {
+function scripted(
+  states: Array<{ content: string; finish?: boolean; extra?: Record<string, unknown> }>,
+  respond?: PusherDeps['respond'],
+  sendImage?: PusherDeps['sendImage'],
+) {
   let i = 0;
+  const images: Buffer[] = [];
   const frames: Array<{
     stream: { id: string; content: string; finish: boolean; feedback?: { id: string } };
   }> = [];
@@ -16,9 +21,11 @@ function scripted(states: Array<{ content: string; finish?: boolean }>, respond?
     streamId: 'S1',
     poll: async () => {
       const state = states[Math.min(i++, states.length - 1)]!;
+      const { msg_item, ...extra } = state.extra ?? {};
       return JSON.stringify({
         msgtype: 'stream',
-        stream: { id: 'S1', finish: state.finish ?? false, content: state.content },
+        ...extra,
+        stream: { id: 'S1', finish: state.finish ?? false, content: state.content, msg_item },
       });
     },
     respond:
@@ -29,12 +36,17 @@ function scripted(states: Array<{ content: string; finish?: boolean }>, respond?
     sendRest: async (markdown) => {
       rests.push(markdown);
     },
+    sendImage:
+      sendImage ??
+      (async (data) => {
+        images.push(data);
+      }),
     shown: { get: async () => undefined, set: async () => undefined },
     holding: () => true,
     resubscribe: () => undefined,
     logger: silentLogger,
   };
-  return { deps, frames, rests };
+  return { deps, frames, rests, images };
 }
 
 const growing = (n: number) => [
@@ -43,6 +55,60 @@ const growing = (n: number) => [
 ];
 
 describe('the pusher', () => {
+  it('sends the finished bubble, then its images (uploaded apart), then its card', async () => {
+    const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]);
+    const jpg = Buffer.from([0xff, 0xd8, 0xff, 9]);
+    const card = { card_type: 'button_interaction', task_id: 'sq_S1', button_list: [] };
+    const { deps, frames, images } = scripted([
+      { content: '图来了' },
+      {
+        content: '图来了',
+        finish: true,
+        extra: {
+          msgtype: 'stream_with_template_card',
+          template_card: card,
+          msg_item: [png, jpg].map((b) => ({
+            msgtype: 'image',
+            image: { base64: b.toString('base64'), md5: 'x' },
+          })),
+        },
+      },
+    ]);
+    expect(await new Pusher(deps, { frameIntervalMs: 1, maxFrames: 80 }).run()).toBe('finished');
+    // No stream frame carries msg_item or a card: those go apart on this connection.
+    expect(frames.map((f) => JSON.stringify(f))).toEqual([
+      JSON.stringify({
+        msgtype: 'stream',
+        stream: { id: 'S1', finish: false, content: '图来了', feedback: { id: 'S1' } },
+      }),
+      JSON.stringify({ msgtype: 'stream', stream: { id: 'S1', finish: true, content: '图来了' } }),
+      JSON.stringify({ msgtype: 'template_card', template_card: card }),
+    ]);
+    expect(images).toEqual([png, jpg]);
+  });
+
+  it('still sends the card when WeCom refuses an image', async () => {
+    const card = { card_type: 'button_interaction', task_id: 'in_S1', button_list: [] };
+    const { deps, frames } = scripted(
+      [
+        {
+          content: '请审批',
+          finish: true,
+          extra: {
+            template_card: card,
+            msg_item: [{ msgtype: 'image', image: { base64: 'AAAA', md5: 'x' } }],
+          },
+        },
+      ],
+      undefined,
+      async () => {
+        throw Object.assign(new Error('upload refused'), { errcode: 40009 });
+      },
+    );
+    expect(await new Pusher(deps, { frameIntervalMs: 1, maxFrames: 80 }).run()).toBe('finished');
+    expect(frames.at(-1)).toEqual({ msgtype: 'template_card', template_card: card });
+  });
+
   it('sends each change once, the first with feedback.id, the last finished', async () => {
     const { deps, frames } = scripted([
       { content: '正在思考…' },

@@ -15,6 +15,8 @@ export interface PusherDeps {
   poll(): Promise<string>;
   /** One frame; resolves on WeCom's ack, rejects with its errcode (or a transport error). */
   respond(body: object): Promise<void>;
+  /** An image the finished bubble shows: uploaded, then sent on the message's req_id. */
+  sendImage(data: Buffer): Promise<void>;
   /** The bubble could not be finished: send what it did not show as a message of its own, once. */
   sendRest(markdown: string): Promise<void>;
   /** What WeCom took of the bubble so far (its content), kept for a holder that carries on. */
@@ -72,7 +74,10 @@ export class Pusher {
     let backoff = 1000;
     while (!this.#stopped) {
       if (!d.holding()) return 'handed-over';
-      let reply: { stream?: { content?: string; finish?: boolean }; template_card?: object };
+      let reply: {
+        stream?: { content?: string; finish?: boolean; msg_item?: Array<{ image?: { base64?: string } }> };
+        template_card?: object;
+      };
       try {
         reply = JSON.parse(await d.poll()) as typeof reply;
       } catch (error) {
@@ -110,6 +115,7 @@ export class Pusher {
         backoff = 1000;
         if (sent === 'gone') continue;
         if (finish) {
+          await this.#sendImages(reply.stream?.msg_item ?? []);
           if (reply.template_card) await this.#sendCard(reply.template_card);
           return 'finished';
         }
@@ -164,6 +170,22 @@ export class Pusher {
     // For a holder that carries on: not waited for, the next frame need not wait on it.
     d.shown.set(content).catch(() => undefined);
     return 'sent';
+  }
+
+  /**
+   * The images the finished bubble shows: a stream frame on this connection carries none (WeCom's
+   * `msg_item` is for callbacks), so each is uploaded and sent after it, in order. One WeCom does not
+   * take is logged and skipped: its link is not in the answer, so the log names it.
+   */
+  async #sendImages(items: ReadonlyArray<{ image?: { base64?: string } }>): Promise<void> {
+    for (const [index, item] of items.entries()) {
+      if (!item.image?.base64) continue;
+      try {
+        await this.#d.sendImage(Buffer.from(item.image.base64, 'base64'));
+      } catch (error) {
+        this.#d.logger.warn({ err: error, image: index + 1 }, 'an image of the answer was not taken');
+      }
+    }
   }
 
   /**

@@ -15,10 +15,13 @@ export interface TemplateCard {
   button_list: Array<{ text: string; style: number; key: string }>;
 }
 
-/** What a card is for: a form's buttons, or the questions suggested after an answer. */
-export type CardKind = 'input' | 'suggested';
+/**
+ * What a card is for: a form's buttons, the questions suggested after an answer, or those of the
+ * welcome (whose task id names no stream: its buttons' keys hold the questions).
+ */
+export type CardKind = 'input' | 'suggested' | 'welcome';
 
-const prefixes: Record<CardKind, string> = { input: 'in_', suggested: 'sq_' };
+const prefixes: Record<CardKind, string> = { input: 'in_', suggested: 'sq_', welcome: 'wc_' };
 
 /** WeCom's limits: at most 6 buttons; a task id of digits, letters and `_-@`, at most 128 bytes. */
 export const MAX_BUTTONS = 6;
@@ -122,6 +125,10 @@ export function suggestedCard(
       .map((q, i) => ({ text: label(q, 20), style: 2, key: `sq:${i}` })),
   };
 }
+
+/** The question a welcome card's button asks (its key holds it). */
+export const welcomeQuestionOfKey = (key: string): string | undefined =>
+  key.startsWith('wq:') && key.trim().length > 3 ? key.slice(3).trim() : undefined;
 
 /** The suggested question a button's key names. */
 export function suggestionOfKey(ctx: StreamContext, key: string): string | undefined {

@@ -36,6 +36,7 @@ import {
   suggestionOfKey,
   type TemplateCard,
   type Texts,
+  welcomeQuestionOfKey,
 } from '../machines/index.js';
 import type { Metrics } from '../metrics.js';
 import { isStreamId } from '../store/keys.js';
@@ -492,11 +493,23 @@ export class Runner {
   async click(c: Click, botId: string): Promise<TemplateCard | undefined> {
     const card = cardOfTask(c.taskId);
     const bot = this.#d.bots.bot(botId);
-    if (!card || !bot || !isStreamId(card.streamId)) return undefined;
+    if (!card || !bot) return undefined;
+    const log = this.#log.child({ streamId: card.streamId, bot: botId, userid: c.userid });
+    if (card.kind === 'welcome') {
+      // The card is left as it was (nothing of it is kept here); the answer comes as a message.
+      const question = welcomeQuestionOfKey(c.key);
+      if (question) await this.#askApart(c, question, bot, log);
+      return undefined;
+    }
+    if (!isStreamId(card.streamId)) return undefined;
     const loaded = await this.#d.store.load(card.streamId);
     if (!loaded || loaded.view.context.bot !== botId) return undefined;
-    const log = this.#log.child({ streamId: card.streamId, bot: botId, userid: c.userid });
-    if (card.kind === 'suggested') return this.#ask(c, loaded.view, bot, log);
+    if (card.kind === 'suggested') {
+      const question = suggestionOfKey(loaded.view.context, c.key);
+      if (question === undefined) return undefined;
+      await this.#askApart(c, question, bot, log);
+      return suggestedCard(loaded.view.context, bot.texts, question);
+    }
     const ctx = loaded.view.context;
     const form = ctx.input?.form;
     const action = form?.actions.find((a) => a.id === actionOfKey(c.key));
@@ -549,10 +562,8 @@ export class Runner {
     );
   }
 
-  /** A suggested question's button: asked as the one who clicked, its answer sent as a message. */
-  async #ask(c: Click, view: StreamView, bot: Bot, log: Logger): Promise<TemplateCard | undefined> {
-    const question = suggestionOfKey(view.context, c.key);
-    if (question === undefined) return undefined;
+  /** A question a button asks: asked as the one who clicked, its answer sent as a message. */
+  async #askApart(c: Click, question: string, bot: Bot, log: Logger): Promise<void> {
     const accepted = await this.accept({
       msgid: c.msgid,
       bot: bot.id,
@@ -566,9 +577,8 @@ export class Runner {
     });
     log.info(
       { answeredIn: accepted.streamId, duplicate: accepted.duplicate },
-      'a suggested question was asked',
+      'a question was asked by a button',
     );
-    return suggestedCard(view.context, bot.texts, question);
   }
 
   /** Every so often, take over the running streams whose owner is gone, even if nobody polls them. */

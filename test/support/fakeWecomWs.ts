@@ -31,6 +31,15 @@ export interface WsFrame {
 export interface WsAck {
   errcode: number;
   errmsg: string;
+  body?: Record<string, unknown>;
+}
+
+/** A file uploaded over the connection (aibot_upload_media_init → chunks → finish). */
+export interface UploadedMedia {
+  mediaId: string;
+  type: string;
+  filename: string;
+  data: Buffer;
 }
 
 export interface ReceivedFrame {
@@ -93,6 +102,8 @@ export interface FakeWecomWs {
   repliesTo(reqId: string): WsFrame[];
   /** aibot_send_msg frames the service sent, in order, failed ones too. */
   sent(): WsFrame[];
+  /** The files uploaded, in the order their upload finished. */
+  media(): UploadedMedia[];
   /** Answer the next `count` (default 1) frames of `cmd` (optionally only those `match` accepts) with this errcode instead of handling them. */
   failNext(cmd: string, errcode: number, options?: FailNextOptions): void;
   /** Close the bot's connection abruptly (socket terminate, as a network drop). */
@@ -299,6 +310,8 @@ export async function startFakeWecomWs(options: FakeWecomWsOptions): Promise<Fak
   };
 
   // The answer to a frame, or undefined to leave it unanswered.
+  const uploads = new Map<string, { type: string; filename: string; chunks: Buffer[] }>();
+  const uploaded: UploadedMedia[] = [];
   const handle = (conn: Connection, frame: WsFrame): WsAck | undefined => {
     const cmd = frame.cmd ?? '';
     const rule = failRules.find((r) => r.cmd === cmd && (!r.match || r.match(frame)));
@@ -329,6 +342,38 @@ export async function startFakeWecomWs(options: FakeWecomWsOptions): Promise<Fak
         return within(conn.pushed.get(reqId), 'template_card_event', updateWithinMs) ? ok : ack(846605);
       case 'aibot_send_msg':
         return frame.body?.chatid ? ok : ack(40058, 'chatid missing');
+      case 'aibot_upload_media_init': {
+        const b = frame.body ?? {};
+        const uploadId = `upload_${uploads.size + 1}_${Date.now()}`;
+        uploads.set(uploadId, {
+          type: String(b.type ?? ''),
+          filename: String(b.filename ?? ''),
+          chunks: [],
+        });
+        return { ...ok, body: { upload_id: uploadId } };
+      }
+      case 'aibot_upload_media_chunk': {
+        const b = frame.body ?? {};
+        const upload = uploads.get(String(b.upload_id));
+        if (!upload || typeof b.base64_data !== 'string') return ack(40001, 'no such upload');
+        upload.chunks[Number(b.chunk_index)] = Buffer.from(b.base64_data, 'base64');
+        return ok;
+      }
+      case 'aibot_upload_media_finish': {
+        const upload = uploads.get(String(frame.body?.upload_id));
+        if (!upload) return ack(40001, 'no such upload');
+        const mediaId = `media_${uploaded.length + 1}`;
+        uploaded.push({
+          mediaId,
+          type: upload.type,
+          filename: upload.filename,
+          data: Buffer.concat(upload.chunks),
+        });
+        return {
+          ...ok,
+          body: { type: upload.type, media_id: mediaId, created_at: Math.floor(Date.now() / 1000) },
+        };
+      }
       default:
         return ack(40001, `unknown cmd ${cmd}`);
     }
@@ -416,6 +461,7 @@ export async function startFakeWecomWs(options: FakeWecomWsOptions): Promise<Fak
 
     repliesTo: (reqId) => replies((f) => REPLY_CMDS.has(f.cmd ?? '') && f.headers?.req_id === reqId),
     sent: () => replies((f) => f.cmd === 'aibot_send_msg'),
+    media: () => [...uploaded],
 
     failNext(cmd, errcode, { count = 1, errmsg, match } = {}) {
       failRules.push({ cmd, errcode, errmsg, remaining: count, match });
