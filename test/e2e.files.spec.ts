@@ -6,7 +6,9 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isKnown } from '../src/machines/events.js';
 import { defaultTexts } from '../src/machines/texts.js';
+import { runInProcess } from './support/cliInProcess.js';
 import { type E2E, startE2E } from './support/e2e.js';
+import { redisUrl } from './support/service.js';
 
 const ids = { conversation_id: 'c1', message_id: 'm1', task_id: 't1' };
 /** A real 1×1 PNG, and a JPEG's first bytes: what the bubble can show. */
@@ -103,6 +105,17 @@ describe('an answer with images and files', () => {
       ],
     });
     expect(JSON.stringify(attached)).not.toContain(png.toString('base64'));
+    // And replay says so.
+    const { stdout } = await runInProcess(['replay', id], {
+      REDIS_URL: redisUrl,
+      REDIS_KEY_PREFIX: e2e.prefix,
+    });
+    expect(stdout).toMatch(
+      /answer\.attached .* shows 2 images \(\d+ B, 64 B\) · names image \(too_large\), image \(format\), image \(foreign\), file "报告\.pdf"/,
+    );
+    expect(stdout).toContain(
+      'the bubble shows 2 image(s); names 4 file(s) with a link (too_large, format, foreign)',
+    );
   });
 
   it('names an image Dify cannot give (gone, or too slow) instead of dropping it', async () => {

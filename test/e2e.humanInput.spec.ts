@@ -7,9 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORM_TIMEOUT_NOTE, PAUSED_NOTE } from '../src/dify/events.js';
 import { isKnown, type StreamEvent } from '../src/machines/events.js';
 import { defaultTexts } from '../src/machines/texts.js';
+import { runInProcess } from './support/cliInProcess.js';
 import { type E2E, startE2E } from './support/e2e.js';
 import { startFakeDify } from './support/fakeDify.js';
 import { type ResponseUrlReceiver, startResponseUrlReceiver } from './support/responseUrl.js';
+import { redisUrl } from './support/service.js';
 
 /** The markdown a response_url got, by the URL it was handed out as. */
 function deliveredTo(receiver: ResponseUrlReceiver, url: string): string | undefined {
@@ -24,6 +26,15 @@ describe('a Dify form from WeCom', () => {
   let receiver: ResponseUrlReceiver;
   const events = async (id: string): Promise<StreamEvent[]> =>
     (await e.nodes[0]!.store.read(id)).map((s) => s.event).filter(isKnown);
+  /** What `wecom-dify replay` prints for a stream. */
+  const replay = async (id: string): Promise<string> => {
+    const { code, stdout } = await runInProcess(['replay', id], {
+      REDIS_URL: redisUrl,
+      REDIS_KEY_PREFIX: e.prefix,
+    });
+    expect(code).toBe(0);
+    return stdout;
+  };
 
   beforeAll(async () => {
     receiver = await startResponseUrlReceiver();
@@ -65,6 +76,14 @@ describe('a Dify form from WeCom', () => {
     expect(card.button_list.map((b) => b.text)).toEqual(['同意', '拒绝']);
     const summary = await e.nodes[1]!.store.load(id);
     expect(summary?.view.value).toBe('waiting');
+    // A stuck-looking stream's replay says who it waits for, and until when.
+    const waiting = await replay(id);
+    expect(waiting).toContain('input.required');
+    expect(waiting).toContain('final state: waiting (waiting for a person)');
+    expect(waiting).toMatch(
+      /waits for a person to choose on the card "发布审批" \[同意 \/ 拒绝\]: asked of zhangsan/,
+    );
+    expect(waiting).toMatch(/its form expires at \S+ \(/);
 
     // Someone else in the chat clicks 同意, on the other node.
     const url = receiver.url();
@@ -87,6 +106,8 @@ describe('a Dify form from WeCom', () => {
     expect(given).toMatchObject({ by: 'lisi', action: 'approve', actionText: '同意' });
     const answeredIn = (given as { answeredIn: string }).answeredIn;
     await expect.poll(async () => (await e.nodes[0]!.store.load(answeredIn))?.view.value).toBe('completed');
+    expect(await replay(id)).toContain(`lisi chose "同意": the run went on in stream ${answeredIn}`);
+    expect(await replay(answeredIn)).toContain(`answers the form of stream ${id} with "同意"`);
     const child = await events(answeredIn);
     expect(child[0]).toMatchObject({
       type: 'stream.opened',

@@ -156,6 +156,7 @@ describe.skipIf(!haveChromium)(title, () => {
       'queued',
       'streaming',
       'thinking',
+      'waiting',
     ]);
     const groups = await page
       .locator('#chart .group')

@@ -23,7 +23,9 @@ import {
   delta,
   difyStarted,
   granted,
+  inputRequired,
   opened,
+  sampleForm,
 } from '../src/machines/specification.js';
 import { defaultTexts } from '../src/machines/texts.js';
 import { createMemoryStore } from '../src/store/memory.js';
@@ -81,6 +83,39 @@ function closedEarly(streamId: string): StreamEvent[] {
   ];
 }
 
+/** A stream that paused on a form with a payload for a title, after showing an image: card and image. */
+function withCardAndImage(streamId: string): StreamEvent[] {
+  const t = Date.now() - 20_000;
+  return [
+    at(t, opened({ streamId, bot: 'default', userid: 'bubble-user', query: '审批' })),
+    at(t + 10, granted({ id: 'bubble-user' })),
+    at(t + 100, delta('请审批。')),
+    at(t + 200, inputRequired(sampleForm({ title: PAYLOAD.slice(0, 26) }))),
+  ];
+}
+function withImages(streamId: string): StreamEvent[] {
+  const t = Date.now() - 10_000;
+  return [
+    at(t, opened({ streamId, bot: 'default', userid: 'bubble-user', query: '画图' })),
+    at(t + 10, granted({ id: 'bubble-user' })),
+    at(t + 100, delta('图如下。')),
+    at(t + 150, {
+      type: 'answer.attached',
+      at: t + 150,
+      files: [
+        {
+          type: 'image',
+          url: 'https://dify.example/files/1.png?sign=a',
+          name: 'chart.png',
+          shown: true,
+          bytes: 68,
+        },
+      ],
+    }),
+    at(t + 160, completed()),
+  ];
+}
+
 // What the test touches in the browser: the tests are checked with Node's types, which have no DOM.
 interface InPageElement {
   textContent: string | null;
@@ -99,6 +134,8 @@ describe.skipIf(!haveChromium)(title, () => {
   const pageErrors: string[] = [];
   const markdownId = 'bubble-markdown';
   const closedId = 'bubble-closed-early';
+  const cardId = 'bubble-with-card';
+  const imagesId = 'bubble-with-images';
 
   beforeAll(async () => {
     const store = createMemoryStore({ ttlSeconds: 3600 });
@@ -106,6 +143,8 @@ describe.skipIf(!haveChromium)(title, () => {
       expectedVersion: 0,
     });
     await store.append(closedId, closedEarly(closedId), { expectedVersion: 0 });
+    await store.append(cardId, withCardAndImage(cardId), { expectedVersion: 0 });
+    await store.append(imagesId, withImages(imagesId), { expectedVersion: 0 });
     const router = new Router();
     mountInspector(router, { store, logger: silentLogger, token: TOKEN });
     const app = new Koa();
@@ -328,6 +367,28 @@ describe.skipIf(!haveChromium)(title, () => {
     // Closed, and owed: the answer is still to come.
     await page.locator('#timeline li[data-seq="5"]').click();
     await expect.poll(() => text('#apart-status')).toBe('to follow once the answer is complete');
+  });
+
+  it('shows the card a waiting stream ends with, its buttons drawn, its title as text', async () => {
+    await page.goto(pageUrl(`#stream=${cardId}`));
+    await expect.poll(() => text('#stream-id')).toBe(cardId);
+    await page.locator('#bubble-card').waitFor();
+    expect(await text('#step-state')).toBe('waiting');
+    expect(await text('#card-title')).toBe(PAYLOAD.slice(0, 26));
+    expect(await page.locator('#card-buttons .card-button').allTextContents()).toEqual(['同意', '拒绝']);
+    expect(await page.locator('#bubble-card img').count()).toBe(0);
+    // Before the pause there was no card.
+    await page.locator('#timeline li[data-seq="3"]').click();
+    await expect.poll(() => page.locator('#bubble-card').isHidden()).toBe(true);
+  });
+
+  it('shows the images a finished bubble carries, by name and size', async () => {
+    await page.goto(pageUrl(`#stream=${imagesId}`));
+    await expect.poll(() => text('#stream-id')).toBe(imagesId);
+    await expect
+      .poll(() => page.locator('#bubble-images .image').allTextContents())
+      .toEqual(['🖼 chart.png · 68 B']);
+    expect(await text('#bubble-content')).toBe('图如下。');
   });
 
   it('opens a stream link on the stream’s header, not scrolled down to its newest event', async () => {

@@ -204,11 +204,55 @@ function diagnose(
     const outcome =
       state === 'completed'
         ? 'completed'
-        : ctx.denied
-          ? `denied: ${ctx.denied.reason}`
-          : `${ctx.error?.code ?? 'error'}: ${ctx.error?.message ?? ''}`;
+        : state === 'waiting'
+          ? 'waiting for a person'
+          : ctx.denied
+            ? `denied: ${ctx.denied.reason}`
+            : `${ctx.error?.code ?? 'error'}: ${ctx.error?.message ?? ''}`;
     const reasons = [`finished: ${outcome}`];
-    if (ctx.bubble)
+    const input = ctx.input;
+    if (input && state === 'waiting') {
+      const { form } = input;
+      const expires = form.expiresAt;
+      reasons.push(
+        `waits for a person to choose on the card ${JSON.stringify(form.title)} [${form.actions.map((a) => a.title).join(' / ')}]: asked of ${ctx.userid}${ctx.chattype === 'group' ? ` in group ${ctx.chatid ?? '?'} (anyone there may choose)` : ''}`,
+      );
+      if (expires !== undefined)
+        reasons.push(
+          expires <= now
+            ? `its form expired ${formatDuration(now - expires)} ago (${new Date(expires).toISOString()}): a click now is told so`
+            : `its form expires at ${new Date(expires).toISOString()} (${formatDuration(expires - now)} left)`,
+        );
+    } else if (input?.outcome?.type === 'given')
+      reasons.push(
+        `${input.outcome.by} chose ${JSON.stringify(input.outcome.actionText)}: the run went on in stream ${input.outcome.answeredIn}`,
+      );
+    else if (input?.outcome?.type === 'expired')
+      reasons.push(
+        `the form expired before anybody chose${input.outcome.by ? ` (${input.outcome.by} clicked too late)` : ''}`,
+      );
+    if (ctx.resume)
+      reasons.push(
+        `answers the form of stream ${ctx.resume.of} with ${JSON.stringify(ctx.resume.actionText)}`,
+      );
+    const shown = ctx.attached?.filter((f) => f.shown) ?? [];
+    const named = ctx.attached?.filter((f) => !f.shown) ?? [];
+    if (shown.length || named.length)
+      reasons.push(
+        [
+          shown.length ? `the bubble shows ${shown.length} image(s)` : '',
+          named.length
+            ? `names ${named.length} file(s) with a link${named.some((f) => f.reason) ? ` (${named.flatMap((f) => (f.reason ? [f.reason] : [])).join(', ')})` : ''}`
+            : '',
+        ]
+          .filter(Boolean)
+          .join('; '),
+      );
+    if (ctx.suggested?.length)
+      reasons.push(`offers ${ctx.suggested.length} suggested question(s) as buttons`);
+    if (ctx.bubble && ctx.bubble.reason === 'apart')
+      reasons.push('no bubble: the answer goes as a message of its own');
+    else if (ctx.bubble)
       reasons.push(`the bubble was closed early (${ctx.bubble.reason}); the rest goes by response_url`);
     if (ctx.delivery) reasons.push(`response_url delivery ${ctx.delivery.status}`);
     return {

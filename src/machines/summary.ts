@@ -25,6 +25,8 @@ function summarizeKnown(e: StreamEvent): string {
       const extras = [
         e.fresh ? 'new conversation' : '',
         attached ? `${attached} attachment${attached === 1 ? '' : 's'}` : '',
+        e.resume ? `answers the form of ${e.resume.of} with ${quote(e.resume.actionText, 20)}` : '',
+        e.apart ? 'sent as a message' : '',
         e.node ? `node ${e.node}` : '',
       ].filter(Boolean);
       return `${e.userid}${where} asked ${quote(e.query, 60)}${extras.length ? ` · ${extras.join(' · ')}` : ''}`;
@@ -70,6 +72,31 @@ function summarizeKnown(e: StreamEvent): string {
       return `${e.reason}${e.shown === undefined ? '' : `, showing ${e.shown} chars`}`;
     case 'feedback.given':
       return `${e.rating ?? 'withdrawn'} by ${e.by}${e.forwarded ? ', passed on to Dify' : `, not passed on${e.problem ? `: ${quote(e.problem, 40)}` : ''}`}`;
+    case 'answer.attached': {
+      const shown = e.files.filter((f) => f.shown);
+      const named = e.files.filter((f) => !f.shown);
+      return [
+        shown.length
+          ? `shows ${shown.length} image${shown.length === 1 ? '' : 's'} (${shown.map((f) => `${f.bytes ?? '?'} B`).join(', ')})`
+          : '',
+        named.length
+          ? `names ${named.map((f) => `${f.type}${f.name ? ` ${quote(f.name, 20)}` : ''}${f.reason ? ` (${f.reason})` : ''}`).join(', ')}`
+          : '',
+      ]
+        .filter(Boolean)
+        .join(' · ');
+    }
+    case 'answer.suggested':
+      return `suggests ${e.questions.map((q) => quote(q, 24)).join(', ')}`;
+    case 'input.required': {
+      const f = e.form;
+      const until = f.expiresAt === undefined ? '' : ` until ${new Date(f.expiresAt).toISOString()}`;
+      return `waits for a person: ${quote(f.title, 20)} [${f.actions.map((a) => a.title).join(' / ')}]${until}`;
+    }
+    case 'input.given':
+      return `${e.by} chose ${quote(e.actionText, 20)} · answered in ${e.answeredIn}`;
+    case 'input.expired':
+      return `the form expired${e.by ? `: ${e.by} clicked too late` : ''}`;
     case 'delivery.sent':
       return `${e.bytes} bytes by response_url`;
     case 'delivery.failed':

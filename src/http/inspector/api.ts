@@ -76,6 +76,10 @@ export interface Step {
    * an answer that grows by deltas then costs its deltas, not its whole text at every step.
    */
   bubble: { finish: boolean; keep: number; add: string };
+  /** The images the finished bubble shows (their bytes are not kept: what and how large). */
+  images?: Array<{ name?: string; bytes?: number }>;
+  /** The card the bubble's finishing reply carries: a form's buttons, or suggested questions. */
+  card?: { title: string; desc?: string; sub?: string; buttons: string[] };
 }
 
 /** `GET /inspector/api/streams/:id`. */

@@ -7,6 +7,7 @@ import {
   initialStream,
   isKnown,
   renderContent,
+  replyCard,
   type StreamSnapshot,
   stateOf,
   summarizeEvent,
@@ -47,6 +48,21 @@ export function replaySteps(
       answerLength: snapshot.context.answer.length,
       bubble: { finish: rendered.finish, keep, add: content.slice(keep) },
     };
+    const card = replyCard(snapshot, texts);
+    if (card)
+      step.card = {
+        title: card.main_title.title,
+        ...(card.main_title.desc ? { desc: card.main_title.desc } : {}),
+        ...(card.sub_title_text ? { sub: card.sub_title_text } : {}),
+        buttons: card.button_list.map((b) => b.text),
+      };
+    const ctx = snapshot.context;
+    const images = state === 'completed' && !ctx.bubble ? ctx.attached?.filter((f) => f.shown) : undefined;
+    if (images?.length)
+      step.images = images.map((f) => ({
+        ...(f.name ? { name: f.name } : {}),
+        ...(f.bytes !== undefined ? { bytes: f.bytes } : {}),
+      }));
     if (event.at !== undefined) {
       step.at = event.at;
       if (firstAt !== undefined) step.offsetMs = event.at - firstAt;

@@ -496,6 +496,7 @@ function show(i) {
     step.outcome === 'moved' ? `${step.from} → ${step.state}` : step.outcome === 'stayed' ? `stays in ${step.state}` : `(${step.outcome}: state unchanged)`;
   $('step-state').textContent = step.state;
   renderBubble(contents[index] ?? '');
+  renderExtras(step);
   renderApart(detail, index);
   $('bubble-finish').textContent = `finish: ${step.bubble.finish}`;
   $('bubble-finish').className = step.bubble.finish ? 'finish' : 'finish open';
@@ -534,6 +535,41 @@ function renderBubble(text) {
       thinkOpen = details.open;
     });
   }
+}
+
+/**
+ * What the finished bubble carries besides its text, as WeCom shows it: the images under the text (the
+ * bytes are not kept: each is a placeholder with its name and size), and the card after the bubble
+ * with its buttons (drawn, not clickable here). Text only, through the DOM: nothing of Dify's runs.
+ * @param {Step} step
+ */
+function renderExtras(step) {
+  const images = $('bubble-images');
+  images.hidden = !step.images?.length;
+  images.replaceChildren(
+    ...(step.images ?? []).map((image) => {
+      const tile = document.createElement('span');
+      tile.className = 'image';
+      tile.textContent = `🖼 ${image.name ?? 'image'}${image.bytes === undefined ? '' : ` · ${image.bytes} B`}`;
+      return tile;
+    }),
+  );
+  const card = step.card;
+  $('bubble-card').hidden = !card;
+  if (!card) return;
+  $('card-title').textContent = card.title;
+  $('card-desc').textContent = card.desc ?? '';
+  $('card-desc').hidden = !card.desc;
+  $('card-sub').textContent = card.sub ?? '';
+  $('card-sub').hidden = !card.sub;
+  $('card-buttons').replaceChildren(
+    ...card.buttons.map((text) => {
+      const button = document.createElement('span');
+      button.className = 'card-button';
+      button.textContent = text;
+      return button;
+    }),
+  );
 }
 
 /**
