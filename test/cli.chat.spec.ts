@@ -75,6 +75,22 @@ describe('wecom-dify chat', { timeout: 90_000 }, () => {
     expect(stdout).not.toContain('(nothing came)');
   });
 
+  it('prints the card a finished bubble carries: a paused workflow’s buttons', async () => {
+    dify.script({
+      kind: 'answer',
+      flavour: 'chatflow',
+      text: '请确认。',
+      humanInput: { title: '发布审批', content: '发布吗？', expiresInS: 3600 },
+    });
+    const { code, stdout } = await runCli(
+      ['chat', '--url', service.url, '--interval', '100ms', '--say', '发布'],
+      { cwd: cwd.dir, env: keys },
+    );
+    expect(code).toBe(0);
+    expect(stdout).toContain('请确认。\n\n发布吗？');
+    expect(stdout).toMatch(/\[发布审批 · 请在 \d\d-\d\d \d\d:\d\d 前选择 · 请选择：\] ⟦同意⟧ ⟦拒绝⟧/);
+  });
+
   it('asks several questions in turn, as a member of a group, with the Token and key as flags', async () => {
     const { code, stdout } = await runCli(
       [

@@ -583,6 +583,22 @@ describe('DifyClient.resume', () => {
     expect(failureOf(invalid).code).toBe('form_unanswerable');
   });
 
+  it('answering again after a takeover: a form found answered already is read on, not refused', async () => {
+    route = resumeRoutes((res) =>
+      json(res, 412, { status: 412, code: 'human_input_form_submitted', message: 'already submitted' }),
+    );
+    const events: DifyEvent[] = [];
+    await client().resume({ ...resumeReq, again: true }, (e) => void events.push(e));
+    expect(events.at(-1)).toEqual({ type: 'end', text: 'Approved', usage: { total_tokens: 5 } });
+  });
+
+  it('submits once: a 502 is not sent again (Dify may have taken the answer), and rejects', async () => {
+    route = resumeRoutes((res) => json(res, 502, { status: 502, code: 'bad_gateway', message: 'upstream' }));
+    const error = await failureOfCall(client().resume(resumeReq, () => {}));
+    expect(error.status).toBe(502);
+    expect(seen.filter((r) => r.path.startsWith('/v1/form/'))).toHaveLength(1);
+  });
+
   it("a run the events route does not know rejects with Dify's not_found", async () => {
     route = resumeRoutes(undefined, (res) =>
       json(res, 404, { status: 404, code: 'not_found', message: 'Workflow run not found' }),

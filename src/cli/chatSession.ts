@@ -6,6 +6,7 @@
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { bubbleSaysMoreFollows } from '../machines/index.js';
+import { describeCard } from './cards.js';
 import type { DeliveryReceiver } from './deliveries.js';
 import { formatDuration } from './duration.js';
 import { growth } from './growth.js';
@@ -102,6 +103,10 @@ async function askByPolling(question: string, o: PollingChatOptions): Promise<An
   o.write(
     `\n      (finished in ${formatDuration(Date.now() - started)}, ${polls} poll${polls === 1 ? '' : 's'}, stream ${streamId})\n`,
   );
+  const images = reply.stream.msg_item?.length ?? 0;
+  if (images) o.write(`      (${images} image${images === 1 ? '' : 's'} in the bubble)\n`);
+  const card = describeCard(reply.template_card);
+  if (card) o.write(`      ${card}\n`);
   // The bubble said the rest follows: it comes as a message of its own, as WeCom would show it.
   if (delivery && o.deliveries && bubbleSaysMoreFollows(reply.stream.content)) {
     o.write(`${LATER}(waiting for the rest…)\n`);

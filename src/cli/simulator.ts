@@ -53,10 +53,19 @@ const envelopeSchema = z.object({
   nonce: z.string(),
 });
 
-/** A `stream` reply (§5.3): the whole content so far, and `finish` once. */
+/**
+ * A `stream` reply (§5.3): the whole content so far, and `finish` once; the finishing one may carry a
+ * card (`stream_with_template_card`) and images (`msg_item`).
+ */
 const streamReplySchema = z.object({
-  msgtype: z.literal('stream'),
-  stream: z.object({ id: z.string().min(1), finish: z.boolean(), content: z.string().default('') }),
+  msgtype: z.enum(['stream', 'stream_with_template_card']),
+  stream: z.object({
+    id: z.string().min(1),
+    finish: z.boolean(),
+    content: z.string().default(''),
+    msg_item: z.array(z.unknown()).optional(),
+  }),
+  template_card: z.unknown().optional(),
 });
 
 export type StreamReply = z.infer<typeof streamReplySchema>;

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
 import { bubbleSaysMoreFollows } from '../machines/index.js';
+import { describeCard } from './cards.js';
 import type { Sender } from './simulator.js';
 
 export interface WsSimulatorOptions {
@@ -146,7 +147,11 @@ function parseInbound(text: string): Inbound | undefined {
       const parsed = welcomeSchema.safeParse(body);
       if (!parsed.success) return { reqId, kind: 'invalid' };
       const welcome = parsed.data;
-      const text = 'text' in welcome ? welcome.text.content : `(a ${welcome.msgtype} welcome)`;
+      const text =
+        'text' in welcome
+          ? welcome.text.content
+          : (describeCard((body as { template_card?: unknown }).template_card) ??
+            `(a ${welcome.msgtype} welcome)`);
       return { reqId, kind: 'welcome', text };
     }
     case 'aibot_send_msg': {

@@ -78,6 +78,8 @@ export interface DifyResumeRequest {
   workflowRunId: string;
   /** The user the run was started for. */
   user: string;
+  /** Answering again after a takeover: a form found answered already was answered by this answer. */
+  again?: boolean | undefined;
   bearer?: string | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -191,13 +193,20 @@ export class DifyClient {
     const opts = { bearer: req.bearer, signal: req.signal };
     // Sent once: a 5xx may come after Dify took the answer, and a second try would be told the form
     // was answered (by us), which the user would read as somebody else's.
-    await this.#callJson(
-      'POST',
-      `/form/human_input/${encodeURIComponent(req.formToken)}`,
-      { inputs: req.inputs ?? {}, action: req.action, user: req.user },
-      opts,
-      false,
-    );
+    try {
+      await this.#callJson(
+        'POST',
+        `/form/human_input/${encodeURIComponent(req.formToken)}`,
+        { inputs: req.inputs ?? {}, action: req.action, user: req.user },
+        opts,
+        false,
+      );
+    } catch (error) {
+      // Answering again (a node took the answer over): the first owner's submit went through.
+      if (!(req.again && error instanceof DifyError && error.code === 'human_input_form_submitted'))
+        throw error;
+      this.#log.info({ workflowRunId: req.workflowRunId }, 'dify: the form was answered already; reading on');
+    }
     const query = new URLSearchParams({ user: req.user }).toString();
     const path = `/workflow/${encodeURIComponent(req.workflowRunId)}/events?${query}`;
     const res = await this.#withRetry(req.signal, async () => {

@@ -477,6 +477,7 @@ export class StreamActor {
             inputs: resume.inputs,
             workflowRunId: resume.workflowRunId,
             user: identity.user,
+            again: ctx.takeovers > 0,
             bearer: identity.bearer,
             signal,
           },

@@ -44,6 +44,8 @@ export interface ResumeRequest {
   inputs?: Record<string, string> | undefined;
   workflowRunId: string;
   user: string;
+  /** Answering again after a takeover: a form found answered already was answered by this answer. */
+  again?: boolean | undefined;
   bearer?: string | undefined;
   signal?: AbortSignal | undefined;
 }

@@ -513,7 +513,8 @@ export class Runner {
     const ctx = loaded.view.context;
     const form = ctx.input?.form;
     const action = form?.actions.find((a) => a.id === actionOfKey(c.key));
-    if (!form || !action || stateOf(loaded.view) !== 'waiting') return inputCard(ctx, bot.texts);
+    if (!form?.workflowRunId || !action || stateOf(loaded.view) !== 'waiting')
+      return inputCard(ctx, bot.texts);
     if (form.expiresAt !== undefined && this.#now() > form.expiresAt) {
       const after = await this.#record(
         card.streamId,
@@ -542,7 +543,7 @@ export class Runner {
         formToken: form.token,
         action: action.id,
         actionText: action.title,
-        workflowRunId: form.workflowRunId ?? '',
+        workflowRunId: form.workflowRunId,
         ...(form.defaults && Object.keys(form.defaults).length ? { inputs: form.defaults } : {}),
       },
     });
