@@ -125,6 +125,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     ...(polled.projection ? { projection: polled.projection } : {}),
     ...(polled.attachImages ? { attachImages: polled.attachImages } : {}),
     ...(polled.forget ? { forget: polled.forget } : {}),
+    ...(polled.attachFiles ? { attachFiles: polled.attachFiles } : {}),
+    // Over the long connection an answer's files go as files; a callback's bubble has no room for them.
+    sendsFiles: (view) => view.context.replyTo !== undefined && longConnections !== undefined,
     recorded: (streamId, view) => longConnections?.recorded(streamId, view),
     sendRest: (view, markdown) =>
       view.context.replyTo && longConnections

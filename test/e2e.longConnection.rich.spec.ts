@@ -16,6 +16,8 @@ const png = Buffer.from(
   'base64',
 );
 
+const pdf = Buffer.from('%PDF-1.4\n% a report\n');
+
 const finished = (frames: WsFrame[]) =>
   frames.some((f) => f.cmd === 'aibot_respond_msg' && f.body?.msgtype === 'stream' && f.body.stream?.finish);
 
@@ -29,6 +31,7 @@ describe('rich answers over the long connection', () => {
     fake = await startFakeWecomWs({ bots: { [BOT_ID]: SECRET } });
     dify = await startFakeDify({ suggested: ['还能做什么？'] });
     dify.serve('/files/tools/chart.png', png);
+    dify.serve('/files/tools/report.pdf', pdf, 'application/pdf');
     prefix = randomPrefix('ws-rich');
     node = await startTestService(
       {
@@ -55,7 +58,10 @@ describe('rich answers over the long connection', () => {
     dify.script({
       kind: 'answer',
       text: '图表在下面。',
-      files: [{ type: 'image', url: '/files/tools/chart.png?sign=x' }],
+      files: [
+        { type: 'image', url: '/files/tools/chart.png?sign=x' },
+        { type: 'document', url: '/files/tools/report.pdf?sign=y', filename: '报告.pdf' },
+      ],
     });
     const reqId = fake.message(BOT_ID, { msgtype: 'text', text: { content: '画个图表' } });
     await fake.waitFor(
@@ -65,13 +71,19 @@ describe('rich answers over the long connection', () => {
     );
     const replies = fake.repliesTo(reqId);
     const kinds = replies.map((f) => `${f.body?.msgtype}${f.body?.stream?.finish ? ':finish' : ''}`);
-    // The bubble (its frames), then the image, then the card: in that order, each once.
-    expect(kinds.slice(-3)).toEqual(['stream:finish', 'image', 'template_card']);
+    // The bubble (its frames), then the image, the file, the card: in that order, each once.
+    expect(kinds.slice(-4)).toEqual(['stream:finish', 'image', 'file', 'template_card']);
     const last = replies.find((f) => f.body?.stream?.finish);
     expect(last?.body?.stream).not.toHaveProperty('msg_item');
     expect(last?.body?.stream?.content).toBe('图表在下面。');
-    const [uploaded] = fake.media();
+    const [uploaded, report] = fake.media();
     expect(uploaded?.type).toBe('image');
+    // The document goes as a file, with its name, not as a link in the bubble.
+    expect(report).toMatchObject({ type: 'file', filename: '报告.pdf', data: pdf });
+    expect(replies.find((f) => f.body?.msgtype === 'file')?.body).toEqual({
+      msgtype: 'file',
+      file: { media_id: report!.mediaId },
+    });
     expect(createHash('md5').update(uploaded!.data).digest('hex')).toBe(
       createHash('md5').update(png).digest('hex'),
     );

@@ -419,6 +419,19 @@ export class BotConnection {
     const { bot, runner, state } = this.#d;
     const log = this.#log.child({ streamId });
     let replyTo = reqId;
+    /** An image or a file of the answer: uploaded, then sent on the message's req_id. */
+    const sendMedia = async (type: 'image' | 'file', data: Buffer, filename: string): Promise<void> => {
+      const client = this.#client;
+      if (!client || !this.#holding) throw new Error('this node does not hold the connection');
+      replyTo ??= await this.#replyToOf(streamId);
+      if (!replyTo) throw new Error('the stream names no req_id');
+      const { media_id } = await client.uploadMedia(data, { type, filename });
+      await client.reply(
+        { headers: { req_id: replyTo } } as WsFrame,
+        { msgtype: type, [type]: { media_id } } as never,
+      );
+      this.#d.metrics.frames.inc({ bot: bot.id, outcome: 'sent' });
+    };
     const pusher = new Pusher(
       {
         streamId,
@@ -434,22 +447,8 @@ export class BotConnection {
           await client.reply({ headers: { req_id: replyTo } } as WsFrame, body as never);
           this.#d.metrics.frames.inc({ bot: bot.id, outcome: 'sent' });
         },
-        sendImage: async (data) => {
-          const client = this.#client;
-          if (!client || !this.#holding) throw new Error('this node does not hold the connection');
-          replyTo ??= await this.#replyToOf(streamId);
-          if (!replyTo) throw new Error('the stream names no req_id');
-          const kind = data[0] === 0xff ? 'jpg' : 'png';
-          const { media_id } = await client.uploadMedia(data, { type: 'image', filename: `image.${kind}` });
-          await client.reply(
-            { headers: { req_id: replyTo } } as WsFrame,
-            {
-              msgtype: 'image',
-              image: { media_id },
-            } as never,
-          );
-          this.#d.metrics.frames.inc({ bot: bot.id, outcome: 'sent' });
-        },
+        sendImage: (data) => sendMedia('image', data, `image.${data[0] === 0xff ? 'jpg' : 'png'}`),
+        sendFile: (data, name) => sendMedia('file', data, name),
         sendRest: async (markdown) => {
           const context = await this.#d.streamOf(streamId);
           if (!context) return;

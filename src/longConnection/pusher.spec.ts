@@ -13,6 +13,7 @@ function scripted(
 ) {
   let i = 0;
   const images: Buffer[] = [];
+  const files: Array<{ data: Buffer; name: string }> = [];
   const frames: Array<{
     stream: { id: string; content: string; finish: boolean; feedback?: { id: string } };
   }> = [];
@@ -41,12 +42,15 @@ function scripted(
       (async (data) => {
         images.push(data);
       }),
+    sendFile: async (data, name) => {
+      files.push({ data, name });
+    },
     shown: { get: async () => undefined, set: async () => undefined },
     holding: () => true,
     resubscribe: () => undefined,
     logger: silentLogger,
   };
-  return { deps, frames, rests, images };
+  return { deps, frames, rests, images, files };
 }
 
 const growing = (n: number) => [
@@ -55,11 +59,11 @@ const growing = (n: number) => [
 ];
 
 describe('the pusher', () => {
-  it('sends the finished bubble, then its images (uploaded apart), then its card', async () => {
+  it('sends the finished bubble, then its images and files (uploaded apart), then its card', async () => {
     const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]);
     const jpg = Buffer.from([0xff, 0xd8, 0xff, 9]);
     const card = { card_type: 'button_interaction', task_id: 'sq_S1', button_list: [] };
-    const { deps, frames, images } = scripted([
+    const { deps, frames, images, files } = scripted([
       { content: '图来了' },
       {
         content: '图来了',
@@ -67,6 +71,7 @@ describe('the pusher', () => {
         extra: {
           msgtype: 'stream_with_template_card',
           template_card: card,
+          files: [{ name: '报告.pdf', base64: Buffer.from('%PDF-1.4').toString('base64'), md5: 'y' }],
           msg_item: [png, jpg].map((b) => ({
             msgtype: 'image',
             image: { base64: b.toString('base64'), md5: 'x' },
@@ -85,6 +90,7 @@ describe('the pusher', () => {
       JSON.stringify({ msgtype: 'template_card', template_card: card }),
     ]);
     expect(images).toEqual([png, jpg]);
+    expect(files).toEqual([{ data: Buffer.from('%PDF-1.4'), name: '报告.pdf' }]);
   });
 
   it('still sends the card when WeCom refuses an image', async () => {

@@ -17,6 +17,8 @@ export interface PusherDeps {
   respond(body: object): Promise<void>;
   /** An image the finished bubble shows: uploaded, then sent on the message's req_id. */
   sendImage(data: Buffer): Promise<void>;
+  /** A file of the answer: uploaded, then sent on the message's req_id. */
+  sendFile(data: Buffer, name: string): Promise<void>;
   /** The bubble could not be finished: send what it did not show as a message of its own, once. */
   sendRest(markdown: string): Promise<void>;
   /** What WeCom took of the bubble so far (its content), kept for a holder that carries on. */
@@ -77,6 +79,7 @@ export class Pusher {
       let reply: {
         stream?: { content?: string; finish?: boolean; msg_item?: Array<{ image?: { base64?: string } }> };
         template_card?: object;
+        files?: Array<{ name?: string; base64?: string }>;
       };
       try {
         reply = JSON.parse(await d.poll()) as typeof reply;
@@ -116,6 +119,7 @@ export class Pusher {
         if (sent === 'gone') continue;
         if (finish) {
           await this.#sendImages(reply.stream?.msg_item ?? []);
+          await this.#sendFiles(reply.files ?? []);
           if (reply.template_card) await this.#sendCard(reply.template_card);
           return 'finished';
         }
@@ -184,6 +188,18 @@ export class Pusher {
         await this.#d.sendImage(Buffer.from(item.image.base64, 'base64'));
       } catch (error) {
         this.#d.logger.warn({ err: error, image: index + 1 }, 'an image of the answer was not taken');
+      }
+    }
+  }
+
+  /** The answer's files, after its images: each uploaded and sent as a file. */
+  async #sendFiles(files: ReadonlyArray<{ name?: string; base64?: string }>): Promise<void> {
+    for (const file of files) {
+      if (!file.base64) continue;
+      try {
+        await this.#d.sendFile(Buffer.from(file.base64, 'base64'), file.name ?? 'file');
+      } catch (error) {
+        this.#d.logger.warn({ err: error, file: file.name }, 'a file of the answer was not taken');
       }
     }
   }

@@ -433,7 +433,7 @@ function attach(c: CommandOf<'attach'>, state: StreamView, settings: DecideSetti
   const files = c.files.map((f): AttachedFile => {
     if (!f.shown) return f;
     if (state.context.bubble) return { ...f, shown: false, reason: 'no_bubble' };
-    if (++images > MAX_IMAGES) return { ...f, shown: false, reason: 'too_many' };
+    if (f.type === 'image' && ++images > MAX_IMAGES) return { ...f, shown: false, reason: 'too_many' };
     return f;
   });
   const events: StreamEvent[] = [{ type: 'answer.attached', at: c.at, files }];

@@ -75,6 +75,18 @@ const IMAGE_WAIT_MS = 10_000;
 /** The most image bytes one finished bubble carries (they travel base64 in its reply, twice over). */
 const IMAGES_MAX_TOTAL = 10 << 20;
 
+const md5 = (data: Buffer): string => createHash('md5').update(data).digest('hex');
+
+/** A file's name from its URL's last segment (Dify's file URLs end in the name), or `file`. */
+function nameOf(url: string): string {
+  try {
+    const last = decodeURIComponent(new URL(url).pathname.split('/').pop() ?? '');
+    return last.replace(/[^\p{L}\p{N}._ -]/gu, '').slice(0, 100) || 'file';
+  } catch {
+    return 'file';
+  }
+}
+
 /** WeCom's bubble shows PNG and JPEG images (by their first bytes, not by what the server said). */
 export function isPngOrJpeg(data: Uint8Array): boolean {
   const png = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -515,18 +527,31 @@ export class StreamActor {
   async #fetchFiles(files: readonly AnswerFile[]): Promise<AttachedFile[]> {
     const { answers, config, delivery } = this.#d;
     const maxBytes = config.stream.imageMaxBytes;
+    const usable = !!answers.download && maxBytes > 0 && !this.#ctx.bubble;
+    // Files go as files where the transport sends them (the long connection); else as links.
+    const sendsFiles = usable && (delivery.sendsFiles?.(this.#state) ?? false);
     const images: Buffer[] = [];
+    const sent: Array<{ data: Buffer; name: string }> = [];
     let total = 0;
     const out: AttachedFile[] = [];
     for (const file of files) {
       const base = { url: file.url, ...(file.name ? { name: file.name } : {}) };
       if (file.type !== 'image') {
-        out.push({ type: 'file', ...base, shown: false });
+        const got =
+          sendsFiles && total < IMAGES_MAX_TOTAL
+            ? await this.#fetchOne(file.url, maxBytes, total)
+            : undefined;
+        if (got && 'data' in got) {
+          const name = file.name ?? nameOf(file.url);
+          total += got.data.length;
+          sent.push({ data: got.data, name });
+          out.push({ type: 'file', ...base, name, shown: true, bytes: got.data.length, md5: md5(got.data) });
+        } else out.push({ type: 'file', ...base, shown: false });
         continue;
       }
       const named = (reason: NonNullable<AttachedFile['reason']>): void =>
         void out.push({ type: 'image', ...base, shown: false, reason });
-      if (!answers.download || maxBytes === 0 || this.#ctx.bubble) {
+      if (!usable) {
         named(this.#ctx.bubble ? 'no_bubble' : 'too_large');
         continue;
       }
@@ -534,36 +559,44 @@ export class StreamActor {
         named('too_many');
         continue;
       }
-      try {
-        const signal = AbortSignal.any([this.#asking.signal, AbortSignal.timeout(IMAGE_WAIT_MS)]);
-        const { data } = await answers.download(file.url, {
-          maxBytes: Math.min(maxBytes, IMAGES_MAX_TOTAL - total),
-          signal,
-        });
-        if (!isPngOrJpeg(data)) {
-          named('format');
-          continue;
-        }
-        images.push(data);
-        total += data.length;
-        out.push({
-          type: 'image',
-          ...base,
-          shown: true,
-          bytes: data.length,
-          md5: createHash('md5').update(data).digest('hex'),
-        });
-      } catch (error) {
-        const code = (error as { code?: unknown })?.code;
-        this.#log.info(
-          { err: error, url: file.url.split('?')[0] },
-          'an image of the answer is named, not shown',
-        );
-        named(code === 'too_large' ? 'too_large' : code === 'foreign' ? 'foreign' : 'failed');
+      const got = await this.#fetchOne(file.url, maxBytes, total);
+      if ('reason' in got) {
+        named(got.reason);
+        continue;
       }
+      if (!isPngOrJpeg(got.data)) {
+        named('format');
+        continue;
+      }
+      images.push(got.data);
+      total += got.data.length;
+      out.push({ type: 'image', ...base, shown: true, bytes: got.data.length, md5: md5(got.data) });
     }
     if (images.length) delivery.attachImages?.(this.streamId, images);
+    if (sent.length) delivery.attachFiles?.(this.streamId, sent);
     return out;
+  }
+
+  /** One file of the answer from Dify, within its bytes and a few seconds; or why not. */
+  async #fetchOne(
+    url: string,
+    maxBytes: number,
+    total: number,
+  ): Promise<{ data: Buffer } | { reason: 'too_large' | 'foreign' | 'failed' }> {
+    const { answers } = this.#d;
+    if (!answers.download) return { reason: 'failed' };
+    try {
+      const signal = AbortSignal.any([this.#asking.signal, AbortSignal.timeout(IMAGE_WAIT_MS)]);
+      const { data } = await answers.download(url, {
+        maxBytes: Math.min(maxBytes, IMAGES_MAX_TOTAL - total),
+        signal,
+      });
+      return { data };
+    } catch (error) {
+      const code = (error as { code?: unknown })?.code;
+      this.#log.info({ err: error, url: url.split('?')[0] }, 'a file of the answer is named, not sent');
+      return { reason: code === 'too_large' ? 'too_large' : code === 'foreign' ? 'foreign' : 'failed' };
+    }
   }
 
   /**

@@ -9,14 +9,19 @@ import { isFinished, render, replyProjection, stateOf } from '../machines/index.
 import type { Delivery, ResponseUrlSender } from './ports.js';
 
 export function pollDelivery(sender: ResponseUrlSender): Delivery {
-  /** The images of the answers this node owns, by stream and MD5, until their owner lets go. */
-  const shelf = new Map<string, Map<string, Buffer>>();
+  /** The images and files of the answers this node owns, by stream and MD5, until their owner lets go. */
+  const shelf = new Map<string, Map<string, { data: Buffer; name?: string }>>();
+  const keep = (streamId: string, items: ReadonlyArray<{ data: Buffer; name?: string }>) => {
+    const byMd5 = shelf.get(streamId) ?? new Map<string, { data: Buffer; name?: string }>();
+    for (const item of items) byMd5.set(md5(item.data), item);
+    shelf.set(streamId, byMd5);
+  };
   return {
     projection(view, streamId, texts) {
-      const images = shelf.get(streamId);
-      const shown = view.context.attached?.filter((f) => f.shown && f.md5 && images?.has(f.md5));
+      const kept = shelf.get(streamId);
+      const shown = view.context.attached?.filter((f) => f.shown && f.md5 && kept?.has(f.md5));
       if (
-        !images ||
+        !kept ||
         !shown?.length ||
         !isFinished(view) ||
         stateOf(view) !== 'completed' ||
@@ -24,11 +29,24 @@ export function pollDelivery(sender: ResponseUrlSender): Delivery {
       )
         return replyProjection(view, streamId, texts);
       const reply = render(view, streamId, texts);
-      const msg_item = shown.map((f) => ({
+      const base64 = (md5: string) => kept.get(md5)!.data.toString('base64');
+      const images = shown.filter((f) => f.type === 'image');
+      const files = shown.filter((f) => f.type === 'file');
+      const msg_item = images.map((f) => ({
         msgtype: 'image',
-        image: { base64: images.get(f.md5!)!.toString('base64'), md5: f.md5 },
+        image: { base64: base64(f.md5!), md5: f.md5 },
       }));
-      return { fixed: JSON.stringify({ ...reply, stream: { ...reply.stream, msg_item } }) };
+      return {
+        fixed: JSON.stringify({
+          ...reply,
+          stream: { ...reply.stream, ...(msg_item.length ? { msg_item } : {}) },
+          // Not WeCom's: read by the long connection's pusher, which sends each as a file after the
+          // bubble (a poll of such a stream comes from no WeCom).
+          ...(files.length
+            ? { files: files.map((f) => ({ name: f.name ?? 'file', base64: base64(f.md5!), md5: f.md5 })) }
+            : {}),
+        }),
+      };
     },
     async sendRest(view, markdown) {
       const url = view.context.responseUrl;
@@ -36,9 +54,13 @@ export function pollDelivery(sender: ResponseUrlSender): Delivery {
       await sender.deliver(url, markdown);
     },
     attachImages(streamId, images) {
-      const byMd5 = new Map<string, Buffer>();
-      for (const data of images) byMd5.set(md5(data), data);
-      shelf.set(streamId, byMd5);
+      keep(
+        streamId,
+        images.map((data) => ({ data })),
+      );
+    },
+    attachFiles(streamId, files) {
+      keep(streamId, files);
     },
     forget(streamId) {
       shelf.delete(streamId);

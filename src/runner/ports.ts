@@ -163,6 +163,10 @@ export interface Delivery {
    * reply carries them (WeCom's `msg_item`). Kept by this node until `forget`.
    */
   attachImages?(streamId: string, images: readonly Buffer[]): void;
+  /** Whether this stream's transport sends an answer's files as files (else they are links). */
+  sendsFiles?(view: StreamView): boolean;
+  /** The files the answer sends as files, by the bytes, before its end is recorded; kept until `forget`. */
+  attachFiles?(streamId: string, files: ReadonlyArray<{ data: Buffer; name: string }>): void;
   /** The stream's owner let go of it: what was kept for it goes. */
   forget?(streamId: string): void;
 }
