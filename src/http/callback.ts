@@ -48,13 +48,33 @@ export interface CallbackDeps {
 
 export type Query = Record<string, string | undefined>;
 
-/** The first value of each query parameter, URL-decoded (a repeated one counts by its first). */
+/**
+ * The first value of each query parameter, URL-decoded as URLSearchParams decodes it (a repeated one
+ * counts by its first). Split by hand: every poll comes here, and its four parameters need no decoding.
+ */
 export function queryOf(url: string | undefined): Query {
   const at = url?.indexOf('?') ?? -1;
   const q: Query = {};
   if (at < 0 || !url) return q;
-  for (const [k, v] of new URLSearchParams(url.slice(at + 1))) if (!(k in q)) q[k] = v;
+  // As URLSearchParams, a second `?` at the start of the query is dropped.
+  for (let start = url[at + 1] === '?' ? at + 2 : at + 1; start <= url.length; ) {
+    let end = url.indexOf('&', start);
+    if (end < 0) end = url.length;
+    if (end > start) {
+      const eq = url.indexOf('=', start);
+      const split = eq >= 0 && eq < end;
+      const key = decodeParam(url.slice(start, split ? eq : end));
+      if (!Object.hasOwn(q, key)) q[key] = decodeParam(split ? url.slice(eq + 1, end) : '');
+    }
+    start = end + 1;
+  }
   return q;
+}
+
+/** A query component as URLSearchParams reads it: `+` a space, `%XX` decoded, a bad escape kept. */
+function decodeParam(text: string): string {
+  if (!text.includes('%') && !text.includes('+')) return text;
+  return new URLSearchParams(`a=${text}`).get('a') ?? '';
 }
 
 /** A signed callback names its signature, timestamp and nonce: without them it is a 400, not a 401. */

@@ -282,3 +282,48 @@ describe('the @mention of a bot whose display name is known (WECOM_BOT_NAME)', (
     expect(query('@AI 助手 今天几号')).toBe('助手 今天几号');
   });
 });
+
+describe('a stream refresh poll, checked by hand on the fast path', () => {
+  const poll = {
+    msgid: 'm1',
+    aibotid: 'AIBOT',
+    chattype: 'single',
+    from: { userid: 'zhangsan' },
+    msgtype: 'stream',
+    stream: { id: 'S1' },
+  };
+  const parse = (over: Record<string, unknown>) => parseMessage(JSON.stringify({ ...poll, ...over }));
+
+  it('takes what the schema takes, keeping unknown fields', () => {
+    expect(parse({})).toEqual({ ...poll, kind: 'stream' });
+    expect(parse({ chatid: 'G1', chattype: 'group', create_time: 1, extra: { a: 1 } })).toMatchObject({
+      kind: 'stream',
+      chatid: 'G1',
+      extra: { a: 1 },
+    });
+    expect(parse({ from: { userid: 'u', corpid: 'c' }, create_time: '1' })).toMatchObject({ kind: 'stream' });
+  });
+
+  it('refuses what the schema refuses, with the schema’s reason', () => {
+    for (const [over, field] of [
+      [{ msgid: '' }, 'msgid'],
+      [{ aibotid: 3 }, 'aibotid'],
+      [{ chattype: 'channel' }, 'chattype'],
+      [{ chatid: 5 }, 'chatid'],
+      [{ from: { userid: '' } }, 'from.userid'],
+      [{ from: 'zhangsan' }, 'from'],
+      [{ stream: { id: '' } }, 'stream.id'],
+      [{ stream: null }, 'stream'],
+      [{ create_time: true }, 'create_time'],
+    ] as const) {
+      let error: unknown;
+      try {
+        parse(over);
+      } catch (e) {
+        error = e;
+      }
+      expect(error, JSON.stringify(over)).toMatchObject({ code: 'bad_message' });
+      expect((error as Error).message, JSON.stringify(over)).toContain(field);
+    }
+  });
+});

@@ -201,6 +201,35 @@ export interface ParseOptions {
   botName?: string | undefined;
 }
 
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+const optionalString = (value: unknown): boolean => value === undefined || typeof value === 'string';
+const nonEmpty = (value: unknown): value is string => typeof value === 'string' && value !== '';
+
+/**
+ * A stream refresh poll that `schemas.stream` takes, as it would give it (the object, its unknown
+ * fields kept), checked by hand; undefined for anything the schema should judge (it is then parsed).
+ */
+function pollOf(json: Record<string, unknown>): StreamPoll | undefined {
+  const { from, stream, create_time: time } = json;
+  if (
+    nonEmpty(json.msgid) &&
+    nonEmpty(json.aibotid) &&
+    optionalString(json.chatid) &&
+    (json.chattype === 'single' || json.chattype === 'group') &&
+    isRecord(from) &&
+    nonEmpty(from.userid) &&
+    optionalString(from.corpid) &&
+    optionalString(json.response_url) &&
+    json.quote === undefined &&
+    (time === undefined || typeof time === 'number' || typeof time === 'string') &&
+    isRecord(stream) &&
+    nonEmpty(stream.id)
+  )
+    return Object.assign(json, { kind: 'stream' as const }) as unknown as StreamPoll;
+  return undefined;
+}
+
 /** Parses the plaintext of a decrypted callback. Throws WecomError `bad_json` or `bad_message`. */
 export function parseMessage(plaintextJson: string, options: ParseOptions = {}): WecomMessage {
   let json: unknown;
@@ -217,8 +246,12 @@ export function parseMessage(plaintextJson: string, options: ParseOptions = {}):
   const msgtype = (json as { msgtype?: unknown }).msgtype;
   switch (msgtype) {
     case 'stream':
-      // The parse returns a fresh object: tag it rather than copy it (every poll comes here).
-      return Object.assign(parseWith(schemas.stream, json), { kind: 'stream' as const });
+      // Every poll comes here: a well-formed one is checked by hand; anything else goes through the
+      // schema, for the same refusal and its precise reason.
+      return (
+        pollOf(json as Record<string, unknown>) ??
+        Object.assign(parseWith(schemas.stream, json), { kind: 'stream' as const })
+      );
     case 'text': {
       const m = parseWith(schemas.text, json);
       return { ...m, kind: 'text', ...userExtras(m.chattype, m.text.content, [], options) };
