@@ -21,6 +21,69 @@ const pdf = Buffer.from('%PDF-1.4\n% a report\n');
 const finished = (frames: WsFrame[]) =>
   frames.some((f) => f.cmd === 'aibot_respond_msg' && f.body?.msgtype === 'stream' && f.body.stream?.finish);
 
+/** A chatflow answer: an LLM node's reasoning apart, a model's own <think>, then the answer. */
+const thinkingFrames = [
+  { event: 'workflow_started', workflow_run_id: 'w', task_id: 't', data: { id: 'w' } },
+  {
+    event: 'reasoning_chunk',
+    task_id: 't',
+    data: { reasoning: '用户问天气，', node_id: 'llm', is_final: false },
+  },
+  { event: 'reasoning_chunk', task_id: 't', data: { reasoning: '查一下。', node_id: 'llm', is_final: true } },
+  {
+    event: 'message',
+    conversation_id: 'c',
+    message_id: 'm',
+    task_id: 't',
+    answer: '<think>再确认</think>\n',
+  },
+  { event: 'message', conversation_id: 'c', message_id: 'm', task_id: 't', answer: '今天晴。' },
+  { event: 'message_end', conversation_id: 'c', message_id: 'm', task_id: 't', metadata: {} },
+  { event: 'workflow_finished', task_id: 't', data: { id: 'w', status: 'succeeded' } },
+];
+
+describe('thinking hidden over the long connection (THINKING=hide)', () => {
+  const botId = 'aib-ws-hide';
+  const secret = 'the-ws-hide-secret';
+  let fake: FakeWecomWs;
+  let dify: FakeDify;
+  let node: TestService;
+  let prefix: string;
+  beforeAll(async () => {
+    fake = await startFakeWecomWs({ bots: { [botId]: secret } });
+    dify = await startFakeDify();
+    prefix = randomPrefix('ws-hide');
+    node = await startTestService(
+      {
+        REDIS_URL: redisUrl,
+        WECOM_MODE: 'long-connection',
+        WECOM_BOT_ID: botId,
+        WECOM_BOT_SECRET: secret,
+        WECOM_WS_URL: fake.url,
+        DIFY_API_URL: dify.url,
+        THINKING: 'hide',
+      },
+      { keyPrefix: prefix, longConnection: { heartbeatMs: 300 } },
+    );
+    await fake.waitFor('subscribed', () => fake.subscribed(botId) !== undefined, 10_000);
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await dify?.stop();
+    await fake?.stop();
+    if (prefix) await dropPrefix(prefix);
+  });
+
+  it('leaves the answer alone in the bubble, in every frame', async () => {
+    dify.script({ kind: 'frames', frames: thinkingFrames });
+    const reqId = fake.message(botId, { msgtype: 'text', text: { content: '天气如何' } });
+    await fake.waitFor('the answer', () => finished(fake.repliesTo(reqId)), 10_000);
+    const contents = fake.repliesTo(reqId).map((f) => String(f.body?.stream?.content ?? ''));
+    expect(contents.at(-1)).toBe('今天晴。');
+    expect(contents.some((c) => c.includes('think') || c.includes('用户问天气'))).toBe(false);
+  });
+});
+
 describe('rich answers over the long connection', () => {
   let fake: FakeWecomWs;
   let dify: FakeDify;
@@ -120,6 +183,16 @@ describe('rich answers over the long connection', () => {
       chatid: 'zhangsan',
       markdown: { content: '我还能画流程图。' },
     });
+  });
+
+  it('shows a reasoning model’s thinking in closed blocks above the answer (THINKING=show)', async () => {
+    dify.script({ kind: 'frames', frames: thinkingFrames });
+    const reqId = fake.message(BOT_ID, { msgtype: 'text', text: { content: '天气如何' } });
+    await fake.waitFor('the answer', () => finished(fake.repliesTo(reqId)), 10_000);
+    const last = fake.repliesTo(reqId).find((f) => f.body?.stream?.finish);
+    expect(last?.body?.stream?.content).toBe(
+      '<think>用户问天气，查一下。</think>\n<think>再确认</think>\n今天晴。',
+    );
   });
 
   it('sends a paused form as a card after the bubble; a click resumes the run', async () => {

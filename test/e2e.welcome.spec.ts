@@ -164,4 +164,35 @@ describe('the welcome of a long-connection bot', () => {
     const ack = fake.received.find((r) => r.frame.headers?.req_id === reqId)?.ack;
     expect(ack?.errcode).toBe(0);
   });
+
+  it('answers with WELCOME_TEXT, within WeCom’s 5 s, when Dify is down', async () => {
+    const keyPrefix = randomPrefix('welcome-ws-down');
+    const service = await startTestService(
+      {
+        REDIS_URL: redisUrl,
+        WECOM_MODE: 'long-connection',
+        WECOM_BOT_ID: BOT_ID,
+        WECOM_BOT_SECRET: SECRET,
+        WECOM_WS_URL: fake.url,
+        DIFY_API_URL: `http://127.0.0.1:${await closedPort()}/v1`,
+        WELCOME_TEXT,
+      },
+      { keyPrefix, longConnection: { heartbeatMs: 300 } },
+    );
+    stops.push(async () => {
+      await service.stop();
+      await dropPrefix(keyPrefix);
+    });
+    const before = fake.subscribes.filter((x) => x.accepted).length;
+    await fake.waitFor(
+      'this node subscribed',
+      () => fake.subscribes.filter((x) => x.accepted).length > before,
+      10_000,
+    );
+    const started = Date.now();
+    const reqId = fake.event(BOT_ID, 'enter_chat');
+    await fake.waitFor('the welcome', () => fake.repliesTo(reqId).length > 0, WECOM_WAITS_MS);
+    expect(Date.now() - started).toBeLessThan(WECOM_WAITS_MS);
+    expect(fake.repliesTo(reqId)[0]?.body).toEqual({ msgtype: 'text', text: { content: WELCOME_TEXT } });
+  });
 });
