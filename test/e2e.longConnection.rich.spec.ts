@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeDify, startFakeDify } from './support/fakeDify.js';
 import { type FakeWecomWs, startFakeWecomWs, type WsFrame } from './support/fakeWecomWs.js';
 import { dropPrefix, randomPrefix, redisUrl, startTestService, type TestService } from './support/service.js';
+import { thinkingFrames } from './support/thinkingFrames.js';
 
 const BOT_ID = 'aib-ws-rich';
 const SECRET = 'the-ws-rich-secret';
@@ -20,27 +21,6 @@ const pdf = Buffer.from('%PDF-1.4\n% a report\n');
 
 const finished = (frames: WsFrame[]) =>
   frames.some((f) => f.cmd === 'aibot_respond_msg' && f.body?.msgtype === 'stream' && f.body.stream?.finish);
-
-/** A chatflow answer: an LLM node's reasoning apart, a model's own <think>, then the answer. */
-const thinkingFrames = [
-  { event: 'workflow_started', workflow_run_id: 'w', task_id: 't', data: { id: 'w' } },
-  {
-    event: 'reasoning_chunk',
-    task_id: 't',
-    data: { reasoning: '用户问天气，', node_id: 'llm', is_final: false },
-  },
-  { event: 'reasoning_chunk', task_id: 't', data: { reasoning: '查一下。', node_id: 'llm', is_final: true } },
-  {
-    event: 'message',
-    conversation_id: 'c',
-    message_id: 'm',
-    task_id: 't',
-    answer: '<think>再确认</think>\n',
-  },
-  { event: 'message', conversation_id: 'c', message_id: 'm', task_id: 't', answer: '今天晴。' },
-  { event: 'message_end', conversation_id: 'c', message_id: 'm', task_id: 't', metadata: {} },
-  { event: 'workflow_finished', task_id: 't', data: { id: 'w', status: 'succeeded' } },
-];
 
 describe('thinking hidden over the long connection (THINKING=hide)', () => {
   const botId = 'aib-ws-hide';

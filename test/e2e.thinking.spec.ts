@@ -6,31 +6,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeDify, startFakeDify } from './support/fakeDify.js';
 import { dropPrefix, randomPrefix, redisUrl, startTestService, type TestService } from './support/service.js';
+import { thinkingFrames } from './support/thinkingFrames.js';
 import { WecomClient } from './support/wecomClient.js';
 
 const shows = { token: 'showTok', encodingAESKey: 'sHoWtHiNkInG0123456789abcdefghijklmnopqrstu' };
 const hides = { token: 'hideTok', encodingAESKey: 'hIdEtHiNkInG0123456789abcdefghijklmnopqrstu' };
-
-/** A chatflow answer: an LLM node's reasoning apart, a model's own <think>, then the answer. */
-const frames = [
-  { event: 'workflow_started', workflow_run_id: 'w', task_id: 't', data: { id: 'w' } },
-  {
-    event: 'reasoning_chunk',
-    task_id: 't',
-    data: { reasoning: '用户问天气，', node_id: 'llm', is_final: false },
-  },
-  { event: 'reasoning_chunk', task_id: 't', data: { reasoning: '查一下。', node_id: 'llm', is_final: true } },
-  {
-    event: 'message',
-    conversation_id: 'c',
-    message_id: 'm',
-    task_id: 't',
-    answer: '<think>再确认</think>\n',
-  },
-  { event: 'message', conversation_id: 'c', message_id: 'm', task_id: 't', answer: '今天晴。' },
-  { event: 'message_end', conversation_id: 'c', message_id: 'm', task_id: 't', metadata: {} },
-  { event: 'workflow_finished', task_id: 't', data: { id: 'w', status: 'succeeded' } },
-];
 
 describe('thinking, shown and hidden', () => {
   const prefix = randomPrefix('thinking');
@@ -64,7 +44,7 @@ describe('thinking, shown and hidden', () => {
   });
 
   const ask = async (bot: typeof shows) => {
-    dify.script({ kind: 'frames', frames });
+    dify.script({ kind: 'frames', frames: thinkingFrames });
     const client = new WecomClient({ baseUrl: node.url, ...bot });
     const sent = await client.text('天气如何');
     return (await client.pollUntilFinished(sent.reply!.stream!.id)).reply.stream.content;

@@ -136,8 +136,10 @@ describe('the welcome of a long-connection bot', () => {
     await fake?.stop();
   });
 
-  it('answers enter_chat with aibot_respond_welcome_msg carrying the Dify app’s opening', async () => {
+  /** A long-connection bot on its own prefix, on Dify at `difyUrl`, subscribed when this returns. */
+  async function wsBot(difyUrl: string): Promise<void> {
     const keyPrefix = randomPrefix('welcome-ws');
+    const before = fake.subscribes.filter((x) => x.accepted).length;
     const service = await startTestService(
       {
         REDIS_URL: redisUrl,
@@ -145,7 +147,7 @@ describe('the welcome of a long-connection bot', () => {
         WECOM_BOT_ID: BOT_ID,
         WECOM_BOT_SECRET: SECRET,
         WECOM_WS_URL: fake.url,
-        DIFY_API_URL: dify.url,
+        DIFY_API_URL: difyUrl,
         WELCOME_TEXT,
       },
       { keyPrefix, longConnection: { heartbeatMs: 300 } },
@@ -154,7 +156,15 @@ describe('the welcome of a long-connection bot', () => {
       await service.stop();
       await dropPrefix(keyPrefix);
     });
-    await fake.waitFor('the bot subscribed', () => fake.subscribed(BOT_ID) !== undefined, 10_000);
+    await fake.waitFor(
+      'the bot subscribed',
+      () => fake.subscribes.filter((x) => x.accepted).length > before,
+      10_000,
+    );
+  }
+
+  it('answers enter_chat with aibot_respond_welcome_msg carrying the Dify app’s opening', async () => {
+    await wsBot(dify.url);
 
     const reqId = fake.event(BOT_ID, 'enter_chat');
     await fake.waitFor('the welcome', () => fake.repliesTo(reqId).length > 0, WECOM_WAITS_MS);
@@ -166,29 +176,7 @@ describe('the welcome of a long-connection bot', () => {
   });
 
   it('answers with WELCOME_TEXT, within WeCom’s 5 s, when Dify is down', async () => {
-    const keyPrefix = randomPrefix('welcome-ws-down');
-    const service = await startTestService(
-      {
-        REDIS_URL: redisUrl,
-        WECOM_MODE: 'long-connection',
-        WECOM_BOT_ID: BOT_ID,
-        WECOM_BOT_SECRET: SECRET,
-        WECOM_WS_URL: fake.url,
-        DIFY_API_URL: `http://127.0.0.1:${await closedPort()}/v1`,
-        WELCOME_TEXT,
-      },
-      { keyPrefix, longConnection: { heartbeatMs: 300 } },
-    );
-    stops.push(async () => {
-      await service.stop();
-      await dropPrefix(keyPrefix);
-    });
-    const before = fake.subscribes.filter((x) => x.accepted).length;
-    await fake.waitFor(
-      'this node subscribed',
-      () => fake.subscribes.filter((x) => x.accepted).length > before,
-      10_000,
-    );
+    await wsBot(`http://127.0.0.1:${await closedPort()}/v1`);
     const started = Date.now();
     const reqId = fake.event(BOT_ID, 'enter_chat');
     await fake.waitFor('the welcome', () => fake.repliesTo(reqId).length > 0, WECOM_WAITS_MS);
