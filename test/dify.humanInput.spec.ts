@@ -397,13 +397,13 @@ afterEach(async () => {
   route = (_req, res) => json(res, 500, { code: 'unknown', message: 'no route' });
 });
 
-function client(): DifyClient {
+function client(retry = { attempts: 1, baseMs: 1, maxMs: 1 }): DifyClient {
   const c = new DifyClient({
     apiUrl,
     apiKey: 'app-test',
     appType: 'chat',
     timeoutMs: 5000,
-    retry: { attempts: 1, baseMs: 1, maxMs: 1 },
+    retry,
   });
   clients.push(c);
   return c;
@@ -592,11 +592,26 @@ describe('DifyClient.resume', () => {
     expect(events.at(-1)).toEqual({ type: 'end', text: 'Approved', usage: { total_tokens: 5 } });
   });
 
-  it('submits once: a 502 is not sent again (Dify may have taken the answer), and rejects', async () => {
+  it('a 502 may have been taken: sent again, and "answered already" then means it was', async () => {
+    let tries = 0;
+    route = resumeRoutes((res) => {
+      tries++;
+      if (tries === 1) json(res, 502, { status: 502, code: 'bad_gateway', message: 'upstream' });
+      else json(res, 412, { status: 412, code: 'human_input_form_submitted', message: 'already submitted' });
+    });
+    const events: DifyEvent[] = [];
+    await client({ attempts: 3, baseMs: 1, maxMs: 1 }).resume(resumeReq, (e) => void events.push(e));
+    expect(tries).toBe(2);
+    expect(events.at(-1)).toMatchObject({ type: 'end', text: 'Approved' });
+  });
+
+  it('a Dify that keeps failing is tried three times, then the failure is the answer’s', async () => {
     route = resumeRoutes((res) => json(res, 502, { status: 502, code: 'bad_gateway', message: 'upstream' }));
-    const error = await failureOfCall(client().resume(resumeReq, () => {}));
+    const error = await failureOfCall(
+      client({ attempts: 3, baseMs: 1, maxMs: 1 }).resume(resumeReq, () => {}),
+    );
     expect(error.status).toBe(502);
-    expect(seen.filter((r) => r.path.startsWith('/v1/form/'))).toHaveLength(1);
+    expect(seen.filter((r) => r.path.startsWith('/v1/form/'))).toHaveLength(3);
   });
 
   it("a run the events route does not know rejects with Dify's not_found", async () => {

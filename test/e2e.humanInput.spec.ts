@@ -3,6 +3,7 @@
 // run and sends its answer as a message of its own (the click's response_url), and the card shows the
 // choice and who made it; a later click, or one past the form's deadline, is told so. And the questions
 // Dify suggests after an answer come as buttons that ask them.
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORM_TIMEOUT_NOTE, PAUSED_NOTE } from '../src/dify/events.js';
 import { isKnown, type StreamEvent } from '../src/machines/events.js';
@@ -12,6 +13,11 @@ import { type E2E, startE2E } from './support/e2e.js';
 import { startFakeDify } from './support/fakeDify.js';
 import { type ResponseUrlReceiver, startResponseUrlReceiver } from './support/responseUrl.js';
 import { redisUrl } from './support/service.js';
+
+const png = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
+  'base64',
+);
 
 /** The markdown a response_url got, by the URL it was handed out as. */
 function deliveredTo(receiver: ResponseUrlReceiver, url: string): string | undefined {
@@ -124,6 +130,61 @@ describe('a Dify form from WeCom', () => {
     );
     expect(again.reply.template_card.main_title.desc).toBe('lisi 选择了「同意」');
     expect(e.dify.requests.filter((r) => r.path.startsWith('/v1/form/human_input/'))).toHaveLength(1);
+  });
+
+  it('keeps the answer’s images with the card of a run that paused after drawing them', async () => {
+    e.dify.serve('/files/tools/draft.png', png);
+    e.dify.script({
+      kind: 'answer',
+      flavour: 'chatflow',
+      text: '草稿如图。',
+      files: [{ type: 'image', url: '/files/tools/draft.png?sign=z' }],
+      humanInput: { title: '确认草稿' },
+    });
+    const { reply } = await askAndFinish('画一张草稿');
+    expect(reply.msgtype).toBe('stream_with_template_card');
+    expect(reply.stream.msg_item).toEqual([
+      {
+        msgtype: 'image',
+        image: { base64: png.toString('base64'), md5: createHash('md5').update(png).digest('hex') },
+      },
+    ]);
+    expect(reply.template_card).toMatchObject({ main_title: { title: '确认草稿' } });
+  });
+
+  it('two clicks at once, on two nodes, on different buttons: one choice, the same everywhere and in Dify', async () => {
+    e.dify.script({
+      kind: 'answer',
+      flavour: 'chatflow',
+      text: '请审批。',
+      humanInput: { resumeText: '已{action}。' },
+    });
+    const { id, reply } = await askAndFinish('并发审批');
+    const task = (reply.template_card as { task_id: string }).task_id;
+    const before = e.dify.requests.length;
+    const submits = () =>
+      e.dify.requests.slice(before).filter((r) => r.path.startsWith('/v1/form/human_input/'));
+    const [a, b] = await Promise.all([
+      e.clients[0]!.event(
+        'template_card_event',
+        { event_key: 'in:approve', task_id: task },
+        { userid: 'alice' },
+      ),
+      e.clients[1]!.event(
+        'template_card_event',
+        { event_key: 'in:reject', task_id: task },
+        { userid: 'bob' },
+      ),
+    ]);
+    const given = (await events(id)).filter((ev) => ev.type === 'input.given');
+    expect(given).toHaveLength(1);
+    const choice = given[0] as { by: string; actionText: string; action: string };
+    const desc = `${choice.by} 选择了「${choice.actionText}」`;
+    expect(a.reply.template_card.main_title.desc).toBe(desc);
+    expect(b.reply.template_card.main_title.desc).toBe(desc);
+    await expect.poll(() => submits().length).toBe(1);
+    const submit = submits()[0];
+    expect((submit!.body as { action: string }).action).toBe(choice.action);
   });
 
   it('tells a click past the form’s deadline that it expired, and does not submit it', async () => {

@@ -191,22 +191,7 @@ export class DifyClient {
    */
   async resume(req: DifyResumeRequest, onEvent: (event: DifyEvent) => unknown): Promise<void> {
     const opts = { bearer: req.bearer, signal: req.signal };
-    // Sent once: a 5xx may come after Dify took the answer, and a second try would be told the form
-    // was answered (by us), which the user would read as somebody else's.
-    try {
-      await this.#callJson(
-        'POST',
-        `/form/human_input/${encodeURIComponent(req.formToken)}`,
-        { inputs: req.inputs ?? {}, action: req.action, user: req.user },
-        opts,
-        false,
-      );
-    } catch (error) {
-      // Answering again (a node took the answer over): the first owner's submit went through.
-      if (!(req.again && error instanceof DifyError && error.code === 'human_input_form_submitted'))
-        throw error;
-      this.#log.info({ workflowRunId: req.workflowRunId }, 'dify: the form was answered already; reading on');
-    }
+    await this.#submit(req, opts);
     const query = new URLSearchParams({ user: req.user }).toString();
     const path = `/workflow/${encodeURIComponent(req.workflowRunId)}/events?${query}`;
     const res = await this.#withRetry(req.signal, async () => {
@@ -217,6 +202,36 @@ export class DifyClient {
       throw await this.#errorOf(r);
     });
     return this.#pump(res, { query: '', user: req.user, bearer: req.bearer, signal: req.signal }, onEvent);
+  }
+
+  /**
+   * POST a form's answer. A try that failed where Dify may have taken it (a 5xx, a reset) is sent
+   * again, and then "answered already" (412) means the earlier try went through; as it does for an
+   * answer asked again after a takeover (`again`). Any other refusal rejects with Dify's code.
+   */
+  async #submit(req: DifyResumeRequest, opts: DifyCallOptions): Promise<void> {
+    const body = { inputs: req.inputs ?? {}, action: req.action, user: req.user };
+    const path = `/form/human_input/${encodeURIComponent(req.formToken)}`;
+    for (let n = 1; ; n++) {
+      try {
+        await this.#callJson('POST', path, body, opts, false);
+        return;
+      } catch (error) {
+        if (!(error instanceof DifyError)) throw error;
+        if (error.code === 'human_input_form_submitted' && (req.again || n > 1)) {
+          this.#log.info(
+            { workflowRunId: req.workflowRunId },
+            'dify: the form was answered already; reading on',
+          );
+          return;
+        }
+        const unsure = error.retryable || error.kind === 'unreachable' || error.kind === 'timeout';
+        if (!unsure || n >= this.#retry.attempts || opts.signal?.aborted) throw error;
+        await sleep(Math.min(this.#retry.maxMs, this.#retry.baseMs * 2 ** (n - 1)), undefined, {
+          signal: opts.signal,
+        }).catch(() => undefined);
+      }
+    }
   }
 
   /** One turn as an async iterable: `answer`'s events, pulled. Leaving the loop early lets go of it. */

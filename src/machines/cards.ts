@@ -74,7 +74,10 @@ export function inputCard(ctx: StreamContext, texts: Texts = defaultTexts): Temp
     return {
       card_type: 'button_interaction',
       task_id,
-      main_title: { title, desc: fill(texts.inputChosen, { by: outcome.by, action: outcome.actionText }) },
+      main_title: {
+        title,
+        desc: fill(texts.inputChosen, { by: label(outcome.by, 12), action: label(outcome.actionText, 12) }),
+      },
       button_list: [{ text: label(outcome.actionText), style: 2, key: 'done' }],
     };
   if (outcome?.type === 'expired')
@@ -119,7 +122,9 @@ export function suggestedCard(
     card_type: 'button_interaction',
     task_id: cardTaskId('suggested', ctx.streamId),
     main_title: { title: texts.suggestedTitle },
-    ...(asked === undefined ? {} : { sub_title_text: fill(texts.suggestedAsked, { question: asked }) }),
+    ...(asked === undefined
+      ? {}
+      : { sub_title_text: fill(texts.suggestedAsked, { question: label(asked, 40) }) }),
     button_list: questions
       .slice(0, MAX_BUTTONS)
       .map((q, i) => ({ text: label(q, 20), style: 2, key: `sq:${i}` })),

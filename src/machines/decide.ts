@@ -4,6 +4,7 @@
 // and the stream as its events built it, it returns the events to record, or none, or throws when the
 // command makes no sense for the stream. Every choice about what becomes a fact is made here; the
 // owner of a stream only runs effects and reports their outcomes as commands (runner/actor.ts).
+import { fill, MAX_BUTTONS } from './cards.js';
 import { closeBubble } from './delivery.js';
 import type {
   AttachedFile,
@@ -459,7 +460,10 @@ function fileLine(f: AttachedFile, texts: Texts): string {
 function pause(c: CommandOf<'pause'>, state: StreamView, settings: DecideSettings): StreamEvent[] {
   const ctx = state.context;
   const before = ctx.restarting ? '' : ctx.answer;
-  const content = c.form.content.trim();
+  // A card holds six buttons: the form's other actions are named, never dropped unsaid.
+  const extra = c.form.actions.slice(MAX_BUTTONS).map((a) => a.title);
+  const content =
+    `${c.form.content.trim()}${extra.length ? `\n\n${fill(settings.texts.inputMoreActions, { actions: extra.join('、') })}` : ''}`.trim();
   const separator = before.trim() === '' ? '' : '\n\n';
   if (ctx.bubble) {
     const text = `${separator}${content ? `${content}\n\n` : ''}${settings.texts.inputElsewhere}`;

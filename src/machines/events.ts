@@ -73,6 +73,8 @@ export const resumeSchema = z.looseObject({
   actionText: z.string(),
   workflowRunId: z.string().min(1),
   inputs: z.record(z.string(), z.string()).optional(),
+  /** Who clicked (the answer runs as the user who asked: Dify resumes a run for its own user). */
+  by: z.string().optional(),
 });
 export type Resume = z.infer<typeof resumeSchema>;
 

@@ -155,6 +155,9 @@ export const streamMachine = setup({
       takeovers: e.attempt,
       restarting: true,
       queuedBehind: undefined,
+      // The new answer brings its own files and suggestions.
+      attached: undefined,
+      suggested: undefined,
     })),
     release: assign({ node: undefined }),
     closeBubble: assign((_, e: EventOf<'bubble.closed'>) => ({

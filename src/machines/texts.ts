@@ -40,6 +40,8 @@ export interface Texts {
   inputChosen: string;
   inputExpired: string;
   inputExpiredButton: string;
+  /** `{actions}`: a form's actions past the card's six buttons. */
+  inputMoreActions: string;
   /** Under a bubble that waits for a form whose buttons cannot be shown (no bubble to carry them). */
   inputElsewhere: string;
   /** A file of an answer named by its link, when Dify gave it no name. */
@@ -109,6 +111,7 @@ export const defaultTexts: Texts = {
   inputChosen: '{by} 选择了「{action}」',
   inputExpired: '已过期，未作选择',
   inputExpiredButton: '已过期',
+  inputMoreActions: '（其余选项无法在企业微信里选择：{actions}。）',
   inputElsewhere: '（这个流程在等待有人确认后才能继续，这一步暂时无法在企业微信里完成。）',
   imageName: '图片',
   fileName: '文件',

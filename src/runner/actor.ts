@@ -21,6 +21,7 @@ import {
   decide,
   deliveryFor,
   type Effect,
+  type Form,
   IllegalCommand,
   isFinished,
   MAX_IMAGES,
@@ -70,8 +71,11 @@ export interface ActorDeps {
   pieces?: PieceOptions;
 }
 
-/** How long an answer's end waits for one of its images. */
+/** How long an answer's end waits for one of its images or files, and for all of them. */
 const IMAGE_WAIT_MS = 10_000;
+const FILES_WAIT_MS = 20_000;
+/** The most files of an answer looked at (an `answer.attached` holds at most 100). */
+const MAX_FILES = 100;
 /** The most image bytes one finished bubble carries (they travel base64 in its reply, twice over). */
 const IMAGES_MAX_TOTAL = 10 << 20;
 
@@ -428,6 +432,7 @@ export class StreamActor {
       };
       let ended: Promise<void> | undefined;
       let files: AnswerFile[] = [];
+      let paused: Form | undefined;
       const onEvent = (event: AnswerEvent): boolean => {
         switch (event.type) {
           case 'conversation_reset':
@@ -448,8 +453,8 @@ export class StreamActor {
           case 'paused': {
             const { token, ...form } = event.form;
             const workflowRunId = event.workflowRunId ?? ctx.resume?.workflowRunId;
-            if (token && workflowRunId)
-              this.#tellNow({ type: 'pause', at: now(), form: { ...form, token, workflowRunId } });
+            // Told at the end, after the answer's files: the stream stops taking them once it waits.
+            if (token && workflowRunId) paused = { ...form, token, workflowRunId };
             else
               this.#tellNow({ type: 'add', at: now(), text: `\n\n${this.#d.settings.texts.inputElsewhere}` });
             // The run waits for a person: it is not stopped, only no longer read.
@@ -460,16 +465,19 @@ export class StreamActor {
             break;
           case 'end': {
             const usage = event.usage ? { usage: event.usage } : {};
+            const form = paused;
             // The images and the questions Dify suggests go with the finishing reply: fetched first.
-            ended = Promise.all([this.#suggestions(identity), this.#fetchFiles(files)]).then(
+            ended = Promise.all([form ? [] : this.#suggestions(identity), this.#fetchFiles(files)]).then(
               async ([suggested, attached]) => {
                 if (attached.length) await this.tell({ type: 'attach', at: now(), files: attached });
-                await this.tell({
-                  type: 'end',
-                  at: now(),
-                  ...usage,
-                  ...(suggested.length ? { suggested } : {}),
-                });
+                if (form) await this.tell({ type: 'pause', at: now(), form });
+                else
+                  await this.tell({
+                    type: 'end',
+                    at: now(),
+                    ...usage,
+                    ...(suggested.length ? { suggested } : {}),
+                  });
               },
             );
             break;
@@ -534,12 +542,14 @@ export class StreamActor {
     const sent: Array<{ data: Buffer; name: string }> = [];
     let total = 0;
     const out: AttachedFile[] = [];
-    for (const file of files) {
+    // All of them within one deadline: the answer's end waits for them.
+    const deadline = this.#d.now() + FILES_WAIT_MS;
+    for (const file of files.slice(0, MAX_FILES)) {
       const base = { url: file.url, ...(file.name ? { name: file.name } : {}) };
       if (file.type !== 'image') {
         const got =
-          sendsFiles && total < IMAGES_MAX_TOTAL
-            ? await this.#fetchOne(file.url, maxBytes, total)
+          sendsFiles && total < IMAGES_MAX_TOTAL && sent.length < MAX_IMAGES
+            ? await this.#fetchOne(file.url, maxBytes, total, deadline)
             : undefined;
         if (got && 'data' in got) {
           const name = file.name ?? nameOf(file.url);
@@ -549,17 +559,18 @@ export class StreamActor {
         } else out.push({ type: 'file', ...base, shown: false });
         continue;
       }
-      const named = (reason: NonNullable<AttachedFile['reason']>): void =>
-        void out.push({ type: 'image', ...base, shown: false, reason });
+      const named = (reason?: AttachedFile['reason']): void =>
+        void out.push({ type: 'image', ...base, shown: false, ...(reason ? { reason } : {}) });
       if (!usable) {
-        named(this.#ctx.bubble ? 'no_bubble' : 'too_large');
+        // No bubble left; or no images shown here (ANSWER_IMAGE_MAX_BYTES=0): a plain link.
+        named(this.#ctx.bubble ? 'no_bubble' : undefined);
         continue;
       }
       if (images.length >= MAX_IMAGES || total >= IMAGES_MAX_TOTAL) {
         named('too_many');
         continue;
       }
-      const got = await this.#fetchOne(file.url, maxBytes, total);
+      const got = await this.#fetchOne(file.url, maxBytes, total, deadline);
       if ('reason' in got) {
         named(got.reason);
         continue;
@@ -572,6 +583,8 @@ export class StreamActor {
       total += got.data.length;
       out.push({ type: 'image', ...base, shown: true, bytes: got.data.length, md5: md5(got.data) });
     }
+    // An actor that ended meanwhile has let go of its shelf: nothing is kept for it any more.
+    if (this.#ending || this.#asking.signal.aborted) return out;
     if (images.length) delivery.attachImages?.(this.streamId, images);
     if (sent.length) delivery.attachFiles?.(this.streamId, sent);
     return out;
@@ -582,11 +595,13 @@ export class StreamActor {
     url: string,
     maxBytes: number,
     total: number,
+    deadline: number,
   ): Promise<{ data: Buffer } | { reason: 'too_large' | 'foreign' | 'failed' }> {
     const { answers } = this.#d;
-    if (!answers.download) return { reason: 'failed' };
+    const left = Math.min(IMAGE_WAIT_MS, deadline - this.#d.now());
+    if (!answers.download || left <= 0) return { reason: 'failed' };
     try {
-      const signal = AbortSignal.any([this.#asking.signal, AbortSignal.timeout(IMAGE_WAIT_MS)]);
+      const signal = AbortSignal.any([this.#asking.signal, AbortSignal.timeout(left)]);
       const { data } = await answers.download(url, {
         maxBytes: Math.min(maxBytes, IMAGES_MAX_TOTAL - total),
         signal,

@@ -5,7 +5,7 @@
 // (`msg_item`: base64 and MD5): the owner hands their bytes over before it records the end, and the
 // reply it then keeps carries them, for whichever node the last poll reaches.
 import { createHash } from 'node:crypto';
-import { isFinished, render, replyProjection, stateOf } from '../machines/index.js';
+import { render, replyProjection, stateOf } from '../machines/index.js';
 import type { Delivery, ResponseUrlSender } from './ports.js';
 
 export function pollDelivery(sender: ResponseUrlSender): Delivery {
@@ -20,13 +20,9 @@ export function pollDelivery(sender: ResponseUrlSender): Delivery {
     projection(view, streamId, texts) {
       const kept = shelf.get(streamId);
       const shown = view.context.attached?.filter((f) => f.shown && f.md5 && kept?.has(f.md5));
-      if (
-        !kept ||
-        !shown?.length ||
-        !isFinished(view) ||
-        stateOf(view) !== 'completed' ||
-        view.context.bubble
-      )
+      // The finishing reply of an answer, or of one that waits for a person (its card goes with them).
+      const state = stateOf(view);
+      if (!kept || !shown?.length || (state !== 'completed' && state !== 'waiting') || view.context.bubble)
         return replyProjection(view, streamId, texts);
       const reply = render(view, streamId, texts);
       const base64 = (md5: string) => kept.get(md5)!.data.toString('base64');

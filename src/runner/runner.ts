@@ -545,14 +545,30 @@ export class Runner {
         actionText: action.title,
         workflowRunId: form.workflowRunId,
         ...(form.defaults && Object.keys(form.defaults).length ? { inputs: form.defaults } : {}),
+        by: c.userid,
       },
     });
+    // A click that came second (here or on another node) records the first one's choice: the one
+    // Dify is given, by the one who made it.
+    const first = accepted.duplicate
+      ? (await this.#d.store.load(accepted.streamId))?.view.context.resume
+      : undefined;
     const after = await this.#record(
       card.streamId,
-      { type: 'choose', at: this.#now(), by: c.userid, action: action.id, answeredIn: accepted.streamId },
+      {
+        type: 'choose',
+        at: this.#now(),
+        by: first?.by ?? c.userid,
+        action: first?.action ?? action.id,
+        answeredIn: accepted.streamId,
+      },
       bot,
       loaded,
-    );
+    ).catch((error: unknown) => {
+      // The next click on the card records it: the answer runs meanwhile.
+      log.warn({ err: error }, 'the choice could not be recorded on the form’s stream');
+      return undefined;
+    });
     log.info(
       { action: action.id, answeredIn: accepted.streamId, duplicate: accepted.duplicate },
       accepted.duplicate ? 'a form was clicked again' : 'a form was answered: the run resumes',

@@ -473,11 +473,11 @@ function answerPlan(o: AnswerOptions, flavour: Flavour, ids: Ids, query: string,
         return { frames, taskId: ids.taskId, errorIds };
       }
       frames.push(flow('node_finished', { ...node, status: 'succeeded', outputs: { text } }));
+      frames.push(...messageFiles);
       if (o.humanInput) {
         const paused = pauseFrames(o.humanInput, flavour, ids, user, flow);
         return { frames: [...frames, ...paused.frames], taskId: ids.taskId, errorIds, form: paused.form };
       }
-      frames.push(...messageFiles);
       if (o.replaceWith !== undefined)
         frames.push(chat('message_replace', { answer: o.replaceWith, reason: 'output_moderation' }));
       const finished = (s: string) =>
