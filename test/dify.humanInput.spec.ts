@@ -674,6 +674,15 @@ describe('DifyClient.suggested', () => {
     expect(req.body).toBe('');
   });
 
+  it('a 400 for a user’s own token mutes nobody: the next call is asked', async () => {
+    route = (_req, res) =>
+      json(res, 400, { code: 'bad_request', message: 'Suggested Questions Is Disabled.', status: 400 });
+    const c = client();
+    expect(await c.suggested('m-1', 'u1', { bearer: 'user-token' })).toEqual([]);
+    expect(await c.suggested('m-2', 'u1', { bearer: 'user-token' })).toEqual([]);
+    expect(asked()).toHaveLength(2);
+  });
+
   it('a bearer overrides the app key; the message id is escaped', async () => {
     route = (_req, res) => json(res, 200, { result: 'success', data: [] });
     await client().suggested('m/1', 'u1', { bearer: 'user-token' });

@@ -314,7 +314,8 @@ export class DifyClient {
       );
     } catch (error) {
       if (error instanceof DifyError && (error.status === 400 || error.status === 404)) {
-        this.#noSuggestionsUntil = Date.now() + 600_000;
+        // The app's answer, for the app's key; with a user's own token it may be that user's alone.
+        if (!opts.bearer) this.#noSuggestionsUntil = Date.now() + 600_000;
         return [];
       }
       throw error;

@@ -158,6 +158,33 @@ describe('the pusher', () => {
     expect(rests).toEqual(['第二句。第三句。']);
   });
 
+  it('with the stream gone, still offers the images and the card after the rest (a form’s buttons)', async () => {
+    let calls = 0;
+    const taken: unknown[] = [];
+    const card = { card_type: 'button_interaction', task_id: 'in_S1', button_list: [] };
+    const { deps, rests, images } = scripted(
+      [
+        { content: '请审批' },
+        {
+          content: '请审批。金额 ¥320。',
+          finish: true,
+          extra: {
+            template_card: card,
+            msg_item: [{ msgtype: 'image', image: { base64: 'AAAA', md5: 'x' } }],
+          },
+        },
+      ],
+      async (body) => {
+        if (++calls === 2) throw { errcode: 846608, errmsg: 'stream message update expired' };
+        taken.push(body);
+      },
+    );
+    expect(await new Pusher(deps, { frameIntervalMs: 1, maxFrames: 80 }).run()).toBe('sent-apart');
+    expect(rests).toEqual(['。金额 ¥320。']);
+    expect(images).toEqual([Buffer.from('AAAA', 'base64')]);
+    expect(taken.at(-1)).toEqual({ msgtype: 'template_card', template_card: card });
+  });
+
   it('sends a frame WeCom answered 6000 again', async () => {
     let calls = 0;
     const taken: string[] = [];

@@ -98,6 +98,10 @@ export class Pusher {
         const rest = restOf(content, this.#lastContent);
         // The bubble showed it all already (only its finishing frame was refused): nothing to add.
         if (rest) await d.sendRest(rest);
+        // What follows a bubble is no update of it: WeCom may still take it on the req_id.
+        await this.#sendImages(reply.stream?.msg_item ?? []);
+        await this.#sendFiles(reply.files ?? []);
+        if (reply.template_card) await this.#sendCard(reply.template_card);
         return 'sent-apart';
       }
       const changed = content !== this.#lastContent || finish;
