@@ -75,20 +75,36 @@ describe('wecom-dify chat', { timeout: 90_000 }, () => {
     expect(stdout).not.toContain('(nothing came)');
   });
 
-  it('prints the card a finished bubble carries: a paused workflow’s buttons', async () => {
+  it('prints the card a finished bubble carries, and /click N presses a button: the run goes on', async () => {
     dify.script({
       kind: 'answer',
       flavour: 'chatflow',
       text: '请确认。',
-      humanInput: { title: '发布审批', content: '发布吗？', expiresInS: 3600 },
+      humanInput: {
+        title: '发布审批',
+        content: '发布吗？',
+        expiresInS: 3600,
+        resumeText: '已{action}，发布了。',
+      },
     });
     const { code, stdout } = await runCli(
-      ['chat', '--url', service.url, '--interval', '100ms', '--say', '发布'],
+      ['chat', '--url', service.url, '--interval', '100ms', '--say', '发布', '--say', '/click 1'],
       { cwd: cwd.dir, env: keys },
     );
     expect(code).toBe(0);
     expect(stdout).toContain('请确认。\n\n发布吗？');
-    expect(stdout).toMatch(/\[发布审批 · 请在 \d\d-\d\d \d\d:\d\d 前选择 · 请选择：\] ⟦同意⟧ ⟦拒绝⟧/);
+    expect(stdout).toMatch(/\[发布审批 · 请在 \d\d-\d\d \d\d:\d\d 前选择 · 请选择：\] ⟦1 同意⟧ ⟦2 拒绝⟧/);
+    expect(stdout).toContain('(the card now reads) [发布审批 · sim-user 选择了「同意」] ⟦1 同意⟧');
+    expect(stdout).toContain('bot › 已同意，发布了。');
+  });
+
+  it('/click with no card to press says so, exit code 1', async () => {
+    const { code, stderr } = await runCli(['chat', '--url', service.url, '--say', '/click 2'], {
+      cwd: cwd.dir,
+      env: keys,
+    });
+    expect(code).toBe(1);
+    expect(stderr).toContain("no button 2 on the last answer's card");
   });
 
   it('asks several questions in turn, as a member of a group, with the Token and key as flags', async () => {

@@ -2,7 +2,7 @@
 // one (a form's buttons, the questions Dify suggests) and for a welcome card. Read defensively: the
 // card is the service's output, typed as unknown.
 
-/** `[title · desc] ⟦button⟧ ⟦button⟧`, or undefined for what is not a card. */
+/** `[title · desc] ⟦1 button⟧ ⟦2 button⟧` (`/click N` presses one), or undefined for what is not a card. */
 export function describeCard(card: unknown): string | undefined {
   if (typeof card !== 'object' || card === null) return undefined;
   const c = card as {
@@ -14,8 +14,16 @@ export function describeCard(card: unknown): string | undefined {
     .filter((part): part is string => typeof part === 'string' && part !== '')
     .join(' · ');
   const buttons = (Array.isArray(c.button_list) ? c.button_list : [])
-    .map((b) => (typeof b?.text === 'string' ? `⟦${b.text}⟧` : ''))
+    .map((b, i) => (typeof b?.text === 'string' ? `⟦${i + 1} ${b.text}⟧` : ''))
     .filter(Boolean)
     .join(' ');
   return `[${head}]${buttons ? ` ${buttons}` : ''}`;
+}
+
+/** The card's task id and its buttons' keys, for `/click N`; undefined for what is not a card. */
+export function pressable(card: unknown): { taskId: string; keys: string[] } | undefined {
+  if (typeof card !== 'object' || card === null) return undefined;
+  const c = card as { task_id?: unknown; button_list?: Array<{ key?: unknown }> };
+  if (typeof c.task_id !== 'string' || !Array.isArray(c.button_list)) return undefined;
+  return { taskId: c.task_id, keys: c.button_list.map((b) => (typeof b?.key === 'string' ? b.key : '')) };
 }

@@ -6,7 +6,7 @@
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { bubbleSaysMoreFollows } from '../machines/index.js';
-import { describeCard } from './cards.js';
+import { describeCard, pressable } from './cards.js';
 import type { DeliveryReceiver } from './deliveries.js';
 import { formatDuration } from './duration.js';
 import { growth } from './growth.js';
@@ -50,6 +50,8 @@ export type ChatSessionOptions = PollingChatOptions | ConnectionChatOptions;
 export interface Answered {
   streamId: string;
   content: string;
+  /** The card the finished bubble carried (callback mode), for `/click N`. */
+  card?: { taskId: string; keys: string[] } | undefined;
 }
 
 const YOU = 'you › ';
@@ -106,14 +108,14 @@ async function askByPolling(question: string, o: PollingChatOptions): Promise<An
   const images = reply.stream.msg_item?.length ?? 0;
   if (images) o.write(`      (${images} image${images === 1 ? '' : 's'} in the bubble)\n`);
   const card = describeCard(reply.template_card);
-  if (card) o.write(`      ${card}\n`);
+  if (card) o.write(`      ${card}  (/click N presses one)\n`);
   // The bubble said the rest follows: it comes as a message of its own, as WeCom would show it.
   if (delivery && o.deliveries && bubbleSaysMoreFollows(reply.stream.content)) {
     o.write(`${LATER}(waiting for the rest…)\n`);
     const markdown = await o.deliveries.wait(delivery.code, o.timeoutMs, o.signal);
     o.write(markdown === undefined ? `${LATER}(nothing came)\n` : `${LATER}${markdown}\n`);
   }
-  return { streamId, content: reply.stream.content };
+  return { streamId, content: reply.stream.content, card: pressable(reply.template_card) };
 }
 
 async function askOverConnection(question: string, o: ConnectionChatOptions): Promise<Answered> {
@@ -151,9 +153,10 @@ async function askOverConnection(question: string, o: ConnectionChatOptions): Pr
 
 /** Asks each question in turn; 0 when all were answered, 1 at the first failure. */
 export async function askAll(questions: readonly string[], o: ChatSessionOptions): Promise<number> {
+  const turn = turns(o);
   for (const question of questions) {
     o.write(`${YOU}${question}\n`);
-    const outcome = await attempt(question, o);
+    const outcome = await turn(question);
     if (outcome !== 'answered') return outcome === 'aborted' ? 0 : 1;
   }
   return 0;
@@ -187,6 +190,7 @@ export async function converse(
   const session = { ...o, signal };
   rl.setPrompt(YOU);
   let failed = false;
+  const turn = turns(session);
   try {
     if (terminal) rl.prompt();
     for await (const raw of rl) {
@@ -194,7 +198,7 @@ export async function converse(
       if (question !== '') {
         // A line piped in is not echoed by anyone: show it, so the transcript reads as a chat.
         if (!terminal) o.write(`${YOU}${question}\n`);
-        const outcome = await attempt(question, session);
+        const outcome = await turn(question);
         if (outcome === 'aborted') break;
         if (outcome === 'failed') failed = true;
       }
@@ -208,10 +212,75 @@ export async function converse(
   return failed ? 1 : 0;
 }
 
-async function attempt(question: string, o: ChatSessionOptions): Promise<'answered' | 'failed' | 'aborted'> {
+/** One line after another: a question, or `/click N` on the last answer's card. */
+function turns(o: ChatSessionOptions): (line: string) => Promise<'answered' | 'failed' | 'aborted'> {
+  let last: Answered | undefined;
+  return (line) =>
+    CLICK.test(line)
+      ? press(line, last, o)
+      : attempt(line, o, (answered) => {
+          last = answered;
+        });
+}
+
+/** `/click N`: press button N of the last answer's card. */
+const CLICK = /^\/click\s+(\d{1,2})$/i;
+
+/**
+ * Presses a button of the last answer's card as WeCom sends the click, prints the card's new look,
+ * and then what the click asked for, as the message the service sends through response_url.
+ */
+async function press(
+  line: string,
+  last: Answered | undefined,
+  o: ChatSessionOptions,
+): Promise<'answered' | 'failed' | 'aborted'> {
+  const n = Number(CLICK.exec(line)?.[1]);
+  const key = last?.card?.keys[n - 1];
+  if ('connection' in o || !last?.card || !key) {
+    o.fail(
+      'connection' in o
+        ? 'chat: /click works in callback mode'
+        : `chat: no button ${n} on the last answer's card`,
+    );
+    return 'failed';
+  }
+  try {
+    const delivery = o.deliveries?.next();
+    const reply = (await o.simulator.click(
+      { taskId: last.card.taskId, key },
+      o.sender,
+      delivery?.url,
+      o.signal,
+    )) as {
+      template_card?: unknown;
+    };
+    const card = describeCard(reply?.template_card);
+    o.write(`${BOT}${card ? `(the card now reads) ${card}` : '(the card is left as it was)'}\n`);
+    if (delivery && o.deliveries) {
+      const markdown = await o.deliveries.wait(delivery.code, o.timeoutMs, o.signal);
+      o.write(markdown === undefined ? `${LATER}(nothing came)\n` : `${LATER}${markdown}\n`);
+    }
+    return 'answered';
+  } catch (error) {
+    if (o.signal?.aborted) return 'aborted';
+    if (error instanceof SimulatorError) {
+      o.fail(`chat: ${error.message}`);
+      return 'failed';
+    }
+    throw error;
+  }
+}
+
+async function attempt(
+  question: string,
+  o: ChatSessionOptions,
+  onAnswered?: (answered: Answered) => void,
+): Promise<'answered' | 'failed' | 'aborted'> {
   try {
     const answered = await ask(question, o);
     o.onAnswered?.(answered);
+    onAnswered?.(answered);
     return 'answered';
   } catch (error) {
     if (o.signal?.aborted) return 'aborted';

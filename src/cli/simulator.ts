@@ -108,6 +108,32 @@ export class WecomSimulator {
     return this.#streamReply(await this.send(plaintext, signal));
   }
 
+  /**
+   * A click on a card's button (`template_card_event`, §6.6): returns the decrypted reply (the card's
+   * new look, `update_template_card`, or the empty reply). `responseUrl` is where what the click asks
+   * for is sent.
+   */
+  async click(
+    card: { taskId: string; key: string },
+    sender: Sender,
+    responseUrl: string = deadEndResponseUrl(),
+    signal?: AbortSignal,
+  ): Promise<unknown> {
+    return this.send(
+      {
+        ...this.#common(sender),
+        create_time: Math.floor(Date.now() / 1000),
+        response_url: responseUrl,
+        msgtype: 'event',
+        event: {
+          eventtype: 'template_card_event',
+          template_card_event: { card_type: 'button_interaction', event_key: card.key, task_id: card.taskId },
+        },
+      },
+      signal,
+    );
+  }
+
   /** The refresh poll WeCom sends about once a second until `finish:true` (§6.3). */
   async poll(streamId: string, sender: Sender, signal?: AbortSignal): Promise<StreamReply> {
     const reply = this.#streamReply(
