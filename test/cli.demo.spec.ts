@@ -7,7 +7,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { demoAnswer } from '../src/demo/script.js';
+import { demoAnswer, demoForm, demoSuggestions } from '../src/demo/script.js';
 import { root, spawnCli } from './support/cli.js';
 import { runCli, tempCwd } from './support/cliRun.js';
 import { runLine } from './support/shell.js';
@@ -35,7 +35,24 @@ describe('wecom-dify demo', { timeout: 90_000 }, () => {
     expect(stdout).toContain('you › 你好');
     expect(stdout).toContain(demoAnswer('你好'));
     expect(stdout).toMatch(/\(finished in \S+, \d+ polls?, stream \S+\)/);
+    // The questions the stand-in suggests, as the buttons under the answer.
+    expect(stdout).toContain(`[你可能还想问] ${demoSuggestions.map((q, i) => `⟦${i + 1} ${q}⟧`).join(' ')}`);
     expect(stdout.trimEnd().endsWith('demo: stopping')).toBe(true);
+  });
+
+  it('shows buttons: an approval pauses on a form, and /click 1 answers it', async () => {
+    const { code, stdout, stderr } = await runCli(
+      ['demo', '--port', '0', '--say', '帮我审批一份报销单', '--say', '/click 1', '--say', '/click 2'],
+      { cwd: cwd.dir },
+    );
+    expect(code).toBe(1);
+    expect(stdout).toContain(`${demoForm.before}\n\n${demoForm.content}`);
+    expect(stdout).toMatch(/\[报销审批 · 请在 [^\]]+\] ⟦1 提交⟧ ⟦2 作废⟧/);
+    expect(stdout).toContain('(the card now reads) [报销审批 · demo-user 选择了「提交」] ⟦1 提交⟧');
+    expect(stdout).toContain(`bot › ${demoForm.after('submit')}`);
+    // The card now holds the choice alone: no second button, and the run is not resumed again.
+    expect(stderr).toContain("no button 2 on the last answer's card");
+    expect(stdout).not.toContain(demoForm.after('discard'));
   });
 
   it('falls back to a free port when the one asked for is taken', async () => {

@@ -20,10 +20,21 @@ export function describeCard(card: unknown): string | undefined {
   return `[${head}]${buttons ? ` ${buttons}` : ''}`;
 }
 
+/** A card `/click N` can press: its task id, its buttons' keys, and the card as JSON (as it read). */
+export interface Pressable {
+  taskId: string;
+  keys: string[];
+  json: string;
+}
+
 /** The card's task id and its buttons' keys, for `/click N`; undefined for what is not a card. */
-export function pressable(card: unknown): { taskId: string; keys: string[] } | undefined {
+export function pressable(card: unknown): Pressable | undefined {
   if (typeof card !== 'object' || card === null) return undefined;
   const c = card as { task_id?: unknown; button_list?: Array<{ key?: unknown }> };
   if (typeof c.task_id !== 'string' || !Array.isArray(c.button_list)) return undefined;
-  return { taskId: c.task_id, keys: c.button_list.map((b) => (typeof b?.key === 'string' ? b.key : '')) };
+  return {
+    taskId: c.task_id,
+    keys: c.button_list.map((b) => (typeof b?.key === 'string' ? b.key : '')),
+    json: JSON.stringify(card),
+  };
 }

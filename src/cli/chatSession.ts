@@ -6,7 +6,7 @@
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { bubbleSaysMoreFollows } from '../machines/index.js';
-import { describeCard, pressable } from './cards.js';
+import { describeCard, type Pressable, pressable } from './cards.js';
 import type { DeliveryReceiver } from './deliveries.js';
 import { formatDuration } from './duration.js';
 import { growth } from './growth.js';
@@ -50,8 +50,8 @@ export type ChatSessionOptions = PollingChatOptions | ConnectionChatOptions;
 export interface Answered {
   streamId: string;
   content: string;
-  /** The card the finished bubble carried (callback mode), for `/click N`. */
-  card?: { taskId: string; keys: string[] } | undefined;
+  /** The card the finished bubble carried (callback mode), as it now reads, for `/click N`. */
+  card?: Pressable | undefined;
 }
 
 const YOU = 'you › ';
@@ -217,7 +217,10 @@ function turns(o: ChatSessionOptions): (line: string) => Promise<'answered' | 'f
   let last: Answered | undefined;
   return (line) =>
     CLICK.test(line)
-      ? press(line, last, o)
+      ? press(line, last, o, (card) => {
+          // The card as it now reads: its buttons are the ones the next /click presses.
+          if (last) last = { ...last, card };
+        })
       : attempt(line, o, (answered) => {
           last = answered;
         });
@@ -234,6 +237,7 @@ async function press(
   line: string,
   last: Answered | undefined,
   o: ChatSessionOptions,
+  onCard: (card: Answered['card']) => void,
 ): Promise<'answered' | 'failed' | 'aborted'> {
   const n = Number(CLICK.exec(line)?.[1]);
   const key = last?.card?.keys[n - 1];
@@ -257,6 +261,14 @@ async function press(
     };
     const card = describeCard(reply?.template_card);
     o.write(`${BOT}${card ? `(the card now reads) ${card}` : '(the card is left as it was)'}\n`);
+    const now = pressable(reply?.template_card);
+    // A click that changed nothing (a form answered already) asks for nothing: no message follows.
+    const changed = now !== undefined && now.json !== last.card.json;
+    onCard(now ?? last.card);
+    if (!changed) {
+      o.write(`${LATER}(nothing follows this click)\n`);
+      return 'answered';
+    }
     if (delivery && o.deliveries) {
       const markdown = await o.deliveries.wait(delivery.code, o.timeoutMs, o.signal);
       o.write(markdown === undefined ? `${LATER}(nothing came)\n` : `${LATER}${markdown}\n`);

@@ -29,6 +29,25 @@ const lines: Line[] = [
   },
 ];
 
+/** A question that asks for something a person must approve: the demo's workflow pauses on a form. */
+export const APPROVAL = /审批|报销|approv|form|表单/i;
+
+/** What the demo says before its form, the form, and what it says once a button is chosen. */
+export const demoForm = {
+  before: '好的，我起草了一份报销单：差旅，¥1,280。',
+  title: '报销审批',
+  content: '请确认是否提交这份报销单（差旅 ¥1,280）。',
+  actions: [
+    { id: 'submit', title: '提交', button_style: 'primary' },
+    { id: 'discard', title: '作废', button_style: 'default' },
+  ],
+  after: (action: string): string =>
+    action === 'submit' ? '已提交：报销单已转给财务，预计三个工作日内到账。' : '已作废：这份报销单不会提交。',
+};
+
+/** The questions the demo suggests after an answer: buttons under it; `/click N` in the chat asks one. */
+export const demoSuggestions = ['检查器里能看到什么？', '怎么开始新的对话？'];
+
 /** The scripted answer to a question: a line chosen by keyword, or an echo that says what happened. */
 export function demoAnswer(query: string): string {
   const line = lines.find((l) => l.match.test(query));
