@@ -123,9 +123,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   let longConnections: LongConnections | undefined;
   const delivery: Delivery = {
     ...(polled.projection ? { projection: polled.projection } : {}),
-    ...(polled.attachImages ? { attachImages: polled.attachImages } : {}),
+    ...(polled.attach ? { attach: polled.attach } : {}),
     ...(polled.forget ? { forget: polled.forget } : {}),
-    ...(polled.attachFiles ? { attachFiles: polled.attachFiles } : {}),
     // Over the long connection an answer's files go as files; a callback's bubble has no room for them.
     sendsFiles: (view) => view.context.replyTo !== undefined && longConnections !== undefined,
     recorded: (streamId, view) => longConnections?.recorded(streamId, view),

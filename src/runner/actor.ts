@@ -538,8 +538,10 @@ export class StreamActor {
     const usable = !!answers.download && maxBytes > 0 && !this.#ctx.bubble;
     // Files go as files where the transport sends them (the long connection); else as links.
     const sendsFiles = usable && (delivery.sendsFiles?.(this.#state) ?? false);
-    const images: Buffer[] = [];
-    const sent: Array<{ data: Buffer; name: string }> = [];
+    /** The bytes the reply carries, by the MD5 their `answer.attached` entry names. */
+    const kept: Array<{ md5: string; data: Buffer }> = [];
+    let images = 0;
+    let sent = 0;
     let total = 0;
     const out: AttachedFile[] = [];
     // All of them within one deadline: the answer's end waits for them.
@@ -548,14 +550,16 @@ export class StreamActor {
       const base = { url: file.url, ...(file.name ? { name: file.name } : {}) };
       if (file.type !== 'image') {
         const got =
-          sendsFiles && total < IMAGES_MAX_TOTAL && sent.length < MAX_IMAGES
+          sendsFiles && total < IMAGES_MAX_TOTAL && sent < MAX_IMAGES
             ? await this.#fetchOne(file.url, maxBytes, total, deadline)
             : undefined;
         if (got && 'data' in got) {
-          const name = file.name ?? nameOf(file.url);
+          const hash = md5(got.data);
+          sent++;
           total += got.data.length;
-          sent.push({ data: got.data, name });
-          out.push({ type: 'file', ...base, name, shown: true, bytes: got.data.length, md5: md5(got.data) });
+          kept.push({ md5: hash, data: got.data });
+          const name = file.name ?? nameOf(file.url);
+          out.push({ type: 'file', ...base, name, shown: true, bytes: got.data.length, md5: hash });
         } else out.push({ type: 'file', ...base, shown: false });
         continue;
       }
@@ -566,7 +570,7 @@ export class StreamActor {
         named(this.#ctx.bubble ? 'no_bubble' : undefined);
         continue;
       }
-      if (images.length >= MAX_IMAGES || total >= IMAGES_MAX_TOTAL) {
+      if (images >= MAX_IMAGES || total >= IMAGES_MAX_TOTAL) {
         named('too_many');
         continue;
       }
@@ -579,14 +583,14 @@ export class StreamActor {
         named('format');
         continue;
       }
-      images.push(got.data);
+      const hash = md5(got.data);
+      images++;
       total += got.data.length;
-      out.push({ type: 'image', ...base, shown: true, bytes: got.data.length, md5: md5(got.data) });
+      kept.push({ md5: hash, data: got.data });
+      out.push({ type: 'image', ...base, shown: true, bytes: got.data.length, md5: hash });
     }
     // An actor that ended meanwhile has let go of its shelf: nothing is kept for it any more.
-    if (this.#ending || this.#asking.signal.aborted) return out;
-    if (images.length) delivery.attachImages?.(this.streamId, images);
-    if (sent.length) delivery.attachFiles?.(this.streamId, sent);
+    if (kept.length && !this.#ending && !this.#asking.signal.aborted) delivery.attach?.(this.streamId, kept);
     return out;
   }
 

@@ -4,18 +4,12 @@
 // (docs/protocol/wecom.md §8). The images a finished bubble shows travel in its finishing reply
 // (`msg_item`: base64 and MD5): the owner hands their bytes over before it records the end, and the
 // reply it then keeps carries them, for whichever node the last poll reaches.
-import { createHash } from 'node:crypto';
 import { render, replyProjection, stateOf } from '../machines/index.js';
 import type { Delivery, ResponseUrlSender } from './ports.js';
 
 export function pollDelivery(sender: ResponseUrlSender): Delivery {
   /** The images and files of the answers this node owns, by stream and MD5, until their owner lets go. */
-  const shelf = new Map<string, Map<string, { data: Buffer; name?: string }>>();
-  const keep = (streamId: string, items: ReadonlyArray<{ data: Buffer; name?: string }>) => {
-    const byMd5 = shelf.get(streamId) ?? new Map<string, { data: Buffer; name?: string }>();
-    for (const item of items) byMd5.set(md5(item.data), item);
-    shelf.set(streamId, byMd5);
-  };
+  const shelf = new Map<string, Map<string, Buffer>>();
   return {
     projection(view, streamId, texts) {
       const kept = shelf.get(streamId);
@@ -25,7 +19,7 @@ export function pollDelivery(sender: ResponseUrlSender): Delivery {
       if (!kept || !shown?.length || (state !== 'completed' && state !== 'waiting') || view.context.bubble)
         return replyProjection(view, streamId, texts);
       const reply = render(view, streamId, texts);
-      const base64 = (md5: string) => kept.get(md5)!.data.toString('base64');
+      const base64 = (md5: string) => kept.get(md5)!.toString('base64');
       const images = shown.filter((f) => f.type === 'image');
       const files = shown.filter((f) => f.type === 'file');
       const msg_item = images.map((f) => ({
@@ -49,19 +43,13 @@ export function pollDelivery(sender: ResponseUrlSender): Delivery {
       if (!url) throw new Error('the message came without a response_url');
       await sender.deliver(url, markdown);
     },
-    attachImages(streamId, images) {
-      keep(
-        streamId,
-        images.map((data) => ({ data })),
-      );
-    },
-    attachFiles(streamId, files) {
-      keep(streamId, files);
+    attach(streamId, items) {
+      const byMd5 = shelf.get(streamId) ?? new Map<string, Buffer>();
+      for (const { md5, data } of items) byMd5.set(md5, data);
+      shelf.set(streamId, byMd5);
     },
     forget(streamId) {
       shelf.delete(streamId);
     },
   };
 }
-
-const md5 = (data: Buffer): string => createHash('md5').update(data).digest('hex');

@@ -159,14 +159,13 @@ export interface Delivery {
    */
   sendRest(view: StreamView, markdown: string): Promise<void>;
   /**
-   * The images the answer shows in its bubble, by the bytes, before its end is recorded: the finishing
-   * reply carries them (WeCom's `msg_item`). Kept by this node until `forget`.
+   * The bytes of the answer's images and files it shows or sends (each by the MD5 its
+   * `answer.attached` names), before its end is recorded: the finishing reply carries them (WeCom's
+   * `msg_item`; files for the long connection). Kept by this node until `forget`.
    */
-  attachImages?(streamId: string, images: readonly Buffer[]): void;
+  attach?(streamId: string, items: ReadonlyArray<{ md5: string; data: Buffer }>): void;
   /** Whether this stream's transport sends an answer's files as files (else they are links). */
   sendsFiles?(view: StreamView): boolean;
-  /** The files the answer sends as files, by the bytes, before its end is recorded; kept until `forget`. */
-  attachFiles?(streamId: string, files: ReadonlyArray<{ data: Buffer; name: string }>): void;
   /** The stream's owner let go of it: what was kept for it goes. */
   forget?(streamId: string): void;
 }
