@@ -6,7 +6,7 @@ import type { Context } from 'koa';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { type Metrics, msgtypeLabel } from '../metrics.js';
-import { clickOf, incomingOf } from '../runner/incoming.js';
+import { clickOf, feedbackOf, incomingOf } from '../runner/incoming.js';
 import type { Runner } from '../runner/runner.js';
 import { type CallbackQuery, parseMessage, type WecomCrypto, type WecomMessage } from '../wecom/index.js';
 import { emptyReply, updateCardReply } from '../wecom/reply.js';
@@ -233,20 +233,11 @@ async function dispatch(
       return { reply: await bot.welcome(), result: 'welcomed' };
     case 'feedback_event': {
       // Only an empty reply is allowed (§5.2); Dify hears of the rating in the background.
-      const f = m.event.feedback_event;
+      const feedback = feedbackOf(m);
       deps.runner
-        .feedback(
-          {
-            id: f.id,
-            type: f.type,
-            ...(f.content === undefined ? {} : { content: f.content }),
-            ...(f.inaccurate_reason_list === undefined ? {} : { reasons: f.inaccurate_reason_list }),
-            userid: m.from.userid,
-          },
-          bot.id,
-        )
+        .feedback(feedback, bot.id)
         .catch((error: unknown) => log().warn({ err: error }, 'feedback could not be recorded'));
-      return { reply: emptyReply(), result: 'event', streamId: f.id };
+      return { reply: emptyReply(), result: 'event', streamId: feedback.id };
     }
     case 'template_card_event': {
       // WeCom waits 5 s for the card's new look, once; a click it could not be given is left as it was.

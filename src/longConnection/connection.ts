@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { WSClient, WSClientOptions, WsFrame } from '@wecom/aibot-node-sdk';
 import type { Logger } from '../log.js';
 import { type Metrics, msgtypeLabel } from '../metrics.js';
-import { clickOf, incomingOf } from '../runner/incoming.js';
+import { clickOf, feedbackOf, incomingOf } from '../runner/incoming.js';
 import type { Runner } from '../runner/runner.js';
 import { parseMessage, type WecomMessage } from '../wecom/index.js';
 import { Pusher, type PusherSettings } from './pusher.js';
@@ -392,17 +392,7 @@ export class BotConnection {
         if (card) await client.updateTemplateCard(frame, card as never);
         outcome = card ? 'clicked' : 'event';
       } else if (message.kind === 'feedback_event') {
-        const f = message.event.feedback_event;
-        await runner.feedback(
-          {
-            id: f.id,
-            type: f.type,
-            ...(f.content === undefined ? {} : { content: f.content }),
-            ...(f.inaccurate_reason_list === undefined ? {} : { reasons: f.inaccurate_reason_list }),
-            userid: message.from.userid,
-          },
-          bot.id,
-        );
+        await runner.feedback(feedbackOf(message), bot.id);
         outcome = 'event';
       }
     } catch (error) {

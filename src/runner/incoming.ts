@@ -1,8 +1,8 @@
 // A user's message as WeCom delivered it (a callback, or a frame of the long connection), turned into
 // what the runner accepts: the same for both transports.
 import type { IncomingMessage } from '../machines/index.js';
-import type { TemplateCardEvent, UserMessage } from '../wecom/index.js';
-import type { Click } from './runner.js';
+import type { FeedbackEvent, TemplateCardEvent, UserMessage } from '../wecom/index.js';
+import type { Click, Feedback } from './runner.js';
 
 /**
  * `bot`: the id of the bot it came to; `replyTo`: on the long connection, the req_id of its frame,
@@ -47,5 +47,17 @@ export function clickOf(m: TemplateCardEvent, replyTo?: string): Click {
     chattype: m.chattype,
     ...(m.response_url === undefined ? {} : { responseUrl: m.response_url }),
     ...(replyTo === undefined ? {} : { replyTo }),
+  };
+}
+
+/** A rating (feedback_event), as the runner takes it: the same from a callback and a frame. */
+export function feedbackOf(m: FeedbackEvent): Feedback {
+  const f = m.event.feedback_event;
+  return {
+    id: f.id,
+    type: f.type,
+    ...(f.content === undefined ? {} : { content: f.content }),
+    ...(f.inaccurate_reason_list === undefined ? {} : { reasons: f.inaccurate_reason_list }),
+    userid: m.from.userid,
   };
 }
