@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import { type DifyOpening, fetchDifyParameters } from '../dify/parameters.js';
+import { cardTaskId, type TemplateCard, welcomeCard } from '../machines/index.js';
 import { outboundAgent, type ProxySettings } from '../outbound.js';
 
 /**
@@ -14,16 +15,7 @@ import { outboundAgent, type ProxySettings } from '../outbound.js';
  */
 export type WelcomeReply =
   | { msgtype: 'text'; text: { content: string } }
-  | { msgtype: 'template_card'; template_card: WelcomeCard };
-
-/** A welcome card: the opening statement, and a button per suggested question (its key asks it). */
-export interface WelcomeCard {
-  card_type: 'button_interaction';
-  task_id: string;
-  main_title: { title: string };
-  sub_title_text?: string;
-  button_list: Array<{ text: string; style: number; key: string }>;
-}
+  | { msgtype: 'template_card'; template_card: TemplateCard };
 
 export const textWelcomeReply = (content: string): WelcomeReply => ({ msgtype: 'text', text: { content } });
 
@@ -59,20 +51,10 @@ export function renderWelcome(opening: DifyOpening, welcomeText: string): Welcom
   const [first = '', ...rest] = statement.split('\n');
   const under = rest.join('\n').trim();
   if ([...first].length <= TITLE_CHARS && [...under].length <= SUBTITLE_CHARS)
+    // Given a task id of its own as each welcome is sent (`fresh`).
     return {
       msgtype: 'template_card',
-      template_card: {
-        card_type: 'button_interaction',
-        // Given a fresh one as each welcome is sent; a click names only the question, in its key.
-        task_id: 'wc_',
-        main_title: { title: first },
-        ...(under ? { sub_title_text: under } : {}),
-        button_list: opening.suggestedQuestions.slice(0, 6).map((q) => ({
-          text: [...q].length > 20 ? `${[...q].slice(0, 19).join('')}…` : q,
-          style: 2,
-          key: `wq:${[...q].slice(0, 200).join('')}`,
-        })),
-      },
+      template_card: welcomeCard(first, under, opening.suggestedQuestions, '-'),
     };
   const questions = opening.suggestedQuestions.map((q) => `- ${q}`).join('\n');
   return textWelcomeReply(`${statement}\n\n${QUESTIONS_INTRO}\n${questions}`);
@@ -203,6 +185,9 @@ function fresh(reply: WelcomeReply): WelcomeReply {
   if (reply.msgtype !== 'template_card') return reply;
   return {
     ...reply,
-    template_card: { ...reply.template_card, task_id: `wc_${randomBytes(12).toString('base64url')}` },
+    template_card: {
+      ...reply.template_card,
+      task_id: cardTaskId('welcome', randomBytes(12).toString('base64url')),
+    },
   };
 }

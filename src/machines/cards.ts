@@ -131,6 +131,28 @@ export function suggestedCard(
   };
 }
 
+/**
+ * The welcome's card: the opening statement (its first line the title, the rest under it), and a
+ * button per suggested question whose key holds the question itself: nothing of the card is kept, so
+ * a click on any node reads what it asks from the key. `id` makes the task id (one per card sent).
+ */
+export function welcomeCard(
+  title: string,
+  under: string,
+  questions: readonly string[],
+  id: string,
+): TemplateCard {
+  return {
+    card_type: 'button_interaction',
+    task_id: cardTaskId('welcome', id),
+    main_title: { title },
+    ...(under ? { sub_title_text: under } : {}),
+    button_list: questions
+      .slice(0, MAX_BUTTONS)
+      .map((q) => ({ text: label(q, 20), style: 2, key: `wq:${[...q].slice(0, 200).join('')}` })),
+  };
+}
+
 /** The question a welcome card's button asks (its key holds it). */
 export const welcomeQuestionOfKey = (key: string): string | undefined =>
   key.startsWith('wq:') && key.trim().length > 3 ? key.slice(3).trim() : undefined;
