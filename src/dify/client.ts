@@ -186,21 +186,17 @@ export class DifyClient {
   /**
    * Answer a form a run paused on (human input) and read the rest of the run: POST the form with the
    * chosen action (`/form/human_input/:token`), then GET the run's events (`/workflow/:id/events`),
-   * handed on as `answer`'s are. The submit is not retried once Dify took it (forms are one-shot:
-   * a second submit is a 412); a form that expired or was answered already rejects with Dify's code.
+   * handed on as `answer`'s are. Forms are one-shot (a second submit is a 412): see `#submit` for when
+   * one is sent again; a form that expired, or another answered, rejects with Dify's code.
    */
   async resume(req: DifyResumeRequest, onEvent: (event: DifyEvent) => unknown): Promise<void> {
     const opts = { bearer: req.bearer, signal: req.signal };
     await this.#submit(req, opts);
     const query = new URLSearchParams({ user: req.user }).toString();
     const path = `/workflow/${encodeURIComponent(req.workflowRunId)}/events?${query}`;
-    const res = await this.#withRetry(req.signal, async () => {
-      const r = await this.#send('GET', path, undefined, 'text/event-stream', opts);
-      const type = r.headers['content-type'];
-      const contentType = Array.isArray(type) ? type.join(',') : (type ?? '');
-      if (r.statusCode === 200 && contentType.includes('text/event-stream')) return r;
-      throw await this.#errorOf(r);
-    });
+    const res = await this.#withRetry(req.signal, async () =>
+      this.#eventStream(await this.#send('GET', path, undefined, 'text/event-stream', opts)),
+    );
     return this.#pump(res, { query: '', user: req.user, bearer: req.bearer, signal: req.signal }, onEvent);
   }
 
@@ -212,26 +208,27 @@ export class DifyClient {
   async #submit(req: DifyResumeRequest, opts: DifyCallOptions): Promise<void> {
     const body = { inputs: req.inputs ?? {}, action: req.action, user: req.user };
     const path = `/form/human_input/${encodeURIComponent(req.formToken)}`;
-    for (let n = 1; ; n++) {
-      try {
-        await this.#callJson('POST', path, body, opts, false);
-        return;
-      } catch (error) {
-        if (!(error instanceof DifyError)) throw error;
-        if (error.code === 'human_input_form_submitted' && (req.again || n > 1)) {
+    let tried = false;
+    await this.#withRetry(
+      opts.signal,
+      async () => {
+        try {
+          await this.#callJson('POST', path, body, opts, { attempts: 1 });
+        } catch (error) {
+          const again = req.again || tried;
+          tried = true;
+          if (!(again && error instanceof DifyError && error.code === 'human_input_form_submitted'))
+            throw error;
           this.#log.info(
             { workflowRunId: req.workflowRunId },
             'dify: the form was answered already; reading on',
           );
-          return;
         }
-        const unsure = error.retryable || error.kind === 'unreachable' || error.kind === 'timeout';
-        if (!unsure || n >= this.#retry.attempts || opts.signal?.aborted) throw error;
-        await sleep(Math.min(this.#retry.maxMs, this.#retry.baseMs * 2 ** (n - 1)), undefined, {
-          signal: opts.signal,
-        }).catch(() => undefined);
-      }
-    }
+      },
+      // Unlike a run's start, a failure that may have reached Dify (a reset, a timeout) is tried again:
+      // a second submit cannot answer twice, it is told the form was answered.
+      { retryIf: (error) => error.retryable || error.kind === 'unreachable' || error.kind === 'timeout' },
+    );
   }
 
   /** One turn as an async iterable: `answer`'s events, pulled. Leaving the loop early lets go of it. */
@@ -441,13 +438,17 @@ export class DifyClient {
   ): Promise<Dispatcher.ResponseData> {
     const path = this.#appType === 'workflow' ? '/workflows/run' : '/chat-messages';
     const body = JSON.stringify(this.#runBody(req, conversationId));
-    return this.#withRetry(req.signal, async () => {
-      const res = await this.#send('POST', path, body, 'text/event-stream', req, 'application/json');
-      const type = res.headers['content-type'];
-      const contentType = Array.isArray(type) ? type.join(',') : (type ?? '');
-      if (res.statusCode === 200 && contentType.includes('text/event-stream')) return res;
-      throw await this.#errorOf(res);
-    });
+    return this.#withRetry(req.signal, async () =>
+      this.#eventStream(await this.#send('POST', path, body, 'text/event-stream', req, 'application/json')),
+    );
+  }
+
+  /** A 200 event stream as it is; anything else read into the error it stands for (§10.2). */
+  async #eventStream(res: Dispatcher.ResponseData): Promise<Dispatcher.ResponseData> {
+    const type = res.headers['content-type'];
+    const contentType = Array.isArray(type) ? type.join(',') : (type ?? '');
+    if (res.statusCode === 200 && contentType.includes('text/event-stream')) return res;
+    throw await this.#errorOf(res);
   }
 
   /**
@@ -562,7 +563,7 @@ export class DifyClient {
     path: string,
     json: Record<string, unknown> | undefined,
     opts: DifyCallOptions,
-    retry = true,
+    policy?: RetryPolicy,
   ): Promise<unknown> {
     const body = json === undefined ? undefined : JSON.stringify(json);
     return this.#withRetry(
@@ -578,7 +579,7 @@ export class DifyClient {
         );
         return this.#readJson(res, path);
       },
-      retry ? undefined : 1,
+      policy,
     );
   }
 
@@ -645,7 +646,7 @@ export class DifyClient {
   async #withRetry<T>(
     signal: AbortSignal | undefined,
     attempt: () => Promise<T>,
-    attempts = this.#retry.attempts,
+    { attempts = this.#retry.attempts, retryIf = (error: DifyError) => error.retryable }: RetryPolicy = {},
   ): Promise<T> {
     const { baseMs, maxMs } = this.#retry;
     for (let n = 1; ; n++) {
@@ -656,7 +657,7 @@ export class DifyClient {
       } catch (err) {
         error = fromNetworkError(err, { phase: 'request', aborted: signal?.aborted ?? false });
       }
-      if (!error.retryable || n >= attempts) throw error;
+      if (!retryIf(error) || n >= attempts) throw error;
       const backoff = Math.min(maxMs, baseMs * 2 ** (n - 1));
       const wait = Math.min(
         maxMs,
@@ -670,6 +671,12 @@ export class DifyClient {
       }
     }
   }
+}
+
+/** How a call is tried again: how many tries in all, and which failures another try may mend. */
+interface RetryPolicy {
+  attempts?: number;
+  retryIf?: (error: DifyError) => boolean;
 }
 
 function retryAfterMs(header: string | string[] | undefined): number | undefined {
