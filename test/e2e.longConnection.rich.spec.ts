@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeDify, startFakeDify } from './support/fakeDify.js';
 import { type FakeWecomWs, startFakeWecomWs, type WsFrame } from './support/fakeWecomWs.js';
-import { dropPrefix, randomPrefix, redisUrl, startTestService, type TestService } from './support/service.js';
+import { dropPrefix, randomPrefix, redisUrl, startTestService } from './support/service.js';
 import { thinkingFrames } from './support/thinkingFrames.js';
 
 const BOT_ID = 'aib-ws-rich';
@@ -22,36 +22,52 @@ const pdf = Buffer.from('%PDF-1.4\n% a report\n');
 const finished = (frames: WsFrame[]) =>
   frames.some((f) => f.cmd === 'aibot_respond_msg' && f.body?.msgtype === 'stream' && f.body.stream?.finish);
 
+/** A long-connection bot on a fake WeCom and a fake Dify, subscribed; `stop` undoes it all. */
+async function wsBot(
+  name: string,
+  bot: { id: string; secret: string },
+  dify: FakeDify,
+  env: Record<string, string> = {},
+): Promise<{ fake: FakeWecomWs; stop(): Promise<void> }> {
+  const fake = await startFakeWecomWs({ bots: { [bot.id]: bot.secret } });
+  const prefix = randomPrefix(name);
+  const node = await startTestService(
+    {
+      REDIS_URL: redisUrl,
+      WECOM_MODE: 'long-connection',
+      WECOM_BOT_ID: bot.id,
+      WECOM_BOT_SECRET: bot.secret,
+      WECOM_WS_URL: fake.url,
+      WECOM_WS_FRAME_INTERVAL_MS: '100',
+      DIFY_API_URL: dify.url,
+      ...env,
+    },
+    { keyPrefix: prefix, longConnection: { heartbeatMs: 300, outboxEveryMs: 50 } },
+  );
+  await fake.waitFor('subscribed', () => fake.subscribed(bot.id) !== undefined, 10_000);
+  return {
+    fake,
+    async stop() {
+      await node.stop();
+      await fake.stop();
+      await dropPrefix(prefix);
+    },
+  };
+}
+
 describe('thinking hidden over the long connection (THINKING=hide)', () => {
   const botId = 'aib-ws-hide';
-  const secret = 'the-ws-hide-secret';
   let fake: FakeWecomWs;
   let dify: FakeDify;
-  let node: TestService;
-  let prefix: string;
+  let bot: Awaited<ReturnType<typeof wsBot>> | undefined;
   beforeAll(async () => {
-    fake = await startFakeWecomWs({ bots: { [botId]: secret } });
     dify = await startFakeDify();
-    prefix = randomPrefix('ws-hide');
-    node = await startTestService(
-      {
-        REDIS_URL: redisUrl,
-        WECOM_MODE: 'long-connection',
-        WECOM_BOT_ID: botId,
-        WECOM_BOT_SECRET: secret,
-        WECOM_WS_URL: fake.url,
-        DIFY_API_URL: dify.url,
-        THINKING: 'hide',
-      },
-      { keyPrefix: prefix, longConnection: { heartbeatMs: 300 } },
-    );
-    await fake.waitFor('subscribed', () => fake.subscribed(botId) !== undefined, 10_000);
+    bot = await wsBot('ws-hide', { id: botId, secret: 'the-ws-hide-secret' }, dify, { THINKING: 'hide' });
+    fake = bot.fake;
   });
   afterAll(async () => {
-    await node?.stop();
+    await bot?.stop();
     await dify?.stop();
-    await fake?.stop();
-    if (prefix) await dropPrefix(prefix);
   });
 
   it('leaves the answer alone in the bubble, in every frame', async () => {
@@ -67,34 +83,18 @@ describe('thinking hidden over the long connection (THINKING=hide)', () => {
 describe('rich answers over the long connection', () => {
   let fake: FakeWecomWs;
   let dify: FakeDify;
-  let node: TestService;
-  let prefix: string;
+  let bot: Awaited<ReturnType<typeof wsBot>> | undefined;
 
   beforeAll(async () => {
-    fake = await startFakeWecomWs({ bots: { [BOT_ID]: SECRET } });
     dify = await startFakeDify({ suggested: ['还能做什么？'] });
     dify.serve('/files/tools/chart.png', png);
     dify.serve('/files/tools/report.pdf', pdf, 'application/pdf');
-    prefix = randomPrefix('ws-rich');
-    node = await startTestService(
-      {
-        REDIS_URL: redisUrl,
-        WECOM_MODE: 'long-connection',
-        WECOM_BOT_ID: BOT_ID,
-        WECOM_BOT_SECRET: SECRET,
-        WECOM_WS_URL: fake.url,
-        WECOM_WS_FRAME_INTERVAL_MS: '100',
-        DIFY_API_URL: dify.url,
-      },
-      { keyPrefix: prefix, longConnection: { heartbeatMs: 300, outboxEveryMs: 50 } },
-    );
-    await fake.waitFor('subscribed', () => fake.subscribed(BOT_ID) !== undefined, 10_000);
+    bot = await wsBot('ws-rich', { id: BOT_ID, secret: SECRET }, dify);
+    fake = bot.fake;
   });
   afterAll(async () => {
-    await node?.stop();
+    await bot?.stop();
     await dify?.stop();
-    await fake?.stop();
-    if (prefix) await dropPrefix(prefix);
   });
 
   it('sends the bubble, then its image uploaded, then the suggested questions; a click asks one', async () => {
