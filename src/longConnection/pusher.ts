@@ -40,6 +40,14 @@ const GONE = new Set([846605, 846608]);
 const NOT_SUBSCRIBED = 846609;
 const CONFLICT = 6000;
 
+/** A poll's reply as the pusher reads it: the bubble, and what follows it once finished. */
+interface FinishingReply {
+  stream?: { content?: string; finish?: boolean; msg_item?: Array<{ image?: { base64?: string } }> };
+  template_card?: object;
+  /** The answer's files (not WeCom's: the poll delivery keeps them for this pusher). */
+  files?: Array<{ name?: string; base64?: string }>;
+}
+
 export type PushOutcome = 'finished' | 'sent-apart' | 'handed-over' | 'stopped';
 
 export class Pusher {
@@ -76,11 +84,7 @@ export class Pusher {
     let backoff = 1000;
     while (!this.#stopped) {
       if (!d.holding()) return 'handed-over';
-      let reply: {
-        stream?: { content?: string; finish?: boolean; msg_item?: Array<{ image?: { base64?: string } }> };
-        template_card?: object;
-        files?: Array<{ name?: string; base64?: string }>;
-      };
+      let reply: FinishingReply;
       try {
         reply = JSON.parse(await d.poll()) as typeof reply;
       } catch (error) {
@@ -99,9 +103,7 @@ export class Pusher {
         // The bubble showed it all already (only its finishing frame was refused): nothing to add.
         if (rest) await d.sendRest(rest);
         // What follows a bubble is no update of it: WeCom may still take it on the req_id.
-        await this.#sendImages(reply.stream?.msg_item ?? []);
-        await this.#sendFiles(reply.files ?? []);
-        if (reply.template_card) await this.#sendCard(reply.template_card);
+        await this.#sendAfter(reply);
         return 'sent-apart';
       }
       const changed = content !== this.#lastContent || finish;
@@ -122,9 +124,7 @@ export class Pusher {
         backoff = 1000;
         if (sent === 'gone') continue;
         if (finish) {
-          await this.#sendImages(reply.stream?.msg_item ?? []);
-          await this.#sendFiles(reply.files ?? []);
-          if (reply.template_card) await this.#sendCard(reply.template_card);
+          await this.#sendAfter(reply);
           return 'finished';
         }
       }
@@ -181,44 +181,34 @@ export class Pusher {
   }
 
   /**
-   * The images the finished bubble shows: a stream frame on this connection carries none (WeCom's
-   * `msg_item` is for callbacks), so each is uploaded and sent after it, in order. One WeCom does not
-   * take is logged and skipped: its link is not in the answer, so the log names it.
+   * What follows the finished bubble on this connection, whose stream frames carry neither images
+   * (WeCom's `msg_item` is for callbacks) nor a card: its images, uploaded and sent in order, then the
+   * answer's files, then its card (a form's buttons, suggested questions), each a reply of its own on
+   * the same req_id. One WeCom does not take is logged and not sent again: the answer itself is whole.
    */
-  async #sendImages(items: ReadonlyArray<{ image?: { base64?: string } }>): Promise<void> {
-    for (const [index, item] of items.entries()) {
-      if (!item.image?.base64) continue;
-      try {
-        await this.#d.sendImage(Buffer.from(item.image.base64, 'base64'));
-      } catch (error) {
-        this.#d.logger.warn({ err: error, image: index + 1 }, 'an image of the answer was not taken');
-      }
+  async #sendAfter(reply: FinishingReply): Promise<void> {
+    const d = this.#d;
+    const sends: Array<{ what: Record<string, unknown>; send: () => Promise<void> }> = [];
+    for (const [index, item] of (reply.stream?.msg_item ?? []).entries()) {
+      const base64 = item.image?.base64;
+      if (base64)
+        sends.push({ what: { image: index + 1 }, send: () => d.sendImage(Buffer.from(base64, 'base64')) });
     }
-  }
-
-  /** The answer's files, after its images: each uploaded and sent as a file. */
-  async #sendFiles(files: ReadonlyArray<{ name?: string; base64?: string }>): Promise<void> {
-    for (const file of files) {
-      if (!file.base64) continue;
-      try {
-        await this.#d.sendFile(Buffer.from(file.base64, 'base64'), file.name ?? 'file');
-      } catch (error) {
-        this.#d.logger.warn({ err: error, file: file.name }, 'a file of the answer was not taken');
-      }
+    for (const file of reply.files ?? []) {
+      const { base64, name = 'file' } = file;
+      if (base64)
+        sends.push({ what: { file: name }, send: () => d.sendFile(Buffer.from(base64, 'base64'), name) });
     }
-  }
-
-  /**
-   * The finished answer's card (a form's buttons, suggested questions), after its bubble: a stream
-   * frame cannot carry one on this connection, so it goes as a reply of its own on the same req_id.
-   * Not sent again when WeCom refuses it: the answer itself is whole.
-   */
-  async #sendCard(card: object): Promise<void> {
-    try {
-      await this.#d.respond({ msgtype: 'template_card', template_card: card });
-    } catch (error) {
-      this.#d.logger.warn({ err: error }, "the answer's card was not taken");
-    }
+    const card = reply.template_card;
+    if (card)
+      sends.push({
+        what: { card: true },
+        send: () => d.respond({ msgtype: 'template_card', template_card: card }),
+      });
+    for (const { what, send } of sends)
+      await send().catch((error: unknown) =>
+        d.logger.warn({ err: error, ...what }, 'what follows the bubble was not taken'),
+      );
   }
 
   async #pause(ms: number): Promise<void> {
