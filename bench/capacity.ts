@@ -34,9 +34,9 @@ import {
 } from './support/capacityGauges.js';
 import {
   type BenchChild,
-  cpusOf,
+  type Placement,
   type ProcessStats,
-  pinToCpus,
+  placeOnCpus,
   startChild,
   stopAll,
   supportScript,
@@ -525,7 +525,7 @@ export async function runCapacity(
   let dify: BenchChild | undefined;
   let service: BenchChild | undefined;
   let load: Load | undefined;
-  let restoreRedisCpus: (() => void) | undefined;
+  let placement: Placement | undefined;
   const pools: Pool[] = [];
   const started = now();
   try {
@@ -557,26 +557,14 @@ export async function runCapacity(
       env: { CAPACITY_DELTAS: String(DELTAS), CAPACITY_INTERVAL_MS: String(INTERVAL_MS) },
     });
     service = await startServiceNode({ prefix, name: 'capacity-node', difyUrl: dify.url });
-    // "Per core" means one core: with two CPUs or more, the node gets the last one to itself (its GC
-    // and libuv threads too), and the load generator, the Dify stand-in and Redis share the others
-    // (Redis's own CPUs are given back at the end). CAPACITY_PIN=0 leaves every process unpinned.
-    const lastCpu = cpus().length - 1;
-    const rest = lastCpu > 1 ? `0-${lastCpu - 1}` : '0';
-    const redisPid = Number((await redis.info('server')).match(/process_id:(\d+)/)?.[1] ?? 0);
-    const redisCpus = redisPid ? cpusOf(redisPid) : undefined;
-    const pinned =
-      lastCpu >= 1 &&
-      process.env.CAPACITY_PIN !== '0' &&
-      pinToCpus(service.pid, String(lastCpu)) &&
-      pinToCpus(dify.pid, rest) &&
-      pinToCpus(process.pid, rest);
-    const redisPinned = pinned && redisCpus !== undefined && pinToCpus(redisPid, rest);
-    if (redisPinned && redisCpus) restoreRedisCpus = () => pinToCpus(redisPid, redisCpus);
-    out(
-      pinned
-        ? `the node runs alone on CPU ${lastCpu}; the load generator, the Dify stand-in${redisPinned ? ' and Redis' : ''} on CPU ${rest}${redisPinned ? '' : ' (Redis could not be pinned: it may share the node’s CPU)'}`
-        : 'no process is pinned to a CPU: the node shares the CPUs with the load generator, the Dify stand-in and Redis',
-    );
+    // "Per core" means one core: the node gets the last CPU to itself, the load generator, the Dify
+    // stand-in and Redis share the others. CAPACITY_PIN=0 leaves every process unpinned.
+    placement = await placeOnCpus([service], [dify], redis, {
+      pin: process.env.CAPACITY_PIN !== '0',
+      servers: 'the node runs',
+      others: 'the load generator, the Dify stand-in',
+    });
+    out(placement.description);
     out('');
     const offset = await clockOffset(dify);
     const idle = await scrape(service.url);
@@ -678,7 +666,7 @@ export async function runCapacity(
     out(`  (capacity: ${((now() - started) / 1000).toFixed(0)} s)`);
     return { results, perStream };
   } finally {
-    restoreRedisCpus?.();
+    placement?.restore();
     if (load) load.stopped = true;
     await Promise.allSettled(pools.map((p) => p.destroy()));
     await stopAll([service, dify]);

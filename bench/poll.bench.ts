@@ -25,7 +25,7 @@ import { StreamWriter, textChange } from '../src/runner/writer.js';
 import { connectRedis, createRedisStore } from '../src/store/index.js';
 import { piecesOf } from '../test/support/fakeDify.js';
 import type { BenchChild, ProcessStats } from './support/children.js';
-import { stopAll } from './support/children.js';
+import { type Placement, placeOnCpus, stopAll } from './support/children.js';
 import { benchPrefix, dropPrefix, redisUrl, startFloorNode, startServiceNode } from './support/nodes.js';
 import { formatMs, summarize, verdict } from './support/stats.js';
 import {
@@ -220,6 +220,7 @@ export async function benchPoll(): Promise<string> {
   let floor: BenchChild | undefined;
   let owner: { stop(): Promise<number> } | undefined;
   const pools: Pool[] = [];
+  let placement: Placement | undefined;
   try {
     const streamId = randomBytes(16).toString('base64url');
     const { events, snapshot } = await seedStream(store, streamId);
@@ -231,6 +232,12 @@ export async function benchPoll(): Promise<string> {
       startServiceNode({ prefix, name: 'poll-service' }),
       startFloorNode({ prefix }),
     ]);
+    // The two servers take turns on a CPU of their own; the load generator and Redis on the others.
+    placement = await placeOnCpus([service, floor], [], redis, {
+      pin: process.env.BENCH_PIN !== '0',
+      servers: 'the floor and the service, in turn,',
+      others: 'the load generator',
+    });
     const client = benchClient();
     const requests = Array.from({ length: 4_000 }, () => prepare(client, pollMessage(streamId)));
     const servers: Array<[string, BenchChild]> = [
@@ -267,7 +274,7 @@ export async function benchPoll(): Promise<string> {
       `poll throughput: one service process vs the floor, a stream still streaming: ${DELTAS} deltas, then ` +
         `${grown} more while polled (snapshot ${Buffer.byteLength(persisted)} B, reply plaintext ${replyBytes} B at the start), ` +
         `${CONCURRENCY} polls in flight on keep-alive connections, ${ROUNDS} × ${ROUND_MS / 1000} s per server ` +
-        `after ${WARMUP_MS / 1000} s warm-up, LOG_LEVEL=info to /dev/null`,
+        `after ${WARMUP_MS / 1000} s warm-up, LOG_LEVEL=info to /dev/null; ${placement.description}`,
       line('floor', f),
       line('service', s),
       `  service / floor = ${ratio.toFixed(2)}; target ≥ ${TARGET_RATIO}: ${verdict(ratio >= TARGET_RATIO && s.failed === 0)}`,
@@ -279,6 +286,7 @@ export async function benchPoll(): Promise<string> {
     await owner?.stop();
     await Promise.allSettled(pools.map((p) => p.close()));
     await stopAll([service, floor]);
+    placement?.restore();
     await store.close();
     await dropPrefix(prefix);
   }

@@ -4,7 +4,8 @@
 // A missed target is reported, not fatal: the exit code is non-zero only when a bench crashed.
 // BENCH_CPU_PROF_DIR=<dir> writes a V8 CPU profile of every server child process there, and
 // BENCH_ALLOC_PROF_DIR=<dir> a sampled allocation profile of every service node (garbage included);
-// BENCH_ONLY=poll,auth runs only the benches whose names contain one of those words.
+// BENCH_ONLY=poll,auth runs only the benches whose names contain one of those words. The poll bench
+// gives the server it measures a CPU of its own (BENCH_PIN=0 leaves every process unpinned).
 import { cpus, loadavg, totalmem } from 'node:os';
 import { Redis } from 'ioredis';
 import { benchAuth } from './auth.bench.js';

@@ -3,6 +3,7 @@
 // load generator's. A child says when it listens, answers named calls, and is always stopped: by
 // `stop()`, and as a last resort by a SIGKILL when the bench process exits.
 import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tsxLoader } from '../../test/support/cli.js';
@@ -163,4 +164,50 @@ export function pinToCpus(pid: number, cpus: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** How a bench placed its processes on the machine's CPUs, and how to give Redis its own back. */
+export interface Placement {
+  pinned: boolean;
+  /** What to print: who runs where. */
+  description: string;
+  /** Give Redis the CPUs it had (a no-op when it was not pinned). */
+  restore(): void;
+}
+
+/**
+ * "Per core" means one core: with two CPUs or more, the servers measured get the last CPU to
+ * themselves (their GC and libuv threads too), and everything else, this process and Redis included,
+ * shares the others. Unpinned where that cannot be done (one CPU, no taskset) or `pin` is false.
+ */
+export async function placeOnCpus(
+  servers: ReadonlyArray<{ pid: number }>,
+  others: ReadonlyArray<{ pid: number }>,
+  redis: { info(section: 'server'): Promise<string> },
+  o: { pin: boolean; servers: string; others: string },
+): Promise<Placement> {
+  const lastCpu = cpus().length - 1;
+  const rest = lastCpu > 1 ? `0-${lastCpu - 1}` : '0';
+  const unpinned = {
+    pinned: false,
+    description: `no process is pinned to a CPU: ${o.servers} share the CPUs with ${o.others} and Redis`,
+    restore() {},
+  };
+  if (lastCpu < 1 || !o.pin) return unpinned;
+  const pinned =
+    servers.every((s) => pinToCpus(s.pid, String(lastCpu))) &&
+    [...others, { pid: process.pid }].every((p) => pinToCpus(p.pid, rest));
+  if (!pinned) return unpinned;
+  const redisPid = Number((await redis.info('server')).match(/process_id:(\d+)/)?.[1] ?? 0);
+  const redisCpus = redisPid ? cpusOf(redisPid) : undefined;
+  const redisPinned = redisCpus !== undefined && pinToCpus(redisPid, rest);
+  return {
+    pinned: true,
+    description: redisPinned
+      ? `${o.servers} on CPU ${lastCpu} alone; ${o.others} and Redis on CPU ${rest}`
+      : `${o.servers} on CPU ${lastCpu} alone; ${o.others} on CPU ${rest} (Redis could not be pinned: it may share CPU ${lastCpu})`,
+    restore: () => {
+      if (redisPinned && redisCpus) pinToCpus(redisPid, redisCpus);
+    },
+  };
 }
