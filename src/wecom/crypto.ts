@@ -1,7 +1,7 @@
 // Callback crypto of the WeCom AI bot (docs/protocol/wecom.md §2, §3, §4, §5.1, §7): AES-256-CBC
 // with PKCS#7 padding to 32 bytes, the random|length|msg|receiveid framing, and the signed envelope.
 // Every failure to decrypt is a WecomError with a code, never a crash of node:crypto.
-import { createCipheriv, createDecipheriv, type Decipher, randomFillSync } from 'node:crypto';
+import { type Cipher, createCipheriv, createDecipheriv, type Decipher, randomFillSync } from 'node:crypto';
 import { WecomError } from './errors.js';
 import { signature, verifySignature } from './signature.js';
 
@@ -155,6 +155,50 @@ function encryptOf(body: unknown): string {
   return encrypt;
 }
 
+/**
+ * AES-256-CBC under one key and IV, its cipher made once and kept open. Making a cipher costs more than
+ * running one over a callback's few KB (OpenSSL looks the algorithm up each time), and every callback
+ * needs one to decrypt and one to encrypt. An open CBC cipher chains each call on from the last block
+ * of the one before; XOR-ing the first block with (last block ⊕ IV) undoes that, so every message is
+ * exactly what a fresh cipher with the IV gives (for encryption, on the plaintext going in; for
+ * decryption, on the plaintext coming out). Whole blocks only, no padding: the caller pads.
+ */
+class KeptCbc {
+  readonly #cipher: Cipher | Decipher;
+  /** The block the next call chains from: the last one out (encrypting) or in (decrypting). */
+  readonly #chain: Buffer;
+  readonly #iv: Buffer;
+  readonly #encrypting: boolean;
+
+  constructor(key: Buffer, iv: Buffer, encrypting: boolean) {
+    this.#encrypting = encrypting;
+    this.#iv = Buffer.from(iv);
+    this.#chain = Buffer.from(iv);
+    this.#cipher = encrypting
+      ? createCipheriv('aes-256-cbc', key, iv)
+      : createDecipheriv('aes-256-cbc', key, iv);
+    this.#cipher.setAutoPadding(false);
+  }
+
+  /** `data` (whole blocks) enciphered or deciphered as a message of its own. Encrypting changes `data`. */
+  run(data: Buffer): Buffer {
+    const n = data.length;
+    if (n === 0 || n % AES_BLOCK !== 0) throw new RangeError('whole AES blocks only');
+    const chain = this.#chain;
+    const iv = this.#iv;
+    if (this.#encrypting) {
+      for (let i = 0; i < AES_BLOCK; i++) data[i] = (data[i] ?? 0) ^ (chain[i] ?? 0) ^ (iv[i] ?? 0);
+      const out = this.#cipher.update(data);
+      out.copy(chain, 0, n - AES_BLOCK, n);
+      return out;
+    }
+    const out = this.#cipher.update(data);
+    for (let i = 0; i < AES_BLOCK; i++) out[i] = (out[i] ?? 0) ^ (chain[i] ?? 0) ^ (iv[i] ?? 0);
+    data.copy(chain, 0, n - AES_BLOCK, n);
+    return out;
+  }
+}
+
 export class WecomCrypto {
   readonly #token: string;
   readonly #key: Buffer;
@@ -162,6 +206,9 @@ export class WecomCrypto {
   readonly #receiveId: string;
   /** An AES-ECB decipher for one block at a time (`mayHaveEncrypted`), made when first needed. */
   #lastBlock: Decipher | undefined;
+  /** The callbacks' ciphers, made when first needed and kept. */
+  #encipher: KeptCbc | undefined;
+  #decipherer: KeptCbc | undefined;
 
   constructor({ token, encodingAESKey, receiveId = '' }: WecomCryptoOptions) {
     this.#token = token;
@@ -231,11 +278,8 @@ export class WecomCrypto {
     framed.write(plaintext, HEADER_BYTES, 'utf8');
     framed.write(this.#receiveId, HEADER_BYTES + messageBytes, 'utf8');
     framed.fill(padding, unpadded);
-    const cipher = createCipheriv('aes-256-cbc', this.#key, this.#iv);
-    cipher.setAutoPadding(false);
-    const head = cipher.update(framed);
-    const tail = cipher.final();
-    return (tail.length === 0 ? head : Buffer.concat([head, tail])).toString('base64');
+    this.#encipher ??= new KeptCbc(this.#key, this.#iv, true);
+    return this.#encipher.run(framed).toString('base64');
   }
 
   /** The inverse of `encrypt`; checks the receiveid only when one is configured (§2.4). */
@@ -317,13 +361,10 @@ export class WecomCrypto {
     return verifySignature(this.#token, timestamp, nonce, encrypt, given);
   }
 
+  /** Whole blocks deciphered; unpadded by the caller (Node's unpadding is 16-byte PKCS#7, WeCom pads to 32: §2.2). */
   #decipher(ciphertext: Buffer): Buffer {
-    const decipher = createDecipheriv('aes-256-cbc', this.#key, this.#iv);
-    // Node's auto-unpadding assumes 16-byte PKCS#7 and throws on WeCom's 32 (§2.2).
-    decipher.setAutoPadding(false);
-    const head = decipher.update(ciphertext);
-    const tail = decipher.final();
-    return tail.length === 0 ? head : Buffer.concat([head, tail]);
+    this.#decipherer ??= new KeptCbc(this.#key, this.#iv, false);
+    return this.#decipherer.run(ciphertext);
   }
 
   #verify(given: string, timestamp: string, nonce: string, encrypt: string): void {
