@@ -302,31 +302,39 @@ function textFrame(json: unknown, cursor: string | undefined): DifyFrame | undef
   if (typeof json !== 'object' || json === null) return undefined;
   const j = json as Record<string, unknown>;
   const event = j.event;
-  let body: DifyFrameBody;
-  if (event === 'message' || event === 'agent_message') {
-    if (typeof j.answer !== 'string') return undefined;
-    body = { event, answer: j.answer };
-  } else if (event === 'text_chunk') {
+  let text: unknown;
+  if (event === 'message' || event === 'agent_message') text = j.answer;
+  else if (event === 'text_chunk') {
     const data = j.data as { text?: unknown } | null | undefined;
-    if (typeof data !== 'object' || data === null || typeof data.text !== 'string') return undefined;
-    body = { event, text: data.text };
+    if (typeof data !== 'object' || data === null) return undefined;
+    text = data.text;
   } else return undefined;
+  if (typeof text !== 'string') return undefined;
+  // Each id by name (a fixed property, not a loop over names): this runs for every piece of text.
+  const conversationId = idOf(j.conversation_id);
+  const messageId = idOf(j.message_id);
+  const taskId = idOf(j.task_id);
+  const workflowRunId = idOf(j.workflow_run_id);
+  if (conversationId === null || messageId === null || taskId === null || workflowRunId === null)
+    return undefined;
   const ids: DifyIds = {};
-  for (const [field, key] of idFields) {
-    const value = j[field];
-    if (value === undefined || value === null || value === '') continue;
-    if (typeof value !== 'string') return undefined;
-    ids[key] = value;
-  }
-  return cursor ? { ...body, ids, cursor } : { ...body, ids };
+  if (conversationId !== undefined) ids.conversationId = conversationId;
+  if (messageId !== undefined) ids.messageId = messageId;
+  if (taskId !== undefined) ids.taskId = taskId;
+  if (workflowRunId !== undefined) ids.workflowRunId = workflowRunId;
+  const frame: DifyFrame =
+    event === 'text_chunk'
+      ? { event, text, ids }
+      : { event: event as 'message' | 'agent_message', answer: text, ids };
+  if (cursor) frame.cursor = cursor;
+  return frame;
 }
 
-const idFields = [
-  ['conversation_id', 'conversationId'],
-  ['message_id', 'messageId'],
-  ['task_id', 'taskId'],
-  ['workflow_run_id', 'workflowRunId'],
-] as const;
+/** An id field: its string, undefined when absent (null and '' count as absent), null when not a string. */
+function idOf(value: unknown): string | undefined | null {
+  if (value === undefined || value === null || value === '') return undefined;
+  return typeof value === 'string' ? value : null;
+}
 
 /** One SSE event that carried data: its data (lines joined by LF) and the `id:` it named, if any. */
 export interface SseEvent {
