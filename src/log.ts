@@ -32,10 +32,10 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
 const UNREAD_LIMIT_BYTES = 8 * 1024 * 1024;
 
 /**
- * Standard output, buffered, that never holds the process up. A busy node logs a line per poll,
- * thousands a second, and a system call per line would cost a poll a tenth of its time: lines go out
- * in 4 KiB writes, or after at most half a second on a quiet node, and what is left when the process
- * exits is written then.
+ * Standard output, buffered, that never holds the process up. A busy node logs hundreds of lines a
+ * second (thousands at `debug`, a line per poll), and a system call per line would cost a callback a
+ * tenth of its time: lines go out in 4 KiB writes, or after at most half a second on a quiet node,
+ * and what is left when the process exits is written then.
  *
  * Through Node's own stdout stream, never by writing to file descriptor 1 directly: on a pipe or a
  * socket it writes without blocking (sonic-boom, pino's own destination, loops for ever on exit when
