@@ -168,7 +168,6 @@ export function pinToCpus(pid: number, cpus: string): boolean {
 
 /** How a bench placed its processes on the machine's CPUs, and how to give Redis its own back. */
 export interface Placement {
-  pinned: boolean;
   /** What to print: who runs where. */
   description: string;
   /** Give Redis the CPUs it had (a no-op when it was not pinned). */
@@ -189,7 +188,6 @@ export async function placeOnCpus(
   const lastCpu = cpus().length - 1;
   const rest = lastCpu > 1 ? `0-${lastCpu - 1}` : '0';
   const unpinned = {
-    pinned: false,
     description: `no process is pinned to a CPU: ${o.servers} share the CPUs with ${o.others} and Redis`,
     restore() {},
   };
@@ -202,7 +200,6 @@ export async function placeOnCpus(
   const redisCpus = redisPid ? cpusOf(redisPid) : undefined;
   const redisPinned = redisCpus !== undefined && pinToCpus(redisPid, rest);
   return {
-    pinned: true,
     description: redisPinned
       ? `${o.servers} on CPU ${lastCpu} alone; ${o.others} and Redis on CPU ${rest}`
       : `${o.servers} on CPU ${lastCpu} alone; ${o.others} on CPU ${rest} (Redis could not be pinned: it may share CPU ${lastCpu})`,
