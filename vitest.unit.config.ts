@@ -15,6 +15,7 @@ const inMemorySuites = [
   'test/deploy.spec.ts',
   'test/docs.spec.ts',
   'test/fakeWecomWs.spec.ts',
+  'test/http.callbackLog.spec.ts',
   'test/inspector.spec.ts',
   'test/outbound.bodies.spec.ts',
   'test/runner.outage.spec.ts',

@@ -5,9 +5,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeDify, startFakeDify } from './support/fakeDify.js';
+import { logLines } from './support/logLines.js';
 import { dropPrefix, randomPrefix, redisUrl, startTestService, type TestService } from './support/service.js';
 import { randomMsgid, type StreamReplyJson, WecomClient } from './support/wecomClient.js';
 
@@ -53,7 +53,7 @@ interface Line {
 describe('two bots in one deployment, two nodes', () => {
   const prefix = randomPrefix('bots');
   const dir = mkdtempSync(join(tmpdir(), 'wd-bots-'));
-  const lines: Line[] = [];
+  const { lines, sink } = logLines<Line>();
   let difyHr: FakeDify;
   let difyIt: FakeDify;
   const nodes: TestService[] = [];
@@ -85,12 +85,6 @@ describe('two bots in one deployment, two nodes', () => {
       IT_DIFY_KEY: 'app-it',
       LOG_LEVEL: 'info',
     };
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Line);
-        done();
-      },
-    });
     nodes.push(await startTestService(env, { keyPrefix: prefix, logTo: sink }));
     nodes.push(await startTestService(env, { keyPrefix: prefix }));
   });

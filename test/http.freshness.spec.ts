@@ -2,10 +2,10 @@
 // expired would be answered, and Dify asked, again. Its `timestamp` must be within
 // CALLBACK_MAX_SKEW_SECONDS of the node's clock, and how far off it is shows in the metrics and the
 // logs before a skewed clock starts refusing real traffic.
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
 import { type FakeDify, startFakeDify } from './support/fakeDify.js';
+import { logLines } from './support/logLines.js';
 import {
   dropPrefix,
   randomPrefix,
@@ -24,19 +24,13 @@ const ago = (seconds: number) => String(now() - seconds);
 
 describe('the timestamp of a signed callback', () => {
   const prefix = randomPrefix('freshness');
-  const lines: Line[] = [];
+  const { lines, sink } = logLines<Line>();
   let dify: FakeDify;
   let service: TestService;
   let wecom: WecomClient;
 
   beforeAll(async () => {
     dify = await startFakeDify();
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Line);
-        done();
-      },
-    });
     service = await startTestService(
       { REDIS_URL: redisUrl, DIFY_API_URL: dify.url, WECOM_BOT_ID: testBot.botId, LOG_LEVEL: 'info' },
       { keyPrefix: prefix, logTo: sink },

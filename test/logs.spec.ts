@@ -1,9 +1,9 @@
 // What an operator reads: one JSON line per callback (a poll answered as usual only at debug) and one
 // per stream outcome, each with the stream id, the msgid, the user and durations; never a secret, never
 // the user's words at info level.
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeDify, startFakeDify } from './support/fakeDify.js';
+import { logLines } from './support/logLines.js';
 import { type ResponseUrlReceiver, startResponseUrlReceiver } from './support/responseUrl.js';
 import {
   dropPrefix,
@@ -19,8 +19,7 @@ type Line = Record<string, unknown>;
 
 describe('logs', () => {
   const prefix = randomPrefix('logs');
-  const lines: Line[] = [];
-  let raw = '';
+  const { lines, sink, raw } = logLines<Line>();
   let dify: FakeDify;
   let receiver: ResponseUrlReceiver;
   let service: TestService;
@@ -30,13 +29,6 @@ describe('logs', () => {
   beforeAll(async () => {
     dify = await startFakeDify();
     receiver = await startResponseUrlReceiver();
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        raw += chunk.toString();
-        for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Line);
-        done();
-      },
-    });
     service = await startTestService(
       {
         REDIS_URL: redisUrl,
@@ -73,7 +65,7 @@ describe('logs', () => {
     const accepted = callbacks.find((l) => l.outcome === 'accepted')!;
     expect(accepted).toMatchObject({ msgid: sent.msgid, userid: 'log-user', msgtype: 'text' });
     expect(typeof accepted.durationMs).toBe('number');
-    // The answer took several polls; answered as usual, they are lines at `debug` only (callback.spec).
+    // The answer took several polls; answered as usual, they are lines at `debug` only (http.callbackLog.spec).
     expect(callbacks.filter((l) => l.msgtype === 'stream')).toEqual([]);
 
     const outcome = lines.find((l) => l.msg === 'stream outcome' && l.streamId === streamId)!;
@@ -93,7 +85,7 @@ describe('logs', () => {
       testBot.encodingAESKey,
       'app-SECRETKEY0123456789',
     ])
-      expect(raw).not.toContain(secret);
-    expect(raw).not.toContain(responseUrl);
+      expect(raw()).not.toContain(secret);
+    expect(raw()).not.toContain(responseUrl);
   }, 20_000);
 });

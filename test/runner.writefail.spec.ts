@@ -2,7 +2,6 @@
 // stayed unreachable past the writer's patience), it stops the answer on purpose: Dify is let go and
 // told to stop, nothing more is read, no promise is left to fail unseen, and the stream is counted and
 // logged as what it is (not recorded), never as completed.
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NoneAuthenticator } from '../src/auth/none.js';
@@ -14,6 +13,7 @@ import { Runner } from '../src/runner/runner.js';
 import { createMemoryStore, StoreError, type StreamStore } from '../src/store/index.js';
 import { answering } from './support/answerSource.js';
 import { anyBot } from './support/bots.js';
+import { logLines } from './support/logLines.js';
 import { testConfig } from './support/service.js';
 
 /** Dify streaming a long answer, one piece every 10 ms, and what the owner did with it. */
@@ -64,17 +64,6 @@ function breakable(kind: 'vanished' | 'unreachable'): { store: StreamStore; brea
   };
 }
 
-function logSink() {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { lines, stream };
-}
-
 const finishedCount = async (metrics: Metrics, state: string): Promise<number> => {
   const metric = await metrics.streamsFinished.get();
   return metric.values.find((v) => v.labels.state === state)?.value ?? 0;
@@ -90,14 +79,14 @@ describe('an owner whose writes fail', () => {
     it(`stops reading Dify when the stream ${kind === 'vanished' ? 'vanished from the store' : 'stays unreachable'}`, async () => {
       const { store, break: breakStore } = breakable(kind);
       const { answers, seen } = longAnswer();
-      const log = logSink();
+      const log = logLines();
       const metrics = createMetrics({ defaults: false });
       const runner = new Runner({
         store,
         bots: anyBot({ answers, auth: new NoneAuthenticator() }),
         delivery: pollDelivery({ deliver: async () => undefined }),
         config: testConfig({}),
-        logger: createLogger('info', log.stream),
+        logger: createLogger('info', log.sink),
         metrics,
         writer: { retryDelays: [20], retryForMs: 200 },
       });

@@ -1,10 +1,10 @@
 // At start the service asks Dify for its app (GET /info) and says what it found in the log: the app's
 // name and mode, or one warning naming the URL and the problem (unreachable, a refused key). Either
 // way the service starts and is ready: Dify is not its dependency to be up, only to answer.
-import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { closedPort } from './auth/support.js';
 import { type FakeDify, startFakeDify } from './support/fakeDify.js';
+import { logLines } from './support/logLines.js';
 import { startTestService, type TestService } from './support/service.js';
 
 type Line = Record<string, unknown>;
@@ -18,13 +18,7 @@ afterAll(async () => {
 
 /** A service on the given Dify, its log lines collected as they come. */
 async function serviceOn(env: Record<string, string>) {
-  const lines: Line[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Line);
-      done();
-    },
-  });
+  const { lines, sink } = logLines<Line>();
   const service = await startTestService({ LOG_LEVEL: 'info', ...env }, { logTo: sink });
   started.push(service);
   const about = () => lines.find((l) => typeof l.msg === 'string' && /^dify/.test(l.msg));

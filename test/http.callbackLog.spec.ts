@@ -1,21 +1,21 @@
 // The callback's log line, with the route's own parts and a stand-in runner: a message and anything
 // refused are lines at `info`, a poll answered as usual is a line at `debug` only (WeCom sends one a
 // second for every answer), a slow poll is at `info` again. Every poll is counted and timed either way.
-import { Writable } from 'node:stream';
 import * as official from '@wecom/crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createLogger } from '../log.js';
-import type { Metrics } from '../metrics.js';
-import type { Runner } from '../runner/runner.js';
-import { WecomCrypto } from '../wecom/crypto.js';
 import {
   answerCallback,
   type CallbackBot,
   type CallbackDeps,
   queryOf,
   SLOW_POLL_SECONDS,
-} from './callback.js';
-import { CallbackClock } from './freshness.js';
+} from '../src/http/callback.js';
+import { CallbackClock } from '../src/http/freshness.js';
+import { createLogger } from '../src/log.js';
+import type { Metrics } from '../src/metrics.js';
+import type { Runner } from '../src/runner/runner.js';
+import { WecomCrypto } from '../src/wecom/crypto.js';
+import { logLines } from './support/logLines.js';
 
 const TOKEN = 'QDG6eK';
 const KEY = 'jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C';
@@ -24,13 +24,7 @@ const STREAM_ID = 'stream-of-the-answer';
 type Line = Record<string, unknown>;
 
 function capture(level: string): { lines: Line[]; logger: ReturnType<typeof createLogger> } {
-  const lines: Line[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Line);
-      done();
-    },
-  });
+  const { lines, sink } = logLines<Line>();
   return { lines, logger: createLogger(level, sink) };
 }
 
