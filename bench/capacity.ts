@@ -561,7 +561,7 @@ export async function runCapacity(
     // stand-in and Redis share the others. CAPACITY_PIN=0 leaves every process unpinned.
     placement = await placeOnCpus([service], [dify], redis, {
       pin: process.env.CAPACITY_PIN !== '0',
-      servers: 'the node runs',
+      servers: 'the node',
       others: 'the load generator, the Dify stand-in',
     });
     out(placement.description);

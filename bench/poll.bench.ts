@@ -235,7 +235,7 @@ export async function benchPoll(): Promise<string> {
     // The two servers take turns on a CPU of their own; the load generator and Redis on the others.
     placement = await placeOnCpus([service, floor], [], redis, {
       pin: process.env.BENCH_PIN !== '0',
-      servers: 'the floor and the service, in turn,',
+      servers: 'the floor and the service (in turn)',
       others: 'the load generator',
     });
     const client = benchClient();

@@ -188,7 +188,7 @@ export async function placeOnCpus(
   const lastCpu = cpus().length - 1;
   const rest = lastCpu > 1 ? `0-${lastCpu - 1}` : '0';
   const unpinned = {
-    description: `no process is pinned to a CPU: ${o.servers} share the CPUs with ${o.others} and Redis`,
+    description: `no process is pinned to a CPU: ${o.servers}, ${o.others} and Redis share them`,
     restore() {},
   };
   if (lastCpu < 1 || !o.pin) return unpinned;
