@@ -79,6 +79,26 @@ describe('redis store: what only Redis shows', () => {
     await store.close();
   });
 
+  it('polls a stream an older version wrote: its reply while current, the folded stream after', async () => {
+    const store = createRedisStore(connectRedis({ url }), { prefix, ttlSeconds });
+    const id = `older-${Date.now()}`;
+    const events = [opened(id), granted(), delta('Hello')];
+    await store.append(id, events, { expectedVersion: 0, snapshot: persist(fold(events)) });
+    // An older version kept a reply `r` beside the snapshot, with no reply mode, current while the
+    // snapshot's version is the stream's.
+    const snap = streamKeys(prefix, id).snap;
+    await admin.hdel(snap, 'rm');
+    await admin.hset(snap, 'r', '{"msgtype":"stream","stream":{"id":"x","finish":false,"content":"Hello"}}');
+    expect(await store.poll(id)).toMatchObject({ version: 3, reply: expect.stringContaining('"Hello"') });
+    // Once an event lands after that snapshot, a reply still beside it is stale: the poll folds instead.
+    await store.append(id, [delta(' world')], { expectedVersion: 3 });
+    await admin.hset(snap, 'r', '{"msgtype":"stream","stream":{"id":"x","finish":false,"content":"Hello"}}');
+    const polled = await store.poll(id);
+    expect(polled?.reply).toBeUndefined();
+    expect(polled?.loaded?.view.context.answer).toBe('Hello world');
+    await store.close();
+  });
+
   it('reports a snapshot it cannot restore as StoreError "corrupt"', async () => {
     const store = createRedisStore(connectRedis({ url }), { prefix, ttlSeconds });
     const id = `corrupt-${Date.now()}`;
