@@ -5,8 +5,9 @@
 // trip, a reply built from that text, encrypted and signed, on bare node:http, with the service's own
 // fastest primitives). Target: service ≥ 0.9 × floor. Each server runs in its own child process; the
 // load generator (this process) sends pre-encrypted polls over keep-alive undici connections, a fixed
-// number in flight, and the two servers are measured in alternating rounds after a warm-up, so that
-// drift on a busy machine hits both alike.
+// number in flight, and the two servers are measured in alternating rounds after a warm-up (floor,
+// service, service, floor, …), so that drift on a busy machine and the answer's growth hit both alike.
+// Both run with the heap settings the image gives the service (support/nodes.ts, `heapFlags`).
 // Runs inside `npm run bench`, or alone: node --import tsx bench/poll.bench.ts
 
 import { randomBytes } from 'node:crypto';
@@ -43,8 +44,9 @@ import {
 const DELTAS = 200;
 const CONCURRENCY = 48;
 const WARMUP_MS = 3_000;
-const ROUND_MS = 5_000;
-const ROUNDS = 2;
+const ROUND_MS = 3_000;
+/** Even: the servers take turns in the order floor, service, service, floor, … (see `benchPoll`). */
+const ROUNDS = 4;
 const TARGET_RATIO = 0.9;
 /** The owner's pace while the servers are polled: a delta every 50 ms. */
 const LIVE_DELTA_MS = 50;
@@ -262,8 +264,10 @@ export async function benchPoll(): Promise<string> {
     for (const [, server] of servers)
       await drive(poolOf.get(server)!, requests, { concurrency: CONCURRENCY, durationMs: WARMUP_MS });
     const totals = new Map<BenchChild, Totals>(servers.map(([, s]) => [s, emptyTotals()]));
+    // The answer grows all through the run, and a poll of a longer answer costs more: each server
+    // goes first in every other round, so that both are measured at the same answer length on average.
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [, server] of servers)
+      for (const [, server] of round % 2 === 0 ? servers : [...servers].reverse())
         add(totals.get(server)!, await measure(server, poolOf.get(server)!, requests, ROUND_MS));
     }
     const f = totals.get(floor)!;

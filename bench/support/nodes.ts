@@ -24,13 +24,22 @@ export interface ServiceNodeOptions {
   env?: Record<string, string>;
 }
 
+/**
+ * The heap settings the image gives node (Dockerfile): without a limit, on a host with plenty of
+ * memory, V8 lets the heap swell to hundreds of MiB before it collects. A floor runs with the same, so
+ * that a ratio compares code, not garbage collectors. BENCH_NODE_FLAGS replaces them, to try others.
+ */
+export const heapFlags = (): string[] =>
+  process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [
+    '--max-old-space-size=512',
+    '--heap-growing-percent=100',
+  ];
+
 /** A node of the service as production runs it: the build (`npm run build` first), plain `node`. */
 export function startServiceNode(o: ServiceNodeOptions): Promise<BenchChild> {
   return startChild(o.name, supportScript('serviceNode.mjs'), {
     loader: false,
-    // The heap limit the image sets (Dockerfile, NODE_OPTIONS): without it, on a host with plenty of
-    // memory, V8 lets the heap swell to hundreds of MiB before it collects.
-    nodeFlags: ['--max-old-space-size=512'],
+    nodeFlags: heapFlags(),
     cpuProfDir: cpuProfDir(),
     env: {
       PORT: '0',
@@ -54,6 +63,7 @@ export function startServiceNode(o: ServiceNodeOptions): Promise<BenchChild> {
 
 export function startFloorNode(o: { prefix: string }): Promise<BenchChild> {
   return startChild('floor', supportScript('floorNode.ts'), {
+    nodeFlags: heapFlags(),
     cpuProfDir: cpuProfDir(),
     env: {
       WECOM_TOKEN: testBot.token,
