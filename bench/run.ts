@@ -6,6 +6,8 @@
 // BENCH_ALLOC_PROF_DIR=<dir> a sampled allocation profile of every service node (garbage included);
 // BENCH_ONLY=poll,auth runs only the benches whose names contain one of those words. The poll bench
 // gives the server it measures a CPU of its own (BENCH_PIN=0 leaves every process unpinned).
+// Service nodes (and the poll bench's floor) run with the image's heap flags; BENCH_NODE_FLAGS="…"
+// gives them others, e.g. BENCH_NODE_FLAGS="--max-old-space-size=512" to see V8's own heap growth.
 import { cpus, loadavg, totalmem } from 'node:os';
 import { Redis } from 'ioredis';
 import { benchAuth } from './auth.bench.js';
