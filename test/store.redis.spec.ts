@@ -99,6 +99,46 @@ describe('redis store: what only Redis shows', () => {
     await store.close();
   });
 
+  it('answers the polls of many streams made at once in one call, each with its own answer', async () => {
+    const client = connectRedis({ url }) as Redis;
+    const store = createRedisStore(client, { prefix, ttlSeconds });
+    // Per stream, in turn: a fixed reply, a reply from its text, no projection (the poll folds), none.
+    const ids = Array.from({ length: 300 }, (_, i) => `polls-${Date.now()}-${i}`);
+    await Promise.all(
+      ids.map((id, i) => {
+        const events = [opened(id), granted(), delta(`text of ${i}`)];
+        const written = { expectedVersion: 0, snapshot: persist(fold(events)) };
+        if (i % 4 === 0) return store.append(id, events, { ...written, reply: { fixed: `{"n":${i}}` } });
+        if (i % 4 === 1)
+          return store.append(id, events, {
+            ...written,
+            reply: { fromText: true },
+            text: { append: `text of ${i}` },
+          });
+        if (i % 4 === 2) return store.append(id, events, written);
+        return undefined;
+      }),
+    );
+    await Promise.all([store.poll(ids[0]!), store.poll(ids[2]!)]); // the scripts into Redis' cache
+
+    const sent: string[] = [];
+    const original = client.sendCommand.bind(client);
+    client.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], ...rest: unknown[]) => {
+      sent.push(command.name);
+      return (original as (...args: unknown[]) => unknown)(command, ...rest);
+    }) as Redis['sendCommand'];
+    const polled = await Promise.all(ids.map((id) => store.poll(id)));
+    // Two calls for all 300 (at most 256 each), then one for each stream that must fold (75).
+    expect(sent.filter((name) => name === 'evalsha' || name === 'eval')).toHaveLength(2 + 75);
+    for (const [i, p] of polled.entries()) {
+      if (i % 4 === 0) expect(p).toMatchObject({ version: 3, reply: `{"n":${i}}` });
+      else if (i % 4 === 1) expect(p).toMatchObject({ version: 3, text: `text of ${i}` });
+      else if (i % 4 === 2) expect(p?.loaded?.view.context.answer).toBe(`text of ${i}`);
+      else expect(p).toBeUndefined();
+    }
+    await store.close();
+  });
+
   it('reports a snapshot it cannot restore as StoreError "corrupt"', async () => {
     const store = createRedisStore(connectRedis({ url }), { prefix, ttlSeconds });
     const id = `corrupt-${Date.now()}`;

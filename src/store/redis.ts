@@ -1,7 +1,8 @@
 // The Redis store, for a single Redis and for Redis Cluster: one class implementing every store port
 // (port.ts). Writes and reads of one stream are Lua scripts (./lua/*.lua, loaded once) over keys sharing
-// the `{streamId}` hash tag, so each is atomic and one round trip on either topology. Needs Redis ≥ 6.2
-// (exclusive XRANGE starts).
+// the `{streamId}` hash tag, so each is atomic and one round trip on either topology. On a single
+// Redis, the polls and the appends a node makes in the same moment go as one script call each, every
+// stream still its own atomic step. Needs Redis ≥ 6.2 (exclusive XRANGE starts).
 import { readFileSync } from 'node:fs';
 import { Cluster, Redis } from 'ioredis';
 import { isFinished, parseEventJson, type StreamEvent } from '../machines/index.js';
@@ -50,12 +51,21 @@ const defaultConversationTtlSeconds = 30 * 24 * 3600;
 const KEYS_KEPT = 4096;
 /** The most appends one script call carries: a few milliseconds of Redis's time at most. */
 const APPENDS_PER_CALL = 256;
+/** The most polls one script call carries. */
+const POLLS_PER_CALL = 256;
 
 /** An append waiting for the next script call (RedisStore.#batched). */
 interface WaitingAppend {
   keys: StreamKeys;
   args: Arg[];
   resolve(outcome: readonly [number, number | string]): void;
+  reject(error: unknown): void;
+}
+
+/** A poll waiting for the next script call (RedisStore.#batchedPoll). */
+interface WaitingPoll {
+  keys: StreamKeys;
+  resolve(reply: PollReply | [0] | null): void;
   reject(error: unknown): void;
 }
 
@@ -69,6 +79,8 @@ const scriptDefinitions = {
   wdStoreAppendMany: { lua: lua('append') },
   wdStoreLoad: { numberOfKeys: 4, lua: `${afterSnapshot}\n${lua('load')}` },
   wdStorePoll: { numberOfKeys: 4, lua: `${afterSnapshot}\n${lua('poll')}` },
+  // The polls of many streams at once, on a single Redis.
+  wdStorePollMany: { lua: lua('poll-many') },
   wdStoreAcquire: { numberOfKeys: 1, lua: lua('acquire') },
   wdStoreRelease: { numberOfKeys: 1, lua: lua('release') },
 } as const;
@@ -99,6 +111,7 @@ interface ScriptCommands {
     text: string,
     bytes: Arg,
   ): Promise<PollReply | null>;
+  wdStorePollMany(keyCount: number, ...keysThenBytes: Arg[]): Promise<Array<PollReply | [0] | null>>;
   wdStoreAcquire(lease: string, ...args: Arg[]): Promise<number>;
   wdStoreRelease(lease: string, token: string): Promise<number>;
 }
@@ -139,6 +152,8 @@ export class RedisStore implements StreamStore {
   readonly #keys = new Map<string, StreamKeys>();
   /** Appends for the next script call (single Redis only). */
   #appends: WaitingAppend[] = [];
+  /** Polls for the next script call (single Redis only). */
+  #polls: WaitingPoll[] = [];
   readonly #cluster: boolean;
   readonly #stopListeners = new Set<(streamId: string) => void>();
   #subscriber: RedisClient | undefined;
@@ -155,6 +170,13 @@ export class RedisStore implements StreamStore {
     for (const [name, definition] of Object.entries(scriptDefinitions)) redis.defineCommand(name, definition);
     this.#scripts = redis as unknown as ScriptCommands;
     this.#cluster = redis instanceof Cluster;
+    // The calls that carry many streams are batched here already, and go out at once. Auto-pipelined,
+    // one would wait for the pipeline in flight to be answered: under load its arguments and replies
+    // then live long enough to be promoted, and fill the old generation (a full collection a second).
+    const ignored = redis.options.autoPipeliningIgnoredCommands ?? [];
+    for (const name of ['wdStorePollMany', 'wdStoreAppendMany'])
+      if (!ignored.includes(name)) ignored.push(name);
+    redis.options.autoPipeliningIgnoredCommands = ignored;
     this.#connected = redis.status === 'ready';
     if (!this.#connected) {
       redis.once('ready', () => {
@@ -233,6 +255,32 @@ export class RedisStore implements StreamStore {
       this.#appends.push({ keys, args, resolve, reject });
       if (this.#appends.length === 1) queueMicrotask(() => this.#sendAppends());
     });
+  }
+
+  /** A poll sent with the others this node answers in the same moment: one script call for all of them. */
+  #batchedPoll(keys: StreamKeys): Promise<PollReply | [0] | null> {
+    return new Promise((resolve, reject) => {
+      this.#polls.push({ keys, resolve, reject });
+      if (this.#polls.length === 1) queueMicrotask(() => this.#sendPolls());
+    });
+  }
+
+  #sendPolls(): void {
+    const all = this.#polls;
+    this.#polls = [];
+    for (let from = 0; from < all.length; from += POLLS_PER_CALL) {
+      const batch = all.slice(from, from + POLLS_PER_CALL);
+      const keys: string[] = [];
+      for (const { keys: k } of batch) keys.push(k.snap, k.events, k.lease, k.text);
+      this.#scripts.wdStorePollMany(keys.length, ...keys, POLL_TEXT_BYTES).then(
+        (replies) => {
+          for (const [i, poll] of batch.entries()) poll.resolve(replies[i] ?? null);
+        },
+        (error: unknown) => {
+          for (const poll of batch) poll.reject(error);
+        },
+      );
+    }
   }
 
   #sendAppends(): void {
@@ -317,9 +365,16 @@ export class RedisStore implements StreamStore {
 
   async poll(streamId: string) {
     const keys = streamKeys(this.#prefix, streamId);
-    const reply = await this.#guard('poll', { streamId }, () =>
-      this.#scripts.wdStorePoll(keys.snap, keys.events, keys.lease, keys.text, POLL_TEXT_BYTES),
+    const pollAlone = () =>
+      this.#scripts.wdStorePoll(keys.snap, keys.events, keys.lease, keys.text, POLL_TEXT_BYTES);
+    const batched = await this.#guard('poll', { streamId }, () =>
+      this.#cluster ? pollAlone() : this.#batchedPoll(keys),
     );
+    // A stream whose poll must fold its events is polled alone (poll-many.lua leaves it to poll.lua).
+    const reply =
+      batched?.length === 1
+        ? await this.#guard('poll', { streamId }, pollAlone)
+        : (batched as PollReply | null);
     if (!reply) return undefined;
     let polled: PolledStream;
     if (reply[0] === 1) polled = { version: Number(reply[1]), state: reply[2], reply: reply[3] };
@@ -646,8 +701,9 @@ export interface ConnectRedisOptions {
  *   fails within about a second or two rather than hanging.
  * - the default `retryStrategy` (capped at 2 s): the client keeps reconnecting on its own, so the
  *   store is usable again as soon as Redis is back, with no restart.
- * - `enableAutoPipelining`: the commands of concurrent polls and appends issued in one tick go out in
- *   one write, which on a busy node saves a syscall per command.
+ * - `enableAutoPipelining`: the commands issued in one tick go out in one write, which on a busy node
+ *   saves a syscall per command. (On a single Redis the store batches polls and appends itself, and
+ *   sends those calls past the auto-pipeline: see the constructor.)
  */
 export function connectRedis(options: ConnectRedisOptions): RedisClient {
   const connectTimeout = options.connectTimeoutMs ?? 2_000;
