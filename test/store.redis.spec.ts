@@ -38,6 +38,17 @@ storeContract('redis', async () => {
   };
 });
 
+/** The names of the commands `client` sends from now on, in order. */
+function commandsSent(client: Redis): string[] {
+  const sent: string[] = [];
+  const original = client.sendCommand.bind(client);
+  client.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], ...rest: unknown[]) => {
+    sent.push(command.name);
+    return (original as (...args: unknown[]) => unknown)(command, ...rest);
+  }) as Redis['sendCommand'];
+  return sent;
+}
+
 const opened = (streamId: string): StreamEvent => ({
   type: 'stream.opened',
   at: Date.now(),
@@ -66,12 +77,7 @@ describe('redis store: what only Redis shows', () => {
     await store.append(id, [delta('tail')], { expectedVersion: 501 });
     await store.load(id); // loads the script into Redis' cache (EVALSHA may first meet NOSCRIPT)
 
-    const sent: string[] = [];
-    const original = client.sendCommand.bind(client);
-    client.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], ...rest: unknown[]) => {
-      sent.push(command.name);
-      return (original as (...args: unknown[]) => unknown)(command, ...rest);
-    }) as Redis['sendCommand'];
+    const sent = commandsSent(client);
     const loaded = await store.load(id);
     expect(sent).toEqual(['evalsha']);
     expect(loaded).toMatchObject({ version: 502, tail: 1 });
@@ -121,12 +127,7 @@ describe('redis store: what only Redis shows', () => {
     );
     await Promise.all([store.poll(ids[0]!), store.poll(ids[2]!)]); // the scripts into Redis' cache
 
-    const sent: string[] = [];
-    const original = client.sendCommand.bind(client);
-    client.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], ...rest: unknown[]) => {
-      sent.push(command.name);
-      return (original as (...args: unknown[]) => unknown)(command, ...rest);
-    }) as Redis['sendCommand'];
+    const sent = commandsSent(client);
     const polled = await Promise.all(ids.map((id) => store.poll(id)));
     // Two calls for all 300 (at most 256 each), then one for each stream that must fold (75).
     expect(sent.filter((name) => name === 'evalsha' || name === 'eval')).toHaveLength(2 + 75);
@@ -161,12 +162,7 @@ describe('redis store: what only Redis shows', () => {
     await admin.del(streamKeys(prefix, broken).snap);
     await admin.set(streamKeys(prefix, broken).snap, 'not a hash');
 
-    const sent: string[] = [];
-    const original = client.sendCommand.bind(client);
-    client.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], ...rest: unknown[]) => {
-      sent.push(command.name);
-      return (original as (...args: unknown[]) => unknown)(command, ...rest);
-    }) as Redis['sendCommand'];
+    const sent = commandsSent(client);
     const outcomes = await Promise.allSettled(
       ids.map((id) =>
         store.append(id, [delta(`piece of ${id}`)], {
