@@ -1,6 +1,7 @@
 // `wecom-dify replay` and `export` against the real Redis: a stream recorded by the running service
 // replays to the states of the live fold; an export replays offline with no Redis and no settings, to
 // the same steps; unknown events are shown; a stream whose owner died says why it is stuck.
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -216,6 +217,37 @@ describe('wecom-dify replay and export', { timeout: 90_000 }, () => {
     const offline = await replayJson(['--file', 'unknown.json'], {});
     expect(offline.steps[2]).toMatchObject({ type: 'stream.teleported', unknown: true });
     expect(offline.steps[2]?.event).toMatchObject({ raw: { type: 'stream.teleported', to: 'mars' } });
+  });
+
+  it('replays and exports a stream whose id starts with "-", as one in 64 do', async () => {
+    const id = `-${randomBytes(16).toString('base64url').slice(1)}`;
+    await hand.append(
+      id,
+      [
+        {
+          type: 'stream.opened',
+          at: Date.now(),
+          streamId: id,
+          msgid: 'm-dash',
+          bot: 'b',
+          userid: 'lisi',
+          chattype: 'single',
+          query: 'hi',
+        },
+        { type: 'auth.granted', at: Date.now() + 1, user: { id: 'lisi' } },
+      ],
+      { expectedVersion: 0 },
+    );
+    const report = await replayJson([id], handEnv);
+    expect(report.streamId).toBe(id);
+    expect(report.steps.map((s) => s.type)).toEqual(['stream.opened', 'auth.granted']);
+    // Given after the flags, and after a `--` of the user's own, it is the same stream.
+    const afterDashes = await runCli(['replay', '--json', '--', id], { cwd: cwd.dir, env: handEnv });
+    expect(afterDashes.code).toBe(0);
+    expect((JSON.parse(afterDashes.stdout) as Report).streamId).toBe(id);
+    const exported = await runCli(['export', id, '--out', '-'], { cwd: cwd.dir, env: handEnv });
+    expect(exported.code).toBe(0);
+    expect(exported.stdout).toContain(id);
   });
 
   it('a stream whose owner died says where and why it is stuck', async () => {

@@ -5,7 +5,19 @@ import { UsageError } from './io.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
+/**
+ * A stream's id: 22 url-safe base64 characters, one in 64 of them starting with `-`, which parseArgs
+ * would read as short flags (`replay -Kx3…`: "Unknown option '-K'"). No command has short flags.
+ */
+const DASHED_STREAM_ID = /^-[\w-]{21}$/;
+
 export function parseCommandArgs<O extends Options>(args: string[], options: O, usage: string) {
+  // Such an id is given to parseArgs after a `--`, where it can only be a positional.
+  const dashed = args.filter((arg) => DASHED_STREAM_ID.test(arg));
+  if (dashed.length > 0) {
+    const others = args.filter((arg) => !DASHED_STREAM_ID.test(arg));
+    args = others.includes('--') ? [...others, ...dashed] : [...others, '--', ...dashed];
+  }
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
