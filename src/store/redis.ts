@@ -54,23 +54,46 @@ const APPENDS_PER_CALL = 256;
 /** The most polls one script call carries. */
 const POLLS_PER_CALL = 256;
 
-/** An append waiting for the next script call (RedisStore.#batched). */
-interface WaitingAppend {
-  keys: StreamKeys;
-  args: Arg[];
-  resolve(outcome: readonly [number, number | string]): void;
-  reject(error: unknown): void;
-}
+/**
+ * Calls made in the same moment, sent together: each `add` waits for the next microtask, when the
+ * items added meanwhile go out in calls of at most `perCall` (`send`, which answers each item in its
+ * order), each item with its own outcome.
+ */
+class Batches<T, R> {
+  #waiting: Array<{ item: T; resolve(result: R): void; reject(error: unknown): void }> = [];
 
-/** A poll waiting for the next script call (RedisStore.#batchedPoll). */
-interface WaitingPoll {
-  keys: StreamKeys;
-  resolve(reply: PollReply | [0] | null): void;
-  reject(error: unknown): void;
+  constructor(
+    private readonly perCall: number,
+    private readonly send: (items: T[]) => Promise<R[]>,
+  ) {}
+
+  add(item: T): Promise<R> {
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ item, resolve, reject });
+      if (this.#waiting.length === 1) queueMicrotask(() => this.#flush());
+    });
+  }
+
+  #flush(): void {
+    const all = this.#waiting;
+    this.#waiting = [];
+    for (let from = 0; from < all.length; from += this.perCall) {
+      const batch = all.slice(from, from + this.perCall);
+      this.send(batch.map((waiting) => waiting.item)).then(
+        (results) => {
+          for (const [i, waiting] of batch.entries()) waiting.resolve(results[i] as R);
+        },
+        (error: unknown) => {
+          for (const waiting of batch) waiting.reject(error);
+        },
+      );
+    }
+  }
 }
 
 const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
 const afterSnapshot = lua('after-snapshot');
+const projection = lua('projection');
 /** The scripts, by the command name ioredis gives each (`defineCommand`), and how many keys it takes. */
 const scriptDefinitions = {
   // One stream's append, its keys declared (so that a Redis Cluster routes it to the stream's slot);
@@ -78,9 +101,9 @@ const scriptDefinitions = {
   wdStoreAppend: { numberOfKeys: 4, lua: lua('append') },
   wdStoreAppendMany: { lua: lua('append') },
   wdStoreLoad: { numberOfKeys: 4, lua: `${afterSnapshot}\n${lua('load')}` },
-  wdStorePoll: { numberOfKeys: 4, lua: `${afterSnapshot}\n${lua('poll')}` },
+  wdStorePoll: { numberOfKeys: 4, lua: `${afterSnapshot}\n${projection}\n${lua('poll')}` },
   // The polls of many streams at once, on a single Redis.
-  wdStorePollMany: { lua: lua('poll-many') },
+  wdStorePollMany: { lua: `${projection}\n${lua('poll-many')}` },
   wdStoreAcquire: { numberOfKeys: 1, lua: lua('acquire') },
   wdStoreRelease: { numberOfKeys: 1, lua: lua('release') },
 } as const;
@@ -150,10 +173,14 @@ export class RedisStore implements StreamStore {
   /** When the indexes were last trimmed (the store's clock). */
   #trimmedAt = -Infinity;
   readonly #keys = new Map<string, StreamKeys>();
-  /** Appends for the next script call (single Redis only). */
-  #appends: WaitingAppend[] = [];
-  /** Polls for the next script call (single Redis only). */
-  #polls: WaitingPoll[] = [];
+  /** Appends and polls for the next script call of each (single Redis only). */
+  readonly #appends = new Batches<{ keys: StreamKeys; args: Arg[] }, readonly [number, number | string]>(
+    APPENDS_PER_CALL,
+    (appends) => this.#sendAppends(appends),
+  );
+  readonly #polls = new Batches<StreamKeys, PollReply | [0] | null>(POLLS_PER_CALL, (polls) =>
+    this.#sendPolls(polls),
+  );
   readonly #cluster: boolean;
   readonly #stopListeners = new Set<(streamId: string) => void>();
   #subscriber: RedisClient | undefined;
@@ -173,10 +200,11 @@ export class RedisStore implements StreamStore {
     // The calls that carry many streams are batched here already, and go out at once. Auto-pipelined,
     // one would wait for the pipeline in flight to be answered: under load its arguments and replies
     // then live long enough to be promoted, and fill the old generation (a full collection a second).
-    const ignored = redis.options.autoPipeliningIgnoredCommands ?? [];
-    for (const name of ['wdStorePollMany', 'wdStoreAppendMany'])
-      if (!ignored.includes(name)) ignored.push(name);
-    redis.options.autoPipeliningIgnoredCommands = ignored;
+    // (A new array: the one a client starts with is ioredis's default, shared by every client.)
+    const ignored = new Set(redis.options.autoPipeliningIgnoredCommands);
+    redis.options.autoPipeliningIgnoredCommands = [
+      ...ignored.add('wdStorePollMany').add('wdStoreAppendMany'),
+    ];
     this.#connected = redis.status === 'ready';
     if (!this.#connected) {
       redis.once('ready', () => {
@@ -196,7 +224,7 @@ export class RedisStore implements StreamStore {
         ? this.#scripts
             .wdStoreAppend(keys.events, keys.snap, keys.text, keys.lease, this.#ttl, ...args)
             .then(([s, v]) => [s, v] as const)
-        : this.#batched(keys, args),
+        : this.#appends.add({ keys, args }),
     );
     if (status === -1) {
       throw new StoreError('corrupt', `stream ${streamId}: its key ${value} holds another type`, {
@@ -247,63 +275,28 @@ export class RedisStore implements StreamStore {
   }
 
   /**
-   * An append sent with the others this node makes in the same moment: one script call for all of
-   * them (up to APPENDS_PER_CALL), each still its own atomic step with its own outcome.
+   * The appends of many streams made in the same moment, in one script call: each stream still its
+   * own atomic step with its own outcome.
    */
-  #batched(keys: StreamKeys, args: Arg[]): Promise<readonly [number, number | string]> {
-    return new Promise((resolve, reject) => {
-      this.#appends.push({ keys, args, resolve, reject });
-      if (this.#appends.length === 1) queueMicrotask(() => this.#sendAppends());
-    });
-  }
-
-  /** A poll sent with the others this node answers in the same moment: one script call for all of them. */
-  #batchedPoll(keys: StreamKeys): Promise<PollReply | [0] | null> {
-    return new Promise((resolve, reject) => {
-      this.#polls.push({ keys, resolve, reject });
-      if (this.#polls.length === 1) queueMicrotask(() => this.#sendPolls());
-    });
-  }
-
-  #sendPolls(): void {
-    const all = this.#polls;
-    this.#polls = [];
-    for (let from = 0; from < all.length; from += POLLS_PER_CALL) {
-      const batch = all.slice(from, from + POLLS_PER_CALL);
-      const keys: string[] = [];
-      for (const { keys: k } of batch) keys.push(k.snap, k.events, k.lease, k.text);
-      this.#scripts.wdStorePollMany(keys.length, ...keys, POLL_TEXT_BYTES).then(
-        (replies) => {
-          for (const [i, poll] of batch.entries()) poll.resolve(replies[i] ?? null);
-        },
-        (error: unknown) => {
-          for (const poll of batch) poll.reject(error);
-        },
-      );
+  async #sendAppends(
+    appends: Array<{ keys: StreamKeys; args: Arg[] }>,
+  ): Promise<Array<readonly [number, number | string]>> {
+    const keys: string[] = [];
+    const args: Arg[] = [this.#ttl];
+    for (const append of appends) {
+      keys.push(append.keys.events, append.keys.snap, append.keys.text, append.keys.lease);
+      for (const arg of append.args) args.push(arg);
     }
+    const reply = await this.#scripts.wdStoreAppendMany(keys.length, ...keys, ...args);
+    return appends.map((_, i) => [Number(reply[2 * i]), reply[2 * i + 1] ?? 0] as const);
   }
 
-  #sendAppends(): void {
-    const all = this.#appends;
-    this.#appends = [];
-    for (let from = 0; from < all.length; from += APPENDS_PER_CALL) {
-      const batch = all.slice(from, from + APPENDS_PER_CALL);
-      const keys: string[] = [];
-      const args: Arg[] = [this.#ttl];
-      for (const append of batch) {
-        keys.push(append.keys.events, append.keys.snap, append.keys.text, append.keys.lease);
-        for (const arg of append.args) args.push(arg);
-      }
-      this.#scripts.wdStoreAppendMany(keys.length, ...keys, ...args).then(
-        (reply) => {
-          for (const [i, append] of batch.entries())
-            append.resolve([Number(reply[2 * i]), reply[2 * i + 1] ?? 0] as const);
-        },
-        (error: unknown) => {
-          for (const append of batch) append.reject(error);
-        },
-      );
-    }
+  /** The polls of many streams this node answers in the same moment, in one script call. */
+  async #sendPolls(polls: StreamKeys[]): Promise<Array<PollReply | [0] | null>> {
+    const keys: string[] = [];
+    for (const k of polls) keys.push(k.snap, k.events, k.lease, k.text);
+    const replies = await this.#scripts.wdStorePollMany(keys.length, ...keys, POLL_TEXT_BYTES);
+    return polls.map((_, i) => replies[i] ?? null);
   }
 
   async read(streamId: string): Promise<StoredEvent[]> {
@@ -368,7 +361,7 @@ export class RedisStore implements StreamStore {
     const pollAlone = () =>
       this.#scripts.wdStorePoll(keys.snap, keys.events, keys.lease, keys.text, POLL_TEXT_BYTES);
     const batched = await this.#guard('poll', { streamId }, () =>
-      this.#cluster ? pollAlone() : this.#batchedPoll(keys),
+      this.#cluster ? pollAlone() : this.#polls.add(keys),
     );
     // A stream whose poll must fold its events is polled alone (poll-many.lua leaves it to poll.lua).
     const reply =

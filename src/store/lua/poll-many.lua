@@ -7,20 +7,8 @@
 local text_bytes = tonumber(ARGV[1])
 local out = {}
 for s = 0, #KEYS / 4 - 1 do
-  local snap_key, lease_key, text_key = KEYS[4 * s + 1], KEYS[4 * s + 3], KEYS[4 * s + 4]
-  local h = redis.call('HMGET', snap_key, 'v', 'rm', 'r', 'st')
-  local version, mode, reply, state = h[1], h[2], h[3], h[4]
-  if not version then
-    out[s + 1] = false
-  else
-    local lease = redis.call('GET', lease_key)
-    if mode == 'f' then
-      out[s + 1] = {1, version, state, reply, lease}
-    elseif mode == 't' then
-      out[s + 1] = {2, version, state, redis.call('GETRANGE', text_key, 0, text_bytes - 1), lease}
-    else
-      out[s + 1] = {0}
-    end
-  end
+  local answered = projected(KEYS[4 * s + 1], KEYS[4 * s + 3], KEYS[4 * s + 4], text_bytes)
+  if answered == nil then answered = {0} end
+  out[s + 1] = answered
 end
 return out
