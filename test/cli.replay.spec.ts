@@ -248,6 +248,10 @@ describe('wecom-dify replay and export', { timeout: 90_000 }, () => {
     const exported = await runCli(['export', id, '--out', '-'], { cwd: cwd.dir, env: handEnv });
     expect(exported.code).toBe(0);
     expect(exported.stdout).toContain(id);
+    // An export is named after its stream: its file starts with "-" too, and replays offline.
+    expect((await runCli(['export', id], { cwd: cwd.dir, env: handEnv })).code).toBe(0);
+    const offline = await replayJson(['--file', `${id}.json`], {});
+    expect(offline.steps.map((s) => s.type)).toEqual(['stream.opened', 'auth.granted']);
   });
 
   it('a stream whose owner died says where and why it is stuck', async () => {

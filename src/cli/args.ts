@@ -12,6 +12,7 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 const DASHED_STREAM_ID = /^-[\w-]{21}$/;
 
 export function parseCommandArgs<O extends Options>(args: string[], options: O, usage: string) {
+  args = joinDashedValues(args, options);
   // Such an id is given to parseArgs after a `--`, where it can only be a positional.
   const dashed = args.filter((arg) => DASHED_STREAM_ID.test(arg));
   if (dashed.length > 0) {
@@ -23,6 +24,25 @@ export function parseCommandArgs<O extends Options>(args: string[], options: O, 
   } catch (error) {
     throw new UsageError((error as Error).message, usage);
   }
+}
+
+/**
+ * `--file -Kx3….json` (an export is named after its stream) as `--file=-Kx3….json`: parseArgs refuses
+ * a value starting with `-` after its option as ambiguous, and with no short flags it cannot be one.
+ */
+function joinDashedValues(args: string[], options: Options): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    const next = args[i + 1];
+    if (arg === '--') return [...joined, ...args.slice(i)];
+    const option = arg.startsWith('--') && !arg.includes('=') ? options[arg.slice(2)] : undefined;
+    if (option?.type === 'string' && next !== undefined && /^-[^-]/.test(next)) {
+      joined.push(`${arg}=${next}`);
+      i++;
+    } else joined.push(arg);
+  }
+  return joined;
 }
 
 /** A duration flag's value in ms, or a usage error naming the flag. */
