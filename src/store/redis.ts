@@ -55,9 +55,10 @@ const APPENDS_PER_CALL = 256;
 const POLLS_PER_CALL = 256;
 
 /**
- * Calls made in the same moment, sent together: each `add` waits for the next microtask, when the
- * items added meanwhile go out in calls of at most `perCall` (`send`, which answers each item in its
- * order), each item with its own outcome.
+ * Calls made in the same turn of the event loop, sent together: each `add` waits for the turn's end
+ * (`setImmediate`, after the I/O of the turn: the polls of every request read in it, the appends of
+ * every stream whose pieces were told in it), when the items added meanwhile go out in calls of at
+ * most `perCall` (`send`, which answers each item in its order), each item with its own outcome.
  */
 class Batches<T, R> {
   #waiting: Array<{ item: T; resolve(result: R): void; reject(error: unknown): void }> = [];
@@ -70,7 +71,7 @@ class Batches<T, R> {
   add(item: T): Promise<R> {
     return new Promise((resolve, reject) => {
       this.#waiting.push({ item, resolve, reject });
-      if (this.#waiting.length === 1) queueMicrotask(() => this.#flush());
+      if (this.#waiting.length === 1) setImmediate(() => this.#flush());
     });
   }
 
