@@ -1,11 +1,12 @@
 // The Dify client against a local fake that speaks Dify's real wire protocol (test/support/fakeDify.ts;
 // the protocol is docs/protocol/dify.md): captured streams replayed and re-chunked, liveness, every
-// failure class, retries, stop and abort.
+// failure class, retries, stop and abort; event streams read in turns.
 import { createServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DifyClient, type DifyClientOptions, type DifyStreamRequest } from '../src/dify/client.js';
 import { DifyError } from '../src/dify/errors.js';
 import type { DifyEvent } from '../src/dify/events.js';
+import { ReadPace } from '../src/dify/readPace.js';
 import {
   type FakeDify,
   fixturesAvailable,
@@ -692,3 +693,30 @@ async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
+
+describe('reading event streams in turns', () => {
+  it('reads them in turns over plain HTTP, and says so', () => {
+    expect(client({ readPace: new ReadPace({ everyMs: 100 }) }).paceMs).toBe(100);
+    expect(client().paceMs).toBe(150);
+  });
+
+  it('reads them as they come over TLS, through a proxy, or when told to', () => {
+    expect(client({ apiUrl: 'https://dify.example.com/v1' }).paceMs).toBeUndefined();
+    expect(client({ proxy: { httpProxy: 'http://127.0.0.1:9' } }).paceMs).toBeUndefined();
+    expect(client({ readPace: false }).paceMs).toBeUndefined();
+  });
+
+  it('hands on every piece of an answer read in turns, in order', async () => {
+    const pieces = Array.from({ length: 120 }, (_, i) => `${i} `);
+    fake.script({ kind: 'answer', pieces, frameDelayMs: 2 });
+    const pace = new ReadPace({ everyMs: 80 });
+    const events: DifyEvent[] = [];
+    await client({ readPace: pace }).answer(turn, (event) => {
+      events.push(event);
+    });
+    expect(events.map((e) => (e.type === 'delta' ? e.text : '')).join('')).toBe(pieces.join(''));
+    expect(events.at(-1)?.type).toBe('end');
+    // Its connection was read in turns.
+    expect(pace.size).toBe(1);
+  });
+});

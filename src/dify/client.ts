@@ -1,12 +1,14 @@
 // The Dify service API client: streaming chat and workflow runs as normalized events (pushed to a
-// callback as they are read, or pulled as an async iterable), plus stop, feedback, upload and app info. undici underneath: one keep-alive Agent with
-// explicit connect, headers and idle timeouts. The algorithm is docs/protocol/dify.md §10.
+// callback as they are read, or pulled as an async iterable), plus stop, feedback, upload and app info. undici underneath: keep-alive Agents with
+// explicit connect, headers and idle timeouts, one for the event streams (read in turns, src/dify/readPace.ts)
+// and one for the rest. The algorithm is docs/protocol/dify.md §10.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Dispatcher, FormData, request } from 'undici';
+import { Agent, type Dispatcher, FormData, request } from 'undici';
 import { z } from 'zod';
 import { BodyTooLargeError, discard, outboundAgent, type ProxySettings, readBounded } from '../outbound.js';
 import { DifyError, fromHttpResponse, fromNetworkError } from './errors.js';
 import { AnswerFold, type DifyEvent } from './events.js';
+import { difyReads, pacedConnector, type ReadPace } from './readPace.js';
 import { type DifyFrame, DifyFrameReader, FrameTooLargeError } from './sse.js';
 
 /** The pino methods the client uses; a pino logger fits. */
@@ -47,6 +49,11 @@ export interface DifyClientOptions {
   logger?: DifyLogger;
   /** HTTP_PROXY / HTTPS_PROXY / NO_PROXY, when Dify is reached through a proxy. */
   proxy?: ProxySettings;
+  /**
+   * How the event streams are read: in the turns of this pace (default: the node's, `difyReads`), or
+   * as they come (`false`). Streams over TLS or through a proxy are always read as they come.
+   */
+  readPace?: ReadPace | false;
 }
 
 /** A file object of a request (§2.5). */
@@ -124,6 +131,13 @@ export class DifyClient {
   readonly #thinking: 'show' | 'hide';
   readonly #retry: Required<DifyRetryOptions>;
   readonly #agent: Dispatcher;
+  /** The event streams' agent: `#agent` itself where they are read as they come. */
+  readonly #streams: Dispatcher;
+  /**
+   * How long a piece of an answer may wait before it is read (ms), where the streams are read in
+   * turns; undefined where each piece is read as it comes.
+   */
+  readonly paceMs: number | undefined;
   readonly #log: DifyLogger;
   /** The app said it suggests no questions: until then it is not asked. */
   #noSuggestionsUntil = 0;
@@ -139,13 +153,24 @@ export class DifyClient {
     this.#log = opts.logger ?? noopLogger;
     // bodyTimeout is undici's idle timer: re-armed by every chunk of bytes, so `event: ping`
     // frames (which no SSE parser dispatches) keep a silent run alive (§8.1).
-    this.#agent = outboundAgent(opts.proxy, {
-      connect: { timeout: opts.connectTimeoutMs ?? Math.min(10_000, opts.timeoutMs) },
+    const connect = { timeout: opts.connectTimeoutMs ?? Math.min(10_000, opts.timeoutMs) };
+    const agentOptions = {
       headersTimeout: opts.timeoutMs,
       bodyTimeout: opts.timeoutMs,
       keepAliveTimeout: 4_000,
       keepAliveMaxTimeout: 60_000,
-    });
+    };
+    this.#agent = outboundAgent(opts.proxy, { connect, ...agentOptions });
+    const pace = opts.readPace ?? difyReads;
+    const paced =
+      pace !== false &&
+      new URL(this.#apiUrl).protocol === 'http:' &&
+      !opts.proxy?.httpProxy &&
+      !opts.proxy?.httpsProxy;
+    this.#streams = paced
+      ? new Agent({ connect: pacedConnector(pace, connect), ...agentOptions })
+      : this.#agent;
+    this.paceMs = paced ? pace.everyMs : undefined;
   }
 
   /**
@@ -408,6 +433,7 @@ export class DifyClient {
 
   /** Close the connection pool; in-flight requests finish first. */
   async close(): Promise<void> {
+    if (this.#streams !== this.#agent) await this.#streams.close();
     await this.#agent.close();
   }
 
@@ -625,7 +651,7 @@ export class DifyClient {
       headers,
       body: body ?? null,
       signal: opts.signal ?? null,
-      dispatcher: this.#agent,
+      dispatcher: accept === 'text/event-stream' ? this.#streams : this.#agent,
     });
   }
 

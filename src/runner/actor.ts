@@ -150,7 +150,10 @@ export class StreamActor {
     this.#holder = holder;
     this.#state = writer.snapshot;
     this.#checkEveryMs = deps.checkEveryMs ?? 500;
-    this.#pieces = new Pieces((text, at) => this.#tellNow({ type: 'add', at, text }), deps.pieces);
+    // A source read in turns hands on together what came meanwhile: told at once, it is seen as soon
+    // as pieces gathered here for ~150 ms would be.
+    const pieces = deps.pieces ?? (deps.answers.paceMs ? { flushMs: 0 } : undefined);
+    this.#pieces = new Pieces((text, at) => this.#tellNow({ type: 'add', at, text }), pieces);
     const ctx = this.#state.context;
     this.#log = deps.logger.child({
       streamId: writer.streamId,

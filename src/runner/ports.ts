@@ -98,6 +98,12 @@ export const isAnswerFailure = (error: unknown): error is Error & AnswerFailure 
 
 export interface AnswerSource {
   /**
+   * Set where the source reads its answers in turns of this many ms at most (a Dify over plain HTTP,
+   * src/dify/readPace.ts): what came meanwhile is handed on at once, so the owner tells it at once
+   * rather than gathering pieces for another ~150 ms of its own.
+   */
+  readonly paceMs?: number | undefined;
+  /**
    * Ask, and hand each event of the answer to `onEvent` as it comes: in order and synchronously (the
    * owner records it then and there, with no promise per piece of text). Resolves after the last
    * event; rejects with the failure. `onEvent` returning false lets go of the answer, as aborting the
