@@ -719,7 +719,10 @@ export async function benchCapacity(): Promise<string> {
   const holds = r.problems.length === 0;
   return [
     `capacity: one node on one core, ${r.inflight} answers in flight (20 deltas/s each, polled 1/s)`,
-    `  CPU ${pct(r.cpu)} of a core, ${pct(per100)} per 100 answers; target ≤ ${pct(TARGET.cpuPer100)}: ${verdict(per100 <= TARGET.cpuPer100)}`,
+    // Per 100 answers only counts where they are answered: an overloaded node piles answers up, and
+    // its CPU shared among them says nothing.
+    `  CPU ${pct(r.cpu)} of a core, ${pct(per100)} per 100 answers; target ≤ ${pct(TARGET.cpuPer100)} while everything holds: ` +
+      verdict(holds && per100 <= TARGET.cpuPer100),
     `  ${holds ? 'everything holds' : `degraded: ${r.problems.join('; ')}`} (poll p99 ${ms0(r.polls.p99)}, first reply p99 ` +
       `${ms0(r.replies.p99)}, shown answer p99 ${ms0(r.behind.p99)} behind Dify); target: holds: ${verdict(holds)}`,
     `  RSS ${mib(r.rssBytes)}; target < ${mib(TARGET.rssBytes)}: ${verdict(r.rssBytes < TARGET.rssBytes)}`,
