@@ -695,13 +695,13 @@ async function freePort(): Promise<number> {
 }
 
 describe('reading event streams in turns', () => {
-  it('reads them in turns over plain HTTP, and says so', () => {
+  it('reads them in turns, over HTTP and HTTPS, and says so', () => {
     expect(client({ readPace: new ReadPace({ everyMs: 100 }) }).paceMs).toBe(100);
     expect(client().paceMs).toBe(150);
+    expect(client({ apiUrl: 'https://dify.example.com/v1' }).paceMs).toBe(150);
   });
 
-  it('reads them as they come over TLS, through a proxy, or when told to', () => {
-    expect(client({ apiUrl: 'https://dify.example.com/v1' }).paceMs).toBeUndefined();
+  it('reads them as they come through a proxy, or when told to', () => {
     expect(client({ proxy: { httpProxy: 'http://127.0.0.1:9' } }).paceMs).toBeUndefined();
     expect(client({ readPace: false }).paceMs).toBeUndefined();
   });

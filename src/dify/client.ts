@@ -51,7 +51,7 @@ export interface DifyClientOptions {
   proxy?: ProxySettings;
   /**
    * How the event streams are read: in the turns of this pace (default: the node's, `difyReads`), or
-   * as they come (`false`). Streams over TLS or through a proxy are always read as they come.
+   * as they come (`false`). Streams through a proxy are always read as they come.
    */
   readPace?: ReadPace | false;
 }
@@ -162,11 +162,8 @@ export class DifyClient {
     };
     this.#agent = outboundAgent(opts.proxy, { connect, ...agentOptions });
     const pace = opts.readPace ?? difyReads;
-    const paced =
-      pace !== false &&
-      new URL(this.#apiUrl).protocol === 'http:' &&
-      !opts.proxy?.httpProxy &&
-      !opts.proxy?.httpsProxy;
+    // Through a proxy the connection is the proxy's business (a tunnel for HTTPS): read as it comes.
+    const paced = pace !== false && !opts.proxy?.httpProxy && !opts.proxy?.httpsProxy;
     this.#streams = paced
       ? new Agent({ connect: pacedConnector(pace, connect), ...agentOptions })
       : this.#agent;

@@ -14,10 +14,11 @@
 //
 // Node offers no public hold on a socket's reads (`pause()` stops handing on what was read, not the
 // reading): the socket handle's `readStop`/`readStart`, which Node's own streams use to hold reads
-// under back-pressure, are used where a socket has them. Its `reading` flag is left set while the read
-// is held, so that Node does not start it again itself; a read Node holds for its own reasons (the
-// flag is cleared) is never started here. A socket whose handle lacks them, or a TLS socket (its
-// reads go through the TLS layer's own handle), is read as it comes.
+// under back-pressure, are used where a socket has them (a TLS socket's handle, the TLS layer, holds
+// the connection under it: the records that came are then read at once, and decrypted one by one). Its
+// `reading` flag is left set while the read is held, so that Node does not start it again itself; a
+// read Node holds for its own reasons (the flag is cleared) is never started here. A socket whose
+// handle lacks them is read as it comes.
 import type { Socket } from 'node:net';
 import { buildConnector } from 'undici';
 
@@ -67,9 +68,9 @@ export class ReadPace {
     return this.#size;
   }
 
-  /** Read this socket in turns from now on, until it closes. A TLS socket is left to read as it comes. */
+  /** Read this socket in turns from now on, until it closes; one without the handle for it, as it comes. */
   add(socket: Socket): void {
-    if ((socket as { encrypted?: boolean }).encrypted || readHandleOf(socket) === undefined) return;
+    if (readHandleOf(socket) === undefined) return;
     const turn = this.#turns[this.#next] as Map<Socket, boolean>;
     this.#next = (this.#next + 1) % this.#turns.length;
     turn.set(socket, false);
