@@ -29,7 +29,9 @@ function longAnswer() {
           // itself tells Dify to stop the task).
           if (request.signal?.aborted)
             throw Object.assign(new Error('aborted'), { name: 'DifyError', kind: 'aborted' });
-          await sleep(10); // Dify's pace between pieces: part of the scene, not a wait
+          // Dify's pace between pieces: part of the scene, not a wait. Aborted, the source stops at once,
+          // as the client does (its socket is destroyed): no piece is read after it.
+          await sleep(10, undefined, { signal: request.signal });
           seen.pieces++;
           yield { type: 'delta', text: `第${i}段。` };
         }
