@@ -1,7 +1,6 @@
 // Dify's event streams read in turns (src/dify/readPace.ts), on real sockets: what came between two
 // turns is read at once and in order, nothing is lost, a socket's end and its failures still arrive,
 // over plain TCP and over TLS. (The Dify client reading its streams in turns: test/dify.client.spec.ts.)
-
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -14,6 +13,7 @@ import { ReadPace } from '../src/dify/readPace.js';
 import { until } from './support/until.js';
 
 const servers: Server[] = [];
+const sockets: Socket[] = [];
 /** A self-signed certificate for 127.0.0.1, made for this run (undefined without openssl). */
 let tlsIdentity: { key: Buffer; cert: Buffer } | undefined;
 
@@ -46,7 +46,6 @@ beforeAll(() => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
-const sockets: Socket[] = [];
 
 afterEach(async () => {
   for (const socket of sockets.splice(0)) socket.destroy();
@@ -57,17 +56,24 @@ function pace(everyMs: number, turns = 2): ReadPace {
   return new ReadPace({ everyMs, turns });
 }
 
-/** A server that hands each connection to `serve`, and a client socket connected to it. */
-async function pair(serve: (server: Socket) => void): Promise<Socket> {
-  const server = createServer((socket) => {
-    socket.setNoDelay(true);
-    socket.on('error', () => {});
-    serve(socket);
-  });
+/** Listen on a free loopback port (closed after the test): the port. */
+async function listening(server: Server): Promise<number> {
   servers.push(server);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  const client = tcpConnect((server.address() as AddressInfo).port, '127.0.0.1');
+  return (server.address() as AddressInfo).port;
+}
+
+/** A server that hands each connection to `serve`, and a client socket connected to it. */
+async function pair(serve: (server: Socket) => void): Promise<Socket> {
+  const port = await listening(
+    createServer((socket) => {
+      socket.setNoDelay(true);
+      socket.on('error', () => {});
+      serve(socket);
+    }),
+  );
+  const client = tcpConnect(port, '127.0.0.1');
   sockets.push(client);
   await once(client, 'connect');
   return client;
@@ -140,14 +146,12 @@ describe('a socket read in turns', () => {
       ctx.skip(true, 'openssl is not installed: no certificate to serve TLS with');
       return;
     }
-    const server = createTlsServer(tlsIdentity, (socket) => {
-      socket.on('error', () => {});
-      piecesEvery(60, 4)(socket);
-    });
-    servers.push(server);
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const port = (server.address() as AddressInfo).port;
+    const port = await listening(
+      createTlsServer(tlsIdentity, (socket) => {
+        socket.on('error', () => {});
+        piecesEvery(60, 4)(socket);
+      }),
+    );
     const client = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false });
     sockets.push(client);
     await once(client, 'secureConnect');

@@ -104,7 +104,7 @@ export class ReadPace {
 
   #hold(turn: Map<Socket, boolean>): void {
     for (const socket of turn.keys()) {
-      if (socket.destroyed) continue;
+      // A destroyed socket has no handle any more.
       const handle = readHandleOf(socket);
       if (!handle?.reading) continue;
       // A handle that cannot stop reading goes on reading, as any socket does.

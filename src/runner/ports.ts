@@ -98,9 +98,9 @@ export const isAnswerFailure = (error: unknown): error is Error & AnswerFailure 
 
 export interface AnswerSource {
   /**
-   * Set where the source reads its answers in turns of this many ms at most (a Dify over plain HTTP,
-   * src/dify/readPace.ts): what came meanwhile is handed on at once, so the owner tells it at once
-   * rather than gathering pieces for another ~150 ms of its own.
+   * Set where the source reads its answers in turns of this many ms at most (a Dify not behind a
+   * proxy, src/dify/readPace.ts): what came meanwhile is handed on at once, so the owner tells it at
+   * once rather than gathering pieces for another ~150 ms of its own.
    */
   readonly paceMs?: number | undefined;
   /**
