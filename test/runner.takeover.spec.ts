@@ -159,14 +159,37 @@ describe('taking over a stream whose owner is gone', () => {
   });
 
   it('the sweep takes over an orphan that nobody polls', async () => {
-    const store = createMemoryStore({ ttlSeconds: 600 });
+    // The store's clock says when the dead owner wrote: a minute ago, as its events do.
+    let ago = 60_000;
+    const store = createMemoryStore({ ttlSeconds: 600, now: () => Date.now() - ago });
     const calls: string[] = [];
     const a = node(store, 'a', calls);
     runners.push(a);
     await store.append('s4', [opened('s4'), granted], { expectedVersion: 0 });
+    ago = 0;
     expect(await a.sweep()).toBe(1);
     await expect.poll(async () => (await store.load('s4'))?.view.value).toBe('completed');
     expect(await a.sweep()).toBe(0);
+  });
+
+  it('the sweep finds an orphan among more healthy answers than one sweep reads', async () => {
+    let ago = 60_000;
+    const store = createMemoryStore({ ttlSeconds: 600, now: () => Date.now() - ago });
+    const calls: string[] = [];
+    const a = node(store, 'a', calls);
+    runners.push(a);
+    await store.append('s5', [opened('s5'), granted], { expectedVersion: 0 });
+    // A busy cluster: 300 answers a live node holds, each recorded just now.
+    ago = 0;
+    const fresh: StreamEvent = { ...granted, at: Date.now() };
+    for (let i = 0; i < 300; i++) {
+      const id = `busy-${i}`;
+      await store.append(id, [{ ...opened(id, 'live-node'), at: Date.now() }, fresh], { expectedVersion: 0 });
+      await store.acquireLease(id, { node: 'live-node', token: `job-${i}` }, 60_000);
+    }
+    expect(await a.sweep()).toBe(1);
+    await expect.poll(async () => (await store.load('s5'))?.view.value).toBe('completed');
+    expect(calls).toEqual(['问题']);
   });
 });
 

@@ -34,6 +34,8 @@ export interface StoreHarness {
   raw?: { prefix: string; ttl(key: string): Promise<number> };
   /** Moves the store's clock on (memory) instead of waiting in real time. */
   advance?: (ms: number) => void;
+  /** The store's clock, where it is not the real one. */
+  now?: () => number;
   /** A store whose backend cannot be reached. */
   unreachable?: () => Promise<StreamStore>;
   /** Removes what the test wrote and closes any extra clients. */
@@ -646,6 +648,44 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHarnes
         expect((await store.listStreams({ limit: 1, unfinishedOnly: true })).map((s) => s.streamId)).toEqual([
           a,
         ]);
+      });
+    });
+
+    describe('EventStore: finding orphans', () => {
+      it('lists the running streams nobody holds and nothing happened to since a time, oldest first', async () => {
+        const storeNow = harness.now ?? Date.now;
+        const old = (event: StreamEvent): StreamEvent => ({ ...event, at: storeNow() - 60_000 });
+        const [orphan1, orphan2, held, done, lively, recent] = [
+          newId('orphan-1'),
+          newId('orphan-2'),
+          newId('held'),
+          newId('done'),
+          newId('lively'),
+          newId('recent'),
+        ];
+        await store.append(orphan1, [old(opened(orphan1)), old(granted())], { expectedVersion: 0 });
+        await tick();
+        await store.append(orphan2, [old(opened(orphan2))], { expectedVersion: 0 });
+        await store.append(held, [old(opened(held))], { expectedVersion: 0 });
+        await store.acquireLease(held, holder('node-a'), 10_000);
+        const doneEvents = [old(opened(done)), old(granted()), old(completed())];
+        await store.append(done, doneEvents, { expectedVersion: 0, snapshot: snapshotOf(doneEvents) });
+        await store.append(lively, [old(opened(lively)), old(granted())], { expectedVersion: 0 });
+        const before = storeNow();
+        await tick();
+        // Its state was recorded before, but a piece of its answer came after.
+        await store.append(lively, [{ ...delta('刚刚'), at: storeNow() }], { expectedVersion: 2 });
+        await store.append(recent, [old(opened(recent))], { expectedVersion: 0 });
+
+        const mine = new Set([orphan1, orphan2, held, done, lively, recent]);
+        const orphans = async (limit?: number) =>
+          (await store.listStreams({ orphanedBefore: before, ...(limit ? { limit } : {}) })).filter((s) =>
+            mine.has(s.streamId),
+          );
+        expect((await orphans()).map((s) => s.streamId)).toEqual([orphan1, orphan2]);
+        expect((await orphans(500)).map((s) => s.streamId)).toEqual([orphan1, orphan2]);
+        expect((await orphans())[0]).toMatchObject({ streamId: orphan1, state: 'thinking', finished: false });
+        expect((await orphans())[0]?.lease).toBeUndefined();
       });
     });
 

@@ -9,6 +9,7 @@ storeContract('memory', async () => {
   return {
     store,
     ttlSeconds,
+    now: () => now,
     advance: (ms: number) => {
       now += ms;
     },

@@ -621,9 +621,11 @@ export class Runner {
     const quiet = this.#d.config.stream.leaseMs;
     let started = 0;
     try {
-      const streams = await this.#d.store.listStreams({ unfinishedOnly: true, limit: 200 });
-      for (const s of streams) {
-        if (s.lease || this.#actors.has(s.streamId) || this.#now() - s.lastEventAt < quiet) continue;
+      // Only the streams nothing happened to for a lease's length are read (the store's clock is
+      // this node's: a clock skewed between nodes only delays a takeover by the skew).
+      const orphans = await this.#d.store.listStreams({ orphanedBefore: this.#now() - quiet, limit: 200 });
+      for (const s of orphans) {
+        if (this.#actors.has(s.streamId)) continue;
         this.takeOver(s.streamId);
         started++;
       }

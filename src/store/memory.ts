@@ -7,6 +7,7 @@ import {
   type AppendOptions,
   type Lease,
   type LeaseHolder,
+  type ListOptions,
   type LoadedStream,
   type LoadOptions,
   POLL_TEXT_BYTES,
@@ -17,7 +18,7 @@ import {
   type StreamStore,
   type StreamSummary,
 } from './port.js';
-import { summarize } from './summary.js';
+import { isOrphan, summarize } from './summary.js';
 
 export interface MemoryStoreOptions extends StoreOptions {
   /** TTL of the Dify conversation ids; 30 days by default. */
@@ -254,20 +255,23 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
       return [...(live(queues, `${bot}:${scope}`)?.value ?? [])];
     },
 
-    async listStreams(listOptions: { limit?: number; unfinishedOnly?: boolean } = {}) {
+    async listStreams(listOptions: ListOptions = {}) {
       open();
       const limit = listOptions.limit ?? 50;
+      const before = listOptions.orphanedBefore;
       const recent: [string, MemoryStream][] = [];
       for (const id of [...streams.keys()]) {
         const stream = live(streams, id);
-        if (stream) recent.push([id, stream]);
+        if (stream && (before === undefined || stream.touchedAt <= before)) recent.push([id, stream]);
       }
       recent.sort((a, b) => b[1].touchedAt - a[1].touchedAt || b[1].touchedSeq - a[1].touchedSeq);
+      if (before !== undefined) recent.reverse();
       const summaries: StreamSummary[] = [];
       for (const [id, stream] of recent) {
         if (summaries.length >= limit) break;
         const summary = summarize(id, loadStream(id, stream).view, liveLease(id));
         if (listOptions.unfinishedOnly && summary.finished) continue;
+        if (before !== undefined && !isOrphan(summary, before)) continue;
         summaries.push(summary);
       }
       return summaries;

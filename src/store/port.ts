@@ -138,7 +138,20 @@ export interface EventStore {
    * Recent streams, newest first: by when their state was last recorded (opened, or an append with a
    * snapshot: every change of state and every few events), not by every piece of an answer.
    */
-  listStreams(options?: { limit?: number; unfinishedOnly?: boolean }): Promise<StreamSummary[]>;
+  listStreams(options?: ListOptions): Promise<StreamSummary[]>;
+}
+
+export interface ListOptions {
+  /** At most this many (default 50). */
+  limit?: number;
+  unfinishedOnly?: boolean;
+  /**
+   * Only the streams a sweep takes over, oldest first: unfinished, without a live lease, and nothing
+   * recorded since this time (ms, the store's clock), neither their state nor any event. Found by when
+   * their state was last recorded, so that the healthy answers of a busy cluster (recorded every few
+   * seconds) are not even read: how long a sweep takes depends on the orphans, not on the load.
+   */
+  orphanedBefore?: number;
 }
 
 /** The poll reply projection: what a WeCom poll of a stream is answered with, in one round trip. */

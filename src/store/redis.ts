@@ -21,6 +21,7 @@ import {
   type AppendOptions,
   type Lease,
   type LeaseHolder,
+  type ListOptions,
   type LoadedStream,
   type LoadOptions,
   POLL_TEXT_BYTES,
@@ -31,7 +32,7 @@ import {
   type StreamStore,
   type StreamSummary,
 } from './port.js';
-import { summarize } from './summary.js';
+import { isOrphan, summarize } from './summary.js';
 
 export type RedisClient = Redis | Cluster;
 
@@ -321,17 +322,22 @@ export class RedisStore implements StreamStore {
     return loaded;
   }
 
-  async listStreams(listOptions: { limit?: number; unfinishedOnly?: boolean } = {}) {
+  async listStreams(listOptions: ListOptions = {}) {
     const limit = listOptions.limit ?? 50;
+    const before = listOptions.orphanedBefore;
     const page = Math.max(limit, 20);
     const summaries: StreamSummary[] = [];
     const gone: string[] = [];
-    // Unfinished streams are found in their own index: a sweep reads the few that run, not all.
-    const from = listOptions.unfinishedOnly ? this.#running : this.#index;
+    // Unfinished streams are found in their own index: a sweep reads the few that run, not all; and
+    // of those, only the ones whose state was last recorded before the time it names, oldest first.
+    const from = listOptions.unfinishedOnly || before !== undefined ? this.#running : this.#index;
     await this.#guard('listStreams', {}, async () => {
       const minScore = this.#now() - this.#ttl * 1000;
       for (let offset = 0; summaries.length < limit; offset += page) {
-        const ids = await this.#redis.zrevrangebyscore(from, '+inf', minScore, 'LIMIT', offset, page);
+        const ids =
+          before === undefined
+            ? await this.#redis.zrevrangebyscore(from, '+inf', minScore, 'LIMIT', offset, page)
+            : await this.#redis.zrangebyscore(from, minScore, before, 'LIMIT', offset, page);
         // Each stream is its own slot on a cluster: one script per stream, sent together.
         const replies = await Promise.all(ids.map((id) => this.#loadRaw(streamKeys(this.#prefix, id), true)));
         for (const [i, id] of ids.entries()) {
@@ -343,8 +349,8 @@ export class RedisStore implements StreamStore {
           if (summaries.length >= limit) continue;
           const summary = this.#summarize(id, reply);
           // A finished stream left in the running index (its last index update failed): drop it there.
-          if (summary?.finished && listOptions.unfinishedOnly) gone.push(id);
-          else if (summary) summaries.push(summary);
+          if (summary?.finished && from === this.#running) gone.push(id);
+          else if (summary && (before === undefined || isOrphan(summary, before))) summaries.push(summary);
         }
         if (ids.length < page) break;
       }

@@ -18,3 +18,10 @@ export function summarize(streamId: string, snapshot: StreamView, lease: Lease |
   if (lease) summary.lease = lease;
   return summary;
 }
+
+/**
+ * Whether a listed stream is one a sweep takes over (`ListOptions.orphanedBefore`): running, nobody
+ * holds it, and nothing happened to it since `before`.
+ */
+export const isOrphan = (summary: StreamSummary, before: number): boolean =>
+  !summary.finished && summary.lease === undefined && summary.lastEventAt <= before;
