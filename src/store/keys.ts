@@ -5,6 +5,12 @@
 export const defaultPrefix = 'wd:';
 
 export interface StreamKeys {
+  /**
+   * What the stream's keys start with, `<prefix>stream:{<id>}`: the events, snapshot hash, text and
+   * lease are it with `:events`, `:snap`, `:text` and `:lease` (a script carrying hundreds of streams
+   * is given this one name per stream, not four).
+   */
+  base: string;
   /** Redis Stream of the events, one entry per event (`t` = type, `e` = JSON). */
   events: string;
   /**
@@ -34,6 +40,7 @@ export function streamKeys(prefix: string, streamId: string): StreamKeys {
   }
   const base = `${prefix}stream:{${streamId}}`;
   return {
+    base,
     events: `${base}:events`,
     snap: `${base}:snap`,
     text: `${base}:text`,

@@ -98,8 +98,8 @@ const afterSnapshot = lua('after-snapshot');
 const projection = lua('projection');
 /** The scripts, by the command name ioredis gives each (`defineCommand`), and how many keys it takes. */
 const scriptDefinitions = {
-  // One stream's append, its keys declared (so that a Redis Cluster routes it to the stream's slot);
-  // and the same script for many streams at once, on a single Redis.
+  // One stream's append, its four keys declared (so that a Redis Cluster routes it to the stream's
+  // slot); and the same script for many streams at once, on a single Redis, each named by its base.
   wdStoreAppend: { numberOfKeys: 4, lua: lua('append') },
   wdStoreAppendMany: { lua: lua('append') },
   wdStoreLoad: { numberOfKeys: 4, lua: `${afterSnapshot}\n${lua('load')}` },
@@ -224,7 +224,7 @@ export class RedisStore implements StreamStore {
     const [status, value] = await this.#guard('append', { streamId }, () =>
       this.#cluster
         ? this.#scripts
-            .wdStoreAppend(keys.events, keys.snap, keys.text, keys.lease, this.#ttl, ...args)
+            .wdStoreAppend(keys.events, keys.snap, keys.text, keys.lease, this.#ttl, 4, ...args)
             .then(([s, v]) => [s, v] as const)
         : this.#appends.add({ keys, args }),
     );
@@ -284,9 +284,9 @@ export class RedisStore implements StreamStore {
     appends: Array<{ keys: StreamKeys; args: Arg[] }>,
   ): Promise<Array<readonly [number, number | string]>> {
     const keys: string[] = [];
-    const args: Arg[] = [this.#ttl];
+    const args: Arg[] = [this.#ttl, 1];
     for (const append of appends) {
-      keys.push(append.keys.events, append.keys.snap, append.keys.text, append.keys.lease);
+      keys.push(append.keys.base);
       for (const arg of append.args) args.push(arg);
     }
     const reply = await this.#scripts.wdStoreAppendMany(keys.length, ...keys, ...args);
@@ -295,8 +295,7 @@ export class RedisStore implements StreamStore {
 
   /** The polls of many streams this node answers in the same moment, in one script call. */
   async #sendPolls(polls: StreamKeys[]): Promise<Array<PollReply | [0] | null>> {
-    const keys: string[] = [];
-    for (const k of polls) keys.push(k.snap, k.events, k.lease, k.text);
+    const keys = polls.map((k) => k.base);
     const replies = await this.#scripts.wdStorePollMany(keys.length, ...keys, POLL_TEXT_BYTES);
     return polls.map((_, i) => replies[i] ?? null);
   }

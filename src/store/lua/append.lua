@@ -1,8 +1,12 @@
 -- Append events to one or more streams, each atomically, with what they change of its projections.
 -- One call carries the appends a node makes in the same moment (hundreds of answers write every
 -- ~150 ms); on a Redis Cluster, where each stream's keys live in their own slot, it carries one.
--- KEYS: per stream, its events (a Redis Stream), snapshot hash, answer's text and lease.
--- ARGV[1]: the TTL (s). Then per stream, in the order of its keys:
+-- KEYS: per stream, its events (a Redis Stream), snapshot hash, answer's text and lease; or, on a
+-- single Redis (where keys need not be declared to be routed), only what the four start with,
+-- `<prefix>stream:{<id>}`, each of them being it and `:events`, `:snap`, `:text`, `:lease`: a call
+-- carrying hundreds of streams sends one name per stream, not four.
+-- ARGV[1]: the TTL (s). ARGV[2]: how many keys each stream is given (4, or 1 for the one name).
+-- Then per stream, in the order of its keys:
 --   a header "<expected version> <events> <lease TTL ms> <flags> <state>", flags being three
 --   characters: the text change ('a' append, 's' set, '-' none), the reply projection ('=' keep,
 --   't' from the text, 'f' fixed, '-' drop) and '1' when the snapshot leaves its answer to the text
@@ -14,7 +18,8 @@
 -- nothing (a version conflict); or -1 and the name of a key that holds another type, having written
 -- nothing for that stream (the other streams are not held back by it).
 local ttl = ARGV[1]
-local at = 2
+local per = tonumber(ARGV[2])
+local at = 3
 local out = {}
 
 local function holds(key, kind)
@@ -22,8 +27,14 @@ local function holds(key, kind)
   return found == 'none' or found == kind
 end
 
-for s = 0, #KEYS / 4 - 1 do
-  local events_key, snap_key, text_key, lease_key = KEYS[4 * s + 1], KEYS[4 * s + 2], KEYS[4 * s + 3], KEYS[4 * s + 4]
+for s = 0, #KEYS / per - 1 do
+  local events_key, snap_key, text_key, lease_key
+  if per == 4 then
+    events_key, snap_key, text_key, lease_key = KEYS[4 * s + 1], KEYS[4 * s + 2], KEYS[4 * s + 3], KEYS[4 * s + 4]
+  else
+    local base = KEYS[s + 1]
+    events_key, snap_key, text_key, lease_key = base .. ':events', base .. ':snap', base .. ':text', base .. ':lease'
+  end
   local expected, count, lease_ttl_ms, text_change, reply, answer_apart, state =
     string.match(ARGV[at], '^(%d+) (%d+) (%d+) (.)(.)(.) (%S+)$')
   expected, count = tonumber(expected), tonumber(count)
