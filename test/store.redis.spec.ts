@@ -3,7 +3,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fold, persist, type StreamEvent } from '../src/machines/index.js';
-import { connectRedis, createRedisStore, StoreError, streamKeys } from '../src/store/index.js';
+import { connectRedis, createRedisStore, indexKey, StoreError, streamKeys } from '../src/store/index.js';
 import { storeContract } from './store.contract.js';
 import { deleteKeys, randomPrefix } from './support/redisKeys.js';
 import { freePort, type RedisServer, startRedisServer } from './support/redisServer.js';
@@ -183,6 +183,49 @@ describe('redis store: what only Redis shows', () => {
     expect(await admin.xlen(streamKeys(prefix, last).events)).toBe(2);
     expect((await store.load(stale))?.version).toBe(1);
     await store.close();
+  });
+
+  it('keeps the indexes of streams in the append call itself, and an index it cannot update fails no append', async () => {
+    const own = randomPrefix('redis-index');
+    const client = connectRedis({ url }) as Redis;
+    const told: StoreError[] = [];
+    const store = createRedisStore(client, {
+      prefix: own,
+      ttlSeconds,
+      onIndexError: (error) => told.push(error),
+    });
+    try {
+      const [a, b] = [`index-a-${Date.now()}`, `index-b-${Date.now()}`];
+      await store.ping();
+      const sent = commandsSent(client);
+      await Promise.all([a, b].map((id) => store.append(id, [opened(id)], { expectedVersion: 0 })));
+      const done: StreamEvent[] = [
+        opened(b),
+        granted(),
+        delta('答'),
+        { type: 'answer.completed', at: Date.now() },
+      ];
+      await store.append(b, done.slice(1), { expectedVersion: 1, snapshot: persist(fold(done)) });
+      // Three appends, two calls; nothing else went to Redis for the indexes.
+      expect(sent).toEqual(['evalsha', 'evalsha']);
+      expect((await store.listStreams()).map((s) => s.streamId)).toEqual([b, a]);
+      expect((await store.listStreams({ unfinishedOnly: true })).map((s) => s.streamId)).toEqual([a]);
+      expect(await admin.ttl(indexKey(own))).toBeGreaterThan(0);
+      expect(told).toEqual([]);
+
+      // Someone else's value where the index should be: the append is made, and the failure told.
+      await admin.del(indexKey(own));
+      await admin.set(indexKey(own), 'not a sorted set');
+      const c = `index-c-${Date.now()}`;
+      expect(await store.append(c, [opened(c)], { expectedVersion: 0 })).toEqual({ version: 1 });
+      expect((await store.load(c))?.version).toBe(1);
+      expect(told).toHaveLength(1);
+      expect(told[0]).toMatchObject({ code: 'unavailable', details: { streamId: c } });
+      expect(told[0]?.message).toMatch(/^redis index update failed: WRONGTYPE/);
+    } finally {
+      await store.close();
+      await deleteKeys(admin, own);
+    }
   });
 
   it('refuses a stream id that would break the hash tag', async () => {

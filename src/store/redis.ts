@@ -120,7 +120,7 @@ interface ScriptCommands {
     text: string,
     lease: string,
     ...args: Arg[]
-  ): Promise<[number, number | string]>;
+  ): Promise<[number, number | string, string]>;
   wdStoreAppendMany(keyCount: number, ...keysThenArgs: Arg[]): Promise<Array<number | string>>;
   wdStoreLoad(
     snap: string,
@@ -141,6 +141,8 @@ interface ScriptCommands {
   wdStoreRelease(lease: string, token: string): Promise<number>;
 }
 
+/** A stream's outcome in an append call: its status, its version (or bad key), why its indexes failed. */
+type AppendOutcome = readonly [status: number, value: number | string, indexError: string];
 type Entry = [id: string, fields: string[]];
 type PollReply =
   | [kind: 1, version: string, state: string, reply: string, lease: string | null]
@@ -176,7 +178,7 @@ export class RedisStore implements StreamStore {
   #trimmedAt = -Infinity;
   readonly #keys = new Map<string, StreamKeys>();
   /** Appends and polls for the next script call of each (single Redis only). */
-  readonly #appends = new Batches<{ keys: StreamKeys; args: Arg[] }, readonly [number, number | string]>(
+  readonly #appends = new Batches<{ keys: StreamKeys; args: Arg[] }, AppendOutcome>(
     APPENDS_PER_CALL,
     (appends) => this.#sendAppends(appends),
   );
@@ -220,12 +222,20 @@ export class RedisStore implements StreamStore {
   async append(streamId: string, events: StreamEvent[], appendOptions: AppendOptions) {
     const { expectedVersion, snapshot } = appendOptions;
     const keys = this.#keysOf(streamId);
-    const args = this.#appendArgs(events, appendOptions);
-    const [status, value] = await this.#guard('append', { streamId }, () =>
+    // The indexes follow the stream's state: touched when a snapshot is written (every state change
+    // and now and then), not for every piece of an answer. On a single Redis the append script does it.
+    const index =
+      events.length > 0 && (snapshot || expectedVersion === 0)
+        ? snapshot !== undefined && isFinished(snapshot)
+          ? 'f'
+          : 'r'
+        : '-';
+    const args = this.#appendArgs(events, appendOptions, index);
+    const [status, value, indexError] = await this.#guard('append', { streamId }, () =>
       this.#cluster
         ? this.#scripts
-            .wdStoreAppend(keys.events, keys.snap, keys.text, keys.lease, this.#ttl, 4, ...args)
-            .then(([s, v]) => [s, v] as const)
+            .wdStoreAppend(keys.events, keys.snap, keys.text, keys.lease, this.#ttl, 4, '-', ...args)
+            .then(([s, v]) => [s, v, ''] as const)
         : this.#appends.add({ keys, args }),
     );
     if (status === -1) {
@@ -242,15 +252,13 @@ export class RedisStore implements StreamStore {
       );
     }
     const version = Number(value);
-    // The indexes follow the stream's state: touched when a snapshot is written (every state change
-    // and now and then), not for every piece of an answer.
-    if (events.length > 0 && (snapshot || expectedVersion === 0))
-      await this.#touchIndex(streamId, snapshot !== undefined && isFinished(snapshot));
+    if (indexError) this.#indexFailed(streamId, indexError);
+    else if (index !== '-' && this.#cluster) await this.#touchIndex(streamId, index === 'f');
     return { version };
   }
 
   /** One stream's part of an append call (lua/append.lua): its header, what the header names, its events. */
-  #appendArgs(events: StreamEvent[], options: AppendOptions): Arg[] {
+  #appendArgs(events: StreamEvent[], options: AppendOptions, index: 'r' | 'f' | '-'): Arg[] {
     const { expectedVersion, snapshot, reply, text, lease } = options;
     // An appender that says how its events change the text keeps the text projection: the
     // snapshot's answer is then not stored twice (the snapshot records the text's length instead,
@@ -261,7 +269,7 @@ export class RedisStore implements StreamStore {
     const replyMode = reply === undefined ? '-' : reply === 'unchanged' ? '=' : 'fixed' in reply ? 'f' : 't';
     const leaseMs = lease ? Math.max(1, Math.ceil(lease.ttlMs)) : 0;
     const args: Arg[] = [
-      `${expectedVersion} ${events.length} ${leaseMs} ${textChange}${replyMode}${apart ? '1' : '0'} ${snapshot?.value ?? '-'}`,
+      `${expectedVersion} ${events.length} ${leaseMs} ${textChange}${replyMode}${apart ? '1' : '0'}${index} ${snapshot?.value ?? '-'}`,
     ];
     if (snapshot)
       args.push(
@@ -280,17 +288,22 @@ export class RedisStore implements StreamStore {
    * The appends of many streams made in the same moment, in one script call: each stream still its
    * own atomic step with its own outcome.
    */
-  async #sendAppends(
-    appends: Array<{ keys: StreamKeys; args: Arg[] }>,
-  ): Promise<Array<readonly [number, number | string]>> {
+  async #sendAppends(appends: Array<{ keys: StreamKeys; args: Arg[] }>): Promise<AppendOutcome[]> {
     const keys: string[] = [];
-    const args: Arg[] = [this.#ttl, 1];
+    // The indexes are trimmed of streams past their TTL once a second at most, not with every one of
+    // the hundreds of touches a second of a busy node.
+    const at = this.#now();
+    const trim = at - this.#trimmedAt >= 1000;
+    if (trim) this.#trimmedAt = at;
+    const args: Arg[] = [this.#ttl, 1, `${Math.floor(at)} ${trim ? 1 : 0}`, this.#index, this.#running];
     for (const append of appends) {
       keys.push(append.keys.base);
       for (const arg of append.args) args.push(arg);
     }
     const reply = await this.#scripts.wdStoreAppendMany(keys.length, ...keys, ...args);
-    return appends.map((_, i) => [Number(reply[2 * i]), reply[2 * i + 1] ?? 0] as const);
+    return appends.map(
+      (_, i) => [Number(reply[3 * i]), reply[3 * i + 1] ?? 0, String(reply[3 * i + 2] ?? '')] as const,
+    );
   }
 
   /** The polls of many streams this node answers in the same moment, in one script call. */
@@ -588,7 +601,8 @@ export class RedisStore implements StreamStore {
   }
 
   /**
-   * `finished`: whether the appended snapshot is settled. Without a snapshot it is not known, and the
+   * On a Cluster (a single Redis updates the indexes in the append script): `finished`, whether the
+   * appended snapshot is settled. Without a snapshot it is not known, and the
    * stream is kept in the running index, a superset of the unfinished streams that listings filter.
    */
   async #touchIndex(streamId: string, finished: boolean): Promise<void> {
@@ -610,11 +624,14 @@ export class RedisStore implements StreamStore {
       }
       await pipeline.exec().then(failedPipeline);
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      this.#onIndexError?.(
-        new StoreError('unavailable', `redis index update failed: ${reason}`, { streamId }, { cause: error }),
-      );
+      this.#indexFailed(streamId, error instanceof Error ? error.message : String(error), error);
     }
+  }
+
+  #indexFailed(streamId: string, reason: string, cause?: unknown): void {
+    this.#onIndexError?.(
+      new StoreError('unavailable', `redis index update failed: ${reason}`, { streamId }, { cause }),
+    );
   }
 }
 
