@@ -101,6 +101,30 @@ export function isPngOrJpeg(data: Uint8Array): boolean {
 /** How long an answer's end waits for the questions Dify suggests after it. */
 const SUGGESTIONS_WAIT_MS = 3_000;
 
+/**
+ * Why an actor's asking is let go when the actor ends (every answer does): one reason for all, not an
+ * AbortError made (its stack captured) for each.
+ */
+const actorEnded = new DOMException('the answer’s owner ended', 'AbortError');
+
+/**
+ * `run` given a signal that aborts with `signal` or after `ms`, whichever comes first. The timer is
+ * cleared once `run` settles (an `AbortSignal.timeout` would fire later anyway, for nothing).
+ */
+async function within<T>(
+  signal: AbortSignal,
+  ms: number,
+  run: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const late = new AbortController();
+  const timer = setTimeout(() => late.abort(new DOMException('the wait timed out', 'TimeoutError')), ms);
+  try {
+    return await run(AbortSignal.any([signal, late.signal]));
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** How an actor's work on its stream ended. */
 export type Ending =
   /** The answer is settled (completed or failed), what the bubble could not show delivered. */
@@ -604,15 +628,13 @@ export class StreamActor {
     total: number,
     deadline: number,
   ): Promise<{ data: Buffer } | { reason: 'too_large' | 'foreign' | 'failed' }> {
-    const { answers } = this.#d;
+    const download = this.#d.answers.download?.bind(this.#d.answers);
     const left = Math.min(IMAGE_WAIT_MS, deadline - this.#d.now());
-    if (!answers.download || left <= 0) return { reason: 'failed' };
+    if (!download || left <= 0) return { reason: 'failed' };
     try {
-      const signal = AbortSignal.any([this.#asking.signal, AbortSignal.timeout(left)]);
-      const { data } = await answers.download(url, {
-        maxBytes: Math.min(maxBytes, IMAGES_MAX_TOTAL - total),
-        signal,
-      });
+      const { data } = await within(this.#asking.signal, left, (signal) =>
+        download(url, { maxBytes: Math.min(maxBytes, IMAGES_MAX_TOTAL - total), signal }),
+      );
       return { data };
     } catch (error) {
       const code = (error as { code?: unknown })?.code;
@@ -630,8 +652,11 @@ export class StreamActor {
     const ctx = this.#ctx;
     if (!answers.suggested || !ctx.messageId || ctx.bubble || ctx.resume) return [];
     try {
-      const signal = AbortSignal.any([this.#asking.signal, AbortSignal.timeout(SUGGESTIONS_WAIT_MS)]);
-      return await answers.suggested(ctx.messageId, identity.user, { bearer: identity.bearer, signal });
+      const suggested = answers.suggested.bind(answers);
+      const messageId = ctx.messageId;
+      return await within(this.#asking.signal, SUGGESTIONS_WAIT_MS, (signal) =>
+        suggested(messageId, identity.user, { bearer: identity.bearer, signal }),
+      );
     } catch (error) {
       this.#log.info({ err: error }, 'no suggested questions: the answer ends without them');
       return [];
@@ -802,7 +827,7 @@ export class StreamActor {
     this.#ending = ending;
     for (const timer of this.#timers) clearTimeout(timer);
     this.#lease.stop();
-    this.#asking.abort();
+    this.#asking.abort(actorEnded);
     this.#pieces.dispose();
     this.#d.delivery.forget?.(this.streamId);
     this.#d.metrics.inflight.dec({ bot: this.#ctx.bot });
