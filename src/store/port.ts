@@ -149,7 +149,8 @@ export interface ListOptions {
    * Only the streams a sweep takes over, oldest first: unfinished, without a live lease, and nothing
    * recorded since this time (ms, the store's clock), neither their state nor any event. Found by when
    * their state was last recorded, so that the healthy answers of a busy cluster (recorded every few
-   * seconds) are not even read: how long a sweep takes depends on the orphans, not on the load.
+   * seconds) are not even read: a sweep reads the streams quiet that long (orphans, and answers whose
+   * Dify has said nothing yet), however many answers run beside them.
    */
   orphanedBefore?: number;
 }
