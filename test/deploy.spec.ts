@@ -927,6 +927,9 @@ describe('Dockerfile', () => {
   it('sets NODE_ENV=production and exposes 8080', () => {
     const env = runtimeStage.filter((i) => i.keyword === 'ENV').map((i) => i.args);
     expect(env.some((e) => /\bNODE_ENV[= ]production\b/.test(e))).toBe(true);
+    // The heap's limit and its young generation (docs/operations.md, "Sizing").
+    const nodeOptions = env.join(' ').match(/NODE_OPTIONS="([^"]*)"/)?.[1] ?? '';
+    expect(nodeOptions.split(' ').sort()).toEqual(['--max-old-space-size=512', '--max-semi-space-size=32']);
     expect(runtimeStage.filter((i) => i.keyword === 'EXPOSE').map((i) => i.args)).toContain('8080');
   });
 

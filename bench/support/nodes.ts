@@ -32,6 +32,7 @@ export interface ServiceNodeOptions {
 export const heapFlags = (): string[] =>
   process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [
     '--max-old-space-size=512',
+    '--max-semi-space-size=32',
     '--heap-growing-percent=100',
   ];
 
