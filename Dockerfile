@@ -30,7 +30,7 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 FROM ${NODE_IMAGE} AS runtime
 # The heap is sized by intent, not by the host: without a limit V8 sizes it from the memory it sees
 # and, on a large host, lets it swell to hundreds of MiB before collecting. With 512 MiB a node
-# holding 1,000 answers in flight stays under ~240 MiB RSS (docs/operations.md, "Sizing"), well
+# holding 1,000 answers in flight stays near 230–250 MiB RSS (docs/operations.md, "Sizing"), well
 # within the Deployment's 768Mi limit. The young generation gets twice V8's default (32 MiB
 # semi-spaces): an answer's pieces, contexts and Redis replies live ~150 ms, and in the default
 # 16 MiB a busy node promoted them to the old generation, whose collections stalled polls (at 1,000
