@@ -150,6 +150,8 @@ export class StreamActor {
   readonly #lease: LeaseKeeper;
   readonly #checkEveryMs: number;
   #state: StreamView;
+  /** Whether `#state` is settled (a finished state is final): asked for every piece of the answer. */
+  #finished: boolean;
   #inbox: Promise<void> = Promise.resolve();
   /** Commands told and not yet handled; while one is being handled, `#handling`. */
   #queued = 0;
@@ -173,6 +175,7 @@ export class StreamActor {
     this.#w = writer;
     this.#holder = holder;
     this.#state = writer.snapshot;
+    this.#finished = isFinished(this.#state);
     this.#checkEveryMs = deps.checkEveryMs ?? 500;
     // A source read in turns hands on together what came meanwhile: told at once, it is seen as soon
     // as pieces gathered here for ~150 ms would be.
@@ -284,6 +287,7 @@ export class StreamActor {
     for (const event of events) {
       const [next, named] = advance(this.#state, event);
       this.#state = next;
+      this.#finished ||= isFinished(next);
       effects.push(...named);
     }
     // A failed write reaches the actor through the writer's `onFailed`; the promise is not needed.
@@ -512,7 +516,7 @@ export class StreamActor {
         }
         // Settled on our side (cut at the size limit, stopped, timed out): letting go of the answer
         // makes the source stop Dify's run.
-        return !signal.aborted && (event.type === 'end' || !isFinished(this.#state));
+        return !signal.aborted && (event.type === 'end' || !this.#finished);
       };
       const resume = ctx.resume;
       if (resume) {

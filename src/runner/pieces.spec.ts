@@ -38,6 +38,14 @@ describe('Pieces', () => {
     expect(told).toEqual([['一二', 2]]);
     vi.advanceTimersByTime(1000);
     expect(told).toHaveLength(1);
+    // ASCII: a byte a character, so six characters, not two.
+    for (const [i, piece] of ['ab', 'cd'].entries()) pieces.add(piece, 3 + i);
+    expect(told).toHaveLength(1);
+    pieces.add('ef', 5);
+    expect(told).toEqual([
+      ['一二', 2],
+      ['abcdef', 5],
+    ]);
   });
 
   it('flush tells what waits now, and nothing when nothing does', () => {

@@ -43,7 +43,6 @@ function due(pieces: Pieces, at: number): Set<Pieces> {
 
 export class Pieces {
   #text = '';
-  #bytes = 0;
   #at = 0;
   /** The pieces due with these, while some wait. */
   #due: Set<Pieces> | undefined;
@@ -61,9 +60,11 @@ export class Pieces {
 
   add(text: string, at: number): void {
     this.#text += text;
-    this.#bytes += Buffer.byteLength(text);
     this.#at = at;
-    if (this.#bytes >= this.#flushBytes) this.flush();
+    // A UTF-16 code unit is at most 3 bytes of UTF-8: the text is measured only once it may be long
+    // enough (this runs for every piece of every answer).
+    if (this.#text.length * 3 >= this.#flushBytes && Buffer.byteLength(this.#text) >= this.#flushBytes)
+      this.flush();
     else this.#due ??= due(this, Date.now() + this.#flushMs);
   }
 
@@ -74,7 +75,6 @@ export class Pieces {
     if (this.#text === '') return;
     const text = this.#text;
     this.#text = '';
-    this.#bytes = 0;
     this.tell(text, this.#at);
   }
 
@@ -83,6 +83,5 @@ export class Pieces {
     this.#due?.delete(this);
     this.#due = undefined;
     this.#text = '';
-    this.#bytes = 0;
   }
 }
