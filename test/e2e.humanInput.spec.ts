@@ -319,6 +319,27 @@ describe('questions Dify suggests after an answer', () => {
     }
   });
 
+  it('an app that does not say what it suggests in time: the answer ends without them, after ~3 s', async () => {
+    const dify = await startFakeDify({ suggested: ['还有吗？'] });
+    const e = await startE2E({ name: 'suggested-late', env: { DIFY_API_URL: dify.url } });
+    try {
+      dify.script({ kind: 'answer', text: '答案在此。' });
+      dify.script({ kind: 'hang' }, 'suggested');
+      const asked = Date.now();
+      const sent = await e.clients[0]!.text('问');
+      const { reply } = await e.clients[0]!.pollUntilFinished(sent.reply.stream.id);
+      expect(reply.msgtype).toBe('stream');
+      expect(reply.stream.content).toBe('答案在此。');
+      expect(dify.requests.filter((r) => r.path.endsWith('/suggested'))).toHaveLength(1);
+      // It waited for them (3 s), and no longer.
+      expect(Date.now() - asked).toBeGreaterThanOrEqual(3_000);
+      expect(Date.now() - asked).toBeLessThan(10_000);
+    } finally {
+      await e.stop();
+      await dify.stop();
+    }
+  });
+
   it('an app that suggests nothing is asked once, and its answers end as plain bubbles', async () => {
     const e = await startE2E({ name: 'no-suggested' });
     try {
