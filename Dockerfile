@@ -32,11 +32,11 @@ FROM ${NODE_IMAGE} AS runtime
 # and, on a large host, lets it swell to hundreds of MiB before collecting. With 512 MiB a node
 # holding 1,000 answers in flight stays near 230–250 MiB RSS (docs/operations.md, "Sizing"), well
 # within the Deployment's 768Mi limit. The young generation gets twice V8's default (32 MiB
-# semi-spaces): an answer's pieces, contexts and Redis replies live ~150 ms, and in the default
-# 16 MiB a busy node promoted them to the old generation, whose collections stalled polls (at 1,000
-# answers in flight: event-loop lag p99 ~100 ms instead of ~50, poll p99 ~250 ms instead of ~150, for
-# ~20 MiB more RSS). (Both are in NODE_OPTIONS so that they can be changed without a new command; the
-# heap's growth, which NODE_OPTIONS cannot carry, is on CMD below.)
+# semi-spaces): a busy node keeps much alive for ~150 ms (an answer's pieces, contexts, Redis
+# replies), so each young collection copies a lot; with 32 MiB there are half as many and 40% less
+# time in them (at 1,000 answers in flight: event-loop lag p99 ~50 ms instead of ~100, poll p99
+# ~150 ms instead of ~250, for ~20 MiB more RSS). (Both are in NODE_OPTIONS so that they can be
+# changed without a new command; the heap's growth, which NODE_OPTIONS cannot carry, is on CMD below.)
 ENV NODE_ENV=production \
     PORT=8080 \
     NODE_OPTIONS="--max-old-space-size=512 --max-semi-space-size=32"
