@@ -58,11 +58,13 @@ function recordingLeases(store: StreamStore, attempts: LeaseAttempt[]): StreamSt
 const poll = async (runner: Runner, id: string) =>
   JSON.parse(await runner.poll(id, 'bot')) as { stream: { finish: boolean; content: string } };
 
-function node(store: StreamStore, name: string, calls: string[]): Runner {
+function node(store: StreamStore, name: string, calls: string[], retired?: string): Runner {
   const config = testConfig({ NODE_ID: name, LEASE_SECONDS: '2' });
+  const bots = anyBot({ answers: answering('重新回答的内容', calls), auth: new NoneAuthenticator() });
   return new Runner({
     store,
-    bots: anyBot({ answers: answering('重新回答的内容', calls), auth: new NoneAuthenticator() }),
+    // A bot no node serves any more (taken out of the bots file) is `retired`.
+    bots: { bot: (id) => (id === retired ? undefined : bots.bot(id)) },
     delivery: pollDelivery({ deliver: async () => undefined }),
     config,
     logger: silentLogger,
@@ -190,6 +192,34 @@ describe('taking over a stream whose owner is gone', () => {
     expect(await a.sweep()).toBe(1);
     await expect.poll(async () => (await store.load('s5'))?.view.value).toBe('completed');
     expect(calls).toEqual(['问题']);
+  });
+
+  it('the sweep finds an orphan behind more streams than one sweep reads that no node takes over', async () => {
+    let ago = 60_000;
+    const store = createMemoryStore({ ttlSeconds: 600, now: () => Date.now() - ago });
+    const calls: string[] = [];
+    const a = node(store, 'a', calls, 'retired-bot');
+    runners.push(a);
+    // 250 streams of a bot taken out of the bots file: older than the orphan, and never taken over.
+    for (let i = 0; i < 250; i++) {
+      const id = `retired-${i}`;
+      await store.append(id, [{ ...opened(id), bot: 'retired-bot' }, granted], { expectedVersion: 0 });
+    }
+    ago = 30_000;
+    await store.append('s6', [opened('s6'), granted], { expectedVersion: 0 });
+    ago = 0;
+    // Each sweep reads 200 of the 251 from a random point: the orphan is among them before long.
+    await expect
+      .poll(
+        async () => {
+          await a.sweep();
+          return (await store.load('s6'))?.view.value;
+        },
+        { timeout: 10_000, interval: 50 },
+      )
+      .toBe('completed');
+    expect(calls).toEqual(['问题']);
+    expect((await store.load('retired-0'))?.view.value).toBe('thinking');
   });
 });
 

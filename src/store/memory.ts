@@ -18,7 +18,7 @@ import {
   type StreamStore,
   type StreamSummary,
 } from './port.js';
-import { isOrphan, summarize } from './summary.js';
+import { isOrphan, summarize, sweepOrder } from './summary.js';
 
 export interface MemoryStoreOptions extends StoreOptions {
   /** TTL of the Dify conversation ids; 30 days by default. */
@@ -265,9 +265,9 @@ export function createMemoryStore(options: MemoryStoreOptions): StreamStore {
         if (stream && (before === undefined || stream.touchedAt <= before)) recent.push([id, stream]);
       }
       recent.sort((a, b) => b[1].touchedAt - a[1].touchedAt || b[1].touchedSeq - a[1].touchedSeq);
-      if (before !== undefined) recent.reverse();
+      const order = before === undefined ? recent : sweepOrder(recent.reverse(), limit);
       const summaries: StreamSummary[] = [];
-      for (const [id, stream] of recent) {
+      for (const [id, stream] of order) {
         if (summaries.length >= limit) break;
         const summary = summarize(id, loadStream(id, stream).view, liveLease(id));
         if (listOptions.unfinishedOnly && summary.finished) continue;

@@ -146,7 +146,8 @@ export interface ListOptions {
   limit?: number;
   unfinishedOnly?: boolean;
   /**
-   * Only the streams a sweep takes over, oldest first: unfinished, without a live lease, and nothing
+   * Only the streams a sweep takes over, oldest first (from a random point of that order when more
+   * streams are quiet than `limit`: see `sweepOrder`): unfinished, without a live lease, and nothing
    * recorded since this time (ms, the store's clock), neither their state nor any event. Found by when
    * their state was last recorded, so that the healthy answers of a busy cluster (recorded every few
    * seconds) are not even read: a sweep reads the streams quiet that long (orphans, and answers whose

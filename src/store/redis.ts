@@ -32,7 +32,7 @@ import {
   type StreamStore,
   type StreamSummary,
 } from './port.js';
-import { isOrphan, summarize } from './summary.js';
+import { isOrphan, summarize, sweepOrder } from './summary.js';
 
 export type RedisClient = Redis | Cluster;
 
@@ -345,11 +345,15 @@ export class RedisStore implements StreamStore {
     const from = listOptions.unfinishedOnly || before !== undefined ? this.#running : this.#index;
     await this.#guard('listStreams', {}, async () => {
       const minScore = this.#now() - this.#ttl * 1000;
+      // The quiet ones are few (their names are read at once, the streams page by page).
+      const quiet =
+        before === undefined
+          ? undefined
+          : sweepOrder(await this.#redis.zrangebyscore(from, minScore, before), limit);
       for (let offset = 0; summaries.length < limit; offset += page) {
-        const ids =
-          before === undefined
-            ? await this.#redis.zrevrangebyscore(from, '+inf', minScore, 'LIMIT', offset, page)
-            : await this.#redis.zrangebyscore(from, minScore, before, 'LIMIT', offset, page);
+        const ids = quiet
+          ? quiet.slice(offset, offset + page)
+          : await this.#redis.zrevrangebyscore(from, '+inf', minScore, 'LIMIT', offset, page);
         // Each stream is its own slot on a cluster: one script per stream, sent together.
         const replies = await Promise.all(ids.map((id) => this.#loadRaw(streamKeys(this.#prefix, id), true)));
         for (const [i, id] of ids.entries()) {

@@ -25,3 +25,15 @@ export function summarize(streamId: string, snapshot: StreamView, lease: Lease |
  */
 export const isOrphan = (summary: StreamSummary, before: number): boolean =>
   !summary.finished && summary.lease === undefined && summary.lastEventAt <= before;
+
+/**
+ * The quiet streams in the order a sweep reads them: oldest first or, when there are more of them than
+ * one listing takes (`limit`), from a random point of that order round to it again. Streams that no
+ * node takes over (those of a bot nobody serves any more) would otherwise fill every listing and hide
+ * the orphans after them.
+ */
+export function sweepOrder<T>(oldestFirst: T[], limit: number): T[] {
+  if (oldestFirst.length <= limit) return oldestFirst;
+  const start = Math.floor(Math.random() * oldestFirst.length);
+  return [...oldestFirst.slice(start), ...oldestFirst.slice(0, start)];
+}
