@@ -233,9 +233,16 @@ export class RedisStore implements StreamStore {
     const args = this.#appendArgs(events, appendOptions, index);
     const [status, value, indexError] = await this.#guard('append', { streamId }, () =>
       this.#cluster
-        ? this.#scripts
-            .wdStoreAppend(keys.events, keys.snap, keys.text, keys.lease, this.#ttl, 4, '-', ...args)
-            .then(([s, v]) => [s, v, ''] as const)
+        ? this.#scripts.wdStoreAppend(
+            keys.events,
+            keys.snap,
+            keys.text,
+            keys.lease,
+            this.#ttl,
+            4,
+            '-',
+            ...args,
+          )
         : this.#appends.add({ keys, args }),
     );
     if (status === -1) {
@@ -290,11 +297,8 @@ export class RedisStore implements StreamStore {
    */
   async #sendAppends(appends: Array<{ keys: StreamKeys; args: Arg[] }>): Promise<AppendOutcome[]> {
     const keys: string[] = [];
-    // The indexes are trimmed of streams past their TTL once a second at most, not with every one of
-    // the hundreds of touches a second of a busy node.
     const at = this.#now();
-    const trim = at - this.#trimmedAt >= 1000;
-    if (trim) this.#trimmedAt = at;
+    const trim = this.#trimDue(at);
     const args: Arg[] = [this.#ttl, 1, `${Math.floor(at)} ${trim ? 1 : 0}`, this.#index, this.#running];
     for (const append of appends) {
       keys.push(append.keys.base);
@@ -606,8 +610,8 @@ export class RedisStore implements StreamStore {
 
   /**
    * On a Cluster (a single Redis updates the indexes in the append script): `finished`, whether the
-   * appended snapshot is settled. Without a snapshot it is not known, and the
-   * stream is kept in the running index, a superset of the unfinished streams that listings filter.
+   * appended snapshot is settled. Without a snapshot it is not known, and the stream is kept in the
+   * running index, a superset of the unfinished streams that listings filter.
    */
   async #touchIndex(streamId: string, finished: boolean): Promise<void> {
     const at = this.#now();
@@ -616,10 +620,7 @@ export class RedisStore implements StreamStore {
       const pipeline = this.#redis.pipeline().zadd(this.#index, at, streamId);
       if (finished) pipeline.zrem(this.#running, streamId);
       else pipeline.zadd(this.#running, at, streamId);
-      // Entries older than the streams' TTL are trimmed, and the indexes' own TTL renewed, once a
-      // second at most: not with every one of the hundreds of touches a second of a busy node.
-      if (at - this.#trimmedAt >= 1000) {
-        this.#trimmedAt = at;
+      if (this.#trimDue(at)) {
         pipeline
           .zremrangebyscore(this.#index, '-inf', at - ttl * 1000)
           .expire(this.#index, ttl)
@@ -630,6 +631,17 @@ export class RedisStore implements StreamStore {
     } catch (error) {
       this.#indexFailed(streamId, error instanceof Error ? error.message : String(error), error);
     }
+  }
+
+  /**
+   * Whether the indexes are to be trimmed now (entries older than the streams' TTL dropped, the
+   * indexes' own TTL renewed): once a second at most, not with every one of the hundreds of touches a
+   * second of a busy node.
+   */
+  #trimDue(at: number): boolean {
+    if (at - this.#trimmedAt < 1000) return false;
+    this.#trimmedAt = at;
+    return true;
   }
 
   #indexFailed(streamId: string, reason: string, cause?: unknown): void {
