@@ -160,29 +160,33 @@ describe('taking over a stream whose owner is gone', () => {
     });
   });
 
-  it('the sweep takes over an orphan that nobody polls', async () => {
-    // The store's clock says when the dead owner wrote: a minute ago, as its events do.
-    let ago = 60_000;
-    const store = createMemoryStore({ ttlSeconds: 600, now: () => Date.now() - ago });
+  /**
+   * A sweeping node `a` on a store whose clock runs `clock.ago` ms behind (a minute at first): what is
+   * written then was written when the dead owner wrote, as its events say.
+   */
+  function sweeping(retired?: string) {
+    const clock = { ago: 60_000 };
+    const store = createMemoryStore({ ttlSeconds: 600, now: () => Date.now() - clock.ago });
     const calls: string[] = [];
-    const a = node(store, 'a', calls);
+    const a = node(store, 'a', calls, retired);
     runners.push(a);
+    return { clock, store, calls, a };
+  }
+
+  it('the sweep takes over an orphan that nobody polls', async () => {
+    const { clock, store, a } = sweeping();
     await store.append('s4', [opened('s4'), granted], { expectedVersion: 0 });
-    ago = 0;
+    clock.ago = 0;
     expect(await a.sweep()).toBe(1);
     await expect.poll(async () => (await store.load('s4'))?.view.value).toBe('completed');
     expect(await a.sweep()).toBe(0);
   });
 
   it('the sweep finds an orphan among more healthy answers than one sweep reads', async () => {
-    let ago = 60_000;
-    const store = createMemoryStore({ ttlSeconds: 600, now: () => Date.now() - ago });
-    const calls: string[] = [];
-    const a = node(store, 'a', calls);
-    runners.push(a);
+    const { clock, store, calls, a } = sweeping();
     await store.append('s5', [opened('s5'), granted], { expectedVersion: 0 });
     // A busy cluster: 300 answers a live node holds, each recorded just now.
-    ago = 0;
+    clock.ago = 0;
     const fresh: StreamEvent = { ...granted, at: Date.now() };
     for (let i = 0; i < 300; i++) {
       const id = `busy-${i}`;
@@ -195,19 +199,15 @@ describe('taking over a stream whose owner is gone', () => {
   });
 
   it('the sweep finds an orphan behind more streams than one sweep reads that no node takes over', async () => {
-    let ago = 60_000;
-    const store = createMemoryStore({ ttlSeconds: 600, now: () => Date.now() - ago });
-    const calls: string[] = [];
-    const a = node(store, 'a', calls, 'retired-bot');
-    runners.push(a);
+    const { clock, store, calls, a } = sweeping('retired-bot');
     // 250 streams of a bot taken out of the bots file: older than the orphan, and never taken over.
     for (let i = 0; i < 250; i++) {
       const id = `retired-${i}`;
       await store.append(id, [{ ...opened(id), bot: 'retired-bot' }, granted], { expectedVersion: 0 });
     }
-    ago = 30_000;
+    clock.ago = 30_000;
     await store.append('s6', [opened('s6'), granted], { expectedVersion: 0 });
-    ago = 0;
+    clock.ago = 0;
     // Each sweep reads 200 of the 251 from a random point: the orphan is among them before long.
     await expect
       .poll(
